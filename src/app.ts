@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Config } from './config.ts';
+import { errorBody, installErrorHandling } from './http/errors.ts';
+import { installMetrics } from './http/metrics.ts';
+import { listCatalogue } from './services/catalogue.ts';
+import type { Clock } from './services/context.ts';
+import type { Database } from './storage/database.ts';
+import { migrationStatus } from './storage/migrate.ts';
+import { VERSION } from './version.ts';
+
+export interface AppDeps {
+  config: Config;
+  db: Database;
+  clock: Clock;
+  logger: Logger | false;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Builds the Fastify app without listening: tests inject requests, main.ts listens. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger === false ? undefined : (deps.logger as FastifyBaseLogger),
+    // A caller's x-request-id is kept when it is well formed, so one id follows a request across services.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestIdLogLabel: 'requestId',
+    bodyLimit: 1_048_576,
+    connectionTimeout: 30_000,
+    requestTimeout: 30_000,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 200 },
+    disableRequestLogging: false,
+    // Fastify's own early errors (bad URL, content-type parser failures) get the catalogued shape too.
+    frameworkErrors: (_err, _req, reply) => {
+      (reply as FastifyReply).status(400).send(errorBody('request.invalid'));
+    },
+    // Errors before a request exists (malformed HTTP, oversized headers): answer in our shape and close.
+    clientErrorHandler: (err, socket) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const [status, body] =
+        code === 'HPE_HEADER_OVERFLOW'
+          ? [431, errorBody('request.header_too_large')]
+          : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? [408, errorBody('request.timeout')]
+            : [400, errorBody('request.invalid')];
+      const text = JSON.stringify(body);
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
+          `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+      );
+    },
+  });
+
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('x-frame-options', 'DENY');
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+  });
+
+  installErrorHandling(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'OpenCIS API',
+        version: VERSION,
+        description:
+          'OpenCIS REST API. Every error answers `{ "error": { "code", "message", "details" } }` with a code from the catalogue.',
+      },
+      servers: [{ url: deps.config.PUBLIC_URL }],
+    },
+  });
+  // zod validates every input inside the handlers; the JSON schemas on routes document them for OpenAPI only.
+  app.setValidatorCompiler(() => (data) => ({ value: data }));
+
+  installMetrics(app);
+
+  app.get(
+    '/health',
+    {
+      schema: {
+        summary: 'Health: database reachable, version, migrations',
+        tags: ['operations'],
+        response: {
+          200: z.toJSONSchema(healthSchema),
+          503: z.toJSONSchema(healthSchema),
+        },
+      },
+    },
+    async (_req, reply) => {
+      const started = performance.now();
+      try {
+        await deps.db.query('SELECT 1');
+        const migrations = await migrationStatus(deps.db);
+        const ok = migrations.pending.length === 0;
+        return reply.status(ok ? 200 : 503).send({
+          status: ok ? 'ok' : 'degraded',
+          version: VERSION,
+          database: {
+            kind: deps.db.kind,
+            reachable: true,
+            latencyMs: Math.round((performance.now() - started) * 10) / 10,
+          },
+          migrations: {
+            applied: migrations.applied.length,
+            pending: migrations.pending.length,
+            latest: migrations.latest,
+          },
+        });
+      } catch {
+        return reply.status(503).send({
+          status: 'unavailable',
+          version: VERSION,
+          database: { kind: deps.db.kind, reachable: false, latencyMs: null },
+          migrations: null,
+        });
+      }
+    },
+  );
+
+  app.get(
+    '/api/v1/rbac/catalogue',
+    { schema: { summary: 'The loaded National RBAC catalogue: job roles and activities', tags: ['rbac'] } },
+    async () => listCatalogue(deps.db),
+  );
+
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => {
+    reply.type('text/html; charset=utf-8');
+    return landingPage(deps.config.PUBLIC_URL);
+  });
+
+  return app;
+}
+
+const healthSchema = z.object({
+  status: z.enum(['ok', 'degraded', 'unavailable']),
+  version: z.string(),
+  database: z.object({
+    kind: z.enum(['pglite', 'postgres']),
+    reachable: z.boolean(),
+    latencyMs: z.number().nullable(),
+  }),
+  migrations: z.object({ applied: z.number(), pending: z.number(), latest: z.number() }).nullable(),
+});
+
+function landingPage(base: string): string {
+  const link = (path: string, text: string) => `<li><a href="${path}">${text}</a> <code>${base}${path}</code></li>`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>OpenCIS</title></head>
+<body><main><h1>OpenCIS</h1>
+<p>Open-source identity for health and care: registration authority, authenticators, CIS2-compatible sign-in.</p>
+<ul>
+${link('/health', 'Service health')}
+${link('/api/openapi.json', 'API description (OpenAPI)')}
+${link('/api/v1/rbac/catalogue', 'National RBAC catalogue')}
+${link('/metrics', 'Metrics (Prometheus)')}
+</ul></main></body></html>`;
+}

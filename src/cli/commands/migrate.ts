@@ -1,0 +1,33 @@
+import { loadConfig } from '../../config.ts';
+import { migrate, migrationStatus } from '../../storage/migrate.ts';
+import { openDatabase } from '../../storage/open.ts';
+import type { Command } from '../main.ts';
+import { parseOptions } from '../main.ts';
+
+export const migrateCommand: Command = {
+  summary: 'Apply pending database migrations (or show their status)',
+  help: `Usage: opencis migrate [--status]
+
+Applies every pending migration in order, each in its own transaction (forward only). With --status, only lists
+applied and pending migrations. Uses DATABASE_URL, or the embedded database in DATA_DIR.`,
+  async run(args, io) {
+    const { values } = parseOptions(args, { status: { type: 'boolean' } });
+    const db = await openDatabase(loadConfig());
+    try {
+      if (values.status) {
+        const s = await migrationStatus(db);
+        io.out(`applied: ${s.applied.join(', ') || 'none'}\npending: ${s.pending.join(', ') || 'none'}`);
+        return 0;
+      }
+      const { applied } = await migrate(db);
+      io.out(
+        applied.length === 0
+          ? 'Database is up to date.'
+          : applied.map((m) => `applied ${String(m.version).padStart(4, '0')}_${m.name}`).join('\n'),
+      );
+      return 0;
+    } finally {
+      await db.close();
+    }
+  },
+};

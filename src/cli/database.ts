@@ -1,0 +1,25 @@
+import { loadConfig } from '../config.ts';
+import type { ServiceContext } from '../services/context.ts';
+import { systemClock } from '../services/context.ts';
+import { prepareDatabase } from '../services/startup.ts';
+import { operatorActor } from './io.ts';
+
+/**
+ * Opens the configured database for one CLI command (applying migrations and loading the catalogue, as a start of the
+ * server does, but seeding no demo data) and always closes it.
+ */
+export async function withOperatorContext<T>(fn: (ctx: ServiceContext) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const { db } = await prepareDatabase({ ...config, DEMO_DATA: false });
+  try {
+    return await fn({
+      db,
+      clock: systemClock,
+      actor: operatorActor(),
+      requestId: `cli-${process.pid}-${Date.now()}`,
+      allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
+    });
+  } finally {
+    await db.close();
+  }
+}

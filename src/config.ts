@@ -1,0 +1,99 @@
+import { z } from 'zod';
+
+/**
+ * Every setting OpenCIS reads, from environment variables, with its default. README's configuration table lists
+ * the same names; a test checks that the two agree.
+ */
+export const configSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000).describe('TCP port the server listens on.'),
+  HOST: z
+    .string()
+    .default('127.0.0.1')
+    .describe('Address to listen on (0.0.0.0 to accept connections from other hosts).'),
+  PUBLIC_URL: z
+    .url()
+    .optional()
+    .describe('The URL people and applications use to reach this server. Default http://localhost:PORT.'),
+  DATA_DIR: z
+    .string()
+    .default('./data')
+    .describe('Directory for the embedded PGlite database (used when DATABASE_URL is unset).'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional()
+    .describe('PostgreSQL server to use instead of the embedded database, e.g. postgres://user@host:5432/opencis.'),
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+    .optional()
+    .describe('Schema inside DATABASE_URL to keep OpenCIS tables in (created if missing). Default: the search path.'),
+  DATABASE_POOL_SIZE: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(200)
+    .default(10)
+    .describe('Connections to a PostgreSQL server.'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+    .optional()
+    .describe('Redis for state shared by several OpenCIS nodes. Unset: single node, state kept in the database.'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Log detail.'),
+  DEMO_DATA: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true')
+    .describe('Seed demonstration data on first start of an empty database (demo organisations, positions, people).'),
+  ALLOW_EXAMPLE_NI_PREFIX: z
+    .enum(['true', 'false'])
+    .optional()
+    .transform((v) => (v === undefined ? undefined : v === 'true'))
+    .describe("Accept HMRC's example NI prefix QQ. Default: the value of DEMO_DATA."),
+  RBAC_CATALOGUE: z
+    .string()
+    .optional()
+    .describe('National RBAC catalogue file to load at start. Default: the bundled one.'),
+});
+
+export type RawConfig = z.output<typeof configSchema>;
+
+export interface Config extends Omit<RawConfig, 'PUBLIC_URL' | 'ALLOW_EXAMPLE_NI_PREFIX'> {
+  PUBLIC_URL: string;
+  ALLOW_EXAMPLE_NI_PREFIX: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const known = Object.fromEntries(Object.keys(configSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
+  const res = configSchema.safeParse(known);
+  if (!res.success) {
+    throw new ConfigError(res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const c = res.data;
+  return {
+    ...c,
+    PUBLIC_URL: (c.PUBLIC_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, ''),
+    ALLOW_EXAMPLE_NI_PREFIX: c.ALLOW_EXAMPLE_NI_PREFIX ?? c.DEMO_DATA,
+  };
+}
+
+/** The table README shows, generated from the schema so the two never drift. */
+export function configTable(): string {
+  const lines = ['| variable | default | meaning |', '|---|---|---|'];
+  for (const [name, schema] of Object.entries(configSchema.shape)) {
+    const parsed = schema.safeParse(undefined);
+    const def = parsed.success && parsed.data !== undefined ? `\`${String(parsed.data)}\`` : '—';
+    lines.push(`| \`${name}\` | ${def} | ${schema.description ?? ''} |`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,85 @@
+/**
+ * The error-code catalogue. Every error OpenCIS raises on purpose has a dotted code listed here with the HTTP
+ * status it maps to and a human message. Codes are stable: clients and scripts may depend on them.
+ */
+export const errorCatalogue = {
+  // request shape
+  'request.invalid': { status: 400, message: 'The request is not valid.' },
+  'request.malformed_json': { status: 400, message: 'The request body is not valid JSON.' },
+  'request.unsupported_media_type': { status: 415, message: 'The request content type is not supported.' },
+  'request.too_large': { status: 413, message: 'The request body is too large.' },
+  'request.header_too_large': { status: 431, message: 'The request headers are too large.' },
+  'request.not_found': { status: 404, message: 'There is nothing at this address.' },
+  'request.method_not_allowed': { status: 405, message: 'This method is not allowed here.' },
+  'request.timeout': { status: 408, message: 'The request took too long to arrive.' },
+  'request.rate_limited': { status: 429, message: 'Too many requests. Wait a moment and try again.' },
+  // authentication and permission
+  'auth.required': { status: 401, message: 'You need to sign in to do this.' },
+  'auth.forbidden': { status: 403, message: 'You do not have permission to do this.' },
+  // people
+  'person.not_found': { status: 404, message: 'No person has that user ID.' },
+  'person.duplicate': {
+    status: 409,
+    message:
+      'A person with the same National Insurance number, or the same name and date of birth, is already recorded.',
+  },
+  'person.invalid_ni_number': { status: 400, message: 'The National Insurance number is not valid.' },
+  'person.invalid_date_of_birth': { status: 400, message: 'The date of birth is not a valid past date.' },
+  'person.invalid_user_id': { status: 400, message: 'A user ID is 12 digits with a valid check digit.' },
+  'person.invalid_status_change': {
+    status: 409,
+    message: 'The person cannot move to that status from their current one.',
+  },
+  'person.version_conflict': { status: 409, message: 'The person was changed by someone else. Reload and try again.' },
+  // organisations
+  'organisation.not_found': { status: 404, message: 'No organisation has that ODS code.' },
+  'organisation.invalid_ods_code': {
+    status: 400,
+    message: 'An ODS code is 3 to 6 upper-case letters and digits (for example RJ1, RJ122, A81001).',
+  },
+  'organisation.exists': { status: 409, message: 'An organisation with that ODS code already exists.' },
+  'organisation.parent_not_found': { status: 400, message: 'The parent organisation does not exist.' },
+  'organisation.hierarchy_cycle': {
+    status: 400,
+    message: 'An organisation cannot be placed under itself or its own children.',
+  },
+  // RBAC catalogue, positions and role profiles
+  'rbac.unknown_code': { status: 400, message: 'One or more RBAC codes are not in the national catalogue.' },
+  'rbac.catalogue_invalid': { status: 400, message: 'The RBAC catalogue file is not valid.' },
+  'position.not_found': { status: 404, message: 'No position has that ID.' },
+  'position.empty': { status: 400, message: 'A position needs at least one job role.' },
+  'role_profile.not_found': { status: 404, message: 'No role profile has that ID.' },
+  'role_profile.invalid_dates': { status: 400, message: 'The end date must be on or after the start date.' },
+  'role_profile.person_inactive': { status: 409, message: 'Access cannot be given to a person who is not active.' },
+  'role_profile.already_ended': { status: 409, message: 'The role profile has already ended.' },
+  // audit
+  'audit.chain_broken': { status: 500, message: 'The audit chain does not verify.' },
+  // import
+  'import.bad_header': { status: 400, message: 'The file does not have the expected columns.' },
+  'import.file_not_found': { status: 400, message: 'The file cannot be read.' },
+  // service
+  'service.unavailable': { status: 503, message: 'The service is temporarily unavailable. Try again shortly.' },
+  'service.data_dir_locked': { status: 503, message: 'Another OpenCIS process is using this data directory.' },
+  'internal.error': { status: 500, message: 'Something went wrong on our side. It has been logged.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(errorCatalogue, code);
+}
+
+/** An error with a catalogued code. `details` must never hold secrets: it is shown to the client. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, details?: unknown, message?: string) {
+    super(message ?? errorCatalogue[code].message);
+    this.name = 'AppError';
+    this.code = code;
+    this.status = errorCatalogue[code].status;
+    this.details = details;
+  }
+}

@@ -1,0 +1,72 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, type ErrorCode, errorCatalogue, isErrorCode } from '../domain/errors.ts';
+
+/** The one JSON error shape: `{ "error": { "code", "message", "details" } }`. */
+export function errorBody(code: ErrorCode, details?: unknown, message?: string) {
+  return {
+    error: { code, message: message ?? errorCatalogue[code].message, ...(details === undefined ? {} : { details }) },
+  };
+}
+
+/** Maps Fastify's own errors (bad JSON, wrong content type, body too large …) onto catalogued codes. */
+function codeForFrameworkError(err: FastifyError): ErrorCode | undefined {
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'request.unsupported_media_type' : 'request.invalid';
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'request.too_large';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return 'request.malformed_json';
+    case 'FST_ERR_VALIDATION':
+    case 'FST_ERR_BAD_URL':
+    case 'FST_ERR_ASYNC_CONSTRAINT':
+      return 'request.invalid';
+    case 'FST_ERR_RATE_LIMIT':
+      return 'request.rate_limited';
+  }
+  if (err instanceof SyntaxError) return 'request.malformed_json';
+  const status = err.statusCode;
+  if (status === 413) return 'request.too_large';
+  if (status === 415) return 'request.unsupported_media_type';
+  if (status === 429) return 'request.rate_limited';
+  if (status === 404) return 'request.not_found';
+  if (status === 405) return 'request.method_not_allowed';
+  if (status === 408) return 'request.timeout';
+  if (status !== undefined && status >= 400 && status < 500) return 'request.invalid';
+  return undefined;
+}
+
+function isDatabaseUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  // Connection refused/reset, or PostgreSQL shutting down / not accepting connections (class 57P and 08).
+  return (
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'ETIMEDOUT' ||
+    (typeof code === 'string' && (/^57P0[1-3]$/.test(code) || code.startsWith('08')))
+  );
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof AppError) {
+      if (err.status >= 500) req.log.error({ err: { code: err.code } }, 'request failed');
+      return reply.status(err.status).send(errorBody(err.code, err.details));
+    }
+    const code = codeForFrameworkError(err);
+    if (code) return reply.status(errorCatalogue[code].status).send(errorBody(code));
+    if (isDatabaseUnavailable(err)) {
+      req.log.error({ err: { code: (err as { code?: string }).code } }, 'database unavailable');
+      return reply.status(503).header('retry-after', '5').send(errorBody('service.unavailable'));
+    }
+    // Unexpected: log the error (stack included) on the server, show the client nothing of it.
+    req.log.error({ err }, 'unexpected error');
+    return reply.status(500).send(errorBody('internal.error'));
+  });
+
+  app.setNotFoundHandler((_req, reply) => reply.status(404).send(errorBody('request.not_found')));
+}
+
+export { isErrorCode };

@@ -1,0 +1,65 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.ts';
+import type { Config } from './config.ts';
+import { createLogger } from './logger.ts';
+import { systemClock } from './services/context.ts';
+import { prepareDatabase } from './services/startup.ts';
+import type { Database } from './storage/database.ts';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  db: Database;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Opens storage, migrates, loads the catalogue, seeds demo data on first start, listens; stops cleanly on SIGTERM. */
+export async function serve(config: Config, options: { handleSignals?: boolean } = {}): Promise<RunningServer> {
+  const logger = createLogger(config.LOG_LEVEL);
+  const { db, seededDemo } = await prepareDatabase(config, logger);
+  const app = await buildApp({ config, db, clock: systemClock, logger });
+  try {
+    await app.listen({ port: config.PORT, host: config.HOST });
+  } catch (err) {
+    await app.close();
+    await db.close();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const url = config.PUBLIC_URL.replace(`:${config.PORT}`, `:${port}`);
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      logger.info('shutting down: draining in-flight requests');
+      await app.close(); // stops accepting, waits for in-flight requests
+      await db.close();
+      logger.info('stopped');
+    })();
+    return stopping;
+  };
+  if (options.handleSignals) {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      });
+    }
+  }
+  const lines = [
+    '',
+    `OpenCIS is running at ${url}`,
+    `  ${url}/                      start page`,
+    `  ${url}/health                service health`,
+    `  ${url}/api/openapi.json      API description`,
+    `  ${url}/api/v1/rbac/catalogue National RBAC catalogue`,
+    `  ${url}/metrics               Prometheus metrics`,
+    `Database: ${db.kind === 'pglite' ? `embedded PGlite in ${config.DATA_DIR}` : 'PostgreSQL server (DATABASE_URL)'}`,
+    seededDemo ? 'Demo data was seeded (run `npx opencis seed --demo --list` to see the demo people).' : '',
+    '',
+  ];
+  process.stdout.write(`${lines.filter((l) => l !== '').join('\n')}\n`);
+  return { app, db, url, stop };
+}

@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type CatalogueFile, catalogueFileSchema } from '../domain/access/catalogue.ts';
+import { AppError } from '../domain/errors.ts';
+import { authorize } from '../domain/policy.ts';
+import type { Queryable } from '../storage/database.ts';
+import { appendAudit } from './audit.ts';
+import type { ServiceContext } from './context.ts';
+import { parseInput } from './validation.ts';
+
+/** The catalogue shipped with this release. A newer national release is loaded with `opencis rbac load FILE`. */
+export const BUNDLED_CATALOGUE = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'data',
+  'rbac',
+  'national-rbac-2026.11.1.json',
+);
+
+export async function readCatalogueFile(path: string): Promise<{ catalogue: CatalogueFile; checksum: string }> {
+  let raw: string;
+  try {
+    raw = await readFile(path, 'utf8');
+  } catch {
+    throw new AppError('import.file_not_found', { path });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new AppError('rbac.catalogue_invalid', { problems: [{ field: '(file)', message: 'not valid JSON' }] });
+  }
+  const catalogue = parseInput(catalogueFileSchema, json, () => 'rbac.catalogue_invalid');
+  return { catalogue, checksum: createHash('sha256').update(raw).digest('hex') };
+}
+
+export async function loadedCatalogueVersion(q: Queryable): Promise<string | null> {
+  const { rows } = await q.query<{ version: string }>(
+    'SELECT version FROM rbac_catalogue_versions ORDER BY loaded_at DESC, version DESC LIMIT 1',
+  );
+  return rows[0]?.version ?? null;
+}
+
+/**
+ * Loads a catalogue version: adds and renames codes, and marks codes the new version no longer lists as retired
+ * (never deletes them: positions and history refer to them). Loading the same version again changes nothing.
+ */
+export async function loadCatalogue(
+  ctx: ServiceContext,
+  file: { catalogue: CatalogueFile; checksum: string },
+  options: { onlyIfNewer?: boolean } = {},
+): Promise<{ version: string; loaded: boolean }> {
+  authorize(ctx.actor, 'catalogue:load');
+  const { catalogue: c, checksum } = file;
+  return ctx.db.transaction(async (tx) => {
+    const existing = await tx.query<{ checksum: string }>(
+      'SELECT checksum FROM rbac_catalogue_versions WHERE version = $1',
+      [c.version],
+    );
+    if (existing.rows[0]) {
+      if (existing.rows[0].checksum !== checksum) {
+        throw new AppError('rbac.catalogue_invalid', {
+          problems: [{ field: 'version', message: `version ${c.version} is already loaded with different content` }],
+        });
+      }
+      return { version: c.version, loaded: false };
+    }
+    // National releases only move forward: an older file would retire codes that newer positions use.
+    const latest = await tx.query<{ published_on: string; version: string }>(
+      'SELECT published_on, version FROM rbac_catalogue_versions ORDER BY published_on DESC LIMIT 1',
+    );
+    const newest = latest.rows[0];
+    if (newest && newest.published_on > c.publishedOn) {
+      if (options.onlyIfNewer) return { version: newest.version, loaded: false };
+      throw new AppError('rbac.catalogue_invalid', {
+        problems: [{ field: 'publishedOn', message: `version ${newest.version}, published later, is already loaded` }],
+      });
+    }
+    await tx.query(
+      'INSERT INTO rbac_catalogue_versions (version, published_on, checksum, loaded_at) VALUES ($1, $2, $3, $4)',
+      [c.version, c.publishedOn, checksum, ctx.clock.now()],
+    );
+    await tx.query(
+      `INSERT INTO rbac_job_roles (code, name, staff_group_code, staff_group_name, sub_group_code, sub_group_name, retired, catalogue_version)
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(code text, name text, staff_group_code text, staff_group_name text,
+         sub_group_code text, sub_group_name text, retired boolean, catalogue_version text)
+       ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, staff_group_code = EXCLUDED.staff_group_code,
+         staff_group_name = EXCLUDED.staff_group_name, sub_group_code = EXCLUDED.sub_group_code,
+         sub_group_name = EXCLUDED.sub_group_name, retired = false, catalogue_version = EXCLUDED.catalogue_version`,
+      [
+        JSON.stringify(
+          c.jobRoles.map((r) => ({
+            code: r.code,
+            name: r.name,
+            staff_group_code: r.staffGroup.code,
+            staff_group_name: r.staffGroup.name,
+            sub_group_code: r.subGroup.code,
+            sub_group_name: r.subGroup.name,
+            retired: false,
+            catalogue_version: c.version,
+          })),
+        ),
+      ],
+    );
+    await tx.query(
+      `INSERT INTO rbac_activities (code, name, includes, retired, catalogue_version)
+       SELECT r.code, r.name, ARRAY(SELECT jsonb_array_elements_text(r.includes)), false, $2
+       FROM jsonb_to_recordset($1::jsonb) AS r(code text, name text, includes jsonb)
+       ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, includes = EXCLUDED.includes, retired = false,
+         catalogue_version = EXCLUDED.catalogue_version`,
+      [JSON.stringify(c.activities), c.version],
+    );
+    await tx.query(
+      `INSERT INTO rbac_areas_of_work (code, name, area_code, area_name, sub_area_code, sub_area_name, retired, catalogue_version)
+       SELECT r.code, r.name, r.area->>'code', r.area->>'name', r."subArea"->>'code', r."subArea"->>'name', false, $2
+       FROM jsonb_to_recordset($1::jsonb) AS r(code text, name text, area jsonb, "subArea" jsonb)
+       ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, area_code = EXCLUDED.area_code, area_name = EXCLUDED.area_name,
+         sub_area_code = EXCLUDED.sub_area_code, sub_area_name = EXCLUDED.sub_area_name, retired = false,
+         catalogue_version = EXCLUDED.catalogue_version`,
+      [JSON.stringify(c.areasOfWork), c.version],
+    );
+    for (const table of ['rbac_job_roles', 'rbac_activities', 'rbac_areas_of_work']) {
+      await tx.query(`UPDATE ${table} SET retired = true WHERE catalogue_version <> $1 AND NOT retired`, [c.version]);
+    }
+    await tx.query('DELETE FROM rbac_baseline');
+    const pairs = Object.entries(c.baseline).flatMap(([role, acts]) => acts.map((a) => ({ role, act: a })));
+    await tx.query(
+      `INSERT INTO rbac_baseline (job_role_code, activity_code)
+       SELECT DISTINCT r.role, r.act FROM jsonb_to_recordset($1::jsonb) AS r(role text, act text)`,
+      [JSON.stringify(pairs)],
+    );
+    await appendAudit(tx, ctx, {
+      action: 'catalogue.loaded',
+      targetType: 'rbac_catalogue',
+      targetId: c.version,
+      before: null,
+      after: {
+        version: c.version,
+        checksum,
+        jobRoles: c.jobRoles.length,
+        activities: c.activities.length,
+        areasOfWork: c.areasOfWork.length,
+      },
+    });
+    return { version: c.version, loaded: true };
+  });
+}
+
+/** Codes in `codes` that are not current (unknown or retired) in the catalogue table. */
+export async function unknownCodes(
+  q: Queryable,
+  table: 'rbac_job_roles' | 'rbac_activities' | 'rbac_areas_of_work',
+  codes: readonly string[],
+): Promise<string[]> {
+  if (codes.length === 0) return [];
+  const { rows } = await q.query<{ code: string }>(`SELECT code FROM ${table} WHERE code = ANY($1) AND NOT retired`, [
+    [...codes],
+  ]);
+  const known = new Set(rows.map((r) => r.code));
+  return codes.filter((c) => !known.has(c));
+}
+
+export interface CatalogueEntry {
+  code: string;
+  name: string;
+  roleCode?: string;
+  includes?: string[];
+}
+
+export async function listCatalogue(
+  q: Queryable,
+): Promise<{ version: string | null; jobRoles: CatalogueEntry[]; activities: CatalogueEntry[] }> {
+  const version = await loadedCatalogueVersion(q);
+  const roles = await q.query<{ code: string; name: string; staff_group_code: string; sub_group_code: string }>(
+    'SELECT code, name, staff_group_code, sub_group_code FROM rbac_job_roles WHERE NOT retired ORDER BY code',
+  );
+  const acts = await q.query<{ code: string; name: string; includes: string[] }>(
+    'SELECT code, name, includes FROM rbac_activities WHERE NOT retired ORDER BY code',
+  );
+  return {
+    version,
+    jobRoles: roles.rows.map((r) => ({
+      code: r.code,
+      name: r.name,
+      roleCode: `${r.staff_group_code}:${r.sub_group_code}:${r.code}`,
+    })),
+    activities: acts.rows.map((a) => ({ code: a.code, name: a.name, includes: a.includes })),
+  };
+}

@@ -1,0 +1,17 @@
+import type { Actor } from '../domain/policy.ts';
+import type { Database } from '../storage/database.ts';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+export interface ServiceContext {
+  db: Database;
+  clock: Clock;
+  actor: Actor;
+  requestId: string | null;
+  /** Accept HMRC's example NI prefix QQ (demo and test data only). */
+  allowExampleNiPrefix: boolean;
+}

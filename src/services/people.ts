@@ -1,0 +1,221 @@
+import { createHash } from 'node:crypto';
+import { ukDate } from '../domain/dates.ts';
+import { AppError } from '../domain/errors.ts';
+import { duplicateNameKey, normaliseName } from '../domain/identity/names.ts';
+import { isValidNiNumber, normaliseNiNumber } from '../domain/identity/ni-number.ts';
+import {
+  canChangeStatus,
+  type NewPerson,
+  newPersonSchema,
+  type Person,
+  type PersonStatus,
+} from '../domain/identity/person.ts';
+import { isNationalId, nationalIdFromSequence } from '../domain/identity/user-id.ts';
+import { authorize } from '../domain/policy.ts';
+import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '../storage/database.ts';
+import * as people from '../storage/people.ts';
+import { appendAudit } from './audit.ts';
+import type { ServiceContext } from './context.ts';
+import { parseInput } from './validation.ts';
+
+export interface RegisterOptions {
+  /**
+   * User IDs of duplicate candidates that the RA has looked at and confirmed to be different people (DOMAIN §2).
+   * A candidate with the same NI number can never be confirmed different: NI numbers are unique.
+   */
+  confirmedDifferentFrom?: readonly string[];
+}
+
+export function validateNewPerson(
+  ctx: Pick<ServiceContext, 'clock' | 'allowExampleNiPrefix'>,
+  input: unknown,
+): NewPerson {
+  return parseInput(
+    newPersonSchema({ today: ukDate(ctx.clock.now()), allowExampleNiPrefix: ctx.allowExampleNiPrefix }),
+    input,
+    (issue) =>
+      issue.path[0] === 'niNumber'
+        ? 'person.invalid_ni_number'
+        : issue.path[0] === 'dateOfBirth'
+          ? 'person.invalid_date_of_birth'
+          : 'request.invalid',
+  );
+}
+
+/** Duplicate candidates for a would-be new person, for the RA to look at before registering. */
+export async function findDuplicates(ctx: ServiceContext, input: unknown): Promise<Person[]> {
+  authorize(ctx.actor, 'person:read');
+  const p = validateNewPerson(ctx, input);
+  return people.findDuplicateCandidates(ctx.db, duplicateKeys(p));
+}
+
+function duplicateKeys(p: NewPerson) {
+  const [familyKey, givenKey] = duplicateNameKey(p.familyName, p.givenName).split('|') as [string, string];
+  return { niNumber: p.niNumber, familyKey, givenKey, dateOfBirth: p.dateOfBirth };
+}
+
+/**
+ * Registers a person after the duplicate check. Two registrations of the same person at the same moment are
+ * serialised by a transaction-scoped advisory lock on the name + date-of-birth key (and the unique NI index), so exactly
+ * one succeeds and the other gets `person.duplicate`.
+ */
+export async function registerPerson(
+  ctx: ServiceContext,
+  input: unknown,
+  options: RegisterOptions = {},
+): Promise<Person> {
+  authorize(ctx.actor, 'person:create');
+  const p = validateNewPerson(ctx, input);
+  const keys = duplicateKeys(p);
+  const confirmed = new Set(options.confirmedDifferentFrom ?? []);
+  try {
+    return await ctx.db.transaction(async (tx) => {
+      await lockIdentity(tx, `${keys.familyKey}|${keys.givenKey}|${keys.dateOfBirth}`);
+      if (keys.niNumber) await lockIdentity(tx, `ni|${keys.niNumber}`);
+      const candidates = await people.findDuplicateCandidates(tx, keys);
+      const blocking = candidates.filter((c) => (p.niNumber && c.niNumber === p.niNumber) || !confirmed.has(c.userId));
+      if (blocking.length > 0) {
+        throw new AppError('person.duplicate', { candidates: blocking.map((c) => c.userId) });
+      }
+      const userId = nationalIdFromSequence(await people.nextNationalIdSequence(tx, 'user_id_seq'));
+      const at = ctx.clock.now();
+      const person = await people.insertPerson(tx, {
+        ...p,
+        userId,
+        status: 'active',
+        familyKey: normaliseName(p.familyName),
+        givenKey: keys.givenKey,
+        at,
+      });
+      await appendAudit(tx, ctx, {
+        action: 'person.registered',
+        targetType: 'person',
+        targetId: userId,
+        before: null,
+        after: auditView(person),
+        reason: candidates.length > 0 ? `confirmed different from ${candidates.map((c) => c.userId).join(', ')}` : null,
+      });
+      return person;
+    });
+  } catch (err) {
+    if (pgErrorCode(err) === PG_UNIQUE_VIOLATION && pgConstraint(err) === 'people_ni_number') {
+      throw new AppError('person.duplicate', { reason: 'ni_number' });
+    }
+    throw err;
+  }
+}
+
+async function lockIdentity(tx: Queryable, key: string): Promise<void> {
+  const digest = createHash('sha256').update(key).digest();
+  await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [digest.readBigInt64BE(0).toString()]);
+}
+
+/**
+ * What the audit trail keeps of a person. The trail is read by auditors, so it holds the record's fields as RA staff
+ * see them; it never holds secrets (there are none on this record).
+ */
+function auditView(p: Person): Record<string, unknown> {
+  const { createdAt: _c, updatedAt: _u, ...rest } = p;
+  return rest;
+}
+
+export async function getPerson(ctx: ServiceContext, userId: string): Promise<Person> {
+  if (!isNationalId(userId)) throw new AppError('person.invalid_user_id');
+  authorize(ctx.actor, 'person:read', { userId });
+  const person = await people.findPersonByUserId(ctx.db, userId);
+  if (!person) throw new AppError('person.not_found');
+  return person;
+}
+
+export async function changePersonStatus(
+  ctx: ServiceContext,
+  userId: string,
+  to: PersonStatus,
+  reason: string,
+): Promise<Person> {
+  if (!isNationalId(userId)) throw new AppError('person.invalid_user_id');
+  authorize(ctx.actor, 'person:change_status', { userId });
+  return ctx.db.transaction(async (tx) => {
+    const before = await people.findPersonByUserId(tx, userId, true);
+    if (!before) throw new AppError('person.not_found');
+    if (!canChangeStatus(before.status, to)) {
+      throw new AppError('person.invalid_status_change', { from: before.status, to });
+    }
+    const after = await people.updatePersonStatus(tx, userId, to, ctx.clock.now());
+    await appendAudit(tx, ctx, {
+      action: 'person.status_changed',
+      targetType: 'person',
+      targetId: userId,
+      before: { status: before.status },
+      after: { status: after.status },
+      reason,
+    });
+    return after;
+  });
+}
+
+export type SearchQuery =
+  | { userId: string }
+  | { niNumber: string }
+  | { email: string }
+  | { familyName: string; givenName?: string; dateOfBirth?: string };
+
+export interface SearchPage {
+  people: Person[];
+  /** Opaque: pass back as `after` for the next page; null on the last page. */
+  next: string | null;
+}
+
+/** RA person search by user ID, NI number, email, or name prefix (+ given name prefix, + date of birth). */
+export async function searchPeople(
+  ctx: ServiceContext,
+  query: SearchQuery,
+  page: { limit?: number; after?: string | null } = {},
+): Promise<SearchPage> {
+  authorize(ctx.actor, 'person:read');
+  const limit = Math.min(Math.max(page.limit ?? 20, 1), 100);
+  const after = page.after ? decodeCursor(page.after) : null;
+  let search: people.PersonSearch;
+  if ('userId' in query) {
+    if (!isNationalId(query.userId)) throw new AppError('person.invalid_user_id');
+    search = { by: 'userId', userId: query.userId };
+  } else if ('niNumber' in query) {
+    const ni = normaliseNiNumber(query.niNumber);
+    if (!isValidNiNumber(ni, { allowExamplePrefix: true })) throw new AppError('person.invalid_ni_number');
+    search = { by: 'niNumber', niNumber: ni };
+  } else if ('email' in query) {
+    search = { by: 'email', email: query.email.trim().toLowerCase() };
+  } else {
+    const familyPrefix = normaliseName(query.familyName);
+    if (familyPrefix.length < 2) {
+      throw new AppError('request.invalid', {
+        field: 'familyName',
+        message: 'give at least 2 letters of the family name',
+      });
+    }
+    search = {
+      by: 'name',
+      familyPrefix,
+      givenPrefix: query.givenName ? normaliseName(query.givenName) || null : null,
+      dateOfBirth: query.dateOfBirth ?? null,
+    };
+  }
+  const res = await people.searchPeople(ctx.db, search, { limit, after });
+  return { people: res.people, next: res.last ? encodeCursor(res.last) : null };
+}
+
+function encodeCursor(c: people.SearchCursor): string {
+  return Buffer.from(JSON.stringify([c.familyKey, c.givenKey, c.userId])).toString('base64url');
+}
+
+function decodeCursor(s: string): people.SearchCursor {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'string' && x.length <= 200)) {
+      return { familyKey: v[0], givenKey: v[1], userId: v[2] };
+    }
+  } catch {
+    // fall through
+  }
+  throw new AppError('request.invalid', { field: 'after', message: 'not a cursor from a previous page' });
+}

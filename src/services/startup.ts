@@ -1,0 +1,40 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { Database } from '../storage/database.ts';
+import { openAndMigrate } from '../storage/open.ts';
+import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from './catalogue.ts';
+import { systemClock } from './context.ts';
+import { seedDemo } from './demo.ts';
+
+/**
+ * What every start does before serving: apply pending migrations, load the configured RBAC catalogue if that version
+ * is not loaded yet, and seed demo data into an empty database when DEMO_DATA is on.
+ */
+export async function prepareDatabase(config: Config, logger?: Logger): Promise<{ db: Database; seededDemo: boolean }> {
+  const db = await openAndMigrate(config);
+  try {
+    const ctx = {
+      db,
+      clock: systemClock,
+      actor: { kind: 'system', id: 'system:startup' } as const,
+      requestId: null,
+      allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
+    };
+    const res = await loadCatalogue(ctx, await readCatalogueFile(config.RBAC_CATALOGUE ?? BUNDLED_CATALOGUE), {
+      onlyIfNewer: true,
+    });
+    if (res.loaded) logger?.info({ version: res.version }, 'RBAC catalogue loaded');
+    let seededDemo = false;
+    if (config.DEMO_DATA) {
+      const { rows } = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM people');
+      if (rows[0]?.n === '0') {
+        await seedDemo({ ...ctx, actor: { kind: 'system', id: 'system:demo-seed' }, allowExampleNiPrefix: true });
+        seededDemo = true;
+      }
+    }
+    return { db, seededDemo };
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}

@@ -24,7 +24,8 @@ export function text(max: number, min = 1) {
 /** Optional text: absent, null or blank all mean "not recorded". */
 export function optionalText(max: number) {
   return z
-    .union([z.string(), z.null(), z.undefined()])
+    .string()
+    .nullish()
     .transform((s) => (s == null || s.trim() === '' ? null : s.trim()))
     .pipe(
       z

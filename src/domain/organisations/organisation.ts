@@ -49,7 +49,8 @@ export const newOrganisationSchema = z.object({
   name: text(200),
   type: z.enum(organisationTypes).default('other'),
   parentOdsCode: z
-    .union([z.string(), z.null(), z.undefined()])
+    .string()
+    .nullish()
     .transform((v) => (v == null || v.trim() === '' ? null : normaliseOdsCode(v)))
     .refine((v) => v == null || isOdsCode(v), { message: 'must be an ODS code' }),
 });

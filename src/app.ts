@@ -1,13 +1,22 @@
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { registerCardAgentApi } from './api/card-agent.ts';
 import type { Config } from './config.ts';
+import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
 import { errorBody, installErrorHandling } from './http/errors.ts';
 import { installMetrics } from './http/metrics.ts';
+import { installWeb } from './http/web.ts';
+import { registerPkiRoutes } from './pki/routes.ts';
+import { registerPortalRoutes } from './portal/routes.ts';
+import type { Sealer } from './secrets/sealer.ts';
 import { listCatalogue } from './services/catalogue.ts';
 import type { Clock } from './services/context.ts';
+import { fileTransport, type NotificationTransport } from './services/notifications.ts';
+import { registerSignInRoutes } from './signin/routes.ts';
 import type { Database } from './storage/database.ts';
 import { migrationStatus } from './storage/migrate.ts';
 import { VERSION } from './version.ts';
@@ -16,7 +25,10 @@ export interface AppDeps {
   config: Config;
   db: Database;
   clock: Clock;
+  sealer: Sealer;
   logger: Logger | false;
+  /** Where messages to people go; default: the file transport (NOTIFICATIONS_FILE). */
+  transport?: NotificationTransport;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -88,6 +100,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(() => (data) => ({ value: data }));
 
   installMetrics(app);
+  await installWeb(app, { publicUrl: deps.config.PUBLIC_URL, cardAgentUrl: deps.config.CARD_AGENT_URL });
+  const web: WebDeps = {
+    config: deps.config,
+    db: deps.db,
+    clock: deps.clock,
+    sealer: deps.sealer,
+    rp: relyingPartyFrom(deps.config),
+    card: cardConfigFrom(deps.config),
+    transport:
+      deps.transport ??
+      fileTransport(deps.config.NOTIFICATIONS_FILE ?? join(deps.config.DATA_DIR, 'outbox', 'notifications.jsonl')),
+  };
+  registerSignInRoutes(app, web);
+  registerPortalRoutes(app, web);
+  registerCardAgentApi(app, web);
+  await registerPkiRoutes(app, {
+    db: deps.db,
+    clock: deps.clock,
+    sealer: deps.sealer,
+    publicUrl: deps.config.PUBLIC_URL,
+  });
 
   app.get(
     '/health',
@@ -140,10 +173,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.get('/', { schema: { hide: true } }, async (_req, reply) => {
-    reply.type('text/html; charset=utf-8');
-    return landingPage(deps.config.PUBLIC_URL);
-  });
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.page('home.njk', { title: 'OpenCIS' }));
 
   return app;
 }
@@ -158,18 +188,3 @@ const healthSchema = z.object({
   }),
   migrations: z.object({ applied: z.number(), pending: z.number(), latest: z.number() }).nullable(),
 });
-
-function landingPage(base: string): string {
-  const link = (path: string, text: string) => `<li><a href="${path}">${text}</a> <code>${base}${path}</code></li>`;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>OpenCIS</title></head>
-<body><main><h1>OpenCIS</h1>
-<p>Open-source identity for health and care: registration authority, authenticators, CIS2-compatible sign-in.</p>
-<ul>
-${link('/health', 'Service health')}
-${link('/api/openapi.json', 'API description (OpenAPI)')}
-${link('/api/v1/rbac/catalogue', 'National RBAC catalogue')}
-${link('/metrics', 'Metrics (Prometheus)')}
-</ul></main></body></html>`;
-}

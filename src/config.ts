@@ -54,6 +54,41 @@ export const configSchema = z.object({
     .optional()
     .transform((v) => (v === undefined ? undefined : v === 'true'))
     .describe("Accept HMRC's example NI prefix QQ. Default: the value of DEMO_DATA."),
+  SECRETS_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes, base64-encoded (openssl rand -base64 32)')
+    .optional()
+    .describe(
+      'Key that encrypts stored secrets (CA keys, card unblock secrets, TOTP seeds). Default: DATA_DIR/secrets.key.',
+    ),
+  WEBAUTHN_RP_ID: z
+    .string()
+    .regex(/^[a-z0-9.-]{1,253}$/)
+    .optional()
+    .describe('WebAuthn relying-party ID (a registrable domain of PUBLIC_URL). Default: the host name of PUBLIC_URL.'),
+  WEBAUTHN_AAL3_AAGUIDS: z
+    .string()
+    .default('')
+    .describe(
+      'Comma-separated AAGUIDs of security-key and platform-authenticator models whose attested, device-bound keys count as AAL3. Others count as AAL2.',
+    ),
+  CARD_TRANSPORT_SO_PIN: z
+    .string()
+    .regex(/^[\x21-\x7e]{4,64}$/, 'must be 4 to 64 printable characters')
+    .optional()
+    .describe(
+      'The security-officer PIN blank cards arrive with from the card supplier. Issuing replaces it with a per-card secret. Unset: card issuing is off.',
+    ),
+  CARD_AGENT_URL: z
+    .url()
+    .default('http://127.0.0.1:7327')
+    .describe("Where OpenCIS pages find the card agent on the user's computer."),
+  NOTIFICATIONS_FILE: z
+    .string()
+    .optional()
+    .describe(
+      'File the default notification transport appends messages to (JSON lines). Default: DATA_DIR/outbox/notifications.jsonl.',
+    ),
   RBAC_CATALOGUE: z
     .string()
     .optional()

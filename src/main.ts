@@ -16,8 +16,8 @@ export interface RunningServer {
 /** Opens storage, migrates, loads the catalogue, seeds demo data on first start, listens; stops cleanly on SIGTERM. */
 export async function serve(config: Config, options: { handleSignals?: boolean } = {}): Promise<RunningServer> {
   const logger = createLogger(config.LOG_LEVEL);
-  const { db, seededDemo } = await prepareDatabase(config, logger);
-  const app = await buildApp({ config, db, clock: systemClock, logger });
+  const { db, sealer, seededDemo } = await prepareDatabase(config, logger);
+  const app = await buildApp({ config, db, sealer, clock: systemClock, logger });
   try {
     await app.listen({ port: config.PORT, host: config.HOST });
   } catch (err) {

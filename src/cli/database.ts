@@ -10,7 +10,7 @@ import { operatorActor } from './io.ts';
  */
 export async function withOperatorContext<T>(fn: (ctx: ServiceContext) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const { db } = await prepareDatabase({ ...config, DEMO_DATA: false });
+  const { db, sealer } = await prepareDatabase({ ...config, DEMO_DATA: false });
   try {
     return await fn({
       db,
@@ -18,6 +18,7 @@ export async function withOperatorContext<T>(fn: (ctx: ServiceContext) => Promis
       actor: operatorActor(),
       requestId: `cli-${process.pid}-${Date.now()}`,
       allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
+      sealer,
     });
   } finally {
     await db.close();

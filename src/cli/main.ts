@@ -70,7 +70,9 @@ export async function runCli(argv: string[], io: CliIO = stdio): Promise<number>
       return EXIT.usage;
     }
     if (err instanceof AppError) {
-      io.err(`opencis ${name}: ${err.message} [${err.code}]${err.details ? `\n${JSON.stringify(err.details, null, 2)}` : ''}`);
+      io.err(
+        `opencis ${name}: ${err.message} [${err.code}]${err.details ? `\n${JSON.stringify(err.details, null, 2)}` : ''}`,
+      );
       return EXIT.failed;
     }
     io.err(`opencis ${name}: ${(err as Error).message ?? String(err)}`);

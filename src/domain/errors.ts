@@ -16,6 +16,80 @@ export const errorCatalogue = {
   // authentication and permission
   'auth.required': { status: 401, message: 'You need to sign in to do this.' },
   'auth.forbidden': { status: 403, message: 'You do not have permission to do this.' },
+  'auth.failed': { status: 401, message: 'Sign-in failed. Check what you entered and try again.' },
+  'auth.session_expired': { status: 401, message: 'Your session has ended. Sign in again.' },
+  'auth.step_up_required': {
+    status: 403,
+    message: 'This needs a stronger sign-in. Sign in again with a smartcard or security key.',
+  },
+  'auth.rate_limited': { status: 429, message: 'Too many failed attempts. Wait and try again later.' },
+  'auth.csrf_invalid': { status: 403, message: 'This form has expired. Go back, reload the page and try again.' },
+  // authenticators
+  'authenticator.not_found': { status: 404, message: 'No such authenticator.' },
+  'enrolment.not_allowed': {
+    status: 403,
+    message: 'You cannot add this authenticator yourself. Ask your Registration Authority.',
+  },
+  'enrolment.checks_failed': {
+    status: 403,
+    message:
+      'Your details could not be confirmed. Check your National Insurance number, or ask your Registration Authority.',
+  },
+  'card.not_found': { status: 404, message: 'No smartcard has that ID.' },
+  'card.invalid_state': { status: 409, message: 'The smartcard is not in a state that allows this.' },
+  'card.grant_invalid': { status: 403, message: 'This card operation is not valid, has expired or was already used.' },
+  'card.token_in_use': {
+    status: 409,
+    message: 'That card is already issued to someone. Cancel it before issuing it again.',
+  },
+  'card.locked': {
+    status: 423,
+    message: 'The smartcard is locked. Unlock it with a one-time code or ask your Registration Authority.',
+  },
+  'card.renewal_not_allowed': {
+    status: 409,
+    message: 'A certificate can be renewed by its holder only in the last 90 days before it expires, and not after.',
+  },
+  'card.proof_invalid': { status: 400, message: 'The card could not prove it holds the key.' },
+  'card.not_configured': {
+    status: 503,
+    message: 'Card issuing is not configured on this server (CARD_TRANSPORT_SO_PIN).',
+  },
+  'one_time_code.invalid': { status: 400, message: 'The code is wrong, has expired or was already used.' },
+  'one_time_code.no_contact': {
+    status: 409,
+    message: 'There is no verified email address or mobile number to send a code to.',
+  },
+  'webauthn.verification_failed': {
+    status: 400,
+    message: 'The security key or passkey response could not be verified.',
+  },
+  'webauthn.challenge_invalid': {
+    status: 400,
+    message: 'The sign-in request has expired or was already used. Start again.',
+  },
+  'totp.invalid_code': {
+    status: 400,
+    message: 'The code from the authenticator app is not right. Check the app and try again.',
+  },
+  // certificate authority (PKI)
+  'pki.ca_unavailable': { status: 503, message: 'The certificate authority has not been set up yet.' },
+  'pki.ca_import_invalid': { status: 400, message: 'The CA certificate or private key to import cannot be read.' },
+  'pki.ca_import_not_ca': { status: 400, message: 'The certificate to import is not a CA certificate.' },
+  'pki.ca_import_key_mismatch': { status: 400, message: 'The private key does not match the CA certificate.' },
+  'pki.unsupported_public_key': {
+    status: 400,
+    message: 'Only EC P-256 and RSA public keys of at least 2048 bits can be certified.',
+  },
+  'pki.invalid_validity': { status: 400, message: 'The certificate validity period is not valid.' },
+  'pki.invalid_revocation_reason': { status: 400, message: 'The revocation reason is not an RFC 5280 reason.' },
+  'pki.certificate_not_found': { status: 404, message: 'No certificate has that serial number.' },
+  'pki.certificate_unreadable': { status: 400, message: 'The certificate cannot be read.' },
+  'pki.certificate_untrusted': { status: 401, message: 'The certificate was not issued by OpenCIS.' },
+  'pki.certificate_not_yet_valid': { status: 401, message: 'The certificate is not valid yet.' },
+  'pki.certificate_expired': { status: 401, message: 'The certificate has expired.' },
+  'pki.certificate_revoked': { status: 401, message: 'The certificate has been revoked.' },
+  'pki.certificate_unknown': { status: 401, message: 'The certificate is not known to OpenCIS.' },
   // people
   'person.not_found': { status: 404, message: 'No person has that user ID.' },
   'person.duplicate': {
@@ -56,6 +130,8 @@ export const errorCatalogue = {
   'audit.chain_broken': { status: 500, message: 'The audit chain does not verify.' },
   // import
   'import.bad_header': { status: 400, message: 'The file does not have the expected columns.' },
+  'import.malformed_row': { status: 400, message: 'The row is not valid CSV.' },
+  'import.row_too_large': { status: 400, message: 'The row is too long.' },
   'import.file_not_found': { status: 400, message: 'The file cannot be read.' },
   // service
   'service.unavailable': { status: 503, message: 'The service is temporarily unavailable. Try again shortly.' },

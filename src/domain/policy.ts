@@ -23,6 +23,10 @@ export const statements = [
   'role_profile:assign',
   'role_profile:end',
   'audit:read',
+  'card:issue',
+  'card:unlock',
+  'card:cancel',
+  'authenticator:enrol',
 ] as const;
 export type Statement = (typeof statements)[number];
 

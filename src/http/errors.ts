@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ZodError } from 'zod';
 import { AppError, type ErrorCode, errorCatalogue, isErrorCode } from '../domain/errors.ts';
 
 /** The one JSON error shape: `{ "error": { "code", "message", "details" } }`. */
@@ -25,7 +26,11 @@ function codeForFrameworkError(err: FastifyError): ErrorCode | undefined {
       return 'request.invalid';
     case 'FST_ERR_RATE_LIMIT':
       return 'request.rate_limited';
+    case 'FST_CSRF_INVALID_TOKEN':
+    case 'FST_CSRF_MISSING_SECRET':
+      return 'auth.csrf_invalid';
   }
+  if (err instanceof ZodError) return 'request.invalid';
   if (err instanceof SyntaxError) return 'request.malformed_json';
   const status = err.statusCode;
   if (status === 413) return 'request.too_large';
@@ -49,24 +54,42 @@ function isDatabaseUnavailable(err: unknown): boolean {
   );
 }
 
+/** A person's browser navigating (not a script calling an API) gets an HTML error page. */
+function wantsPage(req: FastifyRequest, reply: FastifyReply): boolean {
+  const accept = req.headers.accept ?? '';
+  return accept.includes('text/html') && !req.url.startsWith('/api/') && typeof reply.page === 'function';
+}
+
+function send(req: FastifyRequest, reply: FastifyReply, code: ErrorCode, details?: unknown) {
+  const status = errorCatalogue[code].status;
+  if (wantsPage(req, reply)) {
+    return reply.page(
+      'error.njk',
+      { title: 'There is a problem', message: errorCatalogue[code].message, code },
+      status,
+    );
+  }
+  return reply.status(status).send(errorBody(code, details));
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof AppError) {
       if (err.status >= 500) req.log.error({ err: { code: err.code } }, 'request failed');
-      return reply.status(err.status).send(errorBody(err.code, err.details));
+      return send(req, reply, err.code, err.details);
     }
     const code = codeForFrameworkError(err);
-    if (code) return reply.status(errorCatalogue[code].status).send(errorBody(code));
+    if (code) return send(req, reply, code);
     if (isDatabaseUnavailable(err)) {
       req.log.error({ err: { code: (err as { code?: string }).code } }, 'database unavailable');
       return reply.status(503).header('retry-after', '5').send(errorBody('service.unavailable'));
     }
     // Unexpected: log the error (stack included) on the server, show the client nothing of it.
     req.log.error({ err }, 'unexpected error');
-    return reply.status(500).send(errorBody('internal.error'));
+    return send(req, reply, 'internal.error');
   });
 
-  app.setNotFoundHandler((_req, reply) => reply.status(404).send(errorBody('request.not_found')));
+  app.setNotFoundHandler((req, reply) => send(req, reply, 'request.not_found'));
 }
 
 export { isErrorCode };

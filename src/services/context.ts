@@ -1,4 +1,5 @@
 import type { Actor } from '../domain/policy.ts';
+import type { Sealer } from '../secrets/sealer.ts';
 import type { Database } from '../storage/database.ts';
 
 export interface Clock {
@@ -14,4 +15,6 @@ export interface ServiceContext {
   requestId: string | null;
   /** Accept HMRC's example NI prefix QQ (demo and test data only). */
   allowExampleNiPrefix: boolean;
+  /** Encrypts the secrets OpenCIS keeps but never shows (CA keys, card unblock secrets, TOTP seeds). */
+  sealer: Sealer;
 }

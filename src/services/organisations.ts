@@ -65,6 +65,7 @@ export async function saveOrganisation(
     authorize(ctx.actor, existing ? 'organisation:update' : 'organisation:create', { odsCode: org.odsCode });
     if (existing && !options.upsert) throw new AppError('organisation.exists');
     if (org.parentOdsCode) {
+      if (org.parentOdsCode === org.odsCode) throw new AppError('organisation.hierarchy_cycle');
       if (!(await findOrganisation(tx, org.parentOdsCode))) {
         throw new AppError('organisation.parent_not_found', { parentOdsCode: org.parentOdsCode });
       }

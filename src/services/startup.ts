@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
+import { ensureCertificateAuthority } from '../pki/ca.ts';
+import { createSealer, loadSecretsKey, type Sealer } from '../secrets/sealer.ts';
 import type { Database } from '../storage/database.ts';
 import { openAndMigrate } from '../storage/open.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from './catalogue.ts';
@@ -10,7 +12,11 @@ import { seedDemo } from './demo.ts';
  * What every start does before serving: apply pending migrations, load the configured RBAC catalogue if that version
  * is not loaded yet, and seed demo data into an empty database when DEMO_DATA is on.
  */
-export async function prepareDatabase(config: Config, logger?: Logger): Promise<{ db: Database; seededDemo: boolean }> {
+export async function prepareDatabase(
+  config: Config,
+  logger?: Logger,
+): Promise<{ db: Database; sealer: Sealer; seededDemo: boolean }> {
+  const sealer = createSealer(loadSecretsKey({ secretsKey: config.SECRETS_KEY, dataDir: config.DATA_DIR }));
   const db = await openAndMigrate(config);
   try {
     const ctx = {
@@ -19,11 +25,14 @@ export async function prepareDatabase(config: Config, logger?: Logger): Promise<
       actor: { kind: 'system', id: 'system:startup' } as const,
       requestId: null,
       allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
+      sealer,
     };
     const res = await loadCatalogue(ctx, await readCatalogueFile(config.RBAC_CATALOGUE ?? BUNDLED_CATALOGUE), {
       onlyIfNewer: true,
     });
     if (res.loaded) logger?.info({ version: res.version }, 'RBAC catalogue loaded');
+    // The card CA exists from the first start (generated here, or imported with `opencis ca import`).
+    await ensureCertificateAuthority(ctx);
     let seededDemo = false;
     if (config.DEMO_DATA) {
       const { rows } = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM people');
@@ -32,7 +41,7 @@ export async function prepareDatabase(config: Config, logger?: Logger): Promise<
         seededDemo = true;
       }
     }
-    return { db, seededDemo };
+    return { db, sealer, seededDemo };
   } catch (err) {
     await db.close();
     throw err;

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import type { Actor } from '../../src/domain/policy.ts';
+import { createSealer } from '../../src/secrets/sealer.ts';
 import type { Clock, ServiceContext } from '../../src/services/context.ts';
 import type { Database } from '../../src/storage/database.ts';
 
@@ -16,6 +18,9 @@ export class TestClock implements Clock {
   }
 }
 
+/** One random key per test process. */
+export const testSealer = createSealer(randomBytes(32));
+
 export const operator: Actor = { kind: 'operator', id: 'cli:test@host' };
 
 export function testContext(db: Database, overrides: Partial<ServiceContext> = {}): ServiceContext {
@@ -25,6 +30,7 @@ export function testContext(db: Database, overrides: Partial<ServiceContext> = {
     actor: operator,
     requestId: 'test-request',
     allowExampleNiPrefix: true,
+    sealer: testSealer,
     ...overrides,
   };
 }

@@ -5,6 +5,7 @@ import { dropPostgresSchema, openPostgres } from '../../src/storage/postgres.ts'
 import type { Database } from '../../src/storage/database.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../../src/services/catalogue.ts';
 import { systemClock } from '../../src/services/context.ts';
+import { testSealer } from './context.ts';
 
 /**
  * The storage backend the integration suite runs on: TEST_DATABASE=pglite (default) or postgres. `npm test` runs the
@@ -25,7 +26,14 @@ let template: Promise<Blob> | undefined;
 async function prepare(db: Database): Promise<void> {
   await migrate(db);
   await loadCatalogue(
-    { db, clock: systemClock, actor: { kind: 'system', id: 'system:test' }, requestId: null, allowExampleNiPrefix: true },
+    {
+      db,
+      clock: systemClock,
+      actor: { kind: 'system', id: 'system:test' },
+      requestId: null,
+      allowExampleNiPrefix: true,
+      sealer: testSealer,
+    },
     await readCatalogueFile(BUNDLED_CATALOGUE),
   );
 }

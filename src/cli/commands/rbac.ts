@@ -20,14 +20,17 @@ show  prints the loaded version and its job roles and activities.`,
       if (!file) throw new UsageError('load needs a FILE');
       const parsed = await readCatalogueFile(file);
       const res = await withOperatorContext((ctx) => loadCatalogue(ctx, parsed));
-      io.out(res.loaded ? `Loaded RBAC catalogue ${res.version}.` : `RBAC catalogue ${res.version} was already loaded.`);
+      io.out(
+        res.loaded ? `Loaded RBAC catalogue ${res.version}.` : `RBAC catalogue ${res.version} was already loaded.`,
+      );
       return 0;
     }
     if (verb === 'show' && !file) {
       const cat = await withOperatorContext((ctx) => listCatalogue(ctx.db));
       io.out(`RBAC catalogue ${cat.version ?? '(none loaded)'}`);
       for (const r of cat.jobRoles) io.out(`  ${r.roleCode}  ${r.name}`);
-      for (const a of cat.activities) io.out(`  ${a.code}  ${a.name}${a.includes?.length ? ` (includes ${a.includes.join(', ')})` : ''}`);
+      for (const a of cat.activities)
+        io.out(`  ${a.code}  ${a.name}${a.includes?.length ? ` (includes ${a.includes.join(', ')})` : ''}`);
       return 0;
     }
     throw new UsageError('expected "load FILE" or "show"');

@@ -23,20 +23,24 @@ export const seedCommand: Command = {
     });
     if (values.demo && values.synthetic === undefined) {
       return withOperatorContext(async (ctx) => {
-        const { rows } = await ctx.db.query<{ n: string }>("SELECT count(*)::text AS n FROM organisations WHERE ods_code = 'RR8'");
+        const { rows } = await ctx.db.query<{ n: string }>(
+          "SELECT count(*)::text AS n FROM organisations WHERE ods_code = 'RR8'",
+        );
         if (rows[0]?.n !== '0') {
           io.out('Demo data is already there.');
           return 0;
         }
         const res = await seedDemo({ ...ctx, allowExampleNiPrefix: true });
         io.out('Seeded demo data. Demo people:');
-        for (const p of res.people) io.out(`  ${p.userId}  ${p.name} (${p.roles} role profile${p.roles === 1 ? '' : 's'})`);
+        for (const p of res.people)
+          io.out(`  ${p.userId}  ${p.name} (${p.roles} role profile${p.roles === 1 ? '' : 's'})`);
         return 0;
       });
     }
     if (values.synthetic !== undefined && !values.demo) {
       const n = Number(values.synthetic);
-      if (!Number.isInteger(n) || n < 1 || n > 5_000_000) throw new UsageError('--synthetic takes a whole number from 1 to 5000000');
+      if (!Number.isInteger(n) || n < 1 || n > 5_000_000)
+        throw new UsageError('--synthetic takes a whole number from 1 to 5000000');
       const batch = values.batch === undefined ? undefined : Number(values.batch);
       if (batch !== undefined && (!Number.isInteger(batch) || batch < 100 || batch > 200_000)) {
         throw new UsageError('--batch takes a whole number from 100 to 200000');

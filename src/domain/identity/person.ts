@@ -60,9 +60,17 @@ export function newPersonSchema(options: NewPersonOptions) {
     dateOfBirth: z
       .string()
       .trim()
-      .refine(isCalendarDate, { message: 'must be a real date written YYYY-MM-DD' })
-      .refine((d) => d <= options.today, { message: 'must not be in the future' })
-      .refine((d) => d >= '1900-01-01', { message: 'must be on or after 1900-01-01' }),
+      .superRefine((d, ctx) => {
+        // one message, the first that applies
+        const message = !isCalendarDate(d)
+          ? 'must be a real date written YYYY-MM-DD'
+          : d > options.today
+            ? 'must not be in the future'
+            : d < '1900-01-01'
+              ? 'must be on or after 1900-01-01'
+              : null;
+        if (message) ctx.addIssue({ code: 'custom', message });
+      }),
     niNumber: optionalText(20)
       .transform((v) => (v == null ? null : normaliseNiNumber(v)))
       .refine((v) => v == null || isValidNiNumber(v, { allowExamplePrefix: options.allowExampleNiPrefix }), {

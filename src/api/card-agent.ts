@@ -1,0 +1,73 @@
+import type { FastifyInstance } from 'fastify';
+import { contextFor, type WebDeps } from '../http/deps.ts';
+import { certifyCard, redeemCardGrant, reportCardEvent } from '../services/cards.ts';
+
+/**
+ * What card agents call. They authenticate with what they hold: a one-time grant the server issued for one card and
+ * one action (redeem, certificate), or the card's own certificate (events). Unblock secrets leave the server only here,
+ * and only to the agent holding that card's grant.
+ */
+export function registerCardAgentApi(app: FastifyInstance, deps: WebDeps): void {
+  const tags = ['card agent'];
+  app.post(
+    '/api/v1/card-agent/redeem',
+    {
+      schema: {
+        tags,
+        summary: 'Redeem a one-time card grant (issue, set passcode, unlock)',
+        body: {
+          type: 'object',
+          required: ['grant', 'tokenSerial'],
+          properties: { grant: { type: 'string' }, tokenSerial: { type: 'string' } },
+        },
+      },
+    },
+    async (req) => redeemCardGrant(contextFor(deps, req), deps.card, req.body),
+  );
+  app.post(
+    '/api/v1/card-agent/certificate',
+    {
+      schema: {
+        tags,
+        summary: 'Certify the public key generated on a card being issued',
+        body: {
+          type: 'object',
+          required: ['grant', 'tokenSerial', 'publicKey', 'proof'],
+          properties: {
+            grant: { type: 'string' },
+            tokenSerial: { type: 'string' },
+            publicKey: { type: 'string', description: 'DER SubjectPublicKeyInfo, base64' },
+            proof: { type: 'string', description: 'Signature by the new key over the grant, base64url' },
+            algorithm: { type: 'string', enum: ['ES256', 'RS256'] },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const { certificate } = await certifyCard(contextFor(deps, req), deps.card, req.body);
+      return { certificate: certificate.toString('base64') };
+    },
+  );
+  app.post(
+    '/api/v1/card-agent/events',
+    {
+      schema: {
+        tags,
+        summary: 'Report a wrong passcode or a card that locked itself',
+        body: {
+          type: 'object',
+          required: ['tokenSerial', 'event'],
+          properties: {
+            tokenSerial: { type: 'string' },
+            event: { type: 'string', enum: ['passcode_incorrect', 'locked'] },
+            certificate: { type: ['string', 'null'] },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      await reportCardEvent(contextFor(deps, req), req.body);
+      return reply.status(204).send();
+    },
+  );
+}

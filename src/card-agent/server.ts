@@ -1,0 +1,532 @@
+/**
+ * The card agent's local HTTP API, answered to OpenCIS pages in the browser on this desktop.
+ *
+ * Anything on the machine (and any web page the user opens) can reach a loopback port, so every request must prove
+ * it comes from an OpenCIS page: loopback socket only, Host exactly 127.0.0.1:<port> or localhost:<port> (defeats
+ * DNS rebinding), and an Origin that is one of the configured OpenCIS origins (a page elsewhere cannot drive the card).
+ * JSON bodies only, so a cross-site form can never be a "simple" request. The passcode stays on this machine: it goes
+ * to the card, never to the server, and is never logged; nor are grants, PINs or signatures.
+ */
+
+import { X509Certificate } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../domain/credentials/card-login.ts';
+import { describePasscodeProblem, passcodeProblem } from '../domain/credentials/passcode.ts';
+import {
+  assertSameCard,
+  CardError,
+  type CardEvent,
+  type CardSession,
+  lockState,
+  openPkcs11Module,
+  type Pkcs11Module,
+  personaliseCard,
+  setPasscode,
+  signWithPasscode,
+  storeCertificate,
+  toCardError,
+} from './token.ts';
+
+export const DEFAULT_AGENT_PORT = 7327;
+const MAX_BODY_BYTES = 16 * 1024;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options
+
+/** An origin exactly as a browser sends it: scheme, host and optional port, nothing else. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
+export const cardAgentOptionsSchema = z.object({
+  modulePath: z.string().min(1, 'the PKCS#11 module path is empty'),
+  tokenLabel: z.string().min(1).max(32, 'a token label is at most 32 characters').optional(),
+  host: z
+    .string()
+    .default('127.0.0.1')
+    .refine((h) => h === '127.0.0.1', 'the card agent listens only on 127.0.0.1 (loopback), never on a network'),
+  port: z.coerce
+    .number({ error: 'must be a port number (0 to 65535)' })
+    .int('must be a port number (0 to 65535)')
+    .min(0, 'must be a port number (0 to 65535)')
+    .max(65535, 'must be a port number (0 to 65535)')
+    .default(DEFAULT_AGENT_PORT),
+  allowedOrigins: z
+    .array(
+      z
+        .string()
+        .refine(isOrigin, 'must be an origin such as http://localhost:3000 (scheme, host, port; no path or slash)'),
+    )
+    .min(1, 'at least one allowed origin (the OpenCIS web address) is needed'),
+  serverUrl: z
+    .string()
+    .refine(
+      (u) => /^https?:\/\//.test(u) && URL.canParse(u),
+      'must be the OpenCIS server URL, e.g. http://localhost:3000',
+    )
+    .transform((u) => u.replace(/\/+$/, '')),
+  serverTimeoutMs: z.number().int().positive().default(10_000),
+});
+
+export type CardAgentOptions = z.input<typeof cardAgentOptionsSchema> & {
+  /** One line per request and per unexpected failure; never secrets. Default: stderr. */
+  log?: (line: string) => void;
+};
+
+export interface RunningCardAgent {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Errors
+
+const agentErrorCatalogue = {
+  'agent.forbidden': { status: 403, message: 'The card agent answers only this computer.' },
+  'agent.host_not_allowed': { status: 403, message: 'The request was not addressed to the card agent.' },
+  'agent.origin_not_allowed': { status: 403, message: 'This web page may not use the card agent.' },
+  'agent.not_found': { status: 404, message: 'There is nothing at this address.' },
+  'agent.method_not_allowed': { status: 405, message: 'This method is not allowed here.' },
+  'agent.unsupported_media_type': { status: 415, message: 'The request body must be JSON.' },
+  'agent.body_too_large': { status: 413, message: 'The request body is too large.' },
+  'agent.malformed_json': { status: 400, message: 'The request body is not valid JSON.' },
+  'agent.invalid_request': { status: 400, message: 'The request is not valid.' },
+  'agent.invalid_challenge': { status: 400, message: 'The sign-in challenge is not valid.' },
+  'agent.grant_action_mismatch': { status: 409, message: 'That grant is for a different card action.' },
+  'agent.request_timeout': { status: 408, message: 'The request took too long to arrive.' },
+  'agent.header_too_large': { status: 431, message: 'The request headers are too large.' },
+  'agent.server_unreachable': { status: 502, message: 'The OpenCIS server cannot be reached. Try again shortly.' },
+  'agent.server_timeout': { status: 504, message: 'The OpenCIS server did not answer in time. Try again shortly.' },
+  'agent.server_error': { status: 502, message: 'The OpenCIS server gave an answer the card agent cannot use.' },
+  'agent.internal_error': { status: 500, message: 'Something went wrong in the card agent.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type AgentErrorCode = keyof typeof agentErrorCatalogue;
+
+/** An error answered to the page: the agent's own codes, or a code passed on from the OpenCIS server. */
+export class AgentError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AgentError';
+  }
+
+  static of(code: AgentErrorCode, message?: string): AgentError {
+    const entry = agentErrorCatalogue[code];
+    return new AgentError(code, entry.status, message ?? entry.message);
+  }
+}
+
+interface ErrorAnswer {
+  status: number;
+  body: { error: { code: string; message: string; retriesLeft?: number } };
+}
+
+function errorAnswer(err: unknown): ErrorAnswer {
+  if (err instanceof AgentError) {
+    return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+  }
+  const card = toCardError(err);
+  const error = { code: card.code, message: card.message };
+  return {
+    status: card.status,
+    body: { error: card.retriesLeft === undefined ? error : { ...error, retriesLeft: card.retriesLeft } },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The OpenCIS server, as the agent sees it
+
+const serverErrorSchema = z.object({ error: z.object({ code: z.string().min(1), message: z.string() }) });
+const redeemSchema = z.object({
+  action: z.enum(['issue', 'set_passcode', 'unlock']),
+  userId: z.string(),
+  unblockSecret: z.string().min(4),
+  transportSoPin: z.string().min(4).optional(),
+});
+const certificateSchema = z.object({ certificate: z.base64() });
+
+class OpenCisServer {
+  readonly origin: string;
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly timeoutMs: number,
+    private readonly log: (line: string) => void,
+  ) {
+    this.origin = new URL(baseUrl).origin;
+  }
+
+  redeem(grant: string, tokenSerial: string): Promise<z.infer<typeof redeemSchema>> {
+    return this.post('redeem', { grant, tokenSerial }, redeemSchema);
+  }
+
+  requestCertificate(body: {
+    grant: string;
+    tokenSerial: string;
+    publicKey: string;
+    proof: string;
+    algorithm: 'ES256';
+  }): Promise<z.infer<typeof certificateSchema>> {
+    return this.post('certificate', body, certificateSchema);
+  }
+
+  /** Best effort: never delays or fails the answer to the page. */
+  reportEvent(tokenSerial: string, event: CardEvent, certificate: Buffer | null): void {
+    const body = { tokenSerial, event, certificate: certificate?.toString('base64') ?? null };
+    const sent = this.post('events', body, undefined).catch((err: unknown) => {
+      this.log(`card event ${event} not reported: ${err instanceof AgentError ? err.code : 'failed'}`);
+    });
+    this.pending.add(sent);
+    void sent.finally(() => this.pending.delete(sent));
+  }
+
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+  }
+
+  private async post<T>(name: string, body: unknown, schema: z.ZodType<T> | undefined): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}/api/v1/card-agent/${name}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      throw AgentError.of(timedOut ? 'agent.server_timeout' : 'agent.server_unreachable');
+    }
+    const text = await response.text().catch(() => '');
+    if (!response.ok) {
+      const parsed = serverErrorSchema.safeParse(parseJson(text));
+      if (!parsed.success) throw AgentError.of('agent.server_error');
+      // The server's own code and message reach the page (grant expired, card revoked …).
+      const status = response.status >= 400 && response.status < 500 ? response.status : 502;
+      throw new AgentError(parsed.data.error.code, status, parsed.data.error.message);
+    }
+    if (!schema) return undefined as T;
+    const parsed = schema.safeParse(parseJson(text));
+    if (!parsed.success) throw AgentError.of('agent.server_error');
+    return parsed.data;
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Routes
+
+interface RouteContext {
+  origin: string;
+  body: unknown;
+}
+
+type Route = (ctx: RouteContext) => Promise<{ status: number; body: unknown }>;
+
+const grantBody = z.object({ grant: z.string().min(1).max(4096) });
+const signBody = z.object({ challenge: z.string(), passcode: z.string() });
+const passcodeBody = z.object({ grant: z.string().min(1).max(4096), passcode: z.string() });
+
+function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw AgentError.of('agent.invalid_request');
+  return parsed.data;
+}
+
+function routesFor(module: Pkcs11Module, tokenLabel: string | undefined, server: OpenCisServer) {
+  const status: Route = async () => {
+    const body = await module.run((cryptoki) => {
+      let card: CardSession;
+      try {
+        card = cryptoki.openSession(cryptoki.findToken(tokenLabel));
+      } catch (err) {
+        if (err instanceof CardError && err.code === 'card.absent') return undefined;
+        throw err;
+      }
+      const { locked, retriesLeft } = lockState(card);
+      const credential = card.findCredential();
+      return {
+        card: 'present',
+        tokenSerial: card.token.serial,
+        label: card.token.label,
+        locked,
+        retriesLeft,
+        certificate: credential?.certificate.toString('base64') ?? null,
+      };
+    });
+    return {
+      status: 200,
+      body: body ?? {
+        card: 'absent',
+        tokenSerial: null,
+        label: null,
+        locked: false,
+        retriesLeft: 0,
+        certificate: null,
+      },
+    };
+  };
+
+  const sign: Route = async ({ origin, body }) => {
+    const { challenge, passcode } = parseBody(signBody, body);
+    if (!CARD_CHALLENGE_PATTERN.test(challenge)) throw AgentError.of('agent.invalid_challenge');
+    // Malformed input never reaches the card, so it never costs the holder a try.
+    if (!/^[0-9]{6,8}$/.test(passcode)) throw new CardError('card.passcode_format');
+    const signed = await module.withCard(tokenLabel, (card) =>
+      signWithPasscode(card, passcode, cardLoginMessage(origin, challenge), (event, certificate) =>
+        server.reportEvent(card.token.serial, event, certificate),
+      ),
+    );
+    return {
+      status: 200,
+      body: {
+        certificate: signed.certificate.toString('base64'),
+        signature: signed.signature.toString('base64url'),
+        algorithm: signed.algorithm,
+      },
+    };
+  };
+
+  const issue: Route = async ({ body }) => {
+    const { grant } = parseBody(grantBody, body);
+    const serial = await module.withCard(tokenLabel, (card) => card.token.serial);
+    const redeemed = await server.redeem(grant, serial);
+    if (redeemed.action !== 'issue' || redeemed.transportSoPin === undefined) {
+      throw AgentError.of('agent.grant_action_mismatch');
+    }
+    const secrets = { transportSoPin: redeemed.transportSoPin, unblockSecret: redeemed.unblockSecret };
+    // Proof of possession: the new key signs the grant, bound to the server's origin like a sign-in.
+    const personalised = await module.withCard(tokenLabel, (card) => {
+      assertSameCard(card, serial);
+      return personaliseCard(card, secrets, cardLoginMessage(server.origin, grant));
+    });
+    const answer = await server.requestCertificate({
+      grant,
+      tokenSerial: serial,
+      publicKey: personalised.key.publicKey.toString('base64'),
+      proof: personalised.proof.toString('base64url'),
+      algorithm: 'ES256',
+    });
+    const certificate = Buffer.from(answer.certificate, 'base64');
+    if (!isCertificateFor(certificate, personalised.key.publicKey)) {
+      throw AgentError.of('agent.server_error', 'The certificate from the server is not for the key on this card.');
+    }
+    await module.withCard(tokenLabel, (card) => {
+      assertSameCard(card, serial);
+      storeCertificate(card, personalised, certificate);
+    });
+    return { status: 200, body: { tokenSerial: serial, certificate: answer.certificate } };
+  };
+
+  const passcode: Route = async ({ body }) => {
+    const { grant, passcode: newPasscode } = parseBody(passcodeBody, body);
+    // Checked before the grant is spent, so a weak choice does not cost the holder their one-time grant.
+    const problem = passcodeProblem(newPasscode);
+    if (problem) {
+      const code = problem === 'too_simple' ? 'card.passcode_weak' : 'card.passcode_format';
+      throw new CardError(code, { message: describePasscodeProblem(problem) });
+    }
+    const serial = await module.withCard(tokenLabel, (card) => card.token.serial);
+    const redeemed = await server.redeem(grant, serial);
+    if (redeemed.action !== 'set_passcode' && redeemed.action !== 'unlock') {
+      throw AgentError.of('agent.grant_action_mismatch');
+    }
+    await module.withCard(tokenLabel, (card) => {
+      assertSameCard(card, serial);
+      setPasscode(card, redeemed.unblockSecret, newPasscode);
+    });
+    return { status: 200, body: { ok: true } };
+  };
+
+  return new Map<string, { method: 'GET' | 'POST'; route: Route }>([
+    ['/v1/status', { method: 'GET', route: status }],
+    ['/v1/sign', { method: 'POST', route: sign }],
+    ['/v1/cards/issue', { method: 'POST', route: issue }],
+    ['/v1/cards/passcode', { method: 'POST', route: passcode }],
+  ]);
+}
+
+function isCertificateFor(certificate: Buffer, publicKey: Buffer): boolean {
+  try {
+    return new X509Certificate(certificate).publicKey.export({ type: 'spki', format: 'der' }).equals(publicKey);
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP plumbing
+
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  if (address === '::1') return true;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+function send(res: ServerResponse, status: number, body: unknown, allowedOrigin: string | undefined): void {
+  if (res.headersSent) return;
+  res.statusCode = status;
+  res.setHeader('cache-control', 'no-store');
+  res.setHeader('x-content-type-options', 'nosniff');
+  if (allowedOrigin) {
+    res.setHeader('access-control-allow-origin', allowedOrigin);
+    res.setHeader('vary', 'Origin');
+  }
+  if (body === undefined) {
+    res.end();
+    return;
+  }
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify(body));
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') throw AgentError.of('agent.unsupported_media_type');
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw AgentError.of('agent.body_too_large');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > MAX_BODY_BYTES) throw AgentError.of('agent.body_too_large');
+    chunks.push(buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw AgentError.of('agent.malformed_json');
+  }
+}
+
+/** Starts the agent on 127.0.0.1 and nowhere else. */
+export async function startCardAgent(input: CardAgentOptions): Promise<RunningCardAgent> {
+  const parsed = cardAgentOptionsSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new Error(
+      `card agent options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  }
+  const options = parsed.data;
+  const log = input.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const allowedOrigins = new Set(options.allowedOrigins);
+  const module = openPkcs11Module(options.modulePath);
+  const server = new OpenCisServer(options.serverUrl, options.serverTimeoutMs, log);
+  const routes = routesFor(module, options.tokenLabel, server);
+  let port = options.port;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const path = (req.url ?? '').split('?')[0]!;
+    let allowedOrigin: string | undefined;
+    let status = 500;
+    let code = '';
+    try {
+      if (!isLoopbackAddress(req.socket.remoteAddress)) throw AgentError.of('agent.forbidden');
+      const host = (req.headers.host ?? '').toLowerCase();
+      if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) throw AgentError.of('agent.host_not_allowed');
+      const origin = req.headers.origin;
+      const originAllowed = origin !== undefined && allowedOrigins.has(origin);
+      if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
+        if (!originAllowed) throw AgentError.of('agent.origin_not_allowed');
+        res.setHeader('access-control-allow-methods', 'GET, POST');
+        res.setHeader('access-control-allow-headers', 'content-type');
+        res.setHeader('access-control-allow-private-network', 'true');
+        res.setHeader('access-control-max-age', '600');
+        status = 204;
+        send(res, status, undefined, origin);
+        return;
+      }
+      if (!originAllowed) throw AgentError.of('agent.origin_not_allowed');
+      allowedOrigin = origin;
+      const entry = routes.get(path);
+      if (!entry) throw AgentError.of('agent.not_found');
+      if (req.method !== entry.method) {
+        res.setHeader('allow', entry.method);
+        throw AgentError.of('agent.method_not_allowed');
+      }
+      const body = entry.method === 'POST' ? await readJsonBody(req) : undefined;
+      const answer = await entry.route({ origin, body });
+      status = answer.status;
+      send(res, status, answer.body, allowedOrigin);
+    } catch (err) {
+      const answer = errorAnswer(err);
+      status = answer.status;
+      code = answer.body.error.code;
+      if (err instanceof CardError && err.returnValue) code += ` (${err.returnValue})`;
+      if (!(err instanceof AgentError) && !(err instanceof CardError)) {
+        log(`unexpected error on ${req.method} ${path}: ${err instanceof Error ? err.name : 'unknown'}`);
+      }
+      // The body may be left unread (413, 415, early refusals): do not reuse this connection.
+      if (!req.complete) res.setHeader('connection', 'close');
+      send(res, status, answer.body, allowedOrigin);
+    } finally {
+      log(`${req.method} ${path} ${status}${code ? ` ${code}` : ''} ${Math.round(performance.now() - started)}ms`);
+    }
+  }
+
+  const http = createServer({ requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    void handle(req, res);
+  });
+  http.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const code: AgentErrorCode =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? 'agent.request_timeout'
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? 'agent.header_too_large'
+          : 'agent.invalid_request';
+    const { status, message } = agentErrorCatalogue[code];
+    const body = JSON.stringify({ error: { code, message } });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(options.port, options.host, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+  port = (http.address() as AddressInfo).port;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    close() {
+      closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          http.close(() => resolve());
+          http.closeIdleConnections();
+        });
+        await server.settle();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.ts';
+import type { Aal } from '../domain/credentials/assurance.ts';
+import { AppError } from '../domain/errors.ts';
+import type { Actor } from '../domain/policy.ts';
+import type { Sealer } from '../secrets/sealer.ts';
+import type { CardConfig } from '../services/cards.ts';
+import type { Clock, ServiceContext } from '../services/context.ts';
+import type { NotificationTransport } from '../services/notifications.ts';
+import { currentSession, type WebSession } from '../services/sessions.ts';
+import type { RelyingPartyConfig } from '../services/webauthn.ts';
+import type { Database } from '../storage/database.ts';
+import { SESSION_COOKIE } from './web.ts';
+
+/** Everything route handlers need, built once per app from the configuration. */
+export interface WebDeps {
+  config: Config;
+  db: Database;
+  clock: Clock;
+  sealer: Sealer;
+  rp: RelyingPartyConfig;
+  card: CardConfig;
+  transport: NotificationTransport;
+}
+
+export function relyingPartyFrom(config: Config): RelyingPartyConfig {
+  const url = new URL(config.PUBLIC_URL);
+  return {
+    rpId: config.WEBAUTHN_RP_ID ?? url.hostname,
+    rpName: 'OpenCIS',
+    origin: url.origin,
+    aal3Aaguids: new Set(
+      config.WEBAUTHN_AAL3_AAGUIDS.split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  };
+}
+
+export function cardConfigFrom(config: Config): CardConfig {
+  return {
+    origin: new URL(config.PUBLIC_URL).origin,
+    publicUrl: config.PUBLIC_URL,
+    transportSoPin: config.CARD_TRANSPORT_SO_PIN,
+  };
+}
+
+/** The service context for a request: who acts (the signed-in person, or the anonymous web client) and its request id. */
+export function contextFor(deps: WebDeps, req: FastifyRequest, actor?: Actor): ServiceContext {
+  return {
+    db: deps.db,
+    clock: deps.clock,
+    sealer: deps.sealer,
+    actor: actor ?? { kind: 'system', id: 'web:anonymous' },
+    requestId: req.id,
+    allowExampleNiPrefix: deps.config.ALLOW_EXAMPLE_NI_PREFIX,
+  };
+}
+
+export async function sessionOf(deps: WebDeps, req: FastifyRequest): Promise<WebSession | null> {
+  return currentSession(deps.db, req.cookies[SESSION_COOKIE], deps.clock.now());
+}
+
+export function personActor(session: WebSession): Actor {
+  return { kind: 'person', id: session.userId, userId: session.userId };
+}
+
+/**
+ * For pages: the session at or above `aal`, or a redirect to sign in (with step-up when the session is too weak).
+ * Returns null when it has answered the request.
+ */
+export async function requirePageSession(
+  deps: WebDeps,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  aal: Aal,
+): Promise<WebSession | null> {
+  const session = await sessionOf(deps, req);
+  if (session && session.aal >= aal) return session;
+  const back = encodeURIComponent(req.url.split('?')[0] ?? '/account');
+  await reply.redirect(`/signin?return=${back}${aal === 3 ? '&aal=3' : ''}`, 303);
+  return null;
+}
+
+/** For JSON endpoints: the session at or above `aal`, or a catalogued 401/403. */
+export async function requireApiSession(deps: WebDeps, req: FastifyRequest, aal: Aal): Promise<WebSession> {
+  const session = await sessionOf(deps, req);
+  if (!session) throw new AppError('auth.required');
+  if (session.aal < aal) throw new AppError('auth.step_up_required');
+  return session;
+}

@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import cookie from '@fastify/cookie';
+import csrf from '@fastify/csrf-protection';
+import formbody from '@fastify/formbody';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import nunjucks from 'nunjucks';
+
+const VIEWS = join(dirname(fileURLToPath(import.meta.url)), '..', 'views');
+export const SESSION_COOKIE = 'opencis_session';
+
+declare module 'fastify' {
+  interface FastifyReply {
+    page(template: string, context?: Record<string, unknown>, status?: number): FastifyReply;
+  }
+}
+
+export interface WebOptions {
+  publicUrl: string;
+  cardAgentUrl: string;
+}
+
+/**
+ * Server-rendered pages in the NHS.UK design system: nunjucks with autoescaping (every value is HTML-escaped unless a
+ * template says otherwise), the NHS.UK frontend stylesheet served locally without its remote web fonts, a strict
+ * Content-Security-Policy, cookies and CSRF protection for every form.
+ */
+export async function installWeb(app: FastifyInstance, options: WebOptions): Promise<void> {
+  const secure = options.publicUrl.startsWith('https://');
+  await app.register(cookie);
+  await app.register(formbody, { bodyLimit: 65_536 });
+  await app.register(csrf, {
+    cookieKey: 'opencis_csrf',
+    cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure, signed: false },
+  });
+
+  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(VIEWS, { noCache: false }), {
+    autoescape: true,
+    throwOnUndefined: false,
+  });
+  env.addGlobal('cardAgentUrl', options.cardAgentUrl);
+
+  app.decorateReply('page', function page(this: FastifyReply, template: string, context = {}, status = 200) {
+    const req = this.request;
+    const html = env.render(template, { csrfToken: this.generateCsrf(), path: req.url.split('?')[0], ...context });
+    this.status(status).type('text/html; charset=utf-8');
+    this.header(
+      'content-security-policy',
+      [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        `connect-src 'self' ${new URL(options.cardAgentUrl).origin}`,
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+      ].join('; '),
+    );
+    return this.send(html);
+  });
+
+  const css = nhsukStylesheet();
+  app.get('/assets/nhsuk.css', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('cache-control', 'public, max-age=86400').type('text/css; charset=utf-8');
+    return css;
+  });
+  for (const file of ['opencis.css', 'signin.js', 'account.js', 'card.js', 'invite.js']) {
+    const body = readFileSync(join(VIEWS, 'assets', file), 'utf8');
+    const type = file.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8';
+    app.get(`/assets/${file}`, { schema: { hide: true } }, async (_req, reply) => {
+      reply.header('cache-control', 'no-cache').type(type);
+      return body;
+    });
+  }
+}
+
+/**
+ * NHS.UK frontend's stylesheet loads Frutiger from an NHS website. Pages must work offline and under `font-src 'self'`,
+ * so the @font-face rules are dropped and the design system's own fallback stack (Arial) is used.
+ */
+function nhsukStylesheet(): string {
+  const require = createRequire(import.meta.url);
+  const dir = dirname(require.resolve('nhsuk-frontend/package.json'));
+  const version = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+  const raw = readFileSync(join(dir, 'dist', 'nhsuk', `nhsuk-frontend-${version}.min.css`), 'utf8');
+  return raw.replace(/@font-face\{[^}]*\}/g, '').replace(/\/\*# sourceMappingURL=[^*]*\*\//g, '');
+}
+
+/** A local path to return to after sign-in: only same-site paths, never another host (open redirect). */
+export function safeReturnPath(value: unknown, fallback = '/account'): string {
+  if (typeof value !== 'string' || value.length > 200) return fallback;
+  if (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\') || /[\r\n\t]/.test(value))
+    return fallback;
+  return value;
+}
+
+export function clientInfo(req: FastifyRequest): { ip: string | null; userAgent: string | null } {
+  const ua = req.headers['user-agent'];
+  return { ip: req.ip ?? null, userAgent: typeof ua === 'string' ? ua : null };
+}
+
+export function setSessionCookie(reply: FastifyReply, token: string, publicUrl: string): void {
+  reply.setCookie(SESSION_COOKIE, token, {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: publicUrl.startsWith('https://'),
+  });
+}
+
+export function clearSessionCookie(reply: FastifyReply): void {
+  reply.clearCookie(SESSION_COOKIE, { path: '/' });
+}

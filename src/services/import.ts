@@ -1,0 +1,438 @@
+/**
+ * `opencis import people|orgs FILE.csv`: bulk loads through the same services as the API, one transaction per row, so a
+ * bad row is reported with its line number and never half-written while the good rows are kept.
+ *
+ * The file is streamed, never read whole. A small byte-level framer finds where each record starts and ends (counting
+ * physical lines as an editor shows them, and capping a record at MAX_RECORD_BYTES while still scanning past it), and
+ * csv-parse splits each record into fields. csv-parse 7's own streaming recovery is not used: with
+ * `skip_records_with_error`, an over-long record makes it drop the rest of the current chunk — good rows vanish
+ * unreported — and its line counter counts a CRLF inside a quoted field as two lines.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { CsvError } from 'csv-parse';
+import { parse } from 'csv-parse/sync';
+import { AppError, type ErrorCode } from '../domain/errors.ts';
+import type { NewPerson, Person } from '../domain/identity/person.ts';
+import { normaliseOdsCode } from '../domain/organisations/organisation.ts';
+import type { ServiceContext } from './context.ts';
+import { findOrganisation, saveOrganisation, type UpsertOutcome } from './organisations.ts';
+import { findDuplicates, registerPerson, validateNewPerson } from './people.ts';
+import type { FieldProblem } from './validation.ts';
+
+export type ImportKind = 'people' | 'orgs';
+
+/** Row problems found before a service sees the row. */
+export type RowProblemCode = Extract<ErrorCode, 'import.malformed_row' | 'import.row_too_large'>;
+
+export interface ImportFailure {
+  /** Line of the file (1 = the header) on which the bad row starts. */
+  line: number;
+  code: ErrorCode | RowProblemCode;
+  message: string;
+  /** For `person.duplicate`: the user IDs of the existing records the row matches. */
+  candidates?: string[];
+}
+
+export interface ImportSummary {
+  created: number;
+  updated: number;
+  unchanged: number;
+  failed: ImportFailure[];
+}
+
+/** A legitimate row is a few hundred bytes; anything this long is a broken file (or a missing closing quote). */
+export const MAX_RECORD_BYTES = 64 * 1024;
+
+export const importColumns = {
+  orgs: { required: ['ods_code', 'name'], optional: ['type', 'parent_ods_code'] },
+  people: {
+    required: ['given_name', 'family_name', 'date_of_birth'],
+    optional: ['title', 'middle_names', 'preferred_name', 'ni_number', 'email', 'mobile', 'identity_assurance_level'],
+  },
+} as const satisfies Record<ImportKind, { required: readonly string[]; optional: readonly string[] }>;
+
+type Cells = Record<string, string | undefined>;
+
+/** Throws `import.file_not_found` unless `file` is a readable regular file. */
+export async function assertImportFile(file: string): Promise<void> {
+  let reason: string;
+  try {
+    const s = await stat(file);
+    if (s.isFile()) return;
+    reason = 'it is not a regular file';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    reason = code === 'ENOENT' ? 'there is no such file' : code === 'EACCES' ? 'permission denied' : String(code);
+  }
+  throw new AppError('import.file_not_found', undefined, `Cannot read ${file}: ${reason}.`);
+}
+
+export function importOrganisations(ctx: ServiceContext, file: string): Promise<ImportSummary> {
+  return importCsv(ctx, 'orgs', file);
+}
+
+export function importPeople(ctx: ServiceContext, file: string): Promise<ImportSummary> {
+  return importCsv(ctx, 'people', file);
+}
+
+export async function importCsv(ctx: ServiceContext, kind: ImportKind, file: string): Promise<ImportSummary> {
+  await assertImportFile(file);
+  const summary: ImportSummary = { created: 0, updated: 0, unchanged: 0, failed: [] };
+  const fail = (line: number, code: ImportFailure['code'], message: string, candidates?: string[]) =>
+    summary.failed.push(candidates ? { line, code, message, candidates } : { line, code, message });
+  // Organisations may come before their parent: they wait for a later pass (DOMAIN §3 hierarchy).
+  let waiting: { line: number; cells: Cells; err: AppError }[] = [];
+  const records = csvRecords(file);
+  const first = await records.next();
+  if (first.done) throw new AppError('import.bad_header', { kind }, 'The file is empty: it needs a header row.');
+  let header: string[];
+  try {
+    header = readHeader(kind, first.value);
+  } catch (err) {
+    await records.return(undefined); // closes the file
+    throw err;
+  }
+  const save = kind === 'orgs' ? saveOrganisationRow(ctx, header) : savePersonRow(ctx, header);
+
+  /** Saves one row; returns the error when the row must wait for its parent organisation. */
+  const attempt = async (line: number, cells: Cells): Promise<AppError | undefined> => {
+    try {
+      summary[await save(cells)]++;
+    } catch (err) {
+      if (!(err instanceof AppError)) {
+        throw new Error(`import stopped at line ${line} (the rows before it are saved): ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      if (err.code === 'organisation.parent_not_found') return err;
+      fail(line, err.code, describe(err), candidatesOf(err));
+    }
+    return undefined;
+  };
+
+  for await (const record of records) {
+    if ('problem' in record) {
+      fail(record.line, record.problem.code, record.problem.message);
+      continue;
+    }
+    const fields = splitFields(record.text, header);
+    if (typeof fields === 'string') {
+      fail(record.line, 'import.malformed_row', fields);
+      continue;
+    }
+    const cells = Object.fromEntries(header.map((c, i) => [c, fields[i]]));
+    const err = await attempt(record.line, cells);
+    if (err) waiting.push({ line: record.line, cells, err });
+  }
+  // Each pass places at least one more level of the hierarchy; stop when a pass places nothing.
+  while (waiting.length > 0) {
+    const pending = waiting;
+    waiting = [];
+    for (const w of pending) {
+      const err = await attempt(w.line, w.cells);
+      if (err) waiting.push({ ...w, err });
+    }
+    if (waiting.length === pending.length) {
+      for (const w of waiting) fail(w.line, w.err.code, describe(w.err));
+      break;
+    }
+  }
+  summary.failed.sort((a, b) => a.line - b.line);
+  return summary;
+}
+
+function readHeader(kind: ImportKind, record: FramedRecord): string[] {
+  const { required, optional } = importColumns[kind];
+  const expected = `Expected ${required.join(', ')} and optionally ${optional.join(', ')}.`;
+  const fields = 'problem' in record ? record.problem.message : splitFields(record.text);
+  if (typeof fields === 'string') {
+    throw new AppError('import.bad_header', { line: record.line }, `The header row cannot be read: ${fields}.`);
+  }
+  const names = fields.map((f) => f.trim().toLowerCase());
+  const known = new Set<string>([...required, ...optional]);
+  const unknown = names.filter((n) => !known.has(n));
+  const missing = required.filter((r) => !names.includes(r));
+  const repeated = names.filter((n, i) => names.indexOf(n) !== i);
+  if (unknown.length || missing.length || repeated.length) {
+    const parts = [
+      missing.length ? `missing ${missing.join(', ')}` : '',
+      unknown.length ? `unknown ${unknown.map((u) => JSON.stringify(u)).join(', ')}` : '',
+      repeated.length ? `repeated ${repeated.join(', ')}` : '',
+    ].filter(Boolean);
+    throw new AppError(
+      'import.bad_header',
+      { missing, unknown, repeated },
+      `The file does not have the expected columns: ${parts.join('; ')}. ${expected}`,
+    );
+  }
+  return names;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Rows → services
+
+/**
+ * A blank type means "other" for a new organisation but leaves a recorded one's type alone; a file with no
+ * parent_ods_code column likewise leaves recorded parents alone (a blank parent cell means "no parent").
+ */
+function saveOrganisationRow(ctx: ServiceContext, header: readonly string[]): (cells: Cells) => Promise<UpsertOutcome> {
+  const hasParent = header.includes('parent_ods_code');
+  return async (cells) => {
+    let type = cells.type?.trim().toLowerCase() || undefined;
+    let parentOdsCode = cells.parent_ods_code;
+    if ((!type || !hasParent) && cells.ods_code) {
+      const recorded = await findOrganisation(ctx.db, normaliseOdsCode(cells.ods_code));
+      type ??= recorded?.type;
+      if (!hasParent) parentOdsCode = recorded?.parentOdsCode ?? undefined;
+    }
+    const input = { odsCode: cells.ods_code, name: cells.name, type, parentOdsCode };
+    return (await saveOrganisation(ctx, input, { upsert: true })).outcome;
+  };
+}
+
+/**
+ * People have no upsert: a row whose person is already recorded (DOMAIN §2 duplicate rule) with the same details is
+ * 'unchanged', so re-running a file is harmless; with different details it is a duplicate the RA must look at.
+ */
+function savePersonRow(ctx: ServiceContext, header: readonly string[]): (cells: Cells) => Promise<UpsertOutcome> {
+  const given = personFields.filter(([column]) => header.includes(column));
+  return async (cells) => {
+    const input = personInput(cells);
+    // A blank assurance level means "the default" for a new record, not "lower the recorded one to 1".
+    const compared = given.filter(([column]) => cells[column]?.trim() || column !== 'identity_assurance_level');
+    const wanted = validateNewPerson(ctx, input);
+    try {
+      await registerPerson(ctx, input);
+      return 'created';
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'person.duplicate') throw err;
+      const candidates = await findDuplicates(ctx, input);
+      if (candidates.length === 0) throw err;
+      if (candidates.some((c) => compared.every(([, f]) => c[f] === wanted[f]))) return 'unchanged';
+      throw new AppError('person.duplicate', { candidates: candidates.map((c) => c.userId) });
+    }
+  };
+}
+
+const personFields = [
+  ['title', 'title'],
+  ['given_name', 'givenName'],
+  ['middle_names', 'middleNames'],
+  ['family_name', 'familyName'],
+  ['preferred_name', 'preferredName'],
+  ['date_of_birth', 'dateOfBirth'],
+  ['ni_number', 'niNumber'],
+  ['email', 'email'],
+  ['mobile', 'mobile'],
+  ['identity_assurance_level', 'identityAssuranceLevel'],
+] as const satisfies readonly (readonly [string, keyof NewPerson & keyof Person])[];
+
+const columnOfField: Record<string, string> = {
+  ...Object.fromEntries(personFields.map(([column, field]) => [field, column])),
+  odsCode: 'ods_code',
+  parentOdsCode: 'parent_ods_code',
+};
+
+function personInput(cells: Cells): Record<string, unknown> {
+  const input: Record<string, unknown> = Object.fromEntries(
+    personFields.map(([column, field]) => [field, cells[column]]),
+  );
+  const level = cells.identity_assurance_level?.trim();
+  if (!level) input.identityAssuranceLevel = undefined;
+  else if (/^[123]$/.test(level)) input.identityAssuranceLevel = Number(level);
+  else {
+    throw new AppError('request.invalid', {
+      problems: [{ field: 'identityAssuranceLevel', message: 'must be 1, 2 or 3' }],
+    });
+  }
+  return input;
+}
+
+/** One line for the report, naming the CSV columns rather than the API's field names. */
+function describe(err: AppError): string {
+  const d = (err.details ?? {}) as { problems?: FieldProblem[]; candidates?: string[]; parentOdsCode?: string };
+  if (d.problems?.length) return d.problems.map((p) => `${columnOfField[p.field] ?? p.field} ${p.message}`).join('; ');
+  if (d.candidates?.length) return `${err.message} Existing record(s) with other details: ${d.candidates.join(', ')}.`;
+  if (d.parentOdsCode)
+    return `${err.message} No organisation ${d.parentOdsCode} is recorded or created by a good row of the file.`;
+  return err.message;
+}
+
+function candidatesOf(err: AppError): string[] | undefined {
+  const ids = (err.details as { candidates?: unknown } | undefined)?.candidates;
+  return Array.isArray(ids) ? ids.map(String) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// CSV records
+
+type FramedRecord =
+  | { line: number; text: string }
+  | { line: number; problem: { code: RowProblemCode; message: string } };
+
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * The records of a CSV file (RFC 4180, LF, CRLF or CR line ends, optional UTF-8 BOM) with the line each starts on.
+ * Read chunk by chunk: memory stays under MAX_RECORD_BYTES plus one chunk whatever the file holds.
+ */
+export async function* csvRecords(file: string, maxBytes = MAX_RECORD_BYTES): AsyncGenerator<FramedRecord> {
+  const framer = new RecordFramer(maxBytes);
+  for await (const chunk of createReadStream(file)) yield* framer.push(chunk as Buffer);
+  yield* framer.end();
+}
+
+/**
+ * Splits bytes into records. Quoting follows csv-parse: a quote opens a quoted field only at the start of a field,
+ * `""` inside one is a quote, and any other quote closes it — so a stray quote spoils one record, not the rest of the
+ * file. Lines are counted as an editor shows them (LF, CRLF or CR; inside quoted fields too). Blank lines are skipped.
+ */
+class RecordFramer {
+  private line = 1; // line of the next byte
+  private prevCR = false;
+  private skipLF = false; // the record ended on CR: an LF straight after it belongs to that line end
+  private head: Buffer | null = Buffer.alloc(0); // the first bytes, until there are enough to see a BOM
+  // the current record
+  private start = 0; // its first line; 0 while it has no byte
+  private parts: Buffer[] = [];
+  private size = 0;
+  private tooLong = false;
+  private quotedBreak = false; // a line break inside a quoted field: a sign of a missing closing quote when too long
+  private quoted = false;
+  private quoteSeen = false; // a quote inside a quoted field: `""` or the closing quote, as the next byte tells
+  private fieldStart = true;
+
+  constructor(private readonly maxBytes: number) {}
+
+  push(chunk: Buffer): FramedRecord[] {
+    let buf = chunk;
+    if (this.head) {
+      buf = Buffer.concat([this.head, chunk]);
+      if (buf.length < BOM.length) {
+        this.head = buf;
+        return [];
+      }
+      this.head = null;
+      if (buf.subarray(0, BOM.length).equals(BOM)) buf = buf.subarray(BOM.length);
+    }
+    const out: FramedRecord[] = [];
+    let from = 0; // where the current record's bytes begin in this chunk
+    for (let i = 0; i < buf.length; i++) {
+      const b = buf[i]!;
+      const at = this.line;
+      if (b === CR || (b === LF && !this.prevCR)) this.line++;
+      this.prevCR = b === CR;
+      if (this.skipLF) {
+        this.skipLF = false;
+        if (b === LF) {
+          from = i + 1;
+          continue;
+        }
+      }
+      if (this.quoteSeen) {
+        this.quoteSeen = false;
+        if (b === QUOTE) continue; // `""`
+        this.quoted = false;
+      }
+      if (this.quoted) {
+        if (b === QUOTE) this.quoteSeen = true;
+        else if (b === CR || b === LF) this.quotedBreak = true;
+        continue;
+      }
+      if (b === CR || b === LF) {
+        this.keep(buf, from, i);
+        const record = this.finish();
+        if (record) out.push(record);
+        from = i + 1;
+        this.skipLF = b === CR;
+        continue;
+      }
+      if (this.start === 0) this.start = at;
+      if (b === QUOTE && this.fieldStart) this.quoted = true;
+      this.fieldStart = b === COMMA;
+    }
+    this.keep(buf, from, buf.length);
+    return out;
+  }
+
+  end(): FramedRecord[] {
+    const out: FramedRecord[] = [];
+    if (this.head) {
+      const short = this.head; // a file of one or two bytes: too short to hold a BOM
+      this.head = null;
+      out.push(...this.push(short));
+    }
+    const record = this.finish();
+    if (record) out.push(record);
+    return out;
+  }
+
+  private keep(buf: Buffer, from: number, to: number): void {
+    this.size += to - from;
+    if (this.size > this.maxBytes) {
+      this.tooLong = true;
+      this.parts = [];
+    } else if (to > from) {
+      this.parts.push(buf.subarray(from, to));
+    }
+  }
+
+  private finish(): FramedRecord | undefined {
+    const { start: line, parts, tooLong, quotedBreak } = this;
+    this.start = 0;
+    this.parts = [];
+    this.size = 0;
+    this.tooLong = false;
+    this.quotedBreak = false;
+    this.quoted = false;
+    this.quoteSeen = false;
+    this.fieldStart = true;
+    if (line === 0) return undefined; // a blank line
+    if (tooLong) {
+      const hint = quotedBreak ? ' (a quoted field runs over several lines: is a closing quote missing?)' : '';
+      const message = `the row is longer than ${this.maxBytes} bytes${hint}`;
+      return { line, problem: { code: 'import.row_too_large', message } };
+    }
+    try {
+      const text = utf8.decode(Buffer.concat(parts));
+      return text.trim() === '' ? undefined : { line, text };
+    } catch {
+      return {
+        line,
+        problem: { code: 'import.malformed_row', message: 'the row is not valid UTF-8 (save the file as UTF-8)' },
+      };
+    }
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+const csvProblems: Partial<Record<string, string>> = {
+  INVALID_OPENING_QUOTE:
+    'a quote inside a field that does not start with one (quote the whole field and double the quote)',
+  CSV_INVALID_CLOSING_QUOTE: 'characters after the closing quote of a field (double a quote that belongs to the text)',
+  CSV_QUOTE_NOT_CLOSED: 'a quoted field is never closed',
+};
+
+/** The fields of one record, or why it is not valid CSV. */
+function splitFields(text: string, header?: readonly string[]): string[] | string {
+  let rows: string[][];
+  try {
+    rows = parse(text, { bom: false, relax_column_count: false });
+  } catch (err) {
+    const column = err instanceof CsvError && typeof err.column === 'number' ? header?.[err.column] : undefined;
+    const reason = (err instanceof CsvError && csvProblems[err.code]) || 'the row is not valid CSV';
+    return column ? `${reason}, in column ${column}` : reason;
+  }
+  const fields = rows[0] ?? [];
+  if (rows.length !== 1) return 'the row is not valid CSV';
+  if (header && fields.length !== header.length) {
+    return `the row has ${fields.length} field${fields.length === 1 ? '' : 's'}; the header has ${header.length}`;
+  }
+  return fields;
+}

@@ -1,0 +1,85 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../domain/errors.ts';
+import { contextFor, sessionOf, type WebDeps } from '../http/deps.ts';
+import { clearSessionCookie, clientInfo, SESSION_COOKIE, safeReturnPath, setSessionCookie } from '../http/web.ts';
+import { finishCardSignIn, startCardChallenge } from '../services/cards.ts';
+import { endSession, type SignInResult, startSession } from '../services/sessions.ts';
+import { signInWithTotp } from '../services/totp.ts';
+import { finishWebauthnAuthentication, startWebauthnAuthentication } from '../services/webauthn.ts';
+
+/**
+ * The sign-in pages: smartcard (through the card agent), WebAuthn (security keys, Windows Hello, passkeys) and
+ * authenticator apps. A successful sign-in starts a fresh session at the level the method reached; signing in again
+ * with a stronger method steps the session up. `?aal=3` asks for AAL3 (step-up).
+ */
+export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void {
+  const csrf = { preHandler: app.csrfProtection, schema: { hide: true } };
+
+  app.get('/signin', { schema: { hide: true } }, async (req, reply) => {
+    const q = req.query as Record<string, unknown>;
+    const session = await sessionOf(deps, req);
+    return reply.page('signin.njk', {
+      title: 'Sign in',
+      returnTo: safeReturnPath(q.return),
+      requiredAal: q.aal === '3' ? 3 : 2,
+      signedIn: session !== null,
+    });
+  });
+
+  async function complete(req: FastifyRequest, reply: FastifyReply, result: SignInResult, returnTo: unknown) {
+    const ctx = contextFor(deps, req);
+    const { token } = await deps.db.transaction((tx) =>
+      startSession(tx, ctx, result, req.cookies[SESSION_COOKIE] ?? null, clientInfo(req)),
+    );
+    setSessionCookie(reply, token, deps.config.PUBLIC_URL);
+    return safeReturnPath(returnTo);
+  }
+
+  app.post('/signin/totp', csrf, async (req, reply) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    try {
+      const result = await signInWithTotp(contextFor(deps, req), { userId: body.userId, code: body.code, ip: req.ip });
+      return reply.redirect(await complete(req, reply, result, body.return), 303);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      return reply.page(
+        'signin.njk',
+        {
+          title: 'Sign in',
+          returnTo: safeReturnPath(body.return),
+          userId: typeof body.userId === 'string' ? body.userId.slice(0, 12) : '',
+          errors: [{ field: 'code', message: err.message }],
+        },
+        err.status,
+      );
+    }
+  });
+
+  app.post('/signin/webauthn/options', csrf, async (req) => {
+    return startWebauthnAuthentication(contextFor(deps, req), deps.rp, {});
+  });
+
+  app.post('/signin/webauthn/verify', csrf, async (req, reply) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const result = await finishWebauthnAuthentication(contextFor(deps, req), deps.rp, {
+      challengeId: body.challengeId,
+      response: body.response,
+    });
+    return { redirect: await complete(req, reply, result, body.return), aal: result.aal, amr: result.amr };
+  });
+
+  app.post('/signin/card/challenge', csrf, async (req) => startCardChallenge(contextFor(deps, req), 'signin'));
+
+  app.post('/signin/card/verify', csrf, async (req, reply) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const result = await finishCardSignIn(contextFor(deps, req), deps.card, body);
+    return { redirect: await complete(req, reply, result, body.return), aal: result.aal, amr: result.amr };
+  });
+
+  app.post('/signout', csrf, async (req, reply) => {
+    const token = req.cookies[SESSION_COOKIE];
+    if (token) await endSession(deps.db, token, deps.clock.now());
+    clearSessionCookie(reply);
+    return reply.redirect('/signin', 303);
+  });
+}

@@ -1,0 +1,44 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { backend, POSTGRES_URL, type TestDatabase } from './db.ts';
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `opencis` command (bin/opencis.js) in a child process. */
+export function runOpencis(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/opencis.js', ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * Environment that points a child `opencis` at a database of its own: for PostgreSQL the test database's schema,
+ * for PGlite a fresh data directory (an in-memory PGlite cannot be shared with another process).
+ */
+export function cliEnvFor(t: TestDatabase | null): Record<string, string> {
+  if (backend === 'postgres' && t?.schema) return { DATABASE_URL: POSTGRES_URL, DATABASE_SCHEMA: t.schema };
+  return { DATA_DIR: mkdtempSync(join(tmpdir(), 'opencis-cli-')) };
+}

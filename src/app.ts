@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { registerAuthenticatorApi } from './api/authenticators.ts';
 import { registerCardAgentApi } from './api/card-agent.ts';
 import type { Config } from './config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
@@ -115,6 +116,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerSignInRoutes(app, web);
   registerPortalRoutes(app, web);
   registerCardAgentApi(app, web);
+  registerAuthenticatorApi(app, web);
   await registerPkiRoutes(app, {
     db: deps.db,
     clock: deps.clock,

@@ -23,6 +23,7 @@ import {
   openPkcs11Module,
   type Pkcs11Module,
   personaliseCard,
+  replaceCertificate,
   setPasscode,
   signWithPasscode,
   storeCertificate,
@@ -102,6 +103,7 @@ const agentErrorCatalogue = {
   'agent.invalid_challenge': { status: 400, message: 'The sign-in challenge is not valid.' },
   'agent.grant_action_mismatch': { status: 409, message: 'That grant is for a different card action.' },
   'agent.request_timeout': { status: 408, message: 'The request took too long to arrive.' },
+  'agent.request_incomplete': { status: 400, message: 'The request body did not arrive in full.' },
   'agent.header_too_large': { status: 431, message: 'The request headers are too large.' },
   'agent.server_unreachable': { status: 502, message: 'The OpenCIS server cannot be reached. Try again shortly.' },
   'agent.server_timeout': { status: 504, message: 'The OpenCIS server did not answer in time. Try again shortly.' },
@@ -246,6 +248,13 @@ type Route = (ctx: RouteContext) => Promise<{ status: number; body: unknown }>;
 const grantBody = z.object({ grant: z.string().min(1).max(4096) });
 const signBody = z.object({ challenge: z.string(), passcode: z.string() });
 const passcodeBody = z.object({ grant: z.string().min(1).max(4096), passcode: z.string() });
+const certificateBody = z.object({
+  certificate: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/)
+    .max(8_000),
+  passcode: z.string(),
+});
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body);
@@ -358,7 +367,19 @@ function routesFor(module: Pkcs11Module, tokenLabel: string | undefined, server:
     return { status: 200, body: { ok: true } };
   };
 
+  const renew: Route = async ({ body }) => {
+    const { certificate, passcode: current } = parseBody(certificateBody, body);
+    if (!/^[0-9]{6,8}$/.test(current)) throw new CardError('card.passcode_format');
+    await module.withCard(tokenLabel, (card) =>
+      replaceCertificate(card, current, Buffer.from(certificate, 'base64'), (event, cert) =>
+        server.reportEvent(card.token.serial, event, cert),
+      ),
+    );
+    return { status: 200, body: { ok: true } };
+  };
+
   return new Map<string, { method: 'GET' | 'POST'; route: Route }>([
+    ['/v1/cards/certificate', { method: 'POST', route: renew }],
     ['/v1/status', { method: 'GET', route: status }],
     ['/v1/sign', { method: 'POST', route: sign }],
     ['/v1/cards/issue', { method: 'POST', route: issue }],
@@ -385,7 +406,7 @@ export function isLoopbackAddress(address: string | undefined): boolean {
 }
 
 function send(res: ServerResponse, status: number, body: unknown, allowedOrigin: string | undefined): void {
-  if (res.headersSent) return;
+  if (res.headersSent || res.destroyed) return;
   res.statusCode = status;
   res.setHeader('cache-control', 'no-store');
   res.setHeader('x-content-type-options', 'nosniff');
@@ -408,11 +429,16 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   if (declared > MAX_BODY_BYTES) throw AgentError.of('agent.body_too_large');
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > MAX_BODY_BYTES) throw AgentError.of('agent.body_too_large');
-    chunks.push(buffer);
+  try {
+    for await (const chunk of req) {
+      const buffer = chunk as Buffer;
+      size += buffer.length;
+      if (size > MAX_BODY_BYTES) throw AgentError.of('agent.body_too_large');
+      chunks.push(buffer);
+    }
+  } catch (err) {
+    // the client went away or the request timed out (Node has answered 408 through 'clientError')
+    throw err instanceof AgentError ? err : AgentError.of('agent.request_incomplete');
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -487,9 +513,12 @@ export async function startCardAgent(input: CardAgentOptions): Promise<RunningCa
     }
   }
 
-  const http = createServer({ requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => {
-    void handle(req, res);
-  });
+  const http = createServer(
+    { requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 2_000 },
+    (req, res) => {
+      void handle(req, res);
+    },
+  );
   http.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
     const code: AgentErrorCode =

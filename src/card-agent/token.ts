@@ -9,7 +9,7 @@
  * - SoftHSM2 (the virtual smartcard) has no retry counter, so the agent keeps the card's: a public data object
  *   counting consecutive wrong passcodes (DOMAIN §6: three wrong passcodes lock a card).
  */
-import { createHash, createPublicKey, randomBytes, randomInt } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, randomInt, X509Certificate } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { PASSCODE_MAX_TRIES } from '../domain/credentials/passcode.ts';
 
@@ -50,6 +50,10 @@ const cardErrorCatalogue = {
   'card.admin_pin_locked': {
     status: 423,
     message: 'The card’s administrator PIN is locked. The card must be replaced.',
+  },
+  'card.certificate_mismatch': {
+    status: 409,
+    message: 'The new certificate is not for the key on this card.',
   },
   'card.changed': {
     status: 409,
@@ -778,6 +782,39 @@ export function storeCertificate(card: CardSession, personalisation: Personalisa
   card.login('user', personalisation.temporaryPin);
   card.writeCertificate(personalisation.key.id, certificate);
   card.writePasscodeFailures(0);
+}
+
+/**
+ * Self-renewal: the server certified the key already on the card again (last 90 days of the old certificate). The
+ * passcode is checked on the card (it counts towards the lock like any try), the new certificate must be for the very
+ * key the card holds, and it replaces the old one.
+ */
+export function replaceCertificate(
+  card: CardSession,
+  passcode: string,
+  certificate: Buffer,
+  onEvent: (event: CardEvent, certificate: Buffer | null) => void,
+): void {
+  const credential = card.findCredential();
+  if (!credential) throw new CardError('card.not_issued');
+  if (!samePublicKey(credential.certificate, certificate)) throw new CardError('card.certificate_mismatch');
+  verifyPasscode(card, passcode, (event) => onEvent(event, credential.certificate));
+  for (const object of card.findObjects([
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_CERTIFICATE },
+    { type: pkcs11js.CKA_ID, value: credential.id },
+  ])) {
+    card.destroyObject(object);
+  }
+  card.writeCertificate(credential.id, certificate);
+}
+
+function samePublicKey(a: Buffer, b: Buffer): boolean {
+  try {
+    const key = (der: Buffer) => new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' });
+    return key(a).equals(key(b));
+  } catch {
+    return false;
+  }
 }
 
 /** Sets the holder's passcode as the SO (first passcode, RA unlock, self-service unlock); unlocks the card. */

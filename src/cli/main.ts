@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.ts';
 import { AppError } from '../domain/errors.ts';
 import { auditCommand } from './commands/audit.ts';
+import { bootstrapCommand } from './commands/bootstrap.ts';
+import { cardCommand } from './commands/card.ts';
 import { importCommand } from './commands/import.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { rbacCommand } from './commands/rbac.ts';
@@ -22,6 +24,8 @@ const commands: Record<string, Command> = {
   import: importCommand,
   audit: auditCommand,
   rbac: rbacCommand,
+  bootstrap: bootstrapCommand,
+  card: cardCommand,
 };
 
 function usage(): string {

@@ -30,28 +30,68 @@ export const statements = [
 ] as const;
 export type Statement = (typeof statements)[number];
 
+/**
+ * RA powers a person holds through their effective role profiles: the activities (B-codes, inclusions expanded) of
+ * each profile, and the organisations that profile's organisation subtree covers (an RA's reach, DOMAIN §3).
+ */
+export interface RaPower {
+  activities: readonly string[];
+  odsCodes: readonly string[];
+}
+
 export type Actor =
   | { kind: 'operator'; id: string } // e.g. "cli:root@host"
   | { kind: 'system'; id: string } // e.g. "system:seed"
-  | { kind: 'person'; id: string; userId: string };
+  | { kind: 'person'; id: string; userId: string; powers?: readonly RaPower[] };
 
 export interface Target {
   /** The organisation the target belongs to, when it has one: RA powers are scoped to an organisation subtree. */
   odsCode?: string;
+  /** For a person: the organisations they work for. In scope when any of them is in the actor's reach. */
+  odsCodes?: readonly string[];
   /** The person the action is about, for segregation-of-duties rules. */
   userId?: string;
 }
+
+/**
+ * Which activity grants which statements. B0274 "Perform RA activities" (RA Agents and Managers) covers identity and
+ * card work; B0267 (ID Checker) registers and verifies people; B0264 (Local Smartcard Administrator) unlocks cards.
+ * The full RA role matrix (sponsors, approvals, positions) is defined with the RA console.
+ */
+const grantsByActivity: Record<string, readonly Statement[]> = {
+  B0274: [
+    'person:read',
+    'person:create',
+    'person:update',
+    'card:issue',
+    'card:unlock',
+    'card:cancel',
+    'authenticator:enrol',
+  ],
+  B0267: ['person:read', 'person:create'],
+  B0264: ['person:read', 'card:unlock'],
+};
+
+/** Statements that a person may use on people who have no organisation yet (a new starter being registered). */
+const nationalStatements = new Set<Statement>(['person:read', 'person:create']);
 
 export function isAllowed(actor: Actor, statement: Statement, target: Target = {}): boolean {
   switch (actor.kind) {
     case 'operator':
     case 'system':
       return true;
-    case 'person':
+    case 'person': {
       // Segregation of duties: nobody changes their own record or access (DOMAIN §5) — checked first so that no
-      // future grant can bypass it.
-      if (target.userId !== undefined && target.userId === actor.userId && statement !== 'person:read') return false;
-      return statement === 'person:read' && target.userId === actor.userId;
+      // grant can bypass it.
+      if (target.userId !== undefined && target.userId === actor.userId) return statement === 'person:read';
+      const targetOrgs = target.odsCodes ?? (target.odsCode ? [target.odsCode] : []);
+      for (const power of actor.powers ?? []) {
+        if (!power.activities.some((a) => grantsByActivity[a]?.includes(statement))) continue;
+        if (targetOrgs.length === 0 && nationalStatements.has(statement)) return true;
+        if (targetOrgs.some((o) => power.odsCodes.includes(o))) return true;
+      }
+      return false;
+    }
   }
 }
 

@@ -7,7 +7,7 @@ import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
 import { issueAuthenticationCertificate, revokeCertificate, verifyAuthenticationCertificate } from '../pki/ca.ts';
 import type { Queryable } from '../storage/database.ts';
-import { findPersonByUserId } from '../storage/people.ts';
+import { findPersonByUserId, personOrgCodes } from '../storage/people.ts';
 import { appendAudit } from './audit.ts';
 import { consumeChallenge, createChallenge } from './challenges.ts';
 import type { ServiceContext } from './context.ts';
@@ -122,7 +122,7 @@ export async function startCardIssue(
   return ctx.db.transaction(async (tx) => {
     const person = await findPersonByUserId(tx, input.userId, true);
     if (!person) throw new AppError('person.not_found');
-    authorize(ctx.actor, 'card:issue', { userId: person.userId });
+    authorize(ctx.actor, 'card:issue', { userId: person.userId, odsCodes: await personOrgCodes(tx, person.userId) });
     // A card is an AAL3 authenticator: its holder's identity must have been checked face to face (IAL3).
     if (person.status !== 'active' || person.identityAssuranceLevel < 3) {
       throw new AppError('card.invalid_state', { reason: 'the person must be active and verified face to face' });
@@ -291,7 +291,7 @@ export async function passcodeGrant(ctx: ServiceContext, cardId: string): Promis
   return ctx.db.transaction(async (tx) => {
     const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
     if (!card) throw new AppError('card.not_found');
-    authorize(ctx.actor, 'card:issue', { userId: card.user_id });
+    authorize(ctx.actor, 'card:issue', { userId: card.user_id, odsCodes: await personOrgCodes(tx, card.user_id) });
     if (card.status !== 'awaiting_passcode') throw new AppError('card.invalid_state');
     return createGrant(tx, ctx, cardId, 'set_passcode');
   });
@@ -302,7 +302,7 @@ export async function unlockGrant(ctx: ServiceContext, cardId: string, reason: s
   return ctx.db.transaction(async (tx) => {
     const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
     if (!card) throw new AppError('card.not_found');
-    authorize(ctx.actor, 'card:unlock', { userId: card.user_id });
+    authorize(ctx.actor, 'card:unlock', { userId: card.user_id, odsCodes: await personOrgCodes(tx, card.user_id) });
     if (card.status !== 'locked' && card.status !== 'active') throw new AppError('card.invalid_state');
     const grant = await createGrant(tx, ctx, cardId, 'unlock');
     await appendAudit(tx, ctx, {
@@ -439,7 +439,7 @@ export async function cancelCardIn(
 ): Promise<Card> {
   const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
   if (!card) throw new AppError('card.not_found');
-  authorize(ctx.actor, 'card:cancel', { userId: card.user_id });
+  authorize(ctx.actor, 'card:cancel', { userId: card.user_id, odsCodes: await personOrgCodes(tx, card.user_id) });
   if (card.status === 'cancelled') return fromRow(card);
   const now = ctx.clock.now();
   if (card.certificate_serial) {
@@ -578,8 +578,10 @@ export async function renewCardCertificate(
   ctx: ServiceContext,
   config: CardConfig,
   input: unknown,
+  holderUserId?: string,
 ): Promise<{ certificate: Buffer; card: Card }> {
   const { card, certificateSerial } = await proveCard(ctx, config, 'renew', input);
+  if (holderUserId !== undefined && card.user_id !== holderUserId) throw new AppError('auth.forbidden');
   const now = ctx.clock.now();
   const notAfter = card.not_after ? new Date(card.not_after) : null;
   if (!notAfter || notAfter.getTime() - now.getTime() > SELF_RENEWAL_WINDOW_DAYS * 86_400_000) {

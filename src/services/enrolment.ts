@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../domain/errors.ts';
 import { normaliseNiNumber } from '../domain/identity/ni-number.ts';
 import { authorize } from '../domain/policy.ts';
-import { findPersonByUserId } from '../storage/people.ts';
+import { findPersonByUserId, personOrgCodes } from '../storage/people.ts';
 import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -81,7 +81,10 @@ export async function createEnrolmentInvitation(
   ctx: ServiceContext,
   input: { userId: string; maxAal: 2 | 3; ttlHours?: number },
 ): Promise<string> {
-  authorize(ctx.actor, 'authenticator:enrol', { userId: input.userId });
+  authorize(ctx.actor, 'authenticator:enrol', {
+    userId: input.userId,
+    odsCodes: await personOrgCodes(ctx.db, input.userId),
+  });
   const token = randomBytes(32).toString('base64url');
   const now = ctx.clock.now();
   await ctx.db.transaction(async (tx) => {

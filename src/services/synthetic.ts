@@ -131,6 +131,16 @@ function niPrefixes(): string {
   return out.join('');
 }
 
+const NI_PREFIXES = niPrefixes();
+/** NI numbers: every allocated prefix × 10^6 digit strings × 4 suffixes (373 × 4 000 000). */
+const NI_SPACE = (NI_PREFIXES.length / 2) * 4_000_000;
+/**
+ * A prime (the 50 millionth) larger than any prime factor of NI_SPACE, so coprime with it: seq ↦ (seq mod NI_SPACE) ·
+ * NI_SCRAMBLE mod NI_SPACE is a bijection, and the never-repeating sequence values give distinct NI numbers, scattered
+ * rather than consecutive. (seq mod NI_SPACE) · NI_SCRAMBLE < 1.5e18 stays inside bigint.
+ */
+const NI_SCRAMBLE = 982_451_653;
+
 // ODS code spaces, one per organisation type and disjoint from each other (so a run never collides with itself):
 // ICBs Q + letter + letter/digit; trusts R or T + letter + letter/digit; sites a new trust's code + 2 digits;
 // GP practices a letter (never F, Q, R, T) + 5 digits; pharmacies F + letter + letter/digit + 2 digits.
@@ -424,16 +434,6 @@ interface BatchInput {
   family: NameColumns;
   given: NameColumns;
 }
-
-const NI_PREFIXES = niPrefixes();
-/** NI numbers: every allocated prefix × 10^6 digit strings × 4 suffixes (373 × 4 000 000). */
-const NI_SPACE = (NI_PREFIXES.length / 2) * 4_000_000;
-/**
- * Multiplier coprime with NI_SPACE (2^8 · 5^6 · 373): seq ↦ (seq mod NI_SPACE) · NI_SCRAMBLE mod NI_SPACE is a
- * bijection, so the never-repeating sequence values give distinct NI numbers, scattered rather than consecutive.
- * (seq mod NI_SPACE) · NI_SCRAMBLE < 1.5e18 stays inside bigint.
- */
-const NI_SCRAMBLE = 982_451_653;
 
 /**
  * One batch of people, each with one person-organisation link and one or two role profiles (55 % two: ~1.55 on

@@ -187,3 +187,12 @@ export async function searchPeople(
 function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
+
+/** The organisations a person works for (their person-organisation links), for RA scope checks. */
+export async function personOrgCodes(q: Queryable, userId: string): Promise<string[]> {
+  const { rows } = await q.query<{ ods_code: string }>(
+    'SELECT ods_code FROM person_orgs WHERE user_id = $1 ORDER BY 1',
+    [userId],
+  );
+  return rows.map((r) => r.ods_code);
+}

@@ -25,16 +25,20 @@ import type { NotificationTransport, OutgoingMessage } from '../../src/services/
 import { registerPerson } from '../../src/services/people.ts';
 import { currentSession, startSession } from '../../src/services/sessions.ts';
 import { confirmTotpEnrolment, signInWithTotp, startTotpEnrolment } from '../../src/services/totp.ts';
-import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { SoftwareCardKey } from '../support/card.ts';
 import { TestClock, testContext } from '../support/context.ts';
+import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 
 let t: TestDatabase;
 const clock = new TestClock(new Date('2026-11-26T09:00:00Z'));
 const ctx = () => testContext(t.db, { clock });
 const sent: OutgoingMessage[] = [];
 const transport: NotificationTransport = { send: async (m) => void sent.push(m) };
-const cardConfig: CardConfig = { origin: 'http://localhost:3000', publicUrl: 'http://localhost:3000', transportSoPin: '87654321' };
+const cardConfig: CardConfig = {
+  origin: 'http://localhost:3000',
+  publicUrl: 'http://localhost:3000',
+  transportSoPin: '87654321',
+};
 let n = 0;
 
 before(async () => {
@@ -90,7 +94,12 @@ async function issueCard(userId: string, tokenSerial = `TOKEN-${userId}`) {
 
 async function cardSignIn(key: SoftwareCardKey, certificate: string, origin = cardConfig.origin) {
   const { challengeId, challenge } = await startCardChallenge(ctx(), 'signin');
-  return finishCardSignIn(ctx(), cardConfig, { challengeId, certificate, signature: key.sign(origin, challenge), algorithm: 'ES256' });
+  return finishCardSignIn(ctx(), cardConfig, {
+    challengeId,
+    certificate,
+    signature: key.sign(origin, challenge),
+    algorithm: 'ES256',
+  });
 }
 
 test(`[${backend}] a card is issued, certified for the key on it, and signs its holder in at AAL3`, async () => {
@@ -98,7 +107,10 @@ test(`[${backend}] a card is issued, certified for the key on it, and signs its 
   const { card, key, certificate } = await issueCard(p.userId);
   assert.equal(card.status, 'active');
   const result = await cardSignIn(key, certificate);
-  assert.deepEqual({ userId: result.userId, aal: result.aal, amr: result.amr }, { userId: p.userId, aal: 3, amr: ['SMARTCARD'] });
+  assert.deepEqual(
+    { userId: result.userId, aal: result.aal, amr: result.amr },
+    { userId: p.userId, aal: 3, amr: ['SMARTCARD'] },
+  );
 });
 
 test(`[${backend}] grants are single-use and bound to their card and token`, async () => {
@@ -106,7 +118,10 @@ test(`[${backend}] grants are single-use and bound to their card and token`, asy
   const { card, tokenSerial } = await issueCard(p.userId);
   const grant = await passcodeGrant(ctx(), card.cardId).catch((e) => e);
   assert.equal((grant as AppError).code, 'card.invalid_state', 'an active card needs no first-passcode grant');
-  assert.equal(await codeOf(redeemCardGrant(ctx(), cardConfig, { grant: 'x'.repeat(43), tokenSerial })), 'card.grant_invalid');
+  assert.equal(
+    await codeOf(redeemCardGrant(ctx(), cardConfig, { grant: 'x'.repeat(43), tokenSerial })),
+    'card.grant_invalid',
+  );
   assert.equal(await codeOf(redeemCardGrant(ctx(), cardConfig, { grant: 42, tokenSerial })), 'card.grant_invalid');
   assert.equal(await codeOf(redeemCardGrant(ctx(), cardConfig, null)), 'card.grant_invalid');
   // a second card cannot take a token already in use
@@ -121,7 +136,12 @@ test(`[${backend}] a certificate request without proof of possession of the key 
   const imposter = new SoftwareCardKey();
   const { grant } = await startCardIssue(ctx(), cardConfig, { userId: p.userId, kind: 'virtual' });
   await redeemCardGrant(ctx(), cardConfig, { grant, tokenSerial: 'VT-1' });
-  const res = certifyCard(ctx(), cardConfig, { grant, tokenSerial: 'VT-1', publicKey: key.spkiBase64(), proof: imposter.sign(cardConfig.origin, grant) });
+  const res = certifyCard(ctx(), cardConfig, {
+    grant,
+    tokenSerial: 'VT-1',
+    publicKey: key.spkiBase64(),
+    proof: imposter.sign(cardConfig.origin, grant),
+  });
   assert.equal(await codeOf(res), 'card.proof_invalid');
 });
 
@@ -134,9 +154,15 @@ test(`[${backend}] sign-in is refused for a wrong key, another origin, a replaye
   const signed = { challengeId, certificate, signature: key.sign(cardConfig.origin, challenge), algorithm: 'ES256' };
   await finishCardSignIn(ctx(), cardConfig, signed);
   assert.equal(await codeOf(finishCardSignIn(ctx(), cardConfig, signed)), 'auth.failed', 'replay');
-  assert.equal(await codeOf(finishCardSignIn(ctx(), cardConfig, { ...signed, challengeId: 'forged-challenge-id' })), 'auth.failed');
+  assert.equal(
+    await codeOf(finishCardSignIn(ctx(), cardConfig, { ...signed, challengeId: 'forged-challenge-id' })),
+    'auth.failed',
+  );
   assert.equal(await codeOf(finishCardSignIn(ctx(), cardConfig, { ...signed, certificate: 'AAAA' })), 'auth.failed');
-  assert.equal(await codeOf(finishCardSignIn(ctx(), cardConfig, { ...signed, signature: 'x'.repeat(5000) })), 'auth.failed');
+  assert.equal(
+    await codeOf(finishCardSignIn(ctx(), cardConfig, { ...signed, signature: 'x'.repeat(5000) })),
+    'auth.failed',
+  );
 });
 
 test(`[${backend}] an expired challenge is refused`, async () => {
@@ -144,7 +170,12 @@ test(`[${backend}] an expired challenge is refused`, async () => {
   const { key, certificate } = await issueCard(p.userId);
   const { challengeId, challenge } = await startCardChallenge(ctx(), 'signin');
   clock.advanceDays(1 / 24 / 6); // 10 minutes
-  const res = finishCardSignIn(ctx(), cardConfig, { challengeId, certificate, signature: key.sign(cardConfig.origin, challenge), algorithm: 'ES256' });
+  const res = finishCardSignIn(ctx(), cardConfig, {
+    challengeId,
+    certificate,
+    signature: key.sign(cardConfig.origin, challenge),
+    algorithm: 'ES256',
+  });
   assert.equal(await codeOf(res), 'auth.failed');
 });
 
@@ -152,7 +183,9 @@ test(`[${backend}] cancelling a card revokes its certificate at once, ends its s
   const p = await newPerson();
   const { card, key, certificate } = await issueCard(p.userId);
   const result = await cardSignIn(key, certificate);
-  const { token } = await t.db.transaction((tx) => startSession(tx, ctx(), result, null, { ip: null, userAgent: null }));
+  const { token } = await t.db.transaction((tx) =>
+    startSession(tx, ctx(), result, null, { ip: null, userAgent: null }),
+  );
   assert.ok(await currentSession(t.db, token, clock.now()));
   await cancelCard(ctx(), card.cardId, 'lost');
   assert.equal(await currentSession(t.db, token, clock.now()), null);
@@ -172,7 +205,10 @@ test(`[${backend}] a card agent's lock report locks the card only when it names 
   await reportCardEvent(ctx(), { tokenSerial, event: 'locked', certificate });
   assert.equal((await getCard(t.db, card.cardId)).status, 'locked');
   assert.equal(await codeOf(cardSignIn(key, certificate)), 'auth.failed');
-  assert.equal(await codeOf(reportCardEvent(ctx(), { tokenSerial, event: 'exploded', certificate })), 'request.invalid');
+  assert.equal(
+    await codeOf(reportCardEvent(ctx(), { tokenSerial, event: 'exploded', certificate })),
+    'request.invalid',
+  );
 });
 
 test(`[${backend}] self-service unlock: a code to the verified contact, valid 15 minutes, single use`, async () => {
@@ -185,9 +221,16 @@ test(`[${backend}] self-service unlock: a code to the verified contact, valid 15
   assert.equal(sent[0]!.channel, 'email', 'the mobile is not verified, so the email is used');
   const code = /code to unlock your smartcard is (\d{8})/.exec(sent[0]!.text)?.[1];
   assert.ok(code);
-  assert.equal(await codeOf(completeSelfServiceUnlock(ctx(), { userId: p.userId, code: '00000000', ip: '10.0.0.1' })), 'one_time_code.invalid');
+  assert.equal(
+    await codeOf(completeSelfServiceUnlock(ctx(), { userId: p.userId, code: '00000000', ip: '10.0.0.1' })),
+    'one_time_code.invalid',
+  );
   const { grant } = await completeSelfServiceUnlock(ctx(), { userId: p.userId, code, ip: '10.0.0.1' });
-  assert.equal(await codeOf(completeSelfServiceUnlock(ctx(), { userId: p.userId, code, ip: '10.0.0.1' })), 'one_time_code.invalid', 'reuse');
+  assert.equal(
+    await codeOf(completeSelfServiceUnlock(ctx(), { userId: p.userId, code, ip: '10.0.0.1' })),
+    'one_time_code.invalid',
+    'reuse',
+  );
   const redeemed = await redeemCardGrant(ctx(), cardConfig, { grant, tokenSerial });
   assert.equal(redeemed.action, 'unlock');
   assert.equal((await getCard(t.db, card.cardId)).status, 'active');
@@ -197,7 +240,10 @@ test(`[${backend}] self-service unlock: a code to the verified contact, valid 15
   await requestSelfServiceUnlock(ctx(), transport, { userId: p.userId });
   const code2 = /is (\d{8})/.exec(sent[0]!.text)![1];
   clock.advanceDays(16 / 1440);
-  assert.equal(await codeOf(completeSelfServiceUnlock(ctx(), { userId: p.userId, code: code2, ip: '10.0.0.1' })), 'one_time_code.invalid');
+  assert.equal(
+    await codeOf(completeSelfServiceUnlock(ctx(), { userId: p.userId, code: code2, ip: '10.0.0.1' })),
+    'one_time_code.invalid',
+  );
   // unknown people get the same silence as known ones
   sent.length = 0;
   await requestSelfServiceUnlock(ctx(), transport, { userId: nationalIdFromSequence(99_999_999_999n) });
@@ -210,7 +256,12 @@ test(`[${backend}] guessing one-time codes locks the person out before the code 
   await reportCardEvent(ctx(), { tokenSerial, event: 'locked', certificate });
   await requestSelfServiceUnlock(ctx(), transport, { userId: p.userId });
   const codes: string[] = [];
-  for (let i = 0; i < 6; i++) codes.push(await codeOf(completeSelfServiceUnlock(ctx(), { userId: p.userId, code: String(10000000 + i), ip: `10.1.0.${i}` })));
+  for (let i = 0; i < 6; i++)
+    codes.push(
+      await codeOf(
+        completeSelfServiceUnlock(ctx(), { userId: p.userId, code: String(10000000 + i), ip: `10.1.0.${i}` }),
+      ),
+    );
   assert.deepEqual(codes.slice(0, 5), Array(5).fill('one_time_code.invalid'));
   assert.equal(codes[5], 'auth.rate_limited');
 });
@@ -220,7 +271,12 @@ test(`[${backend}] holders renew their own certificate only in its last 90 days`
   const { key, certificate, card } = await issueCard(p.userId);
   const renew = async (cert: string) => {
     const { challengeId, challenge } = await startCardChallenge(ctx(), 'renew');
-    return renewCardCertificate(ctx(), cardConfig, { challengeId, certificate: cert, signature: key.sign(cardConfig.origin, challenge), algorithm: 'ES256' });
+    return renewCardCertificate(ctx(), cardConfig, {
+      challengeId,
+      certificate: cert,
+      signature: key.sign(cardConfig.origin, challenge),
+      algorithm: 'ES256',
+    });
   };
   assert.equal(await codeOf(renew(certificate)), 'card.renewal_not_allowed');
   clock.advanceDays(730 - 60);
@@ -253,36 +309,73 @@ test(`[${backend}] expiry warnings go out at 90, 30 and 7 days, each once`, asyn
 test(`[${backend}] TOTP: enrolment, sign-in at AAL2, replay refused, one step of drift accepted and two refused`, async () => {
   const p = await newPerson();
   const { totpId, secret } = await startTotpEnrolment(ctx(), { userId: p.userId, issuer: 'OpenCIS' });
-  const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30, algorithm: 'SHA1' });
+  const totp = new OTPAuth.TOTP({
+    secret: OTPAuth.Secret.fromBase32(secret),
+    digits: 6,
+    period: 30,
+    algorithm: 'SHA1',
+  });
   const at = (offsetSteps: number) => totp.generate({ timestamp: clock.now().getTime() + offsetSteps * 30_000 });
-  assert.equal(await codeOf(confirmTotpEnrolment(ctx(), { userId: p.userId, totpId, code: '12345', ip: null })), 'totp.invalid_code');
+  assert.equal(
+    await codeOf(confirmTotpEnrolment(ctx(), { userId: p.userId, totpId, code: '12345', ip: null })),
+    'totp.invalid_code',
+  );
   await confirmTotpEnrolment(ctx(), { userId: p.userId, totpId, code: at(0), ip: null });
   clock.advanceDays(60 / 86_400); // next step
   const ok = await signInWithTotp(ctx(), { userId: p.userId, code: at(0), ip: '10.2.0.1' });
   assert.deepEqual({ aal: ok.aal, amr: ok.amr }, { aal: 2, amr: ['TOTP'] });
-  assert.equal(await codeOf(signInWithTotp(ctx(), { userId: p.userId, code: at(0), ip: '10.2.0.1' })), 'auth.failed', 'replay');
-  assert.equal(await codeOf(signInWithTotp(ctx(), { userId: p.userId, code: at(-1), ip: '10.2.0.1' })), 'auth.failed', 'older step');
+  assert.equal(
+    await codeOf(signInWithTotp(ctx(), { userId: p.userId, code: at(0), ip: '10.2.0.1' })),
+    'auth.failed',
+    'replay',
+  );
+  assert.equal(
+    await codeOf(signInWithTotp(ctx(), { userId: p.userId, code: at(-1), ip: '10.2.0.1' })),
+    'auth.failed',
+    'older step',
+  );
   clock.advanceDays(90 / 86_400);
-  assert.equal(await codeOf(signInWithTotp(ctx(), { userId: p.userId, code: at(2), ip: '10.2.0.1' })), 'auth.failed', 'two steps ahead');
-  assert.equal((await signInWithTotp(ctx(), { userId: p.userId, code: at(1), ip: '10.2.0.1' })).aal, 2, 'one step ahead');
+  assert.equal(
+    await codeOf(signInWithTotp(ctx(), { userId: p.userId, code: at(2), ip: '10.2.0.1' })),
+    'auth.failed',
+    'two steps ahead',
+  );
+  assert.equal(
+    (await signInWithTotp(ctx(), { userId: p.userId, code: at(1), ip: '10.2.0.1' })).aal,
+    2,
+    'one step ahead',
+  );
 });
 
 test(`[${backend}] TOTP guessing locks the person (not everyone on the IP) after 5 failures`, async () => {
   const p = await newPerson();
   const other = await newPerson();
   const results: string[] = [];
-  for (let i = 0; i < 6; i++) results.push(await codeOf(signInWithTotp(ctx(), { userId: p.userId, code: String(100000 + i), ip: '10.3.0.1' })));
+  for (let i = 0; i < 6; i++)
+    results.push(await codeOf(signInWithTotp(ctx(), { userId: p.userId, code: String(100000 + i), ip: '10.3.0.1' })));
   assert.deepEqual(results, [...Array(5).fill('auth.failed'), 'auth.rate_limited']);
-  assert.equal(await codeOf(signInWithTotp(ctx(), { userId: other.userId, code: '000000', ip: '10.3.0.1' })), 'auth.failed');
-  for (const bad of [{ userId: 'x', code: '123456' }, { userId: p.userId, code: 'abcdef' }, { userId: null, code: null }]) {
-    assert.ok(['auth.failed', 'auth.rate_limited'].includes(await codeOf(signInWithTotp(ctx(), { ...bad, ip: '10.4.0.1' }))));
+  assert.equal(
+    await codeOf(signInWithTotp(ctx(), { userId: other.userId, code: '000000', ip: '10.3.0.1' })),
+    'auth.failed',
+  );
+  for (const bad of [
+    { userId: 'x', code: '123456' },
+    { userId: p.userId, code: 'abcdef' },
+    { userId: null, code: null },
+  ]) {
+    assert.ok(
+      ['auth.failed', 'auth.rate_limited'].includes(await codeOf(signInWithTotp(ctx(), { ...bad, ip: '10.4.0.1' }))),
+    );
   }
 });
 
 test(`[${backend}] sessions end after the NIST limits of their level`, async () => {
   const p = await newPerson();
   const { token } = await t.db.transaction((tx) =>
-    startSession(tx, ctx(), { userId: p.userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'card:x' }, null, { ip: null, userAgent: null }),
+    startSession(tx, ctx(), { userId: p.userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'card:x' }, null, {
+      ip: null,
+      userAgent: null,
+    }),
   );
   clock.advanceDays(14 / 1440);
   assert.ok(await currentSession(t.db, token, clock.now()));

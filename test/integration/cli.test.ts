@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import type { Database } from '../../src/storage/database.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
 import { openPostgres } from '../../src/storage/postgres.ts';
-import type { Database } from '../../src/storage/database.ts';
 import { cliEnvFor, runOpencis } from '../support/cli.ts';
 import { backend, createTestDatabase, POSTGRES_URL, type TestDatabase } from '../support/db.ts';
 
@@ -87,7 +87,15 @@ test('every command has --help, and usage errors exit 2 with a message', async (
     assert.equal(help.code, 0, cmd);
     assert.match(help.stdout, new RegExp(`Usage: opencis ${cmd}`), cmd);
   }
-  for (const bad of [['nope'], ['seed'], ['seed', '--synthetic', 'abc'], ['seed', '--bogus'], ['audit', 'check'], ['rbac'], ['migrate', 'extra']]) {
+  for (const bad of [
+    ['nope'],
+    ['seed'],
+    ['seed', '--synthetic', 'abc'],
+    ['seed', '--bogus'],
+    ['audit', 'check'],
+    ['rbac'],
+    ['migrate', 'extra'],
+  ]) {
     const res = await runOpencis(bad, {});
     assert.equal(res.code, 2, `${bad.join(' ')}: ${res.stderr}`);
     assert.ok(res.stderr.length > 0);

@@ -6,8 +6,8 @@ import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { AppError } from '../../src/domain/errors.ts';
 import { createLogger } from '../../src/logger.ts';
+import { TestClock, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
-import { TestClock } from '../support/context.ts';
 
 let t: TestDatabase;
 let app: FastifyInstance;
@@ -16,7 +16,13 @@ const logLines: string[] = [];
 before(async () => {
   t = await createTestDatabase();
   const logger = createLogger('info', { write: (line: string) => logLines.push(line) });
-  app = await buildApp({ config: loadConfig({ PORT: '0' }), db: t.db, clock: new TestClock(), logger });
+  app = await buildApp({
+    config: loadConfig({ PORT: '0' }),
+    db: t.db,
+    sealer: testSealer,
+    clock: new TestClock(),
+    logger,
+  });
   // routes that exist only to exercise the shared error handling
   app.post('/test/echo', async (req) => ({ got: req.body }));
   app.get('/test/app-error', async () => {
@@ -63,7 +69,10 @@ test(`[${backend}] GET /metrics exposes Prometheus metrics labelled by route pat
   const res = await app.inject({ method: 'GET', url: '/metrics' });
   assert.equal(res.statusCode, 200);
   assert.match(res.headers['content-type'] as string, /text\/plain/);
-  assert.match(res.body, /opencis_http_request_duration_seconds_count\{method="GET",route="\/health",status="200"\} \d+/);
+  assert.match(
+    res.body,
+    /opencis_http_request_duration_seconds_count\{method="GET",route="\/health",status="200"\} \d+/,
+  );
   assert.match(res.body, /process_resident_memory_bytes/);
 });
 
@@ -79,11 +88,57 @@ test(`[${backend}] the OpenAPI document describes the API`, async () => {
 test(`[${backend}] the RBAC catalogue endpoint lists every code DOMAIN.md names`, async () => {
   const res = await app.inject({ method: 'GET', url: '/api/v1/rbac/catalogue' });
   const body = res.json() as { jobRoles: { code: string; roleCode: string }[]; activities: { code: string }[] };
-  for (const code of ['R8000', 'R8001', 'R8003', 'R8004', 'R8006', 'R8008', 'R8009', 'R8010', 'R8012', 'R8015', 'R0001', 'R5105', 'R0050', 'R0260', 'R0270', 'R5080', 'R5090', 'R5110', 'R5170']) {
-    assert.ok(body.jobRoles.some((r) => r.code === code), code);
+  for (const code of [
+    'R8000',
+    'R8001',
+    'R8003',
+    'R8004',
+    'R8006',
+    'R8008',
+    'R8009',
+    'R8010',
+    'R8012',
+    'R8015',
+    'R0001',
+    'R5105',
+    'R0050',
+    'R0260',
+    'R0270',
+    'R5080',
+    'R5090',
+    'R5110',
+    'R5170',
+  ]) {
+    assert.ok(
+      body.jobRoles.some((r) => r.code === code),
+      code,
+    );
   }
-  for (const code of ['B0825', 'B0820', 'B0380', 'B0062', 'B1700', 'B0083', 'B1101', 'B1102', 'B1103', 'B1110', 'B1120', 'B0089', 'B0096', 'B0098', 'B0267', 'B1300', 'B0002', 'B0272', 'B0274']) {
-    assert.ok(body.activities.some((a) => a.code === code), code);
+  for (const code of [
+    'B0825',
+    'B0820',
+    'B0380',
+    'B0062',
+    'B1700',
+    'B0083',
+    'B1101',
+    'B1102',
+    'B1103',
+    'B1110',
+    'B1120',
+    'B0089',
+    'B0096',
+    'B0098',
+    'B0267',
+    'B1300',
+    'B0002',
+    'B0272',
+    'B0274',
+  ]) {
+    assert.ok(
+      body.activities.some((a) => a.code === code),
+      code,
+    );
   }
   assert.equal(body.jobRoles.find((r) => r.code === 'R8008')?.roleCode, 'S8001:G8002:R8008');
   assert.equal(body.jobRoles.find((r) => r.code === 'R5080')?.roleCode, 'S0080:G0450:R5080');
@@ -94,11 +149,21 @@ test(`[${backend}] unknown routes, bad JSON, wrong content type and oversized bo
   assert.equal(notFound.statusCode, 404);
   assertErrorShape(notFound.json(), 'request.not_found');
 
-  const badJson = await app.inject({ method: 'POST', url: '/test/echo', headers: { 'content-type': 'application/json' }, payload: '{"a":' });
+  const badJson = await app.inject({
+    method: 'POST',
+    url: '/test/echo',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"a":',
+  });
   assert.equal(badJson.statusCode, 400);
   assertErrorShape(badJson.json(), 'request.malformed_json');
 
-  const wrongType = await app.inject({ method: 'POST', url: '/test/echo', headers: { 'content-type': 'application/x-evil' }, payload: 'x' });
+  const wrongType = await app.inject({
+    method: 'POST',
+    url: '/test/echo',
+    headers: { 'content-type': 'application/x-evil' },
+    payload: 'x',
+  });
   assert.equal(wrongType.statusCode, 415);
   assertErrorShape(wrongType.json(), 'request.unsupported_media_type');
 

@@ -2,12 +2,24 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { AppError } from '../../src/domain/errors.ts';
 import { isNationalId } from '../../src/domain/identity/user-id.ts';
-import { assignRoleProfile, createPosition, effectiveRoles, endRoleProfile, roleProfilesOf } from '../../src/services/access.ts';
+import {
+  assignRoleProfile,
+  createPosition,
+  effectiveRoles,
+  endRoleProfile,
+  roleProfilesOf,
+} from '../../src/services/access.ts';
 import { auditTrailOf, verifyAuditChain } from '../../src/services/audit.ts';
-import { changePersonStatus, findDuplicates, getPerson, registerPerson, searchPeople } from '../../src/services/people.ts';
 import { isInSubtree, saveOrganisation, subtreeOf } from '../../src/services/organisations.ts';
-import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
+import {
+  changePersonStatus,
+  findDuplicates,
+  getPerson,
+  registerPerson,
+  searchPeople,
+} from '../../src/services/people.ts';
 import { TestClock, testContext } from '../support/context.ts';
+import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 
 let t: TestDatabase;
 const clock = new TestClock(new Date('2026-11-26T09:00:00Z'));
@@ -89,14 +101,23 @@ test(`[${backend}] the same NI number is a duplicate, whatever else differs`, as
 });
 
 test(`[${backend}] the same normalised name and date of birth is a duplicate until the RA confirms a different person`, async () => {
-  const first = await registerPerson(ctx(), person({ givenName: 'Mary Ann', familyName: "O'Neill", dateOfBirth: '1970-01-02', niNumber: null }));
-  const candidates = await findDuplicates(ctx(), person({ givenName: 'mary', familyName: 'ONeill', dateOfBirth: '1970-01-02', niNumber: null }));
+  const first = await registerPerson(
+    ctx(),
+    person({ givenName: 'Mary Ann', familyName: "O'Neill", dateOfBirth: '1970-01-02', niNumber: null }),
+  );
+  const candidates = await findDuplicates(
+    ctx(),
+    person({ givenName: 'mary', familyName: 'ONeill', dateOfBirth: '1970-01-02', niNumber: null }),
+  );
   assert.deepEqual(
     candidates.map((c) => c.userId),
     [first.userId],
   );
   await rejectsWith(
-    registerPerson(ctx(), person({ givenName: 'Mary', familyName: 'oneill', dateOfBirth: '1970-01-02', niNumber: null })),
+    registerPerson(
+      ctx(),
+      person({ givenName: 'Mary', familyName: 'oneill', dateOfBirth: '1970-01-02', niNumber: null }),
+    ),
     'person.duplicate',
   );
   const second = await registerPerson(
@@ -129,7 +150,10 @@ test(`[${backend}] bad person input is refused with catalogued codes and nothing
   await rejectsWith(registerPerson(ctx(), person({ familyName: 'x'.repeat(101) })), 'request.invalid');
   await rejectsWith(registerPerson(ctx(), { ...person(), givenName: 42 }), 'request.invalid');
   await rejectsWith(registerPerson(ctx(), null), 'request.invalid');
-  await rejectsWith(registerPerson(ctx(), testContext(t.db, { allowExampleNiPrefix: false }) && person({ niNumber: 'ZZ123456A' })), 'person.invalid_ni_number');
+  await rejectsWith(
+    registerPerson(ctx(), testContext(t.db, { allowExampleNiPrefix: false }) && person({ niNumber: 'ZZ123456A' })),
+    'person.invalid_ni_number',
+  );
   const { rows: afterRows } = await t.db.query<{ n: string }>('SELECT count(*)::text AS n FROM people');
   assert.equal(afterRows[0]!.n, before[0]!.n);
 });
@@ -137,18 +161,36 @@ test(`[${backend}] bad person input is refused with catalogued codes and nothing
 test(`[${backend}] person search by user ID, NI number, email and name prefix + date of birth, with paging`, async () => {
   const people = [];
   for (let i = 0; i < 5; i++) {
-    people.push(await registerPerson(ctx(), person({ familyName: `Searchable`, givenName: `Sam${i}`, dateOfBirth: '1991-03-04' })));
+    people.push(
+      await registerPerson(
+        ctx(),
+        person({ familyName: `Searchable`, givenName: `Sam${i}`, dateOfBirth: '1991-03-04' }),
+      ),
+    );
   }
   const byId = await searchPeople(ctx(), { userId: people[0]!.userId });
-  assert.deepEqual(byId.people.map((p) => p.userId), [people[0]!.userId]);
+  assert.deepEqual(
+    byId.people.map((p) => p.userId),
+    [people[0]!.userId],
+  );
   const byNi = await searchPeople(ctx(), { niNumber: people[1]!.niNumber!.toLowerCase() });
-  assert.deepEqual(byNi.people.map((p) => p.userId), [people[1]!.userId]);
+  assert.deepEqual(
+    byNi.people.map((p) => p.userId),
+    [people[1]!.userId],
+  );
   const byEmail = await searchPeople(ctx(), { email: people[2]!.email!.toUpperCase() });
-  assert.deepEqual(byEmail.people.map((p) => p.userId), [people[2]!.userId]);
+  assert.deepEqual(
+    byEmail.people.map((p) => p.userId),
+    [people[2]!.userId],
+  );
   const page1 = await searchPeople(ctx(), { familyName: 'search', dateOfBirth: '1991-03-04' }, { limit: 3 });
   assert.equal(page1.people.length, 3);
   assert.ok(page1.next);
-  const page2 = await searchPeople(ctx(), { familyName: 'search', dateOfBirth: '1991-03-04' }, { limit: 3, after: page1.next });
+  const page2 = await searchPeople(
+    ctx(),
+    { familyName: 'search', dateOfBirth: '1991-03-04' },
+    { limit: 3, after: page1.next },
+  );
   assert.equal(page2.people.length, 2);
   assert.equal(page2.next, null);
   assert.deepEqual(
@@ -156,7 +198,10 @@ test(`[${backend}] person search by user ID, NI number, email and name prefix + 
     new Set(people.map((p) => p.userId)),
   );
   const byGiven = await searchPeople(ctx(), { familyName: 'SEARCHABLE', givenName: 'sam3' });
-  assert.deepEqual(byGiven.people.map((p) => p.userId), [people[3]!.userId]);
+  assert.deepEqual(
+    byGiven.people.map((p) => p.userId),
+    [people[3]!.userId],
+  );
   // punctuation (LIKE wildcards included) is folded away like any other: it cannot widen a search
   await rejectsWith(searchPeople(ctx(), { familyName: '%%_' }), 'request.invalid');
   await rejectsWith(searchPeople(ctx(), { userId: '123' }), 'person.invalid_user_id');
@@ -169,24 +214,47 @@ test(`[${backend}] organisations form a hierarchy and an RA's scope is its subtr
   assert.ok(await isInSubtree(t.db, 'QWO', 'RR813'));
   assert.ok(!(await isInSubtree(t.db, 'RR8', 'A81001')));
   assert.ok(!(await isInSubtree(t.db, 'Y51', 'RR8')));
-  await rejectsWith(saveOrganisation(ctx(), { odsCode: 'QWO', name: 'Loop', type: 'icb', parentOdsCode: 'RR813' }, { upsert: true }), 'organisation.hierarchy_cycle');
+  await rejectsWith(
+    saveOrganisation(ctx(), { odsCode: 'QWO', name: 'Loop', type: 'icb', parentOdsCode: 'RR813' }, { upsert: true }),
+    'organisation.hierarchy_cycle',
+  );
   await rejectsWith(saveOrganisation(ctx(), { odsCode: 'RR8', name: 'Again' }), 'organisation.exists');
-  await rejectsWith(saveOrganisation(ctx(), { odsCode: 'ZZ9', name: 'Orphan', parentOdsCode: 'NOPE1' }), 'organisation.parent_not_found');
+  await rejectsWith(
+    saveOrganisation(ctx(), { odsCode: 'ZZ9', name: 'Orphan', parentOdsCode: 'NOPE1' }),
+    'organisation.parent_not_found',
+  );
   for (const bad of ['R1', 'RR8-1', 'ABCDEFG', '', 'R R8', 'rr8;drop']) {
     await rejectsWith(saveOrganisation(ctx(), { odsCode: bad, name: 'Bad' }), 'organisation.invalid_ods_code');
   }
-  const lower = await saveOrganisation(ctx(), { odsCode: ' f1234 ', name: 'Pharmacy', type: 'pharmacy', parentOdsCode: 'qwo' });
+  const lower = await saveOrganisation(ctx(), {
+    odsCode: ' f1234 ',
+    name: 'Pharmacy',
+    type: 'pharmacy',
+    parentOdsCode: 'qwo',
+  });
   assert.equal(lower.organisation.odsCode, 'F1234');
   assert.equal(lower.organisation.parentOdsCode, 'QWO');
-  const again = await saveOrganisation(ctx(), { odsCode: 'F1234', name: 'Pharmacy', type: 'pharmacy', parentOdsCode: 'QWO' }, { upsert: true });
+  const again = await saveOrganisation(
+    ctx(),
+    { odsCode: 'F1234', name: 'Pharmacy', type: 'pharmacy', parentOdsCode: 'QWO' },
+    { upsert: true },
+  );
   assert.equal(again.outcome, 'unchanged');
 });
 
 test(`[${backend}] positions accept only codes in the national catalogue`, async () => {
-  const pos = await createPosition(ctx(), 'RR8', { name: 'Ward nurse', assignable: true, jobRoles: ['R8001'], activities: ['B0825'] });
+  const pos = await createPosition(ctx(), 'RR8', {
+    name: 'Ward nurse',
+    assignable: true,
+    jobRoles: ['R8001'],
+    activities: ['B0825'],
+  });
   assert.equal(pos.assignable, true);
   await rejectsWith(createPosition(ctx(), 'RR8', { name: 'Bad', jobRoles: ['R9999'] }), 'rbac.unknown_code');
-  await rejectsWith(createPosition(ctx(), 'RR8', { name: 'Bad', jobRoles: ['R8001'], activities: ['B9999'] }), 'rbac.unknown_code');
+  await rejectsWith(
+    createPosition(ctx(), 'RR8', { name: 'Bad', jobRoles: ['R8001'], activities: ['B9999'] }),
+    'rbac.unknown_code',
+  );
   await rejectsWith(createPosition(ctx(), 'RR8', { name: 'Bad', jobRoles: ['X8001'] }), 'request.invalid');
   await rejectsWith(createPosition(ctx(), 'RR8', { name: 'Bad', jobRoles: [] }), 'request.invalid');
   await rejectsWith(createPosition(ctx(), 'NOPE1', { name: 'Bad', jobRoles: ['R8001'] }), 'organisation.not_found');
@@ -200,13 +268,21 @@ test(`[${backend}] a role profile is effective only between its dates, by the cl
   const p = await registerPerson(local, person());
   const nurse = await createPosition(local, 'RR8', { name: 'Nurse', jobRoles: ['R8001'], activities: ['B0825'] });
   const gp = await createPosition(local, 'A81001', { name: 'GP', jobRoles: ['R8000', 'R0260'] });
-  const rp1 = await assignRoleProfile(local, { userId: p.userId, positionId: nurse.positionId, startDate: '2026-11-01', endDate: '2026-11-30' });
+  const rp1 = await assignRoleProfile(local, {
+    userId: p.userId,
+    positionId: nurse.positionId,
+    startDate: '2026-11-01',
+    endDate: '2026-11-30',
+  });
   const rp2 = await assignRoleProfile(local, { userId: p.userId, positionId: gp.positionId, startDate: '2026-12-01' });
   assert.ok(isNationalId(rp1.personRoleId) && isNationalId(rp1.personOrgId));
   assert.notEqual(rp1.personOrgId, rp2.personOrgId);
 
   let eff = await effectiveRoles(t.db, p.userId, c.now());
-  assert.deepEqual(eff.map((r) => r.personRoleId), [rp1.personRoleId]);
+  assert.deepEqual(
+    eff.map((r) => r.personRoleId),
+    [rp1.personRoleId],
+  );
   const nurseRole = eff[0]!;
   assert.equal(nurseRole.jobRoles[0]!.roleCode, 'S8000:G8000:R8001');
   assert.equal(nurseRole.jobRoles[0]!.roleName, '"Clinical":"Clinical Provision":"Nurse Access Role"');
@@ -215,10 +291,16 @@ test(`[${backend}] a role profile is effective only between its dates, by the cl
 
   c.set('2026-11-30T23:59:00Z'); // still 30 Nov in London
   eff = await effectiveRoles(t.db, p.userId, c.now());
-  assert.deepEqual(eff.map((r) => r.personRoleId), [rp1.personRoleId]);
+  assert.deepEqual(
+    eff.map((r) => r.personRoleId),
+    [rp1.personRoleId],
+  );
   c.set('2026-12-01T00:00:01Z');
   eff = await effectiveRoles(t.db, p.userId, c.now());
-  assert.deepEqual(eff.map((r) => r.personRoleId), [rp2.personRoleId]);
+  assert.deepEqual(
+    eff.map((r) => r.personRoleId),
+    [rp2.personRoleId],
+  );
 
   await endRoleProfile(local, rp2.personRoleId, 'moved on');
   assert.deepEqual(await effectiveRoles(t.db, p.userId, c.now()), []);
@@ -233,14 +315,25 @@ test(`[${backend}] a suspended or departed person has no effective roles and get
   assert.equal((await effectiveRoles(t.db, p.userId, clock.now())).length, 1);
   await changePersonStatus(ctx(), p.userId, 'suspended', 'investigation');
   assert.equal((await effectiveRoles(t.db, p.userId, clock.now())).length, 0);
-  await rejectsWith(assignRoleProfile(ctx(), { userId: p.userId, positionId: pos.positionId, startDate: '2026-01-01' }), 'role_profile.person_inactive');
+  await rejectsWith(
+    assignRoleProfile(ctx(), { userId: p.userId, positionId: pos.positionId, startDate: '2026-01-01' }),
+    'role_profile.person_inactive',
+  );
   await changePersonStatus(ctx(), p.userId, 'deceased', 'reported');
   await rejectsWith(changePersonStatus(ctx(), p.userId, 'active', 'mistake'), 'person.invalid_status_change');
   await rejectsWith(
-    assignRoleProfile(ctx(), { userId: p.userId, positionId: pos.positionId, startDate: '2026-02-01', endDate: '2026-01-01' }),
+    assignRoleProfile(ctx(), {
+      userId: p.userId,
+      positionId: pos.positionId,
+      startDate: '2026-02-01',
+      endDate: '2026-01-01',
+    }),
     'role_profile.invalid_dates',
   );
-  await rejectsWith(assignRoleProfile(ctx(), { userId: '555073103109', positionId: pos.positionId, startDate: '2026-01-01' }), 'person.invalid_user_id');
+  await rejectsWith(
+    assignRoleProfile(ctx(), { userId: '555073103109', positionId: pos.positionId, startDate: '2026-01-01' }),
+    'person.invalid_user_id',
+  );
 });
 
 test(`[${backend}] every change above is in an audit chain that verifies`, async () => {

@@ -6,15 +6,22 @@ import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts
 let t: TestDatabase;
 before(async () => {
   t = await createTestDatabase();
-  await t.db.exec('CREATE TABLE counters (id int PRIMARY KEY, value int NOT NULL); INSERT INTO counters VALUES (1, 0), (2, 0)');
-  await t.db.exec('CREATE TABLE ledger (id serial PRIMARY KEY, tx int NOT NULL, step int NOT NULL, value int NOT NULL)');
+  await t.db.exec(
+    'CREATE TABLE counters (id int PRIMARY KEY, value int NOT NULL); INSERT INTO counters VALUES (1, 0), (2, 0)',
+  );
+  await t.db.exec(
+    'CREATE TABLE ledger (id serial PRIMARY KEY, tx int NOT NULL, step int NOT NULL, value int NOT NULL)',
+  );
 });
 after(() => t.close());
 
 test(`[${backend}] migrations are applied once and re-running them changes nothing`, async () => {
   const status = await migrationStatus(t.db);
   assert.deepEqual(status.pending, []);
-  assert.deepEqual(status.applied, listMigrations().map((m) => m.version));
+  assert.deepEqual(
+    status.applied,
+    listMigrations().map((m) => m.version),
+  );
   const again = await migrate(t.db);
   assert.equal(again.applied.length, 0);
 });

@@ -17,6 +17,9 @@ export class SoftwareCardKey {
     return this.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
   }
   sign(origin: string, challenge: string): string {
-    return sign('sha256', cardLoginMessage(origin, challenge), { key: this.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+    return sign('sha256', cardLoginMessage(origin, challenge), {
+      key: this.privateKey,
+      dsaEncoding: 'ieee-p1363',
+    }).toString('base64url');
   }
 }

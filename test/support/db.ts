@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../../src/services/catalogue.ts';
+import { systemClock } from '../../src/services/context.ts';
+import type { Database } from '../../src/storage/database.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
 import { dropPostgresSchema, openPostgres } from '../../src/storage/postgres.ts';
-import type { Database } from '../../src/storage/database.ts';
-import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../../src/services/catalogue.ts';
-import { systemClock } from '../../src/services/context.ts';
 import { testSealer } from './context.ts';
 
 /**

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type AuditEvent, auditHash, canonicalJson, GENESIS_HASH, verifyChainSegment } from '../../src/domain/audit/chain.ts';
+import {
+  type AuditEvent,
+  auditHash,
+  canonicalJson,
+  GENESIS_HASH,
+  verifyChainSegment,
+} from '../../src/domain/audit/chain.ts';
 
 function chain(n: number): AuditEvent[] {
   const out: AuditEvent[] = [];
@@ -27,7 +33,10 @@ function chain(n: number): AuditEvent[] {
 }
 
 test('canonical JSON sorts keys at every level', () => {
-  assert.equal(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null } }), '{"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1}');
+  assert.equal(
+    canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null } }),
+    '{"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1}',
+  );
 });
 
 test('an intact chain verifies', () => {

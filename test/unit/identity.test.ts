@@ -41,7 +41,24 @@ test('NI numbers follow the HMRC prefix and suffix rules', () => {
   assert.ok(isValidNiNumber('AB123456C'));
   assert.ok(isValidNiNumber('ab 12 34 56 c'));
   assert.equal(normaliseNiNumber(' ab 12 34 56 c '), 'AB123456C');
-  for (const bad of ['AB123456E', 'AB12345C', 'A1123456C', 'DA123456A', 'FA123456A', 'AD123456A', 'AO123456A', 'BG123456A', 'GB123456A', 'NK123456A', 'KN123456A', 'NT123456A', 'TN123456A', 'ZZ123456A', 'AB1234567', '']) {
+  for (const bad of [
+    'AB123456E',
+    'AB12345C',
+    'A1123456C',
+    'DA123456A',
+    'FA123456A',
+    'AD123456A',
+    'AO123456A',
+    'BG123456A',
+    'GB123456A',
+    'NK123456A',
+    'KN123456A',
+    'NT123456A',
+    'TN123456A',
+    'ZZ123456A',
+    'AB1234567',
+    '',
+  ]) {
     assert.equal(isValidNiNumber(bad), false, bad);
   }
 });
@@ -63,7 +80,16 @@ test('names normalise across case, accents and punctuation but keep non-Latin sc
 
 test('calendar dates must exist', () => {
   assert.ok(isCalendarDate('2024-02-29'));
-  for (const bad of ['2023-02-29', '2025-02-31', '2025-13-01', '2025-00-10', '2025-1-1', '20250101', '1799-12-31', 'yesterday']) {
+  for (const bad of [
+    '2023-02-29',
+    '2025-02-31',
+    '2025-13-01',
+    '2025-00-10',
+    '2025-1-1',
+    '20250101',
+    '1799-12-31',
+    'yesterday',
+  ]) {
     assert.equal(isCalendarDate(bad), false, bad);
   }
 });
@@ -76,7 +102,14 @@ test('the UK date follows Europe/London, not UTC', () => {
 const schema = newPersonSchema({ today: '2026-11-26', allowExampleNiPrefix: false });
 
 test('a person record keeps apostrophes, accents, non-Latin scripts and SQL/HTML-looking text verbatim', () => {
-  for (const name of ["O'Brien", 'Zoë', 'Nguyễn', '王', "Robert'); DROP TABLE people;--", '<script>alert(1)</script>']) {
+  for (const name of [
+    "O'Brien",
+    'Zoë',
+    'Nguyễn',
+    '王',
+    "Robert'); DROP TABLE people;--",
+    '<script>alert(1)</script>',
+  ]) {
     const res = schema.parse({ givenName: 'Test', familyName: name, dateOfBirth: '1990-01-01' });
     assert.equal(res.familyName, name);
   }

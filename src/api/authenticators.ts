@@ -1,0 +1,195 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { AppError } from '../domain/errors.ts';
+import { isNationalId } from '../domain/identity/user-id.ts';
+import { authorize } from '../domain/policy.ts';
+import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
+import {
+  type CancelReason,
+  cancelCard,
+  cardsOf,
+  getCard,
+  passcodeGrant,
+  renewCardCertificate,
+  startCardChallenge,
+  startCardIssue,
+  unlockGrant,
+} from '../services/cards.ts';
+import { createEnrolmentInvitation } from '../services/enrolment.ts';
+import { personActorWithPowers } from '../services/ra-powers.ts';
+import { removeTotp, totpAuthenticatorsOf } from '../services/totp.ts';
+import { parseInput } from '../services/validation.ts';
+import { removeWebauthnCredential, webauthnCredentialsOf } from '../services/webauthn.ts';
+import { personOrgCodes } from '../storage/people.ts';
+
+/**
+ * The authenticator lifecycle API (for the RA console and scripts). Callers are signed-in RA staff at AAL3; what each
+ * may do, to whom, is decided by the policy module from their role profiles. Cookie-authenticated calls carry the CSRF
+ * token in a `csrf-token` header.
+ */
+export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): void {
+  const tags = ['authenticators'];
+  const guarded = { preHandler: app.csrfProtection };
+
+  async function raContext(req: FastifyRequest) {
+    const session = await requireApiSession(deps, req, 3);
+    return contextFor(deps, req, await personActorWithPowers(deps.db, session.userId, deps.clock.now()));
+  }
+  function userIdParam(req: FastifyRequest): string {
+    const userId = (req.params as { userId?: string }).userId ?? '';
+    if (!isNationalId(userId)) throw new AppError('person.invalid_user_id');
+    return userId;
+  }
+  function cardIdParam(req: FastifyRequest): string {
+    const cardId = (req.params as { cardId?: string }).cardId ?? '';
+    if (!/^[0-9]{16}$/.test(cardId)) throw new AppError('card.not_found');
+    return cardId;
+  }
+
+  app.get(
+    '/api/v1/people/:userId/authenticators',
+    { schema: { tags, summary: "A person's cards, security keys, passkeys and authenticator apps" } },
+    async (req) => {
+      const ctx = await raContext(req);
+      const userId = userIdParam(req);
+      authorize(ctx.actor, 'person:read', { userId, odsCodes: await personOrgCodes(deps.db, userId) });
+      return {
+        cards: await cardsOf(deps.db, userId),
+        webauthn: await webauthnCredentialsOf(ctx, userId),
+        totp: await totpAuthenticatorsOf(ctx, userId),
+      };
+    },
+  );
+
+  app.post(
+    '/api/v1/people/:userId/cards',
+    {
+      ...guarded,
+      schema: {
+        tags,
+        summary: 'Start issuing a smartcard; returns a one-time grant for the card agent',
+        body: { type: 'object', properties: { kind: { type: 'string', enum: ['physical', 'virtual'] } } },
+      },
+    },
+    async (req, reply) => {
+      const ctx = await raContext(req);
+      const body = parseInput(z.object({ kind: z.enum(['physical', 'virtual']).default('physical') }), req.body ?? {});
+      const res = await startCardIssue(ctx, deps.card, { userId: userIdParam(req), kind: body.kind });
+      return reply.status(201).send(res);
+    },
+  );
+
+  app.get('/api/v1/cards/:cardId', { schema: { tags, summary: 'A smartcard and its status' } }, async (req) => {
+    const ctx = await raContext(req);
+    const card = await getCard(deps.db, cardIdParam(req));
+    authorize(ctx.actor, 'person:read', { userId: card.userId, odsCodes: await personOrgCodes(deps.db, card.userId) });
+    return card;
+  });
+
+  app.post(
+    '/api/v1/cards/:cardId/passcode-grant',
+    { ...guarded, schema: { tags, summary: 'Grant for the holder to set the first passcode' } },
+    async (req) => {
+      return { grant: await passcodeGrant(await raContext(req), cardIdParam(req)) };
+    },
+  );
+
+  app.post(
+    '/api/v1/cards/:cardId/unlock-grant',
+    {
+      ...guarded,
+      schema: {
+        tags,
+        summary: 'Unlock with the holder present: grant to set a new passcode',
+        body: { type: 'object', required: ['reason'], properties: { reason: { type: 'string' } } },
+      },
+    },
+    async (req) => {
+      const body = parseInput(z.object({ reason: z.string().trim().min(1).max(500) }), req.body ?? {});
+      return { grant: await unlockGrant(await raContext(req), cardIdParam(req), body.reason) };
+    },
+  );
+
+  app.post(
+    '/api/v1/cards/:cardId/cancel',
+    {
+      ...guarded,
+      schema: {
+        tags,
+        summary: 'Cancel a card (lost, stolen, damaged, leaver…): revokes its certificate at once',
+        body: {
+          type: 'object',
+          required: ['reason'],
+          properties: {
+            reason: { type: 'string', enum: ['lost', 'stolen', 'damaged', 'leaver', 'replaced', 'other'] },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const body = parseInput(
+        z.object({ reason: z.enum(['lost', 'stolen', 'damaged', 'leaver', 'replaced', 'other']) }),
+        req.body ?? {},
+      );
+      return cancelCard(await raContext(req), cardIdParam(req), body.reason as CancelReason);
+    },
+  );
+
+  app.post(
+    '/api/v1/people/:userId/enrolment-invitations',
+    {
+      ...guarded,
+      schema: {
+        tags,
+        summary: 'One-time link for the person to register a security key (AAL3) or passkey',
+        body: { type: 'object', properties: { maxAal: { type: 'integer', enum: [2, 3] } } },
+      },
+    },
+    async (req, reply) => {
+      const body = parseInput(z.object({ maxAal: z.union([z.literal(2), z.literal(3)]).default(3) }), req.body ?? {});
+      const token = await createEnrolmentInvitation(await raContext(req), {
+        userId: userIdParam(req),
+        maxAal: body.maxAal,
+      });
+      return reply.status(201).send({ link: `${deps.config.PUBLIC_URL}/enrol/invite?t=${token}`, expiresInHours: 24 });
+    },
+  );
+
+  app.delete(
+    '/api/v1/people/:userId/authenticators/:authenticatorId',
+    { ...guarded, schema: { tags, summary: 'Remove a security key, passkey or authenticator app' } },
+    async (req, reply) => {
+      const ctx = await raContext(req);
+      const userId = userIdParam(req);
+      authorize(ctx.actor, 'authenticator:enrol', { userId, odsCodes: await personOrgCodes(deps.db, userId) });
+      const id = String((req.params as { authenticatorId?: string }).authenticatorId ?? '');
+      if (id.startsWith('webauthn:')) await removeWebauthnCredential(ctx, userId, id.slice(9));
+      else if (id.startsWith('totp:')) await removeTotp(ctx, userId, id.slice(5));
+      else throw new AppError('authenticator.not_found');
+      return reply.status(204).send();
+    },
+  );
+
+  // The holder's own card: self-renewal in the last 90 days (proof of possession through the card agent).
+  app.post(
+    '/api/v1/me/card/renewal-challenge',
+    { ...guarded, schema: { tags, summary: 'Challenge for the card to sign before self-renewal' } },
+    async (req) => {
+      await requireApiSession(deps, req, 2);
+      return startCardChallenge(contextFor(deps, req), 'renew');
+    },
+  );
+
+  app.post(
+    '/api/v1/me/card/renew',
+    {
+      ...guarded,
+      schema: { tags, summary: 'Self-renew the certificate on my card (last 90 days before expiry only)' },
+    },
+    async (req) => {
+      const session = await requireApiSession(deps, req, 2);
+      const res = await renewCardCertificate(contextFor(deps, req), deps.card, req.body ?? {}, session.userId);
+      return { certificate: res.certificate.toString('base64'), card: res.card };
+    },
+  );
+}

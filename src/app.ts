@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { registerAuthenticatorApi } from './api/authenticators.ts';
@@ -43,13 +43,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    requestIdLogLabel: 'requestId',
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit: 1_048_576,
     connectionTimeout: 30_000,
     requestTimeout: 30_000,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 200 },
-    disableRequestLogging: false,
     // Fastify's own early errors (bad URL, content-type parser failures) get the catalogued shape too.
     frameworkErrors: (_err, _req, reply) => {
       (reply as FastifyReply).status(400).send(errorBody('request.invalid'));

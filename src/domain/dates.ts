@@ -22,3 +22,8 @@ export function ukDate(at: Date): string {
   }).format(at);
   return parts; // en-CA formats as YYYY-MM-DD
 }
+
+/** The later of two calendar dates (YYYY-MM-DD strings order as dates). */
+export function laterDate(a: string, b: string): string {
+  return a < b ? b : a;
+}

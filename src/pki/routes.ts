@@ -52,8 +52,8 @@ export async function registerPkiRoutes(app: FastifyInstance, deps: PkiRouteDeps
       { schema: { summary: 'The certificate revocation list of the OpenCIS CA (DER)', tags: ['pki'] } },
       async (_req, reply) => {
         const crl = await currentCrl(deps, deps.publicUrl);
-        // Short: a revocation must reach relying parties at once (DOMAIN §6).
-        return reply.type('application/pkix-crl').header('cache-control', 'public, max-age=60').send(crl);
+        // A revocation must reach relying parties at once (DOMAIN §6): no HTTP caching; the CRL itself is cached here.
+        return reply.type('application/pkix-crl').header('cache-control', 'no-cache').send(crl);
       },
     );
 

@@ -7,7 +7,7 @@ import {
   type Position,
   type RoleProfile,
 } from '../domain/access/role-profile.ts';
-import { ukDate } from '../domain/dates.ts';
+import { laterDate, ukDate } from '../domain/dates.ts';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId, nationalIdFromSequence } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
@@ -124,7 +124,7 @@ export async function assignRoleProfile(ctx: ServiceContext, input: unknown): Pr
     const person = await findPersonByUserId(tx, rp.userId, true);
     if (!person) throw new AppError('person.not_found');
     const position = await findPosition(tx, rp.positionId);
-    if (!position || position.status !== 'active') throw new AppError('position.not_found');
+    if (position?.status !== 'active') throw new AppError('position.not_found');
     authorize(ctx.actor, 'role_profile:assign', { odsCode: position.odsCode, userId: person.userId });
     if (person.status !== 'active') throw new AppError('role_profile.person_inactive', { status: person.status });
     const now = ctx.clock.now();
@@ -181,7 +181,7 @@ export async function endRoleProfile(ctx: ServiceContext, personRoleId: string, 
     const today = ukDate(ctx.clock.now());
     const endDate = before.endDate != null && before.endDate < today ? before.endDate : today;
     // A profile that has not started yet ends before it starts: the end date may not precede the start date.
-    const clampedEnd = endDate < before.startDate ? before.startDate : endDate;
+    const clampedEnd = laterDate(endDate, before.startDate);
     await tx.query(
       "UPDATE role_profiles SET status = 'ended', end_date = $2, updated_at = $3 WHERE person_roleid = $1",
       [personRoleId, clampedEnd, ctx.clock.now()],
@@ -258,7 +258,7 @@ export interface EffectiveRole {
 export async function effectiveRoles(q: Queryable, userId: string, at: Date): Promise<EffectiveRole[]> {
   const day = ukDate(at);
   const person = await findPersonByUserId(q, userId);
-  if (!person || person.status !== 'active') return [];
+  if (person?.status !== 'active') return [];
   const { rows } = await q.query<{
     person_roleid: string;
     person_orgid: string;

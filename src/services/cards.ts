@@ -328,7 +328,7 @@ export async function requestSelfServiceUnlock(
 ): Promise<void> {
   if (typeof input.userId !== 'string' || !isNationalId(input.userId)) throw new AppError('person.invalid_user_id');
   const person = await findPersonByUserId(ctx.db, input.userId);
-  if (!person || person.status !== 'active') return;
+  if (person?.status !== 'active') return;
   const card = (
     await cardsWhere(
       ctx.db,
@@ -539,7 +539,7 @@ async function proveCard(
     throw await fail('certificate is not the card’s current one', verified.userId);
   if (card.status !== 'active') throw await fail(`card ${card.status}`, card.user_id);
   const person = await findPersonByUserId(ctx.db, card.user_id);
-  if (!person || person.status !== 'active') throw await fail(`person ${person?.status ?? 'missing'}`, card.user_id);
+  if (person?.status !== 'active') throw await fail(`person ${person?.status ?? 'missing'}`, card.user_id);
   const expected = verified.algorithm === 'ES256' ? 'ES256' : 'RS256';
   let ok = false;
   try {

@@ -316,6 +316,12 @@ async function createOrganisations(
   const now = ctx.clock.now();
   const orgCount = await insertOrganisations(tx, now);
   const positions = await insertPositions(tx, now);
+  const { rows } = await tx.query<{ ods_code: string; weight: number; position_a: string; position_b: string }>(
+    `SELECT o.ods_code, o.weight, min(p.position_id)::text AS position_a, max(p.position_id)::text AS position_b
+     FROM syn_orgs o JOIN positions p ON p.ods_code = o.ods_code
+     GROUP BY o.ods_code, o.weight ORDER BY o.ods_code`,
+  );
+  // Appended last: appendAudit locks the chain's head until commit (services/audit.ts).
   await appendAudit(tx, ctx, {
     action: 'synthetic.seeded',
     targetType: 'synthetic_data',
@@ -323,11 +329,6 @@ async function createOrganisations(
     before: null,
     after: { phase: 'organisations', organisations: orgCount, positions, plan },
   });
-  const { rows } = await tx.query<{ ods_code: string; weight: number; position_a: string; position_b: string }>(
-    `SELECT o.ods_code, o.weight, min(p.position_id)::text AS position_a, max(p.position_id)::text AS position_b
-     FROM syn_orgs o JOIN positions p ON p.ods_code = o.ods_code
-     GROUP BY o.ods_code, o.weight ORDER BY o.ods_code`,
-  );
   return rows.map((r) => ({
     odsCode: r.ods_code,
     weight: Number(r.weight),

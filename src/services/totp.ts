@@ -39,7 +39,7 @@ export async function startTotpEnrolment(
   input: { userId: string; issuer: string; nickname?: string },
 ): Promise<{ totpId: string; uri: string; secret: string }> {
   const person = await findPersonByUserId(ctx.db, input.userId);
-  if (!person || person.status !== 'active') throw new AppError('person.not_found');
+  if (person?.status !== 'active') throw new AppError('person.not_found');
   const secret = new OTPAuth.Secret({ size: 20 });
   const totpId = `totp_${randomBytes(9).toString('base64url')}`;
   await ctx.db.query(
@@ -122,7 +122,7 @@ export async function signInWithTotp(
   };
   if (!userId || !code.success) throw await fail('malformed user ID or code');
   const person = await findPersonByUserId(ctx.db, userId);
-  if (!person || person.status !== 'active') throw await fail('no active person');
+  if (person?.status !== 'active') throw await fail('no active person');
   const { rows } = await ctx.db.query<{ totp_id: string; secret_sealed: string; last_step: string }>(
     "SELECT totp_id, secret_sealed, last_step FROM totp_authenticators WHERE user_id = $1 AND status = 'active'",
     [userId],

@@ -130,7 +130,7 @@ export async function startWebauthnRegistration(
   input: { userId: string; kind: WebauthnKind },
 ) {
   const person = await findPersonByUserId(ctx.db, input.userId);
-  if (!person || person.status !== 'active') throw new AppError('person.not_found');
+  if (person?.status !== 'active') throw new AppError('person.not_found');
   const existing = await webauthnCredentialsOf(ctx, person.userId);
   const { challengeId, challenge } = await createChallenge(
     ctx.db,
@@ -296,14 +296,12 @@ export async function finishWebauthnAuthentication(
     response.id,
   ]);
   const row = rows[0];
-  if (!row || row.status !== 'active')
-    throw await failSignIn(ctx, row?.user_id ?? null, 'unknown or removed credential');
+  if (row?.status !== 'active') throw await failSignIn(ctx, row?.user_id ?? null, 'unknown or removed credential');
   if (response.response.userHandle && isoBase64URL.toUTF8String(response.response.userHandle) !== row.user_id) {
     throw await failSignIn(ctx, row.user_id, 'user handle does not match the credential');
   }
   const person = await findPersonByUserId(ctx.db, row.user_id);
-  if (!person || person.status !== 'active')
-    throw await failSignIn(ctx, row.user_id, `person ${person?.status ?? 'missing'}`);
+  if (person?.status !== 'active') throw await failSignIn(ctx, row.user_id, `person ${person?.status ?? 'missing'}`);
   let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
   try {
     verification = await verifyAuthenticationResponse({

@@ -38,8 +38,8 @@ export interface TestServer {
 }
 
 /** The real app on a real port at http://localhost:PORT, on a fresh test database, with a CA. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const port = await freePort();
+export async function startTestServer(env: Record<string, string> = {}, givenPort?: number): Promise<TestServer> {
+  const port = givenPort ?? (await freePort());
   const url = `http://localhost:${port}`;
   const t = await createTestDatabase();
   const clock = new TestClock(new Date());

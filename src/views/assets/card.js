@@ -22,10 +22,10 @@
         body: JSON.stringify({ userId: form.dataset.userId, code: document.getElementById('unlock-code').value }),
       });
       const data = await res.json().catch(() => ({}));
-      if (!res.ok) throw new Error((data.error && data.error.message) || 'The code was not accepted.');
+      if (!res.ok) throw new Error(data.error?.message || 'The code was not accepted.');
       let agentRes;
       try {
-        agentRes = await fetch(form.dataset.agent + '/v1/cards/passcode', {
+        agentRes = await fetch(`${form.dataset.agent}/v1/cards/passcode`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ grant: data.grant, passcode }),
@@ -34,8 +34,7 @@
         throw new Error('The card agent is not running on this computer.');
       }
       const agentData = await agentRes.json().catch(() => ({}));
-      if (!agentRes.ok)
-        throw new Error((agentData.error && agentData.error.message) || 'The card could not be unlocked.');
+      if (!agentRes.ok) throw new Error(agentData.error?.message || 'The card could not be unlocked.');
       form.hidden = true;
       document.getElementById('unlock-done').hidden = false;
     } catch (err) {

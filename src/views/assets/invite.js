@@ -15,7 +15,7 @@
       body: JSON.stringify(body),
     });
     const data = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error((data.error && data.error.message) || 'That did not work.');
+    if (!res.ok) throw new Error(data.error?.message || 'That did not work.');
     return data;
   }
   for (const button of document.querySelectorAll('[data-invite-kind]')) {

@@ -21,7 +21,7 @@
       body: JSON.stringify(body),
     });
     const data = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error((data.error && data.error.message) || 'Sign-in failed.');
+    if (!res.ok) throw new Error(data.error?.message || 'Sign-in failed.');
     return data;
   }
 
@@ -37,7 +37,7 @@
       throw new Error('The card agent is not running on this computer. Start OpenCIS Card Agent and try again.');
     }
     const data = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error((data.error && data.error.message) || 'The card could not sign in.');
+    if (!res.ok) throw new Error(data.error?.message || 'The card could not sign in.');
     return data;
   }
 

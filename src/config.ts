@@ -72,6 +72,12 @@ export const configSchema = z.object({
     .describe(
       'Comma-separated AAGUIDs of security-key and platform-authenticator models whose attested, device-bound keys count as AAL3. Others count as AAL2.',
     ),
+  WEBAUTHN_ATTESTATION_ROOTS: z
+    .string()
+    .optional()
+    .describe(
+      "PEM file of authenticator manufacturers' attestation root certificates (e.g. from the FIDO Metadata Service). A key is AAL3 only if its attestation chains to one of them (and its AAGUID is allowed). Re-read when the file changes.",
+    ),
   CARD_TRANSPORT_SO_PIN: z
     .string()
     .regex(/^[\x21-\x7e]{4,64}$/, 'must be 4 to 64 printable characters')

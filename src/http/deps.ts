@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { attestationRootsFromFile } from '../authenticators/webauthn/attestation-trust.ts';
 import type { Config } from '../config.ts';
 import type { Aal } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
@@ -29,6 +30,7 @@ export function relyingPartyFrom(config: Config): RelyingPartyConfig {
     rpId: config.WEBAUTHN_RP_ID ?? url.hostname,
     rpName: 'OpenCIS',
     origin: url.origin,
+    attestationRoots: attestationRootsFromFile(config.WEBAUTHN_ATTESTATION_ROOTS),
     aal3Aaguids: new Set(
       config.WEBAUTHN_AAL3_AAGUIDS.split(',')
         .map((s) => s.trim().toLowerCase())

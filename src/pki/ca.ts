@@ -730,18 +730,40 @@ interface VerificationRow {
 }
 
 /**
- * Checks a presented authentication certificate: signed by an OpenCIS CA (active or retired), known, within its
- * validity at `at`, not revoked. Status comes from the database — the same rows OCSP answers from — in one query; CA
- * certificates and keys are parsed once per process.
+ * What parsing a presented certificate and checking its CA signature established. None of it can change for the same
+ * DER bytes (CA certificates are never deleted or altered), so it is remembered per process; status, validity and the
+ * key's binding are still read from the database on every check.
  */
-export async function verifyAuthenticationCertificate(
+interface CheckedCertificate {
+  authorityId: string;
+  serial: string;
+  publicKey: KeyObject;
+  publicKeySha256: string;
+  algorithm: 'ES256' | 'RS256';
+}
+
+/** Bounded: the most recently presented certificates (least recently used ones go first). */
+const CHECKED_CERTIFICATES_MAX = 2_000;
+const checkedCertificates = new Map<string, CheckedCertificate>();
+
+function rememberChecked(fingerprint: string, checked: CheckedCertificate): void {
+  checkedCertificates.delete(fingerprint);
+  checkedCertificates.set(fingerprint, checked);
+  if (checkedCertificates.size > CHECKED_CERTIFICATES_MAX) {
+    const oldest = checkedCertificates.keys().next().value;
+    if (oldest !== undefined) checkedCertificates.delete(oldest);
+  }
+}
+
+const VERIFICATION_SELECT = `SELECT a.id AS authority_id, c.user_id, c.card_id, c.status, c.not_before, c.not_after, c.public_key_sha256
+     FROM pki_authorities a
+     LEFT JOIN pki_certificates c ON c.authority_id = a.id AND c.serial = $1 AND c.purpose = 'authentication'`;
+
+/** Parses a certificate never seen before and finds the OpenCIS CA whose signature it carries, with its status row. */
+async function checkNewCertificate(
   q: Queryable,
   der: Buffer,
-  at: Date,
-): Promise<VerifiedAuthenticationCertificate> {
-  if (!Buffer.isBuffer(der) || der.length === 0 || der.length > MAX_CERTIFICATE_BYTES || der[0] !== 0x30) {
-    throw new AppError('pki.certificate_unreadable');
-  }
+): Promise<{ checked: CheckedCertificate; row: VerificationRow }> {
   let cert: NodeCertificate;
   try {
     cert = new NodeCertificate(der);
@@ -749,12 +771,7 @@ export async function verifyAuthenticationCertificate(
     throw new AppError('pki.certificate_unreadable');
   }
   const serial = cert.serialNumber.toLowerCase();
-  const { rows } = await q.query<VerificationRow>(
-    `SELECT a.id AS authority_id, c.user_id, c.card_id, c.status, c.not_before, c.not_after, c.public_key_sha256
-     FROM pki_authorities a
-     LEFT JOIN pki_certificates c ON c.authority_id = a.id AND c.serial = $1 AND c.purpose = 'authentication'`,
-    [serial],
-  );
+  const { rows } = await q.query<VerificationRow>(VERIFICATION_SELECT, [serial]);
   let row: VerificationRow | undefined;
   for (const candidate of rows) {
     const authority = await authorityFromCache(q, candidate.authority_id);
@@ -765,21 +782,64 @@ export async function verifyAuthenticationCertificate(
     }
   }
   if (!row) throw new AppError('pki.certificate_untrusted');
-  if (!row.user_id || !row.not_before || !row.not_after) throw new AppError('pki.certificate_unknown');
   const publicKey = cert.publicKey;
-  const keyHash = createHash('sha256')
+  const publicKeySha256 = createHash('sha256')
     .update(publicKey.export({ type: 'spki', format: 'der' }))
     .digest('hex');
-  if (keyHash !== row.public_key_sha256) throw new AppError('pki.certificate_unknown');
+  return {
+    checked: {
+      authorityId: row.authority_id,
+      serial,
+      publicKey,
+      publicKeySha256,
+      algorithm: publicKey.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256',
+    },
+    row,
+  };
+}
+
+/**
+ * Checks a presented authentication certificate: signed by an OpenCIS CA (active or retired), known, within its
+ * validity at `at`, not revoked. Status comes from the database — the same rows OCSP answers from — in one query, on
+ * every call. CA certificates and keys are parsed once per process, and so is each presented certificate (parsing it
+ * and checking its CA signature are remembered for the last CHECKED_CERTIFICATES_MAX certificates, by SHA-256 of the
+ * DER): a repeat sign-in with the same card costs the one indexed status query.
+ */
+export async function verifyAuthenticationCertificate(
+  q: Queryable,
+  der: Buffer,
+  at: Date,
+): Promise<VerifiedAuthenticationCertificate> {
+  if (!Buffer.isBuffer(der) || der.length === 0 || der.length > MAX_CERTIFICATE_BYTES || der[0] !== 0x30) {
+    throw new AppError('pki.certificate_unreadable');
+  }
+  const fingerprint = createHash('sha256').update(der).digest('hex');
+  let checked = checkedCertificates.get(fingerprint);
+  let row: VerificationRow | undefined;
+  if (checked) {
+    const { rows } = await q.query<VerificationRow>(`${VERIFICATION_SELECT} WHERE a.id = $2`, [
+      checked.serial,
+      checked.authorityId,
+    ]);
+    row = rows[0];
+    if (!row) checkedCertificates.delete(fingerprint);
+  }
+  if (!checked || !row) {
+    // Not seen before — or its CA is not in this database (one process on several databases: tests): check it all.
+    ({ checked, row } = await checkNewCertificate(q, der));
+  }
+  rememberChecked(fingerprint, checked);
+  if (!row.user_id || !row.not_before || !row.not_after) throw new AppError('pki.certificate_unknown');
+  if (checked.publicKeySha256 !== row.public_key_sha256) throw new AppError('pki.certificate_unknown');
   if (at < new Date(row.not_before)) throw new AppError('pki.certificate_not_yet_valid');
   if (at > new Date(row.not_after)) throw new AppError('pki.certificate_expired');
   if (row.status !== 'valid') throw new AppError('pki.certificate_revoked');
   return {
     userId: row.user_id,
-    serial,
+    serial: checked.serial,
     cardId: row.card_id,
-    publicKey,
-    algorithm: publicKey.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256',
+    publicKey: checked.publicKey,
+    algorithm: checked.algorithm,
     notAfter: new Date(row.not_after),
   };
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { contextFor, personActor, requireApiSession, requirePageSession, type WebDeps } from '../http/deps.ts';
 import { clientInfo, SESSION_COOKIE, setSessionCookie } from '../http/web.ts';
@@ -210,7 +211,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
         {
           userId: invite.userId,
           aal: credential.aal,
-          amr: [credential.aal === 3 ? 'FIDO2' : 'PASSKEY'],
+          amr: [authenticationMethods[credential.aal === 3 ? credential.kind : 'passkey'].amr],
           authenticatorId: `webauthn:${credential.credentialId}`,
         },
         req.cookies[SESSION_COOKIE] ?? null,

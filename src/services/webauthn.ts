@@ -8,6 +8,7 @@ import {
 } from '@simplewebauthn/server';
 import { decodeAttestationObject, isoBase64URL } from '@simplewebauthn/server/helpers';
 import { z } from 'zod';
+import { type AttestationRoots, attestationChainTrusted } from '../authenticators/webauthn/attestation-trust.ts';
 import { type Aal, authenticationMethods, webauthnCredentialAal } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
@@ -23,6 +24,8 @@ export interface RelyingPartyConfig {
   origin: string;
   /** AAGUIDs of authenticator models whose attested, device-bound keys count as AAL3. */
   aal3Aaguids: ReadonlySet<string>;
+  /** Manufacturer roots an attestation must chain to for AAL3. */
+  attestationRoots: AttestationRoots;
 }
 
 export type WebauthnKind = 'security_key' | 'platform' | 'passkey';
@@ -148,7 +151,9 @@ export async function startWebauthnRegistration(
     userDisplayName: person.preferredName ?? `${person.givenName} ${person.familyName}`,
     // The user handle is the user ID: usernameless sign-in with a discoverable credential finds the person by it.
     userID: new TextEncoder().encode(person.userId),
-    challenge,
+    // As bytes: a string challenge would be taken as UTF-8 text and base64url-encoded again, so the browser would sign
+    // a different value from the one stored and every registration would fail.
+    challenge: isoBase64URL.toBuffer(challenge),
     timeout: 120_000,
     attestationType: 'direct',
     excludeCredentials: existing.map((c) => ({ id: c.credentialId })),
@@ -176,6 +181,11 @@ export async function finishWebauthnRegistration(
   const now = ctx.clock.now();
   const ch = await consumeChallenge(ctx.db, 'webauthn.register', input.challengeId, now);
   if (ch.userId !== input.userId) throw new AppError('webauthn.challenge_invalid');
+  // The person may have been suspended (or have left) since the options were issued.
+  const person = await findPersonByUserId(ctx.db, input.userId);
+  if (person?.status !== 'active') {
+    throw await refuse(ctx, input.userId, 'webauthn.registration_refused', `person ${person?.status ?? 'missing'}`);
+  }
   let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
   try {
     verification = await verifyRegistrationResponse({
@@ -192,12 +202,15 @@ export async function finishWebauthnRegistration(
   if (!verification.verified) throw await refuse(ctx, input.userId, 'webauthn.registration_refused', 'not verified');
   const info = verification.registrationInfo;
   const attestation = decodeAttestationObject(info.attestationObject);
-  const hasCertificateChain = (attestation.get('attStmt').get('x5c')?.length ?? 0) > 0;
+  const x5c = attestation.get('attStmt').get('x5c') ?? [];
   const backupEligible = info.credentialDeviceType === 'multiDevice';
   const aal = webauthnCredentialAal({
     backupEligible,
     userVerified: info.userVerified,
-    attestationTrusted: hasCertificateChain && info.fmt !== 'none' && rp.aal3Aaguids.has(info.aaguid),
+    attestationTrusted:
+      info.fmt !== 'none' &&
+      rp.aal3Aaguids.has(info.aaguid) &&
+      attestationChainTrusted(x5c, rp.attestationRoots.roots(), ctx.clock.now()),
   });
   if (aal < 2) throw await refuse(ctx, input.userId, 'webauthn.registration_refused', 'no user verification');
   if (aal === 3 && input.callerAal < 3) throw new AppError('auth.step_up_required');
@@ -275,7 +288,7 @@ export async function startWebauthnAuthentication(
   const { challengeId, challenge } = await createChallenge(ctx.db, 'webauthn.authenticate', null, ctx.clock.now());
   const options = await generateAuthenticationOptions({
     rpID: rp.rpId,
-    challenge,
+    challenge: isoBase64URL.toBuffer(challenge),
     timeout: 120_000,
     userVerification: 'required',
     allowCredentials: allow as never,
@@ -319,32 +332,22 @@ export async function finishWebauthnAuthentication(
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : '';
-    if (/counter/i.test(message)) {
-      // A signature counter that did not increase suggests a cloned authenticator (WebAuthn §6.1.1).
-      await ctx.db.transaction(async (tx) => {
-        await tx.query('UPDATE webauthn_credentials SET clone_warning = true WHERE credential_id = $1', [
-          row.credential_id,
-        ]);
-        await appendAudit(tx, ctx, {
-          action: 'authenticator.clone_warning',
-          targetType: 'person',
-          targetId: row.user_id,
-          before: null,
-          after: { credentialId: row.credential_id, storedCounter: Number(row.sign_count) },
-        });
-      });
-      throw new AppError('auth.failed');
-    }
+    // A signature counter that did not increase suggests a cloned authenticator (WebAuthn §6.1.1).
+    if (/counter/i.test(message)) throw await flagClone(ctx, row);
     throw await failSignIn(ctx, row.user_id, 'signature verification failed');
   }
   if (!verification.verified) throw await failSignIn(ctx, row.user_id, 'not verified');
   const info = verification.authenticationInfo;
   // A key that has since become synced (backed up) cannot be AAL3 any more.
   const aal: Aal = info.credentialBackedUp || row.backup_eligible ? (Math.min(row.aal, 2) as Aal) : (row.aal as Aal);
-  await ctx.db.query(
-    'UPDATE webauthn_credentials SET sign_count = $2, last_used_at = $3, backed_up = $4 WHERE credential_id = $1',
+  // Only if the counter still increases over the stored one: two assertions with the same counter verified at the same
+  // time (a cloned key used twice at once) must not both succeed.
+  const { rowCount } = await ctx.db.query(
+    `UPDATE webauthn_credentials SET sign_count = $2, last_used_at = $3, backed_up = $4
+     WHERE credential_id = $1 AND (sign_count < $2 OR (sign_count = 0 AND $2 = 0))`,
     [row.credential_id, info.newCounter, now, info.credentialBackedUp],
   );
+  if (rowCount === 0) throw await flagClone(ctx, row);
   const method = row.kind === 'passkey' || aal < 3 ? 'passkey' : row.kind;
   return {
     userId: row.user_id,
@@ -352,6 +355,22 @@ export async function finishWebauthnAuthentication(
     amr: [authenticationMethods[method].amr],
     authenticatorId: `webauthn:${row.credential_id}`,
   };
+}
+
+async function flagClone(ctx: ServiceContext, row: CredentialRow): Promise<AppError> {
+  await ctx.db.transaction(async (tx) => {
+    await tx.query('UPDATE webauthn_credentials SET clone_warning = true WHERE credential_id = $1', [
+      row.credential_id,
+    ]);
+    await appendAudit(tx, ctx, {
+      action: 'authenticator.clone_warning',
+      targetType: 'person',
+      targetId: row.user_id,
+      before: null,
+      after: { credentialId: row.credential_id, storedCounter: Number(row.sign_count) },
+    });
+  });
+  return new AppError('auth.failed');
 }
 
 async function failSignIn(ctx: ServiceContext, userId: string | null, reason: string): Promise<AppError> {

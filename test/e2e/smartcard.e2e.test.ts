@@ -9,7 +9,7 @@ import type { Browser, Page } from 'playwright-core';
 import { type RunningCardAgent, startCardAgent } from '../../src/card-agent/main.ts';
 import { cancelCard, passcodeGrant, startCardIssue } from '../../src/services/cards.ts';
 import { registerPerson } from '../../src/services/people.ts';
-import { assertAccessible, launchBrowser, screenshot } from '../support/browser.ts';
+import { assertAccessible, expectUrl, launchBrowser, screenshot } from '../support/browser.ts';
 import { freePort, startTestServer, type TestServer } from '../support/server.ts';
 
 // The card: a SoftHSM2 token in a throwaway directory. SOFTHSM2_CONF must be set before PKCS#11 is first initialised.
@@ -155,7 +155,7 @@ test('smartcard sign-in through the card agent; 3 wrong passcodes lock the card;
 
   // Sign in with the new passcode: AAL3, smartcard.
   await signInWithCard(page, NEW_PASSCODE);
-  await page.waitForURL(`${server.url}/account`);
+  await expectUrl(page, `${server.url}/account`);
   assert.equal(await page.textContent('#session-aal'), 'AAL3');
   assert.equal(await page.textContent('#session-amr'), 'SMARTCARD');
   await assertAccessible(page, 'account page');

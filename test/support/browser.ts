@@ -29,6 +29,8 @@ export async function launchBrowser(): Promise<Browser> {
 
 export interface VirtualAuthenticator {
   id: string;
+  /** Forgets every credential the authenticator holds (as if the key were reset). */
+  clear(): Promise<void>;
   remove(): Promise<void>;
 }
 
@@ -55,6 +57,9 @@ export async function addVirtualAuthenticator(
   });
   return {
     id: authenticatorId,
+    clear: async () => {
+      await cdp.send('WebAuthn.clearCredentials', { authenticatorId });
+    },
     remove: async () => {
       await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
     },
@@ -75,4 +80,14 @@ export async function assertAccessible(page: Page, label: string): Promise<void>
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync('test-results', { recursive: true });
   await page.screenshot({ path: join('test-results', `${name}.png`), fullPage: true });
+}
+
+/** Waits for the page to reach `url`; on failure says where the page is and what it shows, to make failures readable. */
+export async function expectUrl(page: Page, url: string): Promise<void> {
+  try {
+    await page.waitForURL(url, { timeout: 20_000 });
+  } catch (err) {
+    const shown = (await page.textContent('main').catch(() => ''))?.replace(/\s+/g, ' ').trim().slice(0, 600);
+    throw new Error(`expected ${url}, but the page is at ${page.url()} showing: ${shown}\n${(err as Error).message}`);
+  }
 }

@@ -4,17 +4,30 @@ import { createSealer } from '../../src/secrets/sealer.ts';
 import type { Clock, ServiceContext } from '../../src/services/context.ts';
 import type { Database } from '../../src/storage/database.ts';
 
-/** A clock tests move by hand. */
+/**
+ * A clock tests move by hand. A stopped clock (the default) stands still between moves; a running one (`running()`,
+ * for browser journeys where real time passes, e.g. TOTP steps) keeps real time plus the moves made.
+ */
 export class TestClock implements Clock {
-  constructor(private current: Date = new Date('2026-11-26T09:00:00Z')) {}
+  private offsetMs: number;
+  constructor(
+    start: Date = new Date('2026-11-26T09:00:00Z'),
+    private readonly live = false,
+  ) {
+    this.offsetMs = live ? start.getTime() - Date.now() : start.getTime();
+  }
+  static running(): TestClock {
+    return new TestClock(new Date(), true);
+  }
   now(): Date {
-    return new Date(this.current);
+    return new Date(this.live ? Date.now() + this.offsetMs : this.offsetMs);
   }
   set(at: Date | string): void {
-    this.current = new Date(at);
+    const target = new Date(at).getTime();
+    this.offsetMs = this.live ? target - Date.now() : target;
   }
   advanceDays(days: number): void {
-    this.current = new Date(this.current.getTime() + days * 86_400_000);
+    this.offsetMs += days * 86_400_000;
   }
 }
 

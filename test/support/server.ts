@@ -42,7 +42,7 @@ export async function startTestServer(env: Record<string, string> = {}, givenPor
   const port = givenPort ?? (await freePort());
   const url = `http://localhost:${port}`;
   const t = await createTestDatabase();
-  const clock = new TestClock(new Date());
+  const clock = TestClock.running();
   const config = loadConfig({
     PORT: String(port),
     HOST: '127.0.0.1',

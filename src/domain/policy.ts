@@ -10,23 +10,42 @@
 import { AppError } from './errors.ts';
 
 export const statements = [
+  // people and identity
   'person:read',
   'person:create',
   'person:update',
-  'person:change_status',
+  'person:verify_identity', // record an identity check (documents, photo) and set the assurance level
+  'person:change_name', // with evidence
+  'person:change_status', // suspend, restore
+  'person:leaver', // ends every role profile, cancels every card, ends every session
+  'application:review', // Apply for Care ID: verify or reject a remote application
+  // organisations and the catalogue
   'organisation:read',
   'organisation:create',
   'organisation:update',
   'catalogue:load',
+  // positions and access
   'position:create',
-  'position:update',
-  'role_profile:assign',
+  'position:update', // incl. marking a position assignable
+  'request:create', // ask for a position for a person (sponsor, RA)
+  'request:approve', // approve or reject an access request
+  'role_profile:assign', // directly (assignable positions for sponsors; any position for RA agents)
   'role_profile:end',
+  'role_profile:change_dates',
+  // RA administration
+  'ra:appoint_staff', // give RA Agent, Sponsor, ID Checker, LSA positions
+  'ra:appoint_manager', // give RA Manager positions
+  'ra:set_policy',
+  'report:view',
   'audit:read',
+  // authenticators
   'card:issue',
   'card:unlock',
+  'card:renew',
   'card:cancel',
   'authenticator:enrol',
+  // relying parties (OpenID Connect clients)
+  'client:register',
 ] as const;
 export type Statement = (typeof statements)[number];
 
@@ -35,6 +54,8 @@ export type Statement = (typeof statements)[number];
  * each profile, and the organisations that profile's organisation subtree covers (an RA's reach, DOMAIN §3).
  */
 export interface RaPower {
+  /** Job role codes (R…) of the profile: RA Manager is the job role R5080. */
+  jobRoles?: readonly string[];
   activities: readonly string[];
   odsCodes: readonly string[];
 }
@@ -51,6 +72,12 @@ export interface Target {
   odsCodes?: readonly string[];
   /** The person the action is about, for segregation-of-duties rules. */
   userId?: string;
+  /** For approvals: who made the request (nobody approves their own request). */
+  requestedBy?: string;
+  /** For direct assignment: whether the position is assignable (sponsors may assign only those). */
+  positionAssignable?: boolean;
+  /** For appointments: whether the position carries RA Manager (R5080) or other RA powers. */
+  appointsRole?: 'ra_manager' | 'ra_staff';
 }
 
 /**

@@ -12,7 +12,11 @@ export async function personActorWithPowers(q: Queryable, userId: string, at: Da
   const powers: RaPower[] = [];
   for (const role of roles) {
     if (!role.effectiveActivities.some((a) => a === 'B0274' || a === 'B0267' || a === 'B0264')) continue;
-    powers.push({ activities: role.effectiveActivities, odsCodes: await subtreeOf(q, role.odsCode) });
+    powers.push({
+      jobRoles: role.jobRoles.map((j) => j.code),
+      activities: role.effectiveActivities,
+      odsCodes: await subtreeOf(q, role.odsCode),
+    });
   }
   return { kind: 'person', id: userId, userId, powers };
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
+import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { registerAuthenticatorApi } from './api/authenticators.ts';
@@ -11,6 +12,7 @@ import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
 import { errorBody, installErrorHandling } from './http/errors.ts';
 import { installMetrics } from './http/metrics.ts';
 import { installWeb } from './http/web.ts';
+import { mountOidc, type OidcHandle } from './oidc/mount.ts';
 import { registerPkiRoutes } from './pki/routes.ts';
 import { registerPortalRoutes } from './portal/routes.ts';
 import type { Sealer } from './secrets/sealer.ts';
@@ -21,6 +23,12 @@ import { registerSignInRoutes } from './signin/routes.ts';
 import type { Database } from './storage/database.ts';
 import { migrationStatus } from './storage/migrate.ts';
 import { VERSION } from './version.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    oidc: OidcHandle;
+  }
+}
 
 export interface AppDeps {
   config: Config;
@@ -116,6 +124,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerPortalRoutes(app, web);
   registerCardAgentApi(app, web);
   registerAuthenticatorApi(app, web);
+  const redis = deps.config.REDIS_URL
+    ? new Redis(deps.config.REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 })
+    : undefined;
+  redis?.on('error', (err) => app.log.warn({ err: { message: err.message } }, 'redis error'));
+  const oidc = await mountOidc(app, web, { mountPath: deps.config.OIDC_PATH, redis });
+  app.decorate('oidc', oidc);
+  app.addHook('onClose', async () => {
+    oidc.close();
+    await redis?.quit().catch(() => {});
+  });
   await registerPkiRoutes(app, {
     db: deps.db,
     clock: deps.clock,

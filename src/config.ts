@@ -40,6 +40,11 @@ export const configSchema = z.object({
     .regex(/^rediss?:\/\//, 'must be a redis:// URL')
     .optional()
     .describe('Redis for state shared by several OpenCIS nodes. Unset: single node, state kept in the database.'),
+  OIDC_PATH: z
+    .string()
+    .regex(/^\/[A-Za-z0-9/_-]{0,200}[A-Za-z0-9_-]$/, 'must be a path such as /oidc')
+    .default('/oidc')
+    .describe('Path of the OpenID Connect issuer under PUBLIC_URL: the issuer is PUBLIC_URL + OIDC_PATH.'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

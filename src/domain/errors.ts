@@ -126,6 +126,34 @@ export const errorCatalogue = {
   'role_profile.invalid_dates': { status: 400, message: 'The end date must be on or after the start date.' },
   'role_profile.person_inactive': { status: 409, message: 'Access cannot be given to a person who is not active.' },
   'role_profile.already_ended': { status: 409, message: 'The role profile has already ended.' },
+  // Registration Authority: identity checks, photos, Apply for Care ID, access requests
+  'identity_check.documents_insufficient': {
+    status: 400,
+    message:
+      'The documents do not meet the NHS Employers identity check standard: one photo ID, one proof of address from the last 3 months and one more document.',
+  },
+  'identity_check.duplicate_unresolved': {
+    status: 409,
+    message: 'Possible duplicates were found. Use the existing record or confirm this is a different person.',
+  },
+  'photo.invalid': { status: 400, message: 'The photo is not a readable JPEG or PNG image.' },
+  'photo.too_large': { status: 413, message: 'The photo is larger than 5 MB.' },
+  'photo.not_found': { status: 404, message: 'No photo has that ID.' },
+  'application.not_found': { status: 404, message: 'No application has that ID.' },
+  'application.already_decided': { status: 409, message: 'This application has already been verified or rejected.' },
+  'access_request.not_found': { status: 404, message: 'No access request has that ID.' },
+  'access_request.already_decided': {
+    status: 409,
+    message: 'This request has already been approved, rejected, withdrawn or has expired.',
+  },
+  'access_request.version_conflict': {
+    status: 409,
+    message: 'The request was changed by someone else. Reload and try again.',
+  },
+  // OpenID Connect
+  'oidc.client_not_found': { status: 404, message: 'No relying party has that client ID.' },
+  'oidc.no_role_profile': { status: 403, message: 'You have no role profile in effect, so you cannot use this service. Ask your Registration Authority.' },
+  'oidc.interaction_expired': { status: 400, message: 'This sign-in has expired. Go back to the service and start again.' },
   // audit
   'audit.chain_broken': { status: 500, message: 'The audit chain does not verify.' },
   // import

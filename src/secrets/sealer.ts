@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -11,6 +11,8 @@ import { join } from 'node:path';
 export interface Sealer {
   seal(plaintext: Buffer | string, purpose: string): string;
   open(sealed: string, purpose: string): Buffer;
+  /** A key derived for one purpose (HMAC-SHA-256 of the purpose): e.g. the OpenID Connect cookie-signing keys. */
+  derive(purpose: string): Buffer;
 }
 
 const VERSION = 'v1';
@@ -32,6 +34,9 @@ export function createSealer(key: Buffer): Sealer {
         body.toString('base64url'),
         cipher.getAuthTag().toString('base64url'),
       ].join('.');
+    },
+    derive(purpose) {
+      return createHmac('sha256', key).update(`opencis-derive:${purpose}`).digest();
     },
     open(sealed, purpose) {
       const [version, nonce, body, tag] = sealed.split('.');

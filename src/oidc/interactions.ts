@@ -1,0 +1,195 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type Provider from 'oidc-provider';
+import { acrCandidates, acrRules, satisfies } from '../domain/credentials/acr.ts';
+import { AppError } from '../domain/errors.ts';
+import { sessionOf, type WebDeps } from '../http/deps.ts';
+import { type EffectiveRole, effectiveRoles } from '../services/access.ts';
+import { appendAudit } from '../services/audit.ts';
+import type { WebSession } from '../services/sessions.ts';
+import { saveGrantContext } from './claims.ts';
+
+/**
+ * OpenCIS's side of a CIS2 sign-in (DOMAIN §7): the library hands over at /oidc/interaction/{uid}; we make sure the
+ * person is signed in at the level the relying party asked for (stepping up when the session is weaker, never
+ * accepting it silently), let them choose a role profile when asked, and hand back who signed in, how, and the grant.
+ */
+type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+export interface InteractionDeps extends WebDeps {
+  provider: () => Provider;
+  mountPath: string;
+}
+
+/** More than this many role profiles: the list gets a search box (CIS2 shows a list for 2–5). */
+const SEARCH_ABOVE = 5;
+
+function minimumAal(client: unknown): 1 | 2 | 3 {
+  const v = Number((client as Record<string, unknown> | undefined)?.['urn:opencis:minimum_aal'] ?? 3);
+  return v === 1 || v === 2 ? v : 3;
+}
+
+export function registerInteractionRoutes(app: FastifyInstance, deps: InteractionDeps): void {
+  const base = `${deps.mountPath}/interaction/:uid`;
+  const csrf = { preHandler: app.csrfProtection, schema: { hide: true } };
+
+  async function details(req: FastifyRequest, reply: FastifyReply): Promise<Details> {
+    try {
+      const d = await deps.provider().interactionDetails(req.raw, reply.raw);
+      if (d.uid !== (req.params as { uid?: string }).uid) throw new Error('uid mismatch');
+      return d;
+    } catch {
+      throw new AppError('oidc.interaction_expired');
+    }
+  }
+
+  async function finish(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    result: Record<string, unknown>,
+  ): Promise<FastifyReply> {
+    reply.hijack();
+    await deps.provider().interactionFinished(req.raw, reply.raw, result as never, { mergeWithLastSubmission: false });
+    return reply;
+  }
+
+  /** Where the person stands: signed in well enough for this request (and which acr value they meet), or not. */
+  function assess(d: Details, session: WebSession | null, client: unknown) {
+    const { candidates, unsupported } = acrCandidates(d.params.acr_values as string | undefined, minimumAal(client));
+    const reasons = (d.prompt.reasons ?? []) as string[];
+    const needsFresh = reasons.includes('login_prompt') || reasons.includes('max_age');
+    const freshEnough = !needsFresh || (session !== null && session.authenticatedAt.getTime() / 1000 >= (d.iat ?? 0));
+    const acr = session && freshEnough ? candidates.find((c) => satisfies(c, session)) : undefined;
+    return { candidates, unsupported, acr };
+  }
+
+  async function complete(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    d: Details,
+    session: WebSession,
+    acr: string,
+    personRoleId: string | null,
+  ) {
+    const provider = deps.provider();
+    const clientId = String(d.params.client_id);
+    const grant = d.grantId
+      ? ((await provider.Grant.find(d.grantId)) ?? new provider.Grant({ accountId: session.userId, clientId }))
+      : new provider.Grant({ accountId: session.userId, clientId });
+    if (grant.accountId !== session.userId) throw new AppError('oidc.interaction_expired');
+    grant.addOIDCScope(String(d.params.scope ?? 'openid'));
+    const grantId = await grant.save();
+    await deps.db.transaction(async (tx) => {
+      await saveGrantContext(tx, grantId, session.userId, { aal: session.aal, personRoleId });
+      await appendAudit(
+        tx,
+        { clock: deps.clock, actor: { kind: 'person', id: session.userId, userId: session.userId }, requestId: req.id },
+        {
+          action: 'oidc.signed_in',
+          targetType: 'person',
+          targetId: session.userId,
+          before: null,
+          after: { clientId, acr, amr: session.amr, selectedRoleId: personRoleId },
+        },
+      );
+    });
+    return finish(req, reply, {
+      login: {
+        accountId: session.userId,
+        acr,
+        amr: session.amr,
+        ts: Math.floor(session.authenticatedAt.getTime() / 1000),
+        remember: true,
+      },
+      consent: { grantId },
+    });
+  }
+
+  app.get(base, { schema: { hide: true } }, async (req, reply) => {
+    const d = await details(req, reply);
+    const client = await deps.provider().Client.find(String(d.params.client_id));
+    const session = await sessionOf(deps, req);
+    const { candidates, unsupported, acr } = assess(d, session, client);
+    if (unsupported) {
+      return finish(req, reply, {
+        error: 'invalid_request',
+        error_description: 'none of the requested acr_values is supported',
+      });
+    }
+    if (!session || !acr) {
+      // Step up (or sign in): ask for the weakest level that meets the relying party's first choice.
+      const stepUp = acrRules[candidates[0]!].stepUp;
+      return reply.redirect(`/signin?return=${encodeURIComponent(req.url)}${stepUp === 3 ? '&aal=3' : ''}`, 303);
+    }
+    const scopes = String(d.params.scope ?? '').split(' ');
+    if (!scopes.includes('selectedrole')) return complete(req, reply, d, session, acr, null);
+    const roles = await effectiveRoles(deps.db, session.userId, deps.clock.now());
+    if (roles.length === 0) {
+      return reply.page(
+        'oidc-no-role.njk',
+        {
+          title: 'You have no role profile',
+          uid: d.uid,
+          mountPath: deps.mountPath,
+          clientName: (client as { clientName?: string } | undefined)?.clientName,
+        },
+        403,
+      );
+    }
+    if (roles.length === 1) return complete(req, reply, d, session, acr, roles[0]!.personRoleId);
+    return renderRoles(reply, d, roles, (req.query as { q?: string }).q);
+  });
+
+  function renderRoles(reply: FastifyReply, d: Details, roles: EffectiveRole[], q: string | undefined) {
+    const term = typeof q === 'string' ? q.trim().toLowerCase().slice(0, 100) : '';
+    const shown = term
+      ? roles.filter((r) =>
+          `${r.positionName} ${r.orgName} ${r.odsCode} ${r.jobRoles.map((j) => j.roleName).join(' ')}`
+            .toLowerCase()
+            .includes(term),
+        )
+      : roles;
+    return reply.page('oidc-select-role.njk', {
+      title: 'Choose your role',
+      uid: d.uid,
+      mountPath: deps.mountPath,
+      roles: shown,
+      total: roles.length,
+      searchable: roles.length > SEARCH_ABOVE,
+      q: term,
+    });
+  }
+
+  app.post(`${base}/role`, csrf, async (req, reply) => {
+    const d = await details(req, reply);
+    const session = await sessionOf(deps, req);
+    const client = await deps.provider().Client.find(String(d.params.client_id));
+    const { acr } = assess(d, session, client);
+    if (!session || !acr) return reply.redirect(`${deps.mountPath}/interaction/${d.uid}`, 303);
+    const chosen = String(((req.body ?? {}) as Record<string, unknown>).personRoleId ?? '');
+    const roles = await effectiveRoles(deps.db, session.userId, deps.clock.now());
+    if (!roles.some((r) => r.personRoleId === chosen)) {
+      return reply.page(
+        'oidc-select-role.njk',
+        {
+          title: 'Choose your role',
+          uid: d.uid,
+          mountPath: deps.mountPath,
+          roles,
+          total: roles.length,
+          searchable: roles.length > SEARCH_ABOVE,
+          errors: [{ field: 'role-list', message: 'Choose one of your roles' }],
+        },
+        400,
+      );
+    }
+    return complete(req, reply, d, session, acr, chosen);
+  });
+
+  app.post(`${base}/abort`, csrf, async (req, reply) => {
+    await details(req, reply);
+    return finish(req, reply, {
+      error: 'access_denied',
+      error_description: 'The person has no role profile in effect',
+    });
+  });
+}

@@ -1,0 +1,106 @@
+import type { IncomingMessage } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type Provider from 'oidc-provider';
+import type { WebDeps } from '../http/deps.ts';
+import { postgresAdapterFactory, redisAdapterFactory } from './adapter.ts';
+import { registerInteractionRoutes } from './interactions.ts';
+import { ensureSigningKeys, loadSigningKeys } from './keys.ts';
+import { createProvider } from './provider.ts';
+
+export interface OidcOptions {
+  /** Path of the issuer under PUBLIC_URL (CIS2's issuer is a path too). */
+  mountPath: string;
+  redis?: Redis;
+  /** How often to look for rotated signing keys (ms). */
+  keyCheckIntervalMs?: number;
+}
+
+export interface OidcHandle {
+  issuer: string;
+  provider(): Provider;
+  /** Rebuilds the provider if the signing keys changed (after `opencis oidc rotate-keys` on any node). */
+  reloadKeys(): Promise<boolean>;
+  close(): void;
+}
+
+/**
+ * Mounts the OpenID Connect provider at `${PUBLIC_URL}${mountPath}`. The library gets the raw request (with the mount
+ * path stripped and `originalUrl` kept, as Express would) and its unparsed body: the /oidc scope registers no body
+ * parsers. Interactions are OpenCIS routes under the same prefix.
+ */
+export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: OidcOptions): Promise<OidcHandle> {
+  const issuer = `${deps.config.PUBLIC_URL}${options.mountPath}`;
+  const ctx = {
+    db: deps.db,
+    clock: deps.clock,
+    sealer: deps.sealer,
+    actor: { kind: 'system' as const, id: 'system:oidc' },
+    requestId: null,
+    allowExampleNiPrefix: false,
+  };
+  await ensureSigningKeys(ctx);
+  const adapter = options.redis ? redisAdapterFactory(options.redis) : postgresAdapterFactory(deps.db);
+  let keys = await loadSigningKeys(ctx);
+  let provider = createProvider({
+    issuer,
+    mountPath: options.mountPath,
+    db: deps.db,
+    clock: deps.clock,
+    sealer: deps.sealer,
+    keys,
+    adapter,
+  });
+  let callback = provider.callback();
+
+  const handle: OidcHandle = {
+    issuer,
+    provider: () => provider,
+    async reloadKeys() {
+      const next = await loadSigningKeys(ctx);
+      if (next.version === keys.version) return false;
+      keys = next;
+      provider = createProvider({
+        issuer,
+        mountPath: options.mountPath,
+        db: deps.db,
+        clock: deps.clock,
+        sealer: deps.sealer,
+        keys,
+        adapter,
+      });
+      callback = provider.callback();
+      return true;
+    },
+    close() {
+      clearInterval(timer);
+    },
+  };
+  const timer = setInterval(() => {
+    handle.reloadKeys().catch(() => {});
+  }, options.keyCheckIntervalMs ?? 60_000);
+  timer.unref();
+
+  await app.register(
+    async (scope) => {
+      scope.removeAllContentTypeParsers();
+      // Leave the body unread: oidc-provider parses it itself.
+      scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
+      const pass = async (
+        req: { raw: IncomingMessage & { originalUrl?: string } },
+        reply: { hijack(): void; raw: import('node:http').ServerResponse },
+      ) => {
+        reply.hijack();
+        const raw = req.raw;
+        raw.originalUrl = raw.url;
+        raw.url = raw.url!.slice(options.mountPath.length) || '/';
+        await callback(raw, reply.raw);
+      };
+      scope.all('/*', { schema: { hide: true } }, pass);
+      scope.all('/', { schema: { hide: true } }, pass);
+    },
+    { prefix: options.mountPath },
+  );
+  registerInteractionRoutes(app, { ...deps, provider: () => provider, mountPath: options.mountPath });
+  return handle;
+}

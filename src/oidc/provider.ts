@@ -1,0 +1,187 @@
+import Provider, { type Configuration, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import { acrCandidates, satisfies, supportedAcrValues } from '../domain/credentials/acr.ts';
+import { type Aal, authenticationMethods } from '../domain/credentials/assurance.ts';
+import { SESSION_COOKIE } from '../http/web.ts';
+import type { Sealer } from '../secrets/sealer.ts';
+import type { Clock } from '../services/context.ts';
+import { currentSession } from '../services/sessions.ts';
+import type { Database } from '../storage/database.ts';
+import { cis2Claims, grantContext, scopeClaims } from './claims.ts';
+import { CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
+import type { SigningKeys } from './keys.ts';
+import { errorPage, loggedOutPage, logoutPage } from './pages.ts';
+
+/**
+ * oidc-provider configured as CIS2 (DOMAIN §7): the CIS2 endpoint names, authorization code flow only with PKCE S256,
+ * private_key_jwt or client secrets, RS256 ID tokens by default, the NHS scopes and claims, acr_values and role
+ * selection. Only what is OpenCIS's own is written here: accounts and claims, interactions, storage, keys, pages.
+ * Every protocol step is the library's.
+ */
+export interface ProviderDeps {
+  issuer: string;
+  /** Path prefix the provider is mounted at (the issuer's path), e.g. /oidc. */
+  mountPath: string;
+  db: Database;
+  clock: Clock;
+  sealer: Sealer;
+  keys: SigningKeys;
+  adapter: NonNullable<Configuration['adapter']>;
+}
+
+const AMR_AAL = new Map<string, Aal>(Object.values(authenticationMethods).map((m) => [m.amr, m.aal]));
+
+/** The level a session reached, from the methods it used. */
+export function aalOfAmr(amr: readonly string[] | undefined): Aal {
+  return (amr ?? []).reduce<Aal>((best, m) => Math.max(best, AMR_AAL.get(m) ?? 1) as Aal, 1);
+}
+
+function minimumAalOf(ctx: KoaContextWithOIDC): 1 | 2 | 3 {
+  const v = Number(
+    (ctx.oidc.client as unknown as Record<string, unknown> | undefined)?.['urn:opencis:minimum_aal'] ?? 3,
+  );
+  return v === 1 || v === 2 ? v : 3;
+}
+
+/**
+ * The login prompt with OpenCIS's extra reasons to interact: the person's OpenCIS session has ended (signed out, idle
+ * past its NIST limit, card cancelled, leaver…) — single sign-on never outlives it; an unmet acr_values; role selection.
+ */
+function policy(deps: ProviderDeps) {
+  const { Check, base } = interactionPolicy;
+  const prompts = base();
+  const login = prompts.get('login')!;
+  login.checks.add(
+    new Check('web_session', 'the OpenCIS session has ended', async (ctx) => {
+      const { oidc } = ctx;
+      const accountId = oidc.session!.accountId;
+      if (!accountId || oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
+      const web = await currentSession(deps.db, ctx.cookies.get(SESSION_COOKIE) ?? undefined, deps.clock.now());
+      return web?.userId === accountId ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+    }),
+  );
+  login.checks.add(
+    new Check('acr_values', 'the session does not meet the requested assurance', (ctx) => {
+      const { oidc } = ctx;
+      const session = oidc.session!;
+      if (!session.accountId || oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
+      const { candidates } = acrCandidates(oidc.params!.acr_values as string | undefined, minimumAalOf(ctx));
+      const reached = { aal: aalOfAmr(session.amr), amr: session.amr ?? [] };
+      return candidates.some((acr) => satisfies(acr, reached)) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+    }),
+  );
+  login.checks.add(
+    new Check('select_role', 'the relying party asked for a role profile to be chosen', (ctx) => {
+      const { oidc } = ctx;
+      if (oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
+      const scopes = String(oidc.params!.scope ?? '').split(' ');
+      return scopes.includes('selectedrole') ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+    }),
+  );
+  return prompts;
+}
+
+export function createProvider(deps: ProviderDeps): Provider {
+  // Clients live in the relying-party registry (oidc_clients): the library asks the 'Client' adapter for them by ID.
+  const clientAdapter = {
+    find: (id: string) => clientMetadataForProvider(deps.db, deps.sealer, id),
+  };
+  const artefacts = deps.adapter as (name: string) => object;
+  const configuration: Configuration = {
+    adapter: ((name: string) => (name === 'Client' ? clientAdapter : artefacts(name))) as never,
+    clients: [],
+    findAccount: async (_ctx, sub, token) => ({
+      accountId: sub,
+      async claims(use) {
+        const grant = await grantContext(deps.db, (token as { grantId?: string } | undefined)?.grantId);
+        return cis2Claims(deps.db, sub, deps.clock.now(), use === 'id_token' ? 'id_token' : 'userinfo', grant) as never;
+      },
+    }),
+    claims: scopeClaims,
+    scopes: [...CIS2_SCOPES],
+    acrValues: supportedAcrValues,
+    conformIdTokenClaims: false,
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    clientAuthMethods: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256'],
+      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256'],
+      userinfoSigningAlgValues: ['RS256', 'PS256', 'ES256'],
+    },
+    clientDefaults: {
+      id_token_signed_response_alg: 'RS256',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    },
+    extraClientMetadata: {
+      properties: ['urn:opencis:access_token_ttl', 'urn:opencis:refresh_token_ttl', 'urn:opencis:minimum_aal'],
+    },
+    jwks: { keys: deps.keys.jwks as never },
+    cookies: {
+      keys: [deps.sealer.derive('oidc-cookies').toString('base64url')],
+      long: { httpOnly: true, sameSite: 'lax' },
+      short: { httpOnly: true, sameSite: 'lax' },
+    },
+    routes: {
+      authorization: '/authorize',
+      token: '/access_token',
+      userinfo: '/userinfo',
+      jwks: '/connect/jwk_uri',
+      end_session: '/connect/endSession',
+      introspection: '/introspect',
+      revocation: '/token/revoke',
+    },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: {
+        enabled: true,
+        // A client may introspect only its own tokens.
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: { enabled: true, logoutSource: logoutPage, postLogoutSuccessSource: loggedOutPage },
+      claimsParameter: { enabled: false },
+      userinfo: { enabled: true },
+      resourceIndicators: { enabled: false },
+    },
+    interactions: {
+      policy: policy(deps),
+      url: (_ctx, interaction) => `${deps.mountPath}/interaction/${interaction.uid}`,
+    },
+    loadExistingGrant: async (ctx) => {
+      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+    },
+    ttl: {
+      AccessToken: (_ctx, _token, client) =>
+        Number((client as unknown as Record<string, unknown>)['urn:opencis:access_token_ttl'] ?? 3_600),
+      AuthorizationCode: 60,
+      IdToken: 3_600,
+      RefreshToken: (_ctx, _token, client) =>
+        Number((client as unknown as Record<string, unknown>)['urn:opencis:refresh_token_ttl'] ?? 12 * 3_600),
+      Interaction: 3_600,
+      // The SSO session lasts as long as an AAL3 session may (NIST SP 800-63B-4: 12 hours); the web session's idle
+      // limits apply at each interaction.
+      Session: 12 * 3_600,
+      Grant: 12 * 3_600,
+    },
+    renderError: errorPage,
+    clockTolerance: 5,
+    // Back-channel logout to relying parties on the health network (private addresses) is allowed for the exact
+    // endpoints RA Managers registered; anything else keeps the library's SSRF protection.
+    fetch: async (url, options) => {
+      const target = String(url);
+      const { rows } = await deps.db.query(
+        "SELECT 1 FROM oidc_clients WHERE status = 'active' AND (metadata->>'backchannel_logout_uri' = $1 OR metadata->>'jwks_uri' = $1) LIMIT 1",
+        [target],
+      );
+      const opts = { ...(options as RequestInit & { dispatcher?: unknown }) };
+      if (rows.length > 0) delete opts.dispatcher;
+      return globalThis.fetch(target, opts);
+    },
+  };
+  const provider = new Provider(deps.issuer, configuration);
+  provider.proxy = true;
+  return provider;
+}

@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { registerClient } from '../../src/oidc/clients.ts';
+import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
+import { saveOrganisation } from '../../src/services/organisations.ts';
+import { registerPerson } from '../../src/services/people.ts';
+import { startSession } from '../../src/services/sessions.ts';
+import { backend } from '../support/db.ts';
+import { browse, CookieJar, client, discover } from '../support/oidc.ts';
+import { startTestServer, type TestServer } from '../support/server.ts';
+
+let server: TestServer;
+let userId: string;
+let clientId: string;
+let secret: string;
+const redirectUri = 'http://localhost:9/callback';
+
+before(async () => {
+  server = await startTestServer();
+  const ctx = server.operator();
+  await saveOrganisation(ctx, { odsCode: 'RR8', name: 'Test Trust', type: 'trust' });
+  const pos = await createPosition(ctx, 'RR8', { name: 'Ward nurse', jobRoles: ['R8001'], activities: ['B0825'] });
+  const p = await registerPerson(ctx, {
+    givenName: 'Ola',
+    familyName: 'Nordmann',
+    dateOfBirth: '1980-02-02',
+    email: 'ola@example.nhs.uk',
+    identityAssuranceLevel: 3,
+  });
+  userId = p.userId;
+  await assignRoleProfile(ctx, { userId, positionId: pos.positionId, startDate: '2020-01-01' });
+  const reg = await registerClient(ctx, {
+    name: 'Test EPR',
+    redirectUris: [redirectUri],
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    scopes: [
+      'openid',
+      'profile',
+      'email',
+      'nhsperson',
+      'nationalrbacaccess',
+      'selectedrole',
+      'associatedorgs',
+      'organisationalmemberships',
+    ],
+  });
+  clientId = reg.client.clientId;
+  secret = reg.clientSecret!;
+});
+after(() => server.close());
+
+async function signedInJar(aal: 2 | 3, amr: string[]): Promise<CookieJar> {
+  const jar = new CookieJar();
+  const { token } = await server.t.db.transaction((tx) =>
+    startSession(tx, server.operator(), { userId, aal, amr, authenticatorId: 'test' }, null, {
+      ip: null,
+      userAgent: null,
+    }),
+  );
+  jar.set('opencis_session', token);
+  return jar;
+}
+
+test(`[${backend}] discovery names the CIS2 endpoints`, async () => {
+  const res = await fetch(`${server.url}/oidc/.well-known/openid-configuration`);
+  const d = (await res.json()) as Record<string, unknown>;
+  assert.equal(d.issuer, `${server.url}/oidc`);
+  assert.equal(d.authorization_endpoint, `${server.url}/oidc/authorize`);
+  assert.equal(d.token_endpoint, `${server.url}/oidc/access_token`);
+  assert.equal(d.userinfo_endpoint, `${server.url}/oidc/userinfo`);
+  assert.equal(d.jwks_uri, `${server.url}/oidc/connect/jwk_uri`);
+  assert.equal(d.end_session_endpoint, `${server.url}/oidc/connect/endSession`);
+  assert.deepEqual(d.response_types_supported, ['code']);
+  assert.deepEqual(d.code_challenge_methods_supported, ['S256']);
+  assert.ok((d.acr_values_supported as string[]).includes('AAL3_ANY'));
+});
+
+test(`[${backend}] a full code flow with openid-client: ID token and userinfo carry the CIS2 claims`, async () => {
+  const config = await discover(`${server.url}/oidc`, clientId, secret);
+  const verifier = client.randomPKCECodeVerifier();
+  const nonce = client.randomNonce();
+  const state = client.randomState();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope: 'openid profile email nhsperson nationalrbacaccess selectedrole',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    nonce,
+    state,
+    acr_values: 'AAL3_ANY',
+  });
+  const jar = await signedInJar(3, ['SMARTCARD']);
+  const { url: callback } = await browse(url.toString(), jar, redirectUri);
+  const tokens = await client.authorizationCodeGrant(config, new URL(callback), {
+    pkceCodeVerifier: verifier,
+    expectedNonce: nonce,
+    expectedState: state,
+  });
+  const claims = tokens.claims()!;
+  assert.equal(claims.sub, userId);
+  assert.equal(claims.acr, 'AAL3_ANY');
+  assert.deepEqual(claims.amr, ['SMARTCARD']);
+  assert.equal(claims.id_assurance_level, 3);
+  assert.equal(claims.authentication_assurance_level, 3);
+  assert.match(String(claims.selected_roleid), /^\d{12}$/);
+  const info = await client.fetchUserInfo(config, tokens.access_token, userId);
+  const roles = info.nhsid_nrbac_roles as { role_code: string; person_roleid: string; activity_codes: string[] }[];
+  assert.equal(roles.length, 1);
+  assert.equal(roles[0]!.role_code, 'S8000:G8000:R8001');
+  assert.deepEqual(roles[0]!.activity_codes, ['B0825']);
+  assert.equal(info.selected_roleid, roles[0]!.person_roleid);
+  assert.equal(info.idassurancelevel, 3);
+  assert.equal(info.email, 'ola@example.nhs.uk');
+});
+
+test(`[${backend}] an AAL2 session asked for AAL3_ANY is sent to step up, not accepted`, async () => {
+  const config = await discover(`${server.url}/oidc`, clientId, secret);
+  const verifier = client.randomPKCECodeVerifier();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope: 'openid',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    nonce: client.randomNonce(),
+    state: client.randomState(),
+  });
+  const jar = await signedInJar(2, ['PASSKEY']);
+  const { url: landed } = await browse(url.toString(), jar, redirectUri);
+  assert.match(landed, /\/signin\?return=%2Foidc%2Finteraction%2F[^&]+&aal=3$/);
+});

@@ -152,8 +152,14 @@ export const errorCatalogue = {
   },
   // OpenID Connect
   'oidc.client_not_found': { status: 404, message: 'No relying party has that client ID.' },
-  'oidc.no_role_profile': { status: 403, message: 'You have no role profile in effect, so you cannot use this service. Ask your Registration Authority.' },
-  'oidc.interaction_expired': { status: 400, message: 'This sign-in has expired. Go back to the service and start again.' },
+  'oidc.no_role_profile': {
+    status: 403,
+    message: 'You have no role profile in effect, so you cannot use this service. Ask your Registration Authority.',
+  },
+  'oidc.interaction_expired': {
+    status: 400,
+    message: 'This sign-in has expired. Go back to the service and start again.',
+  },
   // audit
   'audit.chain_broken': { status: 500, message: 'The audit chain does not verify.' },
   // import

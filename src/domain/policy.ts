@@ -204,6 +204,12 @@ const newStarterStatements: ReadonlySet<Statement> = new Set<Statement>([
   'request:create',
 ]);
 
+/**
+ * Statements about things that belong to no organisation: relying parties are national (CIS2 clinical systems serve
+ * every organisation), so an RA Manager's power to register them is not scoped to a subtree.
+ */
+const unscopedStatements: ReadonlySet<Statement> = new Set<Statement>(['client:register']);
+
 /** Giving a position that carries RA powers is an appointment, and needs the power to appoint that kind of RA. */
 const appointmentStatements: ReadonlySet<Statement> = new Set<Statement>(['role_profile:assign', 'request:approve']);
 
@@ -225,7 +231,8 @@ function appointmentNeededFor(statement: Statement, target: Target): Statement |
 function powerGrants(power: RaPower, statement: Statement, target: Target): boolean {
   const orgs = targetOrganisations(target);
   const inScope =
-    orgs.length === 0 ? newStarterStatements.has(statement) : orgs.some((o) => power.odsCodes.includes(o));
+    unscopedStatements.has(statement) ||
+    (orgs.length === 0 ? newStarterStatements.has(statement) : orgs.some((o) => power.odsCodes.includes(o)));
   if (!inScope) return false;
   return raRolesOfPower(power).some((role) => {
     if (!statementsByRole[role].has(statement)) return false;

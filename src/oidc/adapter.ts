@@ -92,6 +92,10 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
           const ttl = await redis.ttl(grantKey(payload.grantId));
           if (expiresIn > ttl) multi.expire(grantKey(payload.grantId), expiresIn);
         }
+        if (model === 'Session' && payload.accountId) {
+          multi.sadd(`${prefix}account:${payload.accountId}`, id);
+          multi.expire(`${prefix}account:${payload.accountId}`, Math.max(expiresIn || 0, 12 * 3600));
+        }
         if (payload.userCode) multi.set(`${prefix}userCode:${payload.userCode}`, id, 'EX', expiresIn || 3600);
         if (payload.uid) multi.set(`${prefix}uid:${payload.uid}`, id, 'EX', expiresIn || 3600);
         await multi.exec();
@@ -136,5 +140,30 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
         await redis.del(grantKey(grantId));
       },
     };
+  };
+}
+
+/** Sessions of an account in Redis (for back-channel logout when OpenCIS ends them). */
+export function redisSessionIndex(redis: Redis, prefix = 'opencis:oidc:') {
+  return {
+    async sessionsOf(accountId: string) {
+      const ids = await redis.smembers(`${prefix}account:${accountId}`);
+      const out: { id: string; uid?: string; authorizations: Record<string, { sid?: string; grantId?: string }> }[] =
+        [];
+      for (const id of ids) {
+        const raw = await redis.get(`${prefix}Session:${id}`);
+        if (!raw) {
+          await redis.srem(`${prefix}account:${accountId}`, id);
+          continue;
+        }
+        const p = JSON.parse(raw) as {
+          uid?: string;
+          accountId?: string;
+          authorizations?: Record<string, { sid?: string; grantId?: string }>;
+        };
+        if (p.accountId === accountId) out.push({ id, uid: p.uid, authorizations: p.authorizations ?? {} });
+      }
+      return out;
+    },
   };
 }

@@ -192,7 +192,7 @@ export async function clientMetadataForProvider(
     minimum_aal: number;
   }>('SELECT metadata, secret_sealed, status, minimum_aal FROM oidc_clients WHERE client_id = $1', [clientId]);
   const row = rows[0];
-  if (!row || row.status !== 'active') return undefined;
+  if (row?.status !== 'active') return undefined;
   const metadata =
     typeof row.metadata === 'string' ? (JSON.parse(row.metadata) as Record<string, unknown>) : row.metadata;
   return {

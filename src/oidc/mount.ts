@@ -3,9 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type Provider from 'oidc-provider';
 import type { WebDeps } from '../http/deps.ts';
-import { postgresAdapterFactory, redisAdapterFactory } from './adapter.ts';
+import { postgresAdapterFactory, redisAdapterFactory, redisSessionIndex } from './adapter.ts';
 import { registerInteractionRoutes } from './interactions.ts';
 import { ensureSigningKeys, loadSigningKeys } from './keys.ts';
+import { postgresSessionIndex, processSessionEndEvents, queueFailedDelivery, retryLogoutDeliveries } from './logout.ts';
 import { createProvider } from './provider.ts';
 
 export interface OidcOptions {
@@ -14,6 +15,8 @@ export interface OidcOptions {
   redis?: Redis;
   /** How often to look for rotated signing keys (ms). */
   keyCheckIntervalMs?: number;
+  /** How often to act on ended sessions and retry back-channel logouts (ms). */
+  logoutIntervalMs?: number;
 }
 
 export interface OidcHandle {
@@ -21,6 +24,8 @@ export interface OidcHandle {
   provider(): Provider;
   /** Rebuilds the provider if the signing keys changed (after `opencis oidc rotate-keys` on any node). */
   reloadKeys(): Promise<boolean>;
+  /** Ends SSO sessions OpenCIS asked to end and retries failed back-channel logouts (also runs every second). */
+  processLogouts(): Promise<number>;
   close(): void;
 }
 
@@ -41,6 +46,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
   };
   await ensureSigningKeys(ctx);
   const adapter = options.redis ? redisAdapterFactory(options.redis) : postgresAdapterFactory(deps.db);
+  const sessionIndex = options.redis ? redisSessionIndex(options.redis) : postgresSessionIndex(deps.db);
   let keys = await loadSigningKeys(ctx);
   let provider = createProvider({
     issuer,
@@ -52,6 +58,16 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
     adapter,
   });
   let callback = provider.callback();
+  const watch = (p: Provider) => {
+    // The library's own back-channel deliveries (RP-initiated logout) that fail are queued for retry.
+    p.on(
+      'backchannel.error',
+      (_ctx: unknown, err: Error, client: { clientId: string }, accountId: string, sid: string) => {
+        queueFailedDelivery(deps.db, client.clientId, accountId, sid, err.message).catch(() => {});
+      },
+    );
+  };
+  watch(provider);
 
   const handle: OidcHandle = {
     issuer,
@@ -72,14 +88,32 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
       callback = provider.callback();
       return true;
     },
+    async processLogouts() {
+      const n = await processSessionEndEvents(provider, deps.db, sessionIndex);
+      await retryLogoutDeliveries(provider, deps.db);
+      return n;
+    },
     close() {
       clearInterval(timer);
+      clearInterval(logoutTimer);
     },
   };
   const timer = setInterval(() => {
     handle.reloadKeys().catch(() => {});
   }, options.keyCheckIntervalMs ?? 60_000);
   timer.unref();
+  let busy = false;
+  const logoutTimer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    handle
+      .processLogouts()
+      .catch(() => {})
+      .finally(() => {
+        busy = false;
+      });
+  }, options.logoutIntervalMs ?? 1_000);
+  logoutTimer.unref();
 
   await app.register(
     async (scope) => {

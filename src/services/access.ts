@@ -17,6 +17,7 @@ import { appendAudit } from './audit.ts';
 import { unknownCodes } from './catalogue.ts';
 import type { ServiceContext } from './context.ts';
 import { getOrganisation } from './organisations.ts';
+import { recordSessionEnd } from './sessions.ts';
 import { parseInput } from './validation.ts';
 
 export async function createPosition(ctx: ServiceContext, odsCode: string, input: unknown): Promise<Position> {
@@ -79,6 +80,18 @@ export async function createPosition(ctx: ServiceContext, odsCode: string, input
   });
 }
 
+/** RA activities a position may carry: giving such a position is an appointment (DOMAIN §5). */
+const RA_ACTIVITIES = new Set(['B0272', 'B0274', 'B1300', 'B0002', 'B0267', 'B0264']);
+
+/** Whether giving this position appoints an RA Manager (R5080), other RA staff, or nobody with RA powers. */
+export function appointmentOf(
+  position: Pick<Position, 'jobRoles' | 'activities'>,
+): 'ra_manager' | 'ra_staff' | undefined {
+  if (position.jobRoles.includes('R5080')) return 'ra_manager';
+  if (position.jobRoles.includes('R5090') || position.activities.some((a) => RA_ACTIVITIES.has(a))) return 'ra_staff';
+  return undefined;
+}
+
 export async function findPosition(q: Queryable, positionId: string): Promise<Position | undefined> {
   const { rows } = await q.query<{
     position_id: string;
@@ -125,7 +138,12 @@ export async function assignRoleProfile(ctx: ServiceContext, input: unknown): Pr
     if (!person) throw new AppError('person.not_found');
     const position = await findPosition(tx, rp.positionId);
     if (position?.status !== 'active') throw new AppError('position.not_found');
-    authorize(ctx.actor, 'role_profile:assign', { odsCode: position.odsCode, userId: person.userId });
+    authorize(ctx.actor, 'role_profile:assign', {
+      odsCode: position.odsCode,
+      userId: person.userId,
+      positionAssignable: position.assignable,
+      appointsRole: appointmentOf(position),
+    });
     if (person.status !== 'active') throw new AppError('role_profile.person_inactive', { status: person.status });
     const now = ctx.clock.now();
     let personOrgId = (
@@ -187,6 +205,8 @@ export async function endRoleProfile(ctx: ServiceContext, personRoleId: string, 
       [personRoleId, clampedEnd, ctx.clock.now()],
     );
     const after: RoleProfile = { ...before, status: 'ended', endDate: clampedEnd };
+    // CIS2: removing a role ends the sessions (and refresh tokens) that may carry it.
+    await recordSessionEnd(tx, before.userId, 'role_removed', ctx.clock.now());
     await appendAudit(tx, ctx, {
       action: 'role_profile.ended',
       targetType: 'person',

@@ -1,22 +1,22 @@
-import type { Actor, RaPower } from '../domain/policy.ts';
+import { type Actor, type RaPower, raRolesOfPower } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
 import { effectiveRoles } from './access.ts';
 import { subtreeOf } from './organisations.ts';
 
 /**
- * A signed-in person as an actor, with the RA powers their role profiles give them today: for each effective profile,
- * its activities and the subtree of its organisation. Computed per request, so an ended profile stops granting at once.
+ * A signed-in person as an actor, with the RA powers their role profiles give them today: for each effective profile
+ * that gives any RA role (DOMAIN §5: R5080, or B0272, B0274, B1300, B0002, B0267, B0264 — inclusions and the job
+ * roles' baseline expanded), its job roles, activities and the subtree of its organisation. Computed per request, so
+ * an ended profile or a suspended person stops granting at once.
  */
 export async function personActorWithPowers(q: Queryable, userId: string, at: Date): Promise<Actor> {
   const roles = await effectiveRoles(q, userId, at);
   const powers: RaPower[] = [];
   for (const role of roles) {
-    if (!role.effectiveActivities.some((a) => a === 'B0274' || a === 'B0267' || a === 'B0264')) continue;
-    powers.push({
-      jobRoles: role.jobRoles.map((j) => j.code),
-      activities: role.effectiveActivities,
-      odsCodes: await subtreeOf(q, role.odsCode),
-    });
+    const jobRoles = role.jobRoles.map((j) => j.code);
+    const activities = role.effectiveActivities;
+    if (raRolesOfPower({ jobRoles, activities }).length === 0) continue;
+    powers.push({ jobRoles, activities, odsCodes: await subtreeOf(q, role.odsCode) });
   }
   return { kind: 'person', id: userId, userId, powers };
 }

@@ -156,5 +156,18 @@ export async function endSessionsOf(
      WHERE user_id = $1 AND ended_at IS NULL AND ($4::text IS NULL OR authenticator_id = $4)`,
     [userId, now, reason, authenticatorId ?? null],
   );
+  await recordSessionEnd(q, userId, reason, now);
   return rowCount;
+}
+
+/**
+ * Asks for the person's single sign-on sessions at relying parties to end (back-channel logout). Written in the caller's
+ * transaction; the OpenID Connect module acts on it once that commits.
+ */
+export async function recordSessionEnd(q: Queryable, userId: string, reason: string, now: Date): Promise<void> {
+  await q.query('INSERT INTO session_end_events (user_id, reason, created_at) VALUES ($1, $2, $3)', [
+    userId,
+    reason,
+    now,
+  ]);
 }

@@ -1,0 +1,178 @@
+import type Provider from 'oidc-provider';
+import type { Database } from '../storage/database.ts';
+
+/**
+ * Ending a person's single sign-on at relying parties (DOMAIN §7): for each session_end_events row, every OpenID
+ * Connect session of the person is destroyed, the grants it holds (and with them refresh and access tokens) revoked,
+ * and each relying party in it that registered a back-channel logout URI is sent a logout token. A delivery that fails
+ * is retried with back-off for a day (oidc_logout_deliveries).
+ */
+export interface SessionIndex {
+  /** The person's live OpenID Connect sessions: id and the clients signed in through each. */
+  sessionsOf(
+    accountId: string,
+  ): Promise<{ id: string; uid?: string; authorizations: Record<string, { sid?: string; grantId?: string }> }[]>;
+}
+
+export function postgresSessionIndex(db: Database): SessionIndex {
+  return {
+    async sessionsOf(accountId) {
+      const { rows } = await db.query<{ id: string; payload: Record<string, unknown> | string }>(
+        "SELECT id, payload FROM oidc_payloads WHERE model = 'Session' AND account_id = $1 AND (expires_at IS NULL OR expires_at > now())",
+        [accountId],
+      );
+      return rows.map((r) => {
+        const p = (typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload) as {
+          uid?: string;
+          authorizations?: Record<string, { sid?: string; grantId?: string }>;
+        };
+        return { id: r.id, uid: p.uid, authorizations: p.authorizations ?? {} };
+      });
+    },
+  };
+}
+
+const RETRY_FOR_MS = 24 * 3_600_000;
+
+interface LogoutCapableClient {
+  backchannelLogoutUri?: string;
+  backchannelLogout(sub: string, sid: string): Promise<void>;
+}
+
+async function findClient(provider: Provider, clientId: string): Promise<LogoutCapableClient | undefined> {
+  return (await provider.Client.find(clientId)) as unknown as LogoutCapableClient | undefined;
+}
+
+async function deliver(
+  provider: Provider,
+  db: Database,
+  clientId: string,
+  accountId: string,
+  sid: string,
+  reason: string,
+): Promise<void> {
+  const client = await findClient(provider, clientId);
+  if (!client?.backchannelLogoutUri) return;
+  try {
+    await client.backchannelLogout(accountId, sid);
+  } catch (err) {
+    await db.query(
+      `INSERT INTO oidc_logout_deliveries (client_id, account_id, sid, reason, attempts, next_attempt, last_error, created_at)
+       VALUES ($1, $2, $3, $4, 1, now() + interval '5 seconds', $5, now()) ON CONFLICT (client_id, sid) DO NOTHING`,
+      [clientId, accountId, sid, reason, (err as Error).message.slice(0, 300)],
+    );
+  }
+}
+
+/** Ends every OpenID Connect session of a person now. Returns how many sessions were ended. */
+export async function endOidcSessionsOf(
+  provider: Provider,
+  db: Database,
+  index: SessionIndex,
+  accountId: string,
+  reason: string,
+): Promise<number> {
+  const sessions = await index.sessionsOf(accountId);
+  for (const session of sessions) {
+    for (const [clientId, auth] of Object.entries(session.authorizations)) {
+      if (auth.grantId) {
+        const grant = await provider.Grant.find(auth.grantId);
+        await grant?.destroy();
+        for (const model of [provider.AccessToken, provider.RefreshToken, provider.AuthorizationCode]) {
+          await (model as unknown as { revokeByGrantId(id: string): Promise<void> }).revokeByGrantId(auth.grantId);
+        }
+      }
+      if (auth.sid) await deliver(provider, db, clientId, accountId, auth.sid, reason);
+    }
+    const s = await provider.Session.find(session.id);
+    await s?.destroy();
+  }
+  return sessions.length;
+}
+
+/** Processes pending session-end events, each exactly once across the cluster. */
+export async function processSessionEndEvents(
+  provider: Provider,
+  db: Database,
+  index: SessionIndex,
+  batch = 50,
+): Promise<number> {
+  const events = await db.transaction(async (tx) => {
+    const { rows } = await tx.query<{ event_id: string; user_id: string; reason: string }>(
+      `SELECT event_id, user_id, reason FROM session_end_events WHERE processed_at IS NULL ORDER BY event_id
+       LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      [batch],
+    );
+    if (rows.length > 0) {
+      await tx.query('UPDATE session_end_events SET processed_at = now() WHERE event_id = ANY($1)', [
+        rows.map((r) => r.event_id),
+      ]);
+    }
+    return rows;
+  });
+  const done = new Set<string>();
+  for (const e of events) {
+    if (done.has(e.user_id)) continue;
+    done.add(e.user_id);
+    await endOidcSessionsOf(provider, db, index, e.user_id, e.reason);
+  }
+  return events.length;
+}
+
+/** Retries failed back-channel deliveries that are due, with exponential back-off; gives up after a day. */
+export async function retryLogoutDeliveries(provider: Provider, db: Database): Promise<number> {
+  const due = await db.transaction(async (tx) => {
+    const { rows } = await tx.query<{
+      delivery_id: string;
+      client_id: string;
+      account_id: string;
+      sid: string;
+      attempts: number;
+      created_at: Date;
+    }>(
+      `SELECT delivery_id, client_id, account_id, sid, attempts, created_at FROM oidc_logout_deliveries
+       WHERE delivered_at IS NULL AND next_attempt <= now() ORDER BY next_attempt LIMIT 20 FOR UPDATE SKIP LOCKED`,
+    );
+    for (const r of rows) {
+      await tx.query(
+        'UPDATE oidc_logout_deliveries SET next_attempt = now() + make_interval(secs => $2) WHERE delivery_id = $1',
+        [r.delivery_id, Math.min(3_600, 5 * 2 ** Number(r.attempts))],
+      );
+    }
+    return rows;
+  });
+  for (const d of due) {
+    const client = await findClient(provider, d.client_id);
+    try {
+      if (!client?.backchannelLogoutUri) throw new Error('client has no back-channel logout URI any more');
+      await client.backchannelLogout(d.account_id, d.sid);
+      await db.query(
+        'UPDATE oidc_logout_deliveries SET delivered_at = now(), attempts = attempts + 1 WHERE delivery_id = $1',
+        [d.delivery_id],
+      );
+    } catch (err) {
+      const giveUp = Date.now() - new Date(d.created_at).getTime() > RETRY_FOR_MS;
+      await db.query(
+        `UPDATE oidc_logout_deliveries SET attempts = attempts + 1, last_error = $2,
+           next_attempt = CASE WHEN $3 THEN 'infinity'::timestamptz ELSE next_attempt END WHERE delivery_id = $1`,
+        [d.delivery_id, (err as Error).message.slice(0, 300), giveUp],
+      );
+    }
+  }
+  return due.length;
+}
+
+/** Records a delivery the library itself failed to make (RP-initiated logout), so it is retried. */
+export async function queueFailedDelivery(
+  db: Database,
+  clientId: string,
+  accountId: string,
+  sid: string,
+  error: string,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO oidc_logout_deliveries (client_id, account_id, sid, reason, attempts, next_attempt, last_error, created_at)
+     VALUES ($1, $2, $3, 'rp_initiated_logout', 1, now() + interval '5 seconds', $4, now()) ON CONFLICT (client_id, sid) DO NOTHING`,
+    [clientId, accountId, sid, error.slice(0, 300)],
+  );
+}

@@ -4,13 +4,13 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
  * The few pages oidc-provider renders itself (errors, the logout confirmation, signed out), in the NHS.UK style and
  * with no external resources (the library's defaults load web fonts from elsewhere).
  */
-function escape(s: unknown): string {
+function escapeHtml(s: unknown): string {
   return String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 function page(title: string, body: string): string {
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escape(title)} – OpenCIS</title><link rel="stylesheet" href="/assets/nhsuk.css"><link rel="stylesheet" href="/assets/opencis.css"></head>
+<title>${escapeHtml(title)} – OpenCIS</title><link rel="stylesheet" href="/assets/nhsuk.css"><link rel="stylesheet" href="/assets/opencis.css"></head>
 <body><header class="nhsuk-header" role="banner"><div class="nhsuk-header__container nhsuk-width-container"><div class="nhsuk-header__service">
 <a class="nhsuk-header__service-logo" href="/" aria-label="OpenCIS homepage"><span class="nhsuk-header__service-name">OpenCIS – Care Identity</span></a></div></div></header>
 <div class="nhsuk-width-container"><main class="nhsuk-main-wrapper" id="maincontent" role="main"><div class="nhsuk-grid-row"><div class="nhsuk-grid-column-two-thirds">
@@ -35,8 +35,8 @@ export async function errorPage(
     page(
       'There is a problem',
       `<h1 class="nhsuk-heading-l">Sorry, this sign-in cannot continue</h1>
-<p class="nhsuk-body">${escape(out.error_description ?? 'The request from the service was not valid.')}</p>
-<p class="nhsuk-body-s">Error code: <code>${escape(out.error)}</code></p>
+<p class="nhsuk-body">${escapeHtml(out.error_description ?? 'The request from the service was not valid.')}</p>
+<p class="nhsuk-body-s">Error code: <code>${escapeHtml(out.error)}</code></p>
 <p class="nhsuk-body">Go back to the service you came from and try again. If it keeps happening, tell that service's support team.</p>`,
     ),
   );

@@ -57,7 +57,14 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
     `  ${url}/api/v1/rbac/catalogue National RBAC catalogue`,
     `  ${url}/metrics               Prometheus metrics`,
     `Database: ${db.kind === 'pglite' ? `embedded PGlite in ${config.DATA_DIR}` : 'PostgreSQL server (DATABASE_URL)'}`,
-    seededDemo ? 'Demo data was seeded (run `npx opencis seed --demo --list` to see the demo people).' : '',
+    ...(seededDemo
+      ? [
+          'Demo data was seeded. Demo people (user ID, name, role profiles):',
+          ...seededDemo.map((p) => `  ${p.userId}  ${p.name} (${p.roles})`),
+          'They have no way to sign in yet: create the first RA Manager with `npx opencis bootstrap --help`,',
+          'or give a demo person a security key with `npx opencis authenticator invite USER_ID`.',
+        ]
+      : []),
     '',
   ];
   process.stdout.write(`${lines.filter((l) => l !== '').join('\n')}\n`);

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.ts';
 import { AppError } from '../domain/errors.ts';
 import { auditCommand } from './commands/audit.ts';
+import { authenticatorCommand } from './commands/authenticator.ts';
 import { bootstrapCommand } from './commands/bootstrap.ts';
 import { cardCommand } from './commands/card.ts';
 import { importCommand } from './commands/import.ts';
@@ -26,6 +27,7 @@ const commands: Record<string, Command> = {
   rbac: rbacCommand,
   bootstrap: bootstrapCommand,
   card: cardCommand,
+  authenticator: authenticatorCommand,
 };
 
 function usage(): string {

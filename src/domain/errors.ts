@@ -146,6 +146,10 @@ export const errorCatalogue = {
     status: 409,
     message: 'This request has already been approved, rejected, withdrawn or has expired.',
   },
+  'access_request.duplicate': {
+    status: 409,
+    message: 'There is already a pending request for this person and position.',
+  },
   'access_request.version_conflict': {
     status: 409,
     message: 'The request was changed by someone else. Reload and try again.',

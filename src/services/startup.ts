@@ -15,7 +15,7 @@ import { seedDemo } from './demo.ts';
 export async function prepareDatabase(
   config: Config,
   logger?: Logger,
-): Promise<{ db: Database; sealer: Sealer; seededDemo: boolean }> {
+): Promise<{ db: Database; sealer: Sealer; seededDemo: { userId: string; name: string; roles: number }[] | null }> {
   const sealer = createSealer(loadSecretsKey({ secretsKey: config.SECRETS_KEY, dataDir: config.DATA_DIR }));
   const db = await openAndMigrate(config);
   try {
@@ -33,12 +33,13 @@ export async function prepareDatabase(
     if (res.loaded) logger?.info({ version: res.version }, 'RBAC catalogue loaded');
     // The card CA exists from the first start (generated here, or imported with `opencis ca import`).
     await ensureCertificateAuthority(ctx);
-    let seededDemo = false;
+    let seededDemo: { userId: string; name: string; roles: number }[] | null = null;
     if (config.DEMO_DATA) {
       const { rows } = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM people');
       if (rows[0]?.n === '0') {
-        await seedDemo({ ...ctx, actor: { kind: 'system', id: 'system:demo-seed' }, allowExampleNiPrefix: true });
-        seededDemo = true;
+        seededDemo = (
+          await seedDemo({ ...ctx, actor: { kind: 'system', id: 'system:demo-seed' }, allowExampleNiPrefix: true })
+        ).people;
       }
     }
     return { db, sealer, seededDemo };

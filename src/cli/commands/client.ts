@@ -1,0 +1,171 @@
+import { readFileSync } from 'node:fs';
+import { CIS2_SCOPES, type ClientInput, listClients, registerClient, setClientStatus } from '../../oidc/clients.ts';
+import { withOperatorContext } from '../database.ts';
+import { UsageError } from '../io.ts';
+import type { Command } from '../main.ts';
+import { parseOptions } from '../main.ts';
+
+const AUTH_METHODS = ['private_key_jwt', 'client_secret_basic', 'client_secret_post'] as const;
+const ALGS = ['RS256', 'ES256', 'PS256'] as const;
+
+function wholeSeconds(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^[0-9]{1,9}$/.test(raw)) throw new UsageError(`--${name} is a whole number of seconds`);
+  return Number(raw);
+}
+
+function oneOf<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T | undefined {
+  if (raw === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(raw)) throw new UsageError(`--${name} is one of ${allowed.join('|')}`);
+  return raw as T;
+}
+
+/** The JWK Set of a private_key_jwt client, from a file: `{"keys":[…]}` (a single JWK is accepted and wrapped). */
+function readJwks(file: string): { keys: Record<string, unknown>[] } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read --jwks ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UsageError(`--jwks ${file} is not JSON`);
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw new UsageError(`--jwks ${file} is not a JWK Set`);
+  const set = parsed as { keys?: unknown; kty?: unknown; d?: unknown };
+  const keys = Array.isArray(set.keys) ? set.keys : typeof set.kty === 'string' ? [parsed] : null;
+  if (!keys) throw new UsageError(`--jwks ${file} is not a JWK Set ({"keys": [...]})`);
+  for (const k of keys) {
+    if (typeof k === 'object' && k !== null && 'd' in k) {
+      throw new UsageError(`--jwks ${file} holds a private key: register the public key only`);
+    }
+  }
+  return { keys: keys as Record<string, unknown>[] };
+}
+
+export const clientCommand: Command = {
+  summary: 'Relying parties (OpenID Connect clients): register, list, disable, enable',
+  help: `Usage: opencis client register --name NAME --redirect-uri URI [--redirect-uri URI2 …]
+                               [--post-logout-uri URI …] [--backchannel-logout-uri URI]
+                               [--auth ${AUTH_METHODS.join('|')}]
+                               [--jwks FILE] [--jwks-uri URI] [--scopes "openid profile …"]
+                               [--alg ${ALGS.join('|')}] [--minimum-aal 2|3]
+                               [--access-token-ttl SECONDS] [--refresh-token-ttl SECONDS] [--client-id ID]
+       opencis client list
+       opencis client disable CLIENT_ID
+       opencis client enable CLIENT_ID
+
+register  registers a clinical system that signs its users in through OpenCIS and prints its client ID. With
+          --auth client_secret_basic or client_secret_post it also prints the client secret: it is shown this once
+          and cannot be shown again. private_key_jwt (the default, as CIS2 prefers) needs the client's public keys:
+          --jwks FILE (a JWK Set) or --jwks-uri URI.
+            --scopes          scopes it may ask for (default "openid profile nationalrbacaccess selectedrole"); add
+                              offline_access to allow refresh tokens. Known: ${CIS2_SCOPES.join(' ')}
+            --alg             ID token signing algorithm (default RS256)
+            --minimum-aal     the least assurance level it accepts, whatever acr_values it sends (default 3; 1 only
+                              for test environments)
+            --access-token-ttl   seconds (60–86400, default 3600)
+            --refresh-token-ttl  seconds (0–2592000, default 43200)
+            --client-id       a client ID of your choosing (default: 12 random digits + ".apps.national")
+          Redirect URIs must be https (http only for localhost).
+list      every relying party: client ID, status, authentication method, name, redirect URIs
+disable   stops a relying party at once: no new sign-ins, code redemptions, refreshes or userinfo calls
+enable    enables a disabled relying party again
+
+Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage error.`,
+  async run(args, io) {
+    const { values, positionals } = parseOptions(
+      args,
+      {
+        name: { type: 'string' },
+        'redirect-uri': { type: 'string', multiple: true },
+        'post-logout-uri': { type: 'string', multiple: true },
+        'backchannel-logout-uri': { type: 'string' },
+        auth: { type: 'string' },
+        jwks: { type: 'string' },
+        'jwks-uri': { type: 'string' },
+        scopes: { type: 'string' },
+        alg: { type: 'string' },
+        'minimum-aal': { type: 'string' },
+        'access-token-ttl': { type: 'string' },
+        'refresh-token-ttl': { type: 'string' },
+        'client-id': { type: 'string' },
+      },
+      2,
+    );
+    const [verb, id] = positionals;
+    switch (verb) {
+      case 'register': {
+        if (id) throw new UsageError(`unexpected argument "${id}"`);
+        if (!values.name?.trim()) throw new UsageError('register needs --name');
+        const redirectUris = values['redirect-uri'] ?? [];
+        if (redirectUris.length === 0) throw new UsageError('register needs at least one --redirect-uri');
+        const auth = oneOf('auth', values.auth, AUTH_METHODS) ?? 'private_key_jwt';
+        if (auth !== 'private_key_jwt' && (values.jwks || values['jwks-uri'])) {
+          throw new UsageError('--jwks and --jwks-uri are for --auth private_key_jwt');
+        }
+        if (auth === 'private_key_jwt' && !values.jwks && !values['jwks-uri']) {
+          throw new UsageError('--auth private_key_jwt needs --jwks FILE or --jwks-uri URI');
+        }
+        const aal = oneOf('minimum-aal', values['minimum-aal'], ['1', '2', '3'] as const);
+        const scopes = values.scopes?.split(/[\s,]+/).filter(Boolean);
+        if (scopes && scopes.length === 0) throw new UsageError('--scopes names at least one scope');
+        const input: ClientInput = {
+          name: values.name,
+          redirectUris,
+          tokenEndpointAuthMethod: auth,
+          ...(values['client-id'] ? { clientId: values['client-id'] } : {}),
+          ...(values['post-logout-uri'] ? { postLogoutRedirectUris: values['post-logout-uri'] } : {}),
+          ...(values['backchannel-logout-uri'] ? { backchannelLogoutUri: values['backchannel-logout-uri'] } : {}),
+          ...(values.jwks ? { jwks: readJwks(values.jwks) } : {}),
+          ...(values['jwks-uri'] ? { jwksUri: values['jwks-uri'] } : {}),
+          ...(scopes ? { scopes: scopes as ClientInput['scopes'] } : {}),
+          ...(values.alg ? { idTokenSignedResponseAlg: oneOf('alg', values.alg, ALGS) } : {}),
+          ...(aal ? { minimumAal: Number(aal) as 1 | 2 | 3 } : {}),
+          ...(values['access-token-ttl'] !== undefined
+            ? { accessTokenTtlSeconds: wholeSeconds('access-token-ttl', values['access-token-ttl']) }
+            : {}),
+          ...(values['refresh-token-ttl'] !== undefined
+            ? { refreshTokenTtlSeconds: wholeSeconds('refresh-token-ttl', values['refresh-token-ttl']) }
+            : {}),
+        };
+        const { client, clientSecret } = await withOperatorContext((ctx) => registerClient(ctx, input));
+        io.out(`client_id      ${client.clientId}`);
+        io.out(`name           ${client.name}`);
+        io.out(`auth           ${String(client.metadata.token_endpoint_auth_method)}`);
+        io.out(`scopes         ${String(client.metadata.scope)}`);
+        if (clientSecret) {
+          io.out(`client_secret  ${clientSecret}`);
+          io.err('The client secret is shown this once: give it to the relying party now. It cannot be shown again.');
+        }
+        return 0;
+      }
+      case 'list': {
+        if (id) throw new UsageError(`unexpected argument "${id}"`);
+        const clients = await withOperatorContext((ctx) => listClients(ctx.db));
+        if (clients.length === 0) io.out('no relying parties');
+        for (const c of clients) {
+          const uris = (c.metadata.redirect_uris as string[] | undefined) ?? [];
+          io.out(
+            `${c.clientId}  ${c.status.padEnd(8)}  ${String(c.metadata.token_endpoint_auth_method).padEnd(19)}  ` +
+              `AAL${c.minimumAal}  ${c.name}  ${uris.join(' ')}`,
+          );
+        }
+        return 0;
+      }
+      case 'disable':
+      case 'enable': {
+        if (!id) throw new UsageError(`${verb} needs a CLIENT_ID`);
+        const status = verb === 'disable' ? 'disabled' : 'active';
+        await withOperatorContext((ctx) => setClientStatus(ctx, id, status));
+        io.out(`client ${id} ${status === 'active' ? 'enabled' : 'disabled'}`);
+        return 0;
+      }
+      default:
+        throw new UsageError('expected register, list, disable or enable');
+    }
+  },
+};

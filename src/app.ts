@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { registerAuthenticatorApi } from './api/authenticators.ts';
 import { registerCardAgentApi } from './api/card-agent.ts';
+import { registerRaApi } from './api/ra.ts';
 import type { Config } from './config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
 import { errorBody, installErrorHandling } from './http/errors.ts';
@@ -53,6 +54,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit: 1_048_576,
+    // Behind a load balancer the client address comes from X-Forwarded-For (rate limits are per client IP).
+    trustProxy: deps.config.TRUST_PROXY,
     connectionTimeout: 30_000,
     requestTimeout: 30_000,
     return503OnClosing: true,
@@ -124,6 +127,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerPortalRoutes(app, web);
   registerCardAgentApi(app, web);
   registerAuthenticatorApi(app, web);
+  registerRaApi(app, web);
   const redis = deps.config.REDIS_URL
     ? new Redis(deps.config.REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 })
     : undefined;
@@ -141,48 +145,66 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     publicUrl: deps.config.PUBLIC_URL,
   });
 
+  const health = async (_req: unknown, reply: FastifyReply) => {
+    const started = performance.now();
+    try {
+      await deps.db.query('SELECT 1');
+      const migrations = await migrationStatus(deps.db);
+      const ok = migrations.pending.length === 0;
+      return reply.status(ok ? 200 : 503).send({
+        status: ok ? 'ok' : 'degraded',
+        version: VERSION,
+        database: {
+          kind: deps.db.kind,
+          reachable: true,
+          latencyMs: Math.round((performance.now() - started) * 10) / 10,
+        },
+        migrations: {
+          applied: migrations.applied.length,
+          pending: migrations.pending.length,
+          latest: migrations.latest,
+        },
+      });
+    } catch {
+      return reply.status(503).send({
+        status: 'unavailable',
+        version: VERSION,
+        database: { kind: deps.db.kind, reachable: false, latencyMs: null },
+        migrations: null,
+      });
+    }
+  };
+  const healthSchema200 = {
+    response: {
+      200: z.toJSONSchema(healthSchema),
+      503: z.toJSONSchema(healthSchema),
+    },
+  };
   app.get(
     '/health',
     {
+      schema: { summary: 'Health: database reachable, version, migrations', tags: ['operations'], ...healthSchema200 },
+    },
+    health,
+  );
+  // Readiness (same checks): a load balancer sends traffic only to nodes that answer 200; a draining node answers 503.
+  app.get(
+    '/health/ready',
+    {
       schema: {
-        summary: 'Health: database reachable, version, migrations',
+        summary: 'Readiness: database reachable and migrations applied',
         tags: ['operations'],
-        response: {
-          200: z.toJSONSchema(healthSchema),
-          503: z.toJSONSchema(healthSchema),
-        },
+        ...healthSchema200,
       },
     },
-    async (_req, reply) => {
-      const started = performance.now();
-      try {
-        await deps.db.query('SELECT 1');
-        const migrations = await migrationStatus(deps.db);
-        const ok = migrations.pending.length === 0;
-        return reply.status(ok ? 200 : 503).send({
-          status: ok ? 'ok' : 'degraded',
-          version: VERSION,
-          database: {
-            kind: deps.db.kind,
-            reachable: true,
-            latencyMs: Math.round((performance.now() - started) * 10) / 10,
-          },
-          migrations: {
-            applied: migrations.applied.length,
-            pending: migrations.pending.length,
-            latest: migrations.latest,
-          },
-        });
-      } catch {
-        return reply.status(503).send({
-          status: 'unavailable',
-          version: VERSION,
-          database: { kind: deps.db.kind, reachable: false, latencyMs: null },
-          migrations: null,
-        });
-      }
-    },
+    health,
   );
+
+  // Liveness: the process answers (a load balancer or orchestrator restarts a node that does not).
+  app.get('/health/live', { schema: { summary: 'Liveness: the process is up', tags: ['operations'] } }, async () => ({
+    status: 'alive',
+  }));
+  // Readiness: the node can serve (database reachable, migrations applied); a draining node answers 503.
 
   app.get(
     '/api/v1/rbac/catalogue',

@@ -45,6 +45,11 @@ export const configSchema = z.object({
     .regex(/^\/[A-Za-z0-9/_-]{0,200}[A-Za-z0-9_-]$/, 'must be a path such as /oidc')
     .default('/oidc')
     .describe('Path of the OpenID Connect issuer under PUBLIC_URL: the issuer is PUBLIC_URL + OIDC_PATH.'),
+  TRUST_PROXY: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true')
+    .describe('Trust X-Forwarded-For/-Proto from a load balancer in front (set true behind HAProxy or nginx).'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

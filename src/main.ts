@@ -1,8 +1,12 @@
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
+import { standardJobs } from './jobs/jobs.ts';
+import { registerJobs, startScheduler } from './jobs/scheduler.ts';
 import { createLogger } from './logger.ts';
 import { systemClock } from './services/context.ts';
+import { fileTransport } from './services/notifications.ts';
 import { prepareDatabase } from './services/startup.ts';
 import type { Database } from './storage/database.ts';
 
@@ -17,7 +21,19 @@ export interface RunningServer {
 export async function serve(config: Config, options: { handleSignals?: boolean } = {}): Promise<RunningServer> {
   const logger = createLogger(config.LOG_LEVEL);
   const { db, sealer, seededDemo } = await prepareDatabase(config, logger);
-  const app = await buildApp({ config, db, sealer, clock: systemClock, logger });
+  const transport = fileTransport(config.NOTIFICATIONS_FILE ?? join(config.DATA_DIR, 'outbox', 'notifications.jsonl'));
+  const app = await buildApp({ config, db, sealer, clock: systemClock, logger, transport });
+  const jobContext = {
+    db,
+    sealer,
+    clock: systemClock,
+    actor: { kind: 'system' as const, id: 'system:scheduler' },
+    requestId: null,
+    allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
+  };
+  const jobs = standardJobs(jobContext, transport, config.PUBLIC_URL);
+  await registerJobs(db, jobs);
+  const scheduler = startScheduler(db, jobs, { logger });
   try {
     await app.listen({ port: config.PORT, host: config.HOST });
   } catch (err) {
@@ -32,7 +48,8 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
   const stop = () => {
     stopping ??= (async () => {
       logger.info('shutting down: draining in-flight requests');
-      await app.close(); // stops accepting, waits for in-flight requests
+      scheduler.stop();
+      await app.close(); // stops accepting (503 to new requests), waits for in-flight requests
       await db.close();
       logger.info('stopped');
     })();

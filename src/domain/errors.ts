@@ -154,6 +154,35 @@ export const errorCatalogue = {
     status: 409,
     message: 'The request was changed by someone else. Reload and try again.',
   },
+  // CIS1 (legacy smartcard tickets)
+  'cis1.client_invalid': {
+    status: 401,
+    message: 'The application is not registered for ticket validation, or its client credentials are wrong.',
+  },
+  'cis1.ticket_invalid': { status: 401, message: 'The ticket is not valid. Get a new ticket from the card agent.' },
+  'cis1.ticket_expired': { status: 401, message: 'The smartcard session has timed out. Sign in with the card again.' },
+  'cis1.session_ended': {
+    status: 401,
+    message:
+      'The smartcard session has ended (card removed, locked or revoked, or signed out). Sign in with the card again.',
+  },
+  'cis1.workstation_mismatch': {
+    status: 403,
+    message: 'The ticket was issued to a card agent on another workstation.',
+  },
+  'cis1.role_not_effective': {
+    status: 403,
+    message: 'That role profile is not one of your role profiles in effect now. Choose another role.',
+  },
+  'cis1.no_role_profile': {
+    status: 403,
+    message:
+      'You have no role profile in effect, so you cannot use smartcard applications. Ask your Registration Authority.',
+  },
+  'cis1.agent_session_invalid': {
+    status: 401,
+    message: 'The card agent session is not valid or has ended. Sign in with the card again.',
+  },
   // OpenID Connect
   'oidc.client_not_found': { status: 404, message: 'No relying party has that client ID.' },
   'oidc.no_role_profile': {

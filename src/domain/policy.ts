@@ -199,6 +199,7 @@ const conditions: Partial<Record<RaRole, Partial<Record<Statement, (target: Targ
 const newStarterStatements: ReadonlySet<Statement> = new Set<Statement>([
   'person:read',
   'person:create',
+  'person:change_name',
   'person:verify_identity',
   'application:review',
   'request:create',

@@ -134,8 +134,8 @@ export async function changePersonStatus(
   reason: string,
 ): Promise<Person> {
   if (!isNationalId(userId)) throw new AppError('person.invalid_user_id');
-  authorize(ctx.actor, 'person:change_status', { userId });
   return ctx.db.transaction(async (tx) => {
+    authorize(ctx.actor, 'person:change_status', { userId, odsCodes: await people.personOrgCodes(tx, userId) });
     const before = await people.findPersonByUserId(tx, userId, true);
     if (!before) throw new AppError('person.not_found');
     if (!canChangeStatus(before.status, to)) {

@@ -63,6 +63,7 @@ const unscopedStatements: readonly Statement[] = ['client:register'];
 const newStarterStatements: readonly Statement[] = [
   'person:read',
   'person:create',
+  'person:change_name',
   'person:verify_identity',
   'application:review',
   'request:create',

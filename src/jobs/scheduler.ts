@@ -1,0 +1,90 @@
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Database } from '../storage/database.ts';
+
+/**
+ * A tiny cluster-wide scheduler on PostgreSQL (no timer per node doing the work): every node ticks, and a due job is
+ * claimed by exactly one node through a conditional UPDATE with a lease. The claim moves `next_run_at` forward, so a
+ * job runs once per period however many nodes there are; a node that dies mid-run frees the job when its lease ends.
+ */
+export interface Job {
+  name: string;
+  everySeconds: number;
+  /** Longest a run may take before another node may take the job over. */
+  leaseSeconds?: number;
+  run(): Promise<string | number | undefined>;
+}
+
+export interface Scheduler {
+  /** Runs every due job this node manages to claim; returns the names it ran. */
+  tick(): Promise<string[]>;
+  stop(): void;
+}
+
+export const NODE_ID = `${hostname()}:${process.pid}`;
+
+export async function registerJobs(db: Database, jobs: readonly Job[]): Promise<void> {
+  for (const job of jobs) {
+    await db.query(
+      `INSERT INTO scheduled_jobs (name, every_seconds, next_run_at) VALUES ($1, $2, now())
+       ON CONFLICT (name) DO UPDATE SET every_seconds = EXCLUDED.every_seconds`,
+      [job.name, job.everySeconds],
+    );
+  }
+}
+
+export function startScheduler(
+  db: Database,
+  jobs: readonly Job[],
+  options: { intervalMs?: number; logger?: Logger; nodeId?: string; autoStart?: boolean } = {},
+): Scheduler {
+  const nodeId = options.nodeId ?? NODE_ID;
+  let running = false;
+  const tick = async (): Promise<string[]> => {
+    if (running) return [];
+    running = true;
+    const ran: string[] = [];
+    try {
+      for (const job of jobs) {
+        const { rows } = await db.query<{ name: string }>(
+          `UPDATE scheduled_jobs SET leased_by = $2, lease_until = now() + make_interval(secs => $3), last_started = now(),
+             next_run_at = now() + make_interval(secs => every_seconds), runs = runs + 1
+           WHERE name = $1 AND next_run_at <= now() AND (lease_until IS NULL OR lease_until < now())
+           RETURNING name`,
+          [job.name, nodeId, job.leaseSeconds ?? 300],
+        );
+        if (rows.length === 0) continue;
+        let result: string;
+        try {
+          result = String((await job.run()) ?? 'ok');
+        } catch (err) {
+          result = `failed: ${(err as Error).message}`.slice(0, 300);
+          options.logger?.error({ job: job.name, err: { message: (err as Error).message } }, 'scheduled job failed');
+        }
+        await db.query(
+          'UPDATE scheduled_jobs SET lease_until = NULL, last_finished = now(), last_result = $2 WHERE name = $1 AND leased_by = $3',
+          [job.name, result, nodeId],
+        );
+        ran.push(job.name);
+      }
+    } finally {
+      running = false;
+    }
+    return ran;
+  };
+  const timer =
+    options.autoStart === false
+      ? undefined
+      : setInterval(() => {
+          tick().catch((err) =>
+            options.logger?.warn({ err: { message: (err as Error).message } }, 'scheduler tick failed'),
+          );
+        }, options.intervalMs ?? 10_000);
+  timer?.unref();
+  return {
+    tick,
+    stop() {
+      if (timer) clearInterval(timer);
+    },
+  };
+}

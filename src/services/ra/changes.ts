@@ -1,0 +1,225 @@
+/**
+ * Changes to a person's access and record (DOMAIN §5.4): end a position, change its dates, change a name with evidence.
+ * Status changes (suspend, restore, leaver, re-joiner) are in status.ts.
+ */
+import { z } from 'zod';
+import type { RoleProfile } from '../../domain/access/role-profile.ts';
+import { isCalendarDate, ukDate } from '../../domain/dates.ts';
+import { AppError } from '../../domain/errors.ts';
+import { duplicateNameKey, normaliseName } from '../../domain/identity/names.ts';
+import type { Person } from '../../domain/identity/person.ts';
+import { isNationalId } from '../../domain/identity/user-id.ts';
+import { authorize } from '../../domain/policy.ts';
+import { optionalText, text } from '../../domain/text.ts';
+import { nameChangeEvidenceSchema } from '../../ra/documents.ts';
+import { findPersonByUserId, personOrgCodes } from '../../storage/people.ts';
+import { endRoleProfile } from '../access.ts';
+import { appendAudit } from '../audit.ts';
+import type { ServiceContext } from '../context.ts';
+import { parseInput } from '../validation.ts';
+import { lockPerson, raAction, requireUserId } from './common.ts';
+
+export const reasonSchema = z.object({ reason: text(1000) });
+
+function requireRoleId(personRoleId: string): string {
+  if (!isNationalId(personRoleId)) throw new AppError('role_profile.not_found');
+  return personRoleId;
+}
+
+/** Ends a position now (access.endRoleProfile), with the reason, refusals audited. */
+export async function endPosition(ctx: ServiceContext, personRoleId: string, input: unknown): Promise<RoleProfile> {
+  return raAction(ctx, 'role_profile.end', { targetType: 'role_profile', targetId: personRoleId }, async () => {
+    requireRoleId(personRoleId);
+    const { reason } = parseInput(reasonSchema, input);
+    return endRoleProfile(ctx, personRoleId, reason);
+  });
+}
+
+const calendarDate = z.string().trim().refine(isCalendarDate, { message: 'must be a real date written YYYY-MM-DD' });
+const datesSchema = z.object({
+  startDate: calendarDate.optional(),
+  /** null: no end date (open-ended); absent: unchanged. */
+  endDate: calendarDate.nullable().optional(),
+  reason: text(1000),
+});
+
+export interface ProfileRow {
+  person_roleid: string;
+  user_id: string;
+  person_orgid: string;
+  position_id: string;
+  ods_code: string;
+  start_date: string;
+  end_date: string | null;
+  status: RoleProfile['status'];
+}
+
+export const PROFILE_SELECT = `SELECT rp.person_roleid, rp.user_id, rp.person_orgid, rp.position_id::text AS position_id,
+  po.ods_code, to_char(rp.start_date, 'YYYY-MM-DD') AS start_date, to_char(rp.end_date, 'YYYY-MM-DD') AS end_date,
+  rp.status FROM role_profiles rp JOIN person_orgs po ON po.person_orgid = rp.person_orgid`;
+
+export function profileFromRow(r: ProfileRow): RoleProfile {
+  return {
+    personRoleId: r.person_roleid,
+    userId: r.user_id,
+    personOrgId: r.person_orgid,
+    positionId: r.position_id,
+    odsCode: r.ods_code,
+    startDate: r.start_date,
+    endDate: r.end_date,
+    status: r.status,
+  };
+}
+
+/**
+ * Changes a position's dates: extend or shorten a temporary member of staff (bank, agency, locum, student), or move the
+ * start of one not started yet. An end date in the past is refused — that is ending the position.
+ */
+export async function changeRoleDates(ctx: ServiceContext, personRoleId: string, input: unknown): Promise<RoleProfile> {
+  const about = { targetType: 'role_profile', targetId: personRoleId };
+  return raAction(ctx, 'role_profile.change_dates', about, async () => {
+    requireRoleId(personRoleId);
+    const change = parseInput(datesSchema, input, (i) =>
+      i.path[0] === 'startDate' || i.path[0] === 'endDate' ? 'role_profile.invalid_dates' : 'request.invalid',
+    );
+    return ctx.db.transaction(async (tx) => {
+      const peek = (await tx.query<ProfileRow>(`${PROFILE_SELECT} WHERE rp.person_roleid = $1`, [personRoleId]))
+        .rows[0];
+      if (!peek) throw new AppError('role_profile.not_found');
+      await lockPerson(tx, peek.user_id);
+      const row = (
+        await tx.query<ProfileRow>(`${PROFILE_SELECT} WHERE rp.person_roleid = $1 FOR UPDATE OF rp`, [personRoleId])
+      ).rows[0]!;
+      const before = profileFromRow(row);
+      authorize(ctx.actor, 'role_profile:change_dates', { odsCode: before.odsCode, userId: before.userId });
+      if (before.status === 'ended') throw new AppError('role_profile.already_ended');
+      const today = ukDate(ctx.clock.now());
+      const startDate = change.startDate ?? before.startDate;
+      const endDate = change.endDate === undefined ? before.endDate : change.endDate;
+      const problems: { field: string; message: string }[] = [];
+      if (startDate !== before.startDate && before.startDate <= today) {
+        problems.push({ field: 'startDate', message: 'the position has started: its start date cannot change' });
+      }
+      if (endDate != null && endDate < startDate) {
+        problems.push({ field: 'endDate', message: 'the end date must be on or after the start date' });
+      }
+      if (endDate != null && endDate < today && endDate !== before.endDate) {
+        problems.push({ field: 'endDate', message: 'is in the past: end the position instead' });
+      }
+      if (problems.length > 0) throw new AppError('role_profile.invalid_dates', { problems });
+      await tx.query(
+        'UPDATE role_profiles SET start_date = $2, end_date = $3, updated_at = $4 WHERE person_roleid = $1',
+        [personRoleId, startDate, endDate, ctx.clock.now()],
+      );
+      const after: RoleProfile = { ...before, startDate, endDate };
+      await appendAudit(tx, ctx, {
+        action: 'role_profile.dates_changed',
+        targetType: 'person',
+        targetId: before.userId,
+        before,
+        after,
+        reason: change.reason,
+      });
+      return after;
+    });
+  });
+}
+
+const nameSchema = z
+  .object({
+    title: optionalText(35).optional(),
+    givenName: text(100).optional(),
+    middleNames: optionalText(200).optional(),
+    familyName: text(100).optional(),
+    preferredName: optionalText(200).optional(),
+    evidence: nameChangeEvidenceSchema,
+    reason: optionalText(1000),
+  })
+  .refine(
+    (v) => [v.title, v.givenName, v.middleNames, v.familyName, v.preferredName].some((field) => field !== undefined),
+    { message: 'give at least one new name', path: ['familyName'] },
+  );
+
+type NameFields = Pick<Person, 'title' | 'givenName' | 'middleNames' | 'familyName' | 'preferredName'>;
+
+function namesOf(p: Person): NameFields {
+  return {
+    title: p.title,
+    givenName: p.givenName,
+    middleNames: p.middleNames,
+    familyName: p.familyName,
+    preferredName: p.preferredName,
+  };
+}
+
+/**
+ * Changes a person's name. The user ID stays (DOMAIN §2); the evidence seen (its type and the last characters of its
+ * number) is kept in the name history, and the audit trail records the names before and after.
+ */
+export async function changeName(ctx: ServiceContext, userId: string, input: unknown): Promise<Person> {
+  return raAction(ctx, 'person.change_name', { targetType: 'person', targetId: userId }, async () => {
+    requireUserId(userId);
+    const change = parseInput(nameSchema, input);
+    return ctx.db.transaction(async (tx) => {
+      const person = await lockPerson(tx, userId);
+      authorize(ctx.actor, 'person:change_name', { userId, odsCodes: await personOrgCodes(tx, userId) });
+      if (person.status === 'deceased') {
+        throw new AppError('person.invalid_status_change', {
+          from: 'deceased',
+          reason: 'the person is recorded as deceased',
+        });
+      }
+      const before = namesOf(person);
+      const after: NameFields = {
+        title: change.title === undefined ? before.title : change.title,
+        givenName: change.givenName ?? before.givenName,
+        middleNames: change.middleNames === undefined ? before.middleNames : change.middleNames,
+        familyName: change.familyName ?? before.familyName,
+        preferredName: change.preferredName === undefined ? before.preferredName : change.preferredName,
+      };
+      if (JSON.stringify(after) === JSON.stringify(before)) {
+        throw new AppError('request.invalid', { problems: [{ field: '(body)', message: 'the name is unchanged' }] });
+      }
+      const givenKey = duplicateNameKey(after.familyName, after.givenName).split('|')[1] ?? '';
+      const now = ctx.clock.now();
+      await tx.query(
+        `UPDATE people SET title = $2, given_name = $3, middle_names = $4, family_name = $5, preferred_name = $6,
+           family_key = $7, given_key = $8, updated_at = $9, version = version + 1 WHERE user_id = $1`,
+        [
+          userId,
+          after.title,
+          after.givenName,
+          after.middleNames,
+          after.familyName,
+          after.preferredName,
+          normaliseName(after.familyName),
+          givenKey,
+          now,
+        ],
+      );
+      await tx.query(
+        `INSERT INTO name_changes (user_id, before, after, evidence_type, evidence_last_chars, changed_by, changed_at, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [
+          userId,
+          JSON.stringify(before),
+          JSON.stringify(after),
+          change.evidence.type,
+          change.evidence.lastChars,
+          ctx.actor.id,
+          now,
+          change.reason,
+        ],
+      );
+      await appendAudit(tx, ctx, {
+        action: 'person.name_changed',
+        targetType: 'person',
+        targetId: userId,
+        before,
+        after: { ...after, evidence: { type: change.evidence.type } },
+        reason: change.reason,
+      });
+      return (await findPersonByUserId(tx, userId))!;
+    });
+  });
+}

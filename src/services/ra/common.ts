@@ -1,0 +1,226 @@
+/**
+ * What the RA services share: auditing refusals, the organisations an actor's powers reach, and the steps that must run
+ * inside an RA action's own transaction (register a person, give a position, store a photo).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { Position, RoleProfile } from '../../domain/access/role-profile.ts';
+import { AppError } from '../../domain/errors.ts';
+import { duplicateNameKey, normaliseName } from '../../domain/identity/names.ts';
+import type { IdentityAssuranceLevel, NewPerson, Person } from '../../domain/identity/person.ts';
+import { isNationalId, nationalIdFromSequence } from '../../domain/identity/user-id.ts';
+import { type Actor, isAllowed, type Statement, type Target } from '../../domain/policy.ts';
+import type { CheckedPhoto } from '../../ra/photo.ts';
+import type { Queryable } from '../../storage/database.ts';
+import * as people from '../../storage/people.ts';
+import { appendAudit } from '../audit.ts';
+import type { ServiceContext } from '../context.ts';
+
+/** What an action is about, for the audit record of a refusal; filled in as the action learns it. */
+export interface About {
+  targetType: string;
+  targetId: string | null;
+}
+
+/** Refusals worth an audit record: permission (403) and the RA process's own rules (409: already decided, inactive). */
+function isRefusal(err: unknown): err is AppError {
+  return err instanceof AppError && (err.status === 403 || err.status === 409);
+}
+
+/**
+ * Runs one RA action. A refusal is written to the audit trail — who tried what, on whom, and why it was refused — in a
+ * small transaction of its own (the action's transaction has rolled back), then thrown on. DOMAIN §5: every RA action
+ * is audited, refused ones included.
+ */
+export async function raAction<T>(
+  ctx: ServiceContext,
+  action: string,
+  about: About,
+  fn: (about: About) => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn(about);
+  } catch (err) {
+    if (isRefusal(err)) {
+      try {
+        await ctx.db.transaction((tx) =>
+          appendAudit(tx, ctx, {
+            action: 'ra.refused',
+            targetType: about.targetType,
+            targetId: about.targetId,
+            before: null,
+            after: { action, code: err.code, details: err.details ?? null },
+            reason: err.code,
+          }),
+        );
+      } catch {
+        // The refusal stands even when its record cannot be written (database gone): nothing was changed.
+      }
+    }
+    throw err;
+  }
+}
+
+export function requireUserId(value: unknown): string {
+  if (typeof value !== 'string' || !isNationalId(value)) throw new AppError('person.invalid_user_id');
+  return value;
+}
+
+/** The organisations an actor's powers reach ('all' for the operator and the system). */
+export function reachOf(actor: Actor): readonly string[] | 'all' {
+  if (actor.kind !== 'person') return 'all';
+  return [...new Set((actor.powers ?? []).flatMap((p) => p.odsCodes))].sort();
+}
+
+/** The organisations in which the policy lets an actor use a statement ('all' when unrestricted). */
+export function organisationsWhere(actor: Actor, statement: Statement, target: Target = {}): readonly string[] | 'all' {
+  const reach = reachOf(actor);
+  if (reach === 'all') return 'all';
+  return reach.filter((odsCode) => isAllowed(actor, statement, { ...target, odsCode }));
+}
+
+const RA_ACTIVITIES = new Set(['B0272', 'B0274', 'B1300', 'B0002', 'B0267', 'B0264']);
+
+/** Giving a position that carries RA powers is an appointment (DOMAIN §5): RA Manager (R5080) or other RA staff. */
+export function appointmentOf(position: Position): Target['appointsRole'] {
+  if (position.jobRoles.includes('R5080')) return 'ra_manager';
+  if (position.jobRoles.includes('R5090') || position.activities.some((a) => RA_ACTIVITIES.has(a))) return 'ra_staff';
+  return undefined;
+}
+
+export async function lockPerson(tx: Queryable, userId: string): Promise<Person> {
+  const person = await people.findPersonByUserId(tx, userId, true);
+  if (!person) throw new AppError('person.not_found');
+  return person;
+}
+
+export async function storePhoto(
+  tx: Queryable,
+  ctx: Pick<ServiceContext, 'clock'>,
+  photo: CheckedPhoto,
+  purpose: 'portrait' | 'selfie' | 'document',
+  userId: string | null,
+): Promise<string> {
+  const photoId = randomUUID();
+  await tx.query(
+    `INSERT INTO photos (photo_id, user_id, purpose, media_type, bytes, sha256, size, width, height, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [
+      photoId,
+      userId,
+      purpose,
+      photo.mediaType,
+      photo.bytes,
+      photo.sha256,
+      photo.bytes.length,
+      photo.width,
+      photo.height,
+      ctx.clock.now(),
+    ],
+  );
+  return photoId;
+}
+
+export function identityKeys(p: Pick<NewPerson, 'niNumber' | 'familyName' | 'givenName' | 'dateOfBirth'>) {
+  const [familyKey, givenKey] = duplicateNameKey(p.familyName, p.givenName).split('|') as [string, string];
+  return { niNumber: p.niNumber, familyKey, givenKey, dateOfBirth: p.dateOfBirth };
+}
+
+/**
+ * Takes the same transaction-scoped advisory locks as people.registerPerson, so a registration here and one there of
+ * the same person serialise, and the duplicate check that follows sees the other's row.
+ */
+export async function lockIdentity(tx: Queryable, keys: ReturnType<typeof identityKeys>): Promise<void> {
+  const lock = async (key: string) => {
+    const digest = createHash('sha256').update(key).digest();
+    await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [digest.readBigInt64BE(0).toString()]);
+  };
+  await lock(`${keys.familyKey}|${keys.givenKey}|${keys.dateOfBirth}`);
+  if (keys.niNumber) await lock(`ni|${keys.niNumber}`);
+}
+
+/** Inserts a new person (after the caller's duplicate check, under lockIdentity) and audits it. */
+export async function insertNewPerson(
+  tx: Queryable,
+  ctx: ServiceContext,
+  p: NewPerson,
+  level: IdentityAssuranceLevel,
+  photoRef: string | null,
+  confirmedDifferentFrom: readonly string[],
+): Promise<Person> {
+  const keys = identityKeys(p);
+  const userId = nationalIdFromSequence(await people.nextNationalIdSequence(tx, 'user_id_seq'));
+  const person = await people.insertPerson(tx, {
+    ...p,
+    identityAssuranceLevel: level,
+    photoRef,
+    userId,
+    status: 'active',
+    familyKey: normaliseName(p.familyName),
+    givenKey: keys.givenKey,
+    at: ctx.clock.now(),
+  });
+  const { createdAt: _c, updatedAt: _u, ...view } = person;
+  await appendAudit(tx, ctx, {
+    action: 'person.registered',
+    targetType: 'person',
+    targetId: userId,
+    before: null,
+    after: view,
+    reason: confirmedDifferentFrom.length > 0 ? `confirmed different from ${confirmedDifferentFrom.join(', ')}` : null,
+  });
+  return person;
+}
+
+/**
+ * Gives a person a position inside the caller's transaction (the same steps as access.assignRoleProfile), creating
+ * their person-organisation link on first use. The caller has locked the person and checked the policy.
+ */
+export async function insertRoleProfile(
+  tx: Queryable,
+  ctx: ServiceContext,
+  person: Person,
+  position: Position,
+  dates: { startDate: string; endDate: string | null },
+): Promise<RoleProfile> {
+  if (person.status !== 'active') throw new AppError('role_profile.person_inactive', { status: person.status });
+  const now = ctx.clock.now();
+  let personOrgId = (
+    await tx.query<{ person_orgid: string }>(
+      'SELECT person_orgid FROM person_orgs WHERE user_id = $1 AND ods_code = $2',
+      [person.userId, position.odsCode],
+    )
+  ).rows[0]?.person_orgid;
+  if (!personOrgId) {
+    personOrgId = nationalIdFromSequence(await people.nextNationalIdSequence(tx, 'person_orgid_seq'));
+    await tx.query('INSERT INTO person_orgs (person_orgid, user_id, ods_code, created_at) VALUES ($1, $2, $3, $4)', [
+      personOrgId,
+      person.userId,
+      position.odsCode,
+      now,
+    ]);
+  }
+  const personRoleId = nationalIdFromSequence(await people.nextNationalIdSequence(tx, 'person_roleid_seq'));
+  await tx.query(
+    `INSERT INTO role_profiles (person_roleid, user_id, person_orgid, position_id, start_date, end_date, status, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)`,
+    [personRoleId, person.userId, personOrgId, position.positionId, dates.startDate, dates.endDate, now],
+  );
+  const profile: RoleProfile = {
+    personRoleId,
+    userId: person.userId,
+    personOrgId,
+    positionId: position.positionId,
+    odsCode: position.odsCode,
+    startDate: dates.startDate,
+    endDate: dates.endDate,
+    status: 'active',
+  };
+  await appendAudit(tx, ctx, {
+    action: 'role_profile.assigned',
+    targetType: 'person',
+    targetId: person.userId,
+    before: null,
+    after: profile,
+  });
+  return profile;
+}

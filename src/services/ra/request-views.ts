@@ -1,0 +1,105 @@
+/**
+ * Reading access requests: both sides see a request's status and history — the requester and the person it is about —
+ * as do RA staff and sponsors of its organisation (DOMAIN §5.3).
+ */
+import { z } from 'zod';
+import { AppError } from '../../domain/errors.ts';
+import { isAllowed } from '../../domain/policy.ts';
+import type { ServiceContext } from '../context.ts';
+import { parseInput } from '../validation.ts';
+import { organisationsWhere, raAction } from './common.ts';
+import {
+  type AccessRequest,
+  COLUMNS,
+  fromRow,
+  type RequestHistoryEntry,
+  type RequestStatus,
+  type Row,
+  requestStatuses,
+  requireRequestId,
+  selectRequest,
+} from './requests.ts';
+
+/** A request and its status history: for the requester, the person it is about, and RA staff of its organisation. */
+export async function getRequest(
+  ctx: ServiceContext,
+  requestId: string,
+): Promise<AccessRequest & { history: RequestHistoryEntry[] }> {
+  return raAction(ctx, 'access_request.read', { targetType: 'access_request', targetId: requestId }, async () => {
+    requireRequestId(requestId);
+    const request = await selectRequest(ctx.db, requestId);
+    if (!request) throw new AppError('access_request.not_found');
+    if (!canSee(ctx, request)) throw new AppError('auth.forbidden', { statement: 'request:approve' });
+    const { rows } = await ctx.db.query<{
+      from_status: RequestStatus | null;
+      to_status: RequestStatus;
+      changed_by: string;
+      changed_at: Date;
+      reason: string | null;
+    }>('SELECT * FROM access_request_history WHERE request_id = $1 ORDER BY history_id', [requestId]);
+    return {
+      ...request,
+      history: rows.map((h) => ({
+        fromStatus: h.from_status,
+        toStatus: h.to_status,
+        changedBy: h.changed_by,
+        changedAt: new Date(h.changed_at).toISOString(),
+        reason: h.reason,
+      })),
+    };
+  });
+}
+
+function canSee(ctx: ServiceContext, r: Pick<AccessRequest, 'requestedBy' | 'userId' | 'odsCode'>): boolean {
+  const a = ctx.actor;
+  if (a.kind !== 'person') return true;
+  if (r.requestedBy === a.id || r.userId === a.userId) return true;
+  return (
+    isAllowed(a, 'request:approve', { odsCode: r.odsCode }) || isAllowed(a, 'request:create', { odsCode: r.odsCode })
+  );
+}
+
+const listSchema = z.object({
+  status: z.enum(requestStatuses).optional(),
+  odsCode: z.string().max(10).optional(),
+  mine: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+
+/**
+ * Requests the actor may see, newest first: with `mine`, those they made or that are about them; otherwise also those
+ * in organisations where they may request or decide.
+ */
+export async function listRequests(ctx: ServiceContext, query: unknown = {}): Promise<AccessRequest[]> {
+  const q = parseInput(listSchema, query ?? {});
+  const a = ctx.actor;
+  const me = a.kind === 'person' ? a.userId : a.id;
+  let orgs: readonly string[] | 'all' = 'all';
+  if (a.kind === 'person') {
+    const deciding = organisationsWhere(a, 'request:approve');
+    const requesting = organisationsWhere(a, 'request:create');
+    orgs = [...new Set([...(deciding === 'all' ? [] : deciding), ...(requesting === 'all' ? [] : requesting)])];
+  }
+  const params: unknown[] = [];
+  const where: string[] = [];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    where.push(sql.replaceAll('?', `$${params.length}`));
+  };
+  if (q.status) add('status = ?', q.status);
+  if (q.odsCode) add('ods_code = ?', q.odsCode.trim().toUpperCase());
+  if (q.mine) add('(requested_by = ? OR user_id = ?)', me);
+  else if (orgs !== 'all') {
+    params.push(me, orgs);
+    where.push(
+      `(requested_by = $${params.length - 1} OR user_id = $${params.length - 1} OR ods_code = ANY($${params.length}))`,
+    );
+  }
+  params.push(q.limit);
+  const { rows } = await ctx.db.query<Row>(
+    `SELECT ${COLUMNS} FROM access_requests ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+     ORDER BY request_id DESC LIMIT $${params.length}`,
+    params,
+  );
+  return rows.map(fromRow).filter((r) => canSee(ctx, r));
+}

@@ -55,7 +55,7 @@ export async function installWeb(app: FastifyInstance, options: WebOptions): Pro
         "img-src 'self' data:",
         "font-src 'self'",
         `connect-src 'self' ${new URL(options.cardAgentUrl).origin}`,
-        "form-action 'self'",
+        `form-action 'self'${formActionOrigins(context)}`,
         "frame-ancestors 'none'",
         "base-uri 'none'",
         "object-src 'none'",
@@ -77,6 +77,19 @@ export async function installWeb(app: FastifyInstance, options: WebOptions): Pro
       return body;
     });
   }
+}
+
+/**
+ * A form whose submission ends, after OpenCIS's redirects, at a relying party (sign-in during an OpenID Connect flow)
+ * needs that party's origin in form-action: browsers apply form-action to every redirect of a form submission.
+ */
+function formActionOrigins(context: Record<string, unknown>): string {
+  const origins = context.formActionOrigins;
+  if (!Array.isArray(origins)) return '';
+  return origins
+    .filter((o): o is string => typeof o === 'string' && /^https?:\/\/[A-Za-z0-9.-]+(:\d+)?$/.test(o))
+    .map((o) => ` ${o}`)
+    .join('');
 }
 
 /**

@@ -151,7 +151,7 @@ export async function setClientStatus(
       status,
       ctx.clock.now(),
     ]);
-    if (rowCount === 0) throw new AppError('request.not_found');
+    if (rowCount === 0) throw new AppError('oidc.client_not_found');
     await appendAudit(tx, ctx, {
       action: `oidc.client_${status}`,
       targetType: 'oidc_client',

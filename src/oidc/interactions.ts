@@ -28,9 +28,35 @@ function minimumAal(client: unknown): 1 | 2 | 3 {
   return v === 1 || v === 2 ? v : 3;
 }
 
+/**
+ * The forms on the interaction pages (choose a role, return to the service) end, after OpenCIS's own redirects, at the
+ * relying party's redirect URI. Browsers apply the page's CSP form-action to every redirect of a form submission, so
+ * `form-action 'self'` alone blocks them: the origin of this request's redirect URI (checked by oidc-provider against
+ * the client's registered URIs) is added for these pages.
+ */
+const formTargets = new WeakMap<FastifyRequest, string>();
+
+function allowFormRedirect(req: FastifyRequest, d: Details): void {
+  try {
+    const origin = new URL(String(d.params.redirect_uri)).origin;
+    if (origin !== 'null') formTargets.set(req, origin);
+  } catch {
+    // no usable redirect URI: the page keeps form-action 'self'
+  }
+}
+
+async function widenFormAction(req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+  const origin = formTargets.get(req);
+  const csp = reply.getHeader('content-security-policy');
+  if (origin && typeof csp === 'string') {
+    reply.header('content-security-policy', csp.replace("form-action 'self'", `form-action 'self' ${origin}`));
+  }
+  return payload;
+}
+
 export function registerInteractionRoutes(app: FastifyInstance, deps: InteractionDeps): void {
   const base = `${deps.mountPath}/interaction/:uid`;
-  const csrf = { preHandler: app.csrfProtection, schema: { hide: true } };
+  const csrf = { preHandler: app.csrfProtection, schema: { hide: true }, onSend: widenFormAction };
 
   async function details(req: FastifyRequest, reply: FastifyReply): Promise<Details> {
     try {
@@ -104,8 +130,9 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     });
   }
 
-  app.get(base, { schema: { hide: true } }, async (req, reply) => {
+  app.get(base, { schema: { hide: true }, onSend: widenFormAction }, async (req, reply) => {
     const d = await details(req, reply);
+    allowFormRedirect(req, d);
     const client = await deps.provider().Client.find(String(d.params.client_id));
     const session = await sessionOf(deps, req);
     const { candidates, unsupported, acr } = assess(d, session, client);
@@ -161,6 +188,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
 
   app.post(`${base}/role`, csrf, async (req, reply) => {
     const d = await details(req, reply);
+    allowFormRedirect(req, d);
     const session = await sessionOf(deps, req);
     const client = await deps.provider().Client.find(String(d.params.client_id));
     const { acr } = assess(d, session, client);

@@ -73,21 +73,45 @@ export async function endOidcSessionsOf(
   reason: string,
 ): Promise<number> {
   const sessions = await index.sessionsOf(accountId);
-  for (const session of sessions) {
-    for (const [clientId, auth] of Object.entries(session.authorizations)) {
-      if (auth.grantId) {
-        const grant = await provider.Grant.find(auth.grantId);
-        await grant?.destroy();
-        for (const model of [provider.AccessToken, provider.RefreshToken, provider.AuthorizationCode]) {
-          await (model as unknown as { revokeByGrantId(id: string): Promise<void> }).revokeByGrantId(auth.grantId);
-        }
-      }
-      if (auth.sid) await deliver(provider, db, clientId, accountId, auth.sid, reason);
-    }
-    const s = await provider.Session.find(session.id);
-    await s?.destroy();
-  }
+  for (const session of sessions) await endOne(provider, db, session, accountId, reason);
   return sessions.length;
+}
+
+/** Ends one browser's OpenID Connect session (the person signed out of OpenCIS in that browser). */
+export async function endOidcSessionById(
+  provider: Provider,
+  db: Database,
+  sessionId: string,
+  reason: string,
+): Promise<boolean> {
+  const s = (await provider.Session.find(sessionId)) as unknown as
+    | { accountId?: string; authorizations?: Record<string, { sid?: string; grantId?: string }> }
+    | undefined;
+  if (!s?.accountId) return false;
+  await endOne(provider, db, { id: sessionId, authorizations: s.authorizations ?? {} }, s.accountId, reason);
+  return true;
+}
+
+/** Revokes the session's grants and tokens, tells each relying party (back-channel), destroys the session. */
+async function endOne(
+  provider: Provider,
+  db: Database,
+  session: { id: string; authorizations: Record<string, { sid?: string; grantId?: string }> },
+  accountId: string,
+  reason: string,
+): Promise<void> {
+  for (const [clientId, auth] of Object.entries(session.authorizations)) {
+    if (auth.grantId) {
+      const grant = await provider.Grant.find(auth.grantId);
+      await grant?.destroy();
+      for (const model of [provider.AccessToken, provider.RefreshToken, provider.AuthorizationCode]) {
+        await (model as unknown as { revokeByGrantId(id: string): Promise<void> }).revokeByGrantId(auth.grantId);
+      }
+    }
+    if (auth.sid) await deliver(provider, db, clientId, accountId, auth.sid, reason);
+  }
+  const s = await provider.Session.find(session.id);
+  await s?.destroy();
 }
 
 /** Processes pending session-end events, each exactly once across the cluster. */

@@ -6,7 +6,13 @@ import type { WebDeps } from '../http/deps.ts';
 import { postgresAdapterFactory, redisAdapterFactory, redisSessionIndex } from './adapter.ts';
 import { registerInteractionRoutes } from './interactions.ts';
 import { ensureSigningKeys, loadSigningKeys } from './keys.ts';
-import { postgresSessionIndex, processSessionEndEvents, queueFailedDelivery, retryLogoutDeliveries } from './logout.ts';
+import {
+  endOidcSessionById,
+  postgresSessionIndex,
+  processSessionEndEvents,
+  queueFailedDelivery,
+  retryLogoutDeliveries,
+} from './logout.ts';
 import { createProvider } from './provider.ts';
 
 export interface OidcOptions {
@@ -24,6 +30,8 @@ export interface OidcHandle {
   provider(): Provider;
   /** Rebuilds the provider if the signing keys changed (after `opencis oidc rotate-keys` on any node). */
   reloadKeys(): Promise<boolean>;
+  /** Ends one browser's SSO session (by its oidc-provider session cookie value) and tells its relying parties. */
+  endBrowserSession(sessionId: string, reason: string): Promise<boolean>;
   /** Ends SSO sessions OpenCIS asked to end and retries failed back-channel logouts (also runs every second). */
   processLogouts(): Promise<number>;
   close(): void;
@@ -88,6 +96,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
       callback = provider.callback();
       return true;
     },
+    endBrowserSession: (sessionId, reason) => endOidcSessionById(provider, deps.db, sessionId, reason),
     async processLogouts() {
       const n = await processSessionEndEvents(provider, deps.db, sessionIndex);
       await retryLogoutDeliveries(provider, deps.db);

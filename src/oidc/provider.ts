@@ -4,7 +4,7 @@ import { type Aal, authenticationMethods } from '../domain/credentials/assurance
 import { SESSION_COOKIE } from '../http/web.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { Clock } from '../services/context.ts';
-import { currentSession } from '../services/sessions.ts';
+import { currentSession, endSession } from '../services/sessions.ts';
 import type { Database } from '../storage/database.ts';
 import { cis2Claims, grantContext, scopeClaims } from './claims.ts';
 import { CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
@@ -149,6 +149,11 @@ export function createProvider(deps: ProviderDeps): Provider {
       policy: policy(deps),
       url: (_ctx, interaction) => `${deps.mountPath}/interaction/${interaction.uid}`,
     },
+    // CIS2 gives refresh tokens to the relying parties registered for them (registered with offline_access, which gives
+    // the refresh_token grant). oidc-provider drops offline_access from a request without prompt=consent (OpenID Connect
+    // Core §11) and would then issue none, and CIS2 relying parties do not send prompt=consent. Such a refresh token is
+    // bound to the SSO session (the library's expiresWithSession): signing out or a session end still ends it.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     loadExistingGrant: async (ctx) => {
       const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
       return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
@@ -183,5 +188,24 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
   const provider = new Provider(deps.issuer, configuration);
   provider.proxy = true;
+  // CIS2 ID tokens carry at_hash (DOMAIN §7); oidc-provider adds it only to ID tokens from the authorization endpoint.
+  // Those from the token endpoint (code and refresh grants) get it here: an opaque access token's value is its jti.
+  const { IdToken } = provider;
+  const issue = IdToken.prototype.issue;
+  IdToken.prototype.issue = function issueWithAtHash(this: InstanceType<typeof IdToken>, options) {
+    const accessToken = options.use === 'idtoken' ? this.ctx?.oidc?.entities?.AccessToken : undefined;
+    if (accessToken?.jti && this.extra.at_hash === undefined) this.set('at_hash', accessToken.jti);
+    return issue.call(this, options);
+  };
+  // "You will be signed out of OpenCIS" (the logout page): a confirmed RP-initiated logout ends the OpenCIS session of
+  // this browser too. Otherwise the next sign-in at any relying party would go straight through on that session — on a
+  // shared workstation, as the person who had just signed out.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route !== 'end_session_confirm' || ctx.status !== 303 || !ctx.oidc.params?.logout) return;
+    const token = ctx.cookies.get(SESSION_COOKIE);
+    if (token) await endSession(deps.db, token, deps.clock.now(), 'signed_out');
+    ctx.cookies.set(SESSION_COOKIE, null, { path: '/', httpOnly: true, sameSite: 'lax', signed: false });
+  });
   return provider;
 }

@@ -15,14 +15,30 @@ import { finishWebauthnAuthentication, startWebauthnAuthentication } from '../se
 export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void {
   const csrf = { preHandler: app.csrfProtection, schema: { hide: true } };
 
+  /** During an OpenID Connect sign-in, the relying party the flow will end at (its redirect URI's origin). */
+  async function relyingPartyOrigins(returnTo: string): Promise<string[]> {
+    const prefix = `${deps.config.OIDC_PATH}/interaction/`;
+    const uid = returnTo.startsWith(prefix) ? returnTo.slice(prefix.length) : '';
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(uid) || !app.hasDecorator('oidc')) return [];
+    try {
+      const interaction = await app.oidc.provider().Interaction.find(uid);
+      const uri = interaction?.params?.redirect_uri;
+      return typeof uri === 'string' ? [new URL(uri).origin] : [];
+    } catch {
+      return [];
+    }
+  }
+
   app.get('/signin', { schema: { hide: true } }, async (req, reply) => {
     const q = req.query as Record<string, unknown>;
     const session = await sessionOf(deps, req);
+    const returnTo = safeReturnPath(q.return);
     return reply.page('signin.njk', {
       title: 'Sign in',
-      returnTo: safeReturnPath(q.return),
+      returnTo,
       requiredAal: q.aal === '3' ? 3 : 2,
       signedIn: session !== null,
+      formActionOrigins: await relyingPartyOrigins(returnTo),
     });
   });
 
@@ -49,6 +65,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void 
           returnTo: safeReturnPath(body.return),
           userId: typeof body.userId === 'string' ? body.userId.slice(0, 12) : '',
           errors: [{ field: 'code', message: err.message }],
+          formActionOrigins: await relyingPartyOrigins(safeReturnPath(body.return)),
         },
         err.status,
       );
@@ -79,6 +96,11 @@ export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void 
   app.post('/signout', csrf, async (req, reply) => {
     const token = req.cookies[SESSION_COOKIE];
     if (token) await endSession(deps.db, token, deps.clock.now());
+    // Signing out of OpenCIS signs this browser out of the relying parties too (their single sign-on session ends and
+    // they get back-channel logout tokens).
+    const oidcSession = req.cookies._session;
+    if (oidcSession && app.hasDecorator('oidc'))
+      await app.oidc.endBrowserSession(oidcSession, 'signed_out').catch(() => {});
     clearSessionCookie(reply);
     return reply.redirect('/signin', 303);
   });

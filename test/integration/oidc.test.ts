@@ -128,3 +128,47 @@ test(`[${backend}] an AAL2 session asked for AAL3_ANY is sent to step up, not ac
   const { url: landed } = await browse(url.toString(), jar, redirectUri);
   assert.match(landed, /\/signin\?return=%2Foidc%2Finteraction%2F[^&]+&aal=3$/);
 });
+
+test(`[${backend}] signing out of OpenCIS ends this browser's single sign-on at relying parties`, async () => {
+  const config = await discover(`${server.url}/oidc`, clientId, secret);
+  const start = async () => {
+    const verifier = client.randomPKCECodeVerifier();
+    return client
+      .buildAuthorizationUrl(config, {
+        redirect_uri: redirectUri,
+        scope: 'openid',
+        code_challenge: await client.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        nonce: client.randomNonce(),
+        state: client.randomState(),
+      })
+      .toString();
+  };
+  const jar = await signedInJar(3, ['FIDO2']);
+  const first = await browse(await start(), jar, redirectUri);
+  assert.ok(first.url.startsWith(redirectUri));
+  assert.match(jar.header(), /_session=/);
+  const { rows: before } = await server.t.db.query<{ n: string }>(
+    "SELECT count(*)::text AS n FROM oidc_payloads WHERE model = 'Session' AND account_id = $1",
+    [userId],
+  );
+  // A page gives the form's CSRF token (and its cookie); then sign out like the header button does.
+  const account = await fetch(`${server.url}/account`, { headers: { cookie: jar.header() } });
+  jar.absorb(account);
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(await account.text())![1]!;
+  const out = await fetch(`${server.url}/signout`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { cookie: jar.header(), 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: csrf }),
+  });
+  assert.equal(out.status, 303);
+  jar.absorb(out);
+  const { rows: afterRows } = await server.t.db.query<{ n: string }>(
+    "SELECT count(*)::text AS n FROM oidc_payloads WHERE model = 'Session' AND account_id = $1",
+    [userId],
+  );
+  assert.equal(Number(afterRows[0]!.n), Number(before[0]!.n) - 1);
+  const again = await browse(await start(), jar, redirectUri);
+  assert.match(again.url, /\/signin\?return=/);
+});

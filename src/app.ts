@@ -16,6 +16,7 @@ import { installWeb } from './http/web.ts';
 import { mountOidc, type OidcHandle } from './oidc/mount.ts';
 import { registerPkiRoutes } from './pki/routes.ts';
 import { registerPortalRoutes } from './portal/routes.ts';
+import { registerRaConsole } from './ra/console/index.ts';
 import type { Sealer } from './secrets/sealer.ts';
 import { listCatalogue } from './services/catalogue.ts';
 import type { Clock } from './services/context.ts';
@@ -128,6 +129,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerCardAgentApi(app, web);
   registerAuthenticatorApi(app, web);
   registerRaApi(app, web);
+  registerRaConsole(app, web);
   const redis = deps.config.REDIS_URL
     ? new Redis(deps.config.REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 })
     : undefined;

@@ -3,7 +3,8 @@ import * as OTPAuth from 'otpauth';
 import { z } from 'zod';
 import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
-import { findPersonByUserId } from '../storage/people.ts';
+import { authorize } from '../domain/policy.ts';
+import { findPersonByUserId, personOrgCodes } from '../storage/people.ts';
 import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -144,6 +145,10 @@ export async function signInWithTotp(
 }
 
 export async function removeTotp(ctx: ServiceContext, userId: string, totpId: string): Promise<void> {
+  // Holders manage their own authenticators; anyone else needs the RA power over that person (policy).
+  if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
+    authorize(ctx.actor, 'authenticator:enrol', { userId, odsCodes: await personOrgCodes(ctx.db, userId) });
+  }
   await ctx.db.transaction(async (tx) => {
     const { rowCount } = await tx.query(
       "UPDATE totp_authenticators SET status = 'removed' WHERE totp_id = $1 AND user_id = $2 AND status <> 'removed'",

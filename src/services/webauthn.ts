@@ -12,7 +12,8 @@ import { type AttestationRoots, attestationChainTrusted } from '../authenticator
 import { type Aal, authenticationMethods, webauthnCredentialAal } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
-import { findPersonByUserId } from '../storage/people.ts';
+import { authorize } from '../domain/policy.ts';
+import { findPersonByUserId, personOrgCodes } from '../storage/people.ts';
 import { appendAudit } from './audit.ts';
 import { consumeChallenge, createChallenge } from './challenges.ts';
 import type { ServiceContext } from './context.ts';
@@ -393,6 +394,10 @@ export async function removeWebauthnCredential(
   userId: string,
   credentialId: string,
 ): Promise<void> {
+  // Holders manage their own authenticators; anyone else needs the RA power over that person (policy).
+  if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
+    authorize(ctx.actor, 'authenticator:enrol', { userId, odsCodes: await personOrgCodes(ctx.db, userId) });
+  }
   await ctx.db.transaction(async (tx) => {
     const { rowCount } = await tx.query(
       "UPDATE webauthn_credentials SET status = 'removed' WHERE credential_id = $1 AND user_id = $2 AND status = 'active'",

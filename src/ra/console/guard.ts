@@ -1,0 +1,101 @@
+/**
+ * Who may use the RA console: a signed-in person at AAL3 (RA staff use a smartcard or a security key, DOMAIN §6) who
+ * holds at least one RA role today (DOMAIN §5). Everyone else gets a 403 page that explains why; nothing about them is
+ * logged. What each RA may do is then decided by the policy module, page by page and button by button.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../../domain/errors.ts';
+import { type Actor, isAllowed, type RaRole, raRolesOf, type Statement, type Target } from '../../domain/policy.ts';
+import { contextFor, requireApiSession, requirePageSession, type WebDeps } from '../../http/deps.ts';
+import type { ServiceContext } from '../../services/context.ts';
+import { organisationsWhere } from '../../services/ra/common.ts';
+import { personActorWithPowers } from '../../services/ra-powers.ts';
+import type { WebSession } from '../../services/sessions.ts';
+import { personOrgCodes } from '../../storage/people.ts';
+
+export interface RaCaller {
+  session: WebSession;
+  actor: Actor;
+  roles: RaRole[];
+  ctx: ServiceContext;
+}
+
+/** For pages: the RA caller, or null when the request has been answered (redirect to sign in, or the 403 page). */
+export async function raPage(deps: WebDeps, req: FastifyRequest, reply: FastifyReply): Promise<RaCaller | null> {
+  const session = await requirePageSession(deps, req, reply, 3);
+  if (!session) return null;
+  const actor = await personActorWithPowers(deps.db, session.userId, deps.clock.now());
+  const roles = raRolesOf(actor);
+  if (roles.length === 0) {
+    await reply.page(
+      'ra/forbidden.njk',
+      { title: 'You do not have Registration Authority access', signedIn: true },
+      403,
+    );
+    return null;
+  }
+  return { session, actor, roles, ctx: contextFor(deps, req, actor) };
+}
+
+/** For the console's JSON endpoints (called by its scripts): the RA caller, or a catalogued 401/403. */
+export async function raApi(deps: WebDeps, req: FastifyRequest): Promise<RaCaller> {
+  const session = await requireApiSession(deps, req, 3);
+  const actor = await personActorWithPowers(deps.db, session.userId, deps.clock.now());
+  const roles = raRolesOf(actor);
+  if (roles.length === 0) throw new AppError('auth.forbidden');
+  return { session, actor, roles, ctx: contextFor(deps, req, actor) };
+}
+
+/** Whether the actor may use a statement somewhere: in one of their organisations, or on a new starter. */
+export function mayAnywhere(actor: Actor, statement: Statement): boolean {
+  const orgs = organisationsWhere(actor, statement);
+  return orgs === 'all' || orgs.length > 0 || isAllowed(actor, statement);
+}
+
+/** A person as a policy target: their user ID (segregation of duties) and the organisations they work for (scope). */
+export async function personTarget(deps: WebDeps, userId: string): Promise<Target> {
+  return { userId, odsCodes: await personOrgCodes(deps.db, userId) };
+}
+
+export interface NavItem {
+  href: string;
+  text: string;
+  current: boolean;
+}
+
+/** The console's menu: only what the caller's powers allow. */
+export function navFor(actor: Actor, path: string): NavItem[] {
+  const items: [string, string, boolean][] = [
+    ['/ra', 'RA home', true],
+    ['/ra/people/search', 'Find a person', mayAnywhere(actor, 'person:read')],
+    ['/ra/people/new', 'Register a person', mayAnywhere(actor, 'person:create')],
+    ['/ra/requests', 'Access requests', mayAnywhere(actor, 'request:create') || mayAnywhere(actor, 'request:approve')],
+    ['/ra/applications', 'Applications', mayAnywhere(actor, 'application:review')],
+    ['/ra/reports', 'Reports', mayAnywhere(actor, 'report:view')],
+  ];
+  const current = items
+    .filter(([href]) => path === href || (href !== '/ra' && path.startsWith(`${href}/`)))
+    .map(([href]) => href)
+    .at(-1);
+  return items
+    .filter(([, , shown]) => shown)
+    .map(([href, text]) => ({ href, text, current: href === (current ?? (path === '/ra' ? '/ra' : '')) }));
+}
+
+/** Renders a console page with the signed-in chrome (menu, sign out). */
+export function renderRa(
+  reply: FastifyReply,
+  caller: RaCaller,
+  template: string,
+  context: Record<string, unknown>,
+  status = 200,
+): FastifyReply {
+  const path = reply.request.url.split('?')[0] ?? '/ra';
+  return reply.page(template, { signedIn: true, nav: navFor(caller.actor, path), ...context }, status);
+}
+
+/** Route parameters, as strings. */
+export function param(req: FastifyRequest, name: string): string {
+  const v = (req.params as Record<string, unknown>)[name];
+  return typeof v === 'string' ? v : '';
+}

@@ -1,0 +1,93 @@
+/** An organisation: details, children, positions (assignable or not), and a new position if the caller may. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isAllowed } from '../../domain/policy.ts';
+import type { WebDeps } from '../../http/deps.ts';
+import { createPosition } from '../../services/access.ts';
+import { listCatalogue } from '../../services/catalogue.ts';
+import { getOrganisation } from '../../services/organisations.ts';
+import { type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, list, text } from './forms.ts';
+import { param, type RaCaller, raPage, renderRa } from './guard.ts';
+import { childrenOf, positionsOf } from './queries.ts';
+
+const positionFields: FieldMap = (path) =>
+  path === 'name'
+    ? { id: 'positionName', label: 'Position name:' }
+    : path.startsWith('jobRoles')
+      ? { id: 'jobRoles', label: 'Job roles:', target: 'jobRoles-0' }
+      : path.startsWith('activities')
+        ? { id: 'activities', label: 'Activities:', target: 'activities-0' }
+        : path === 'codes'
+          ? { id: 'jobRoles', label: 'Codes:', target: 'jobRoles-0' }
+          : undefined;
+
+export function registerRaOrganisations(app: FastifyInstance, deps: WebDeps): void {
+  const hidden = { schema: { hide: true } };
+  const csrf = { preHandler: app.csrfProtection, schema: { hide: true } };
+
+  async function page(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    caller: RaCaller,
+    values: FormValues = {},
+    errors?: FormErrors,
+  ) {
+    const org = await getOrganisation(caller.ctx, param(req, 'odsCode'));
+    const parent =
+      org.parentOdsCode && isAllowed(caller.actor, 'organisation:read', { odsCode: org.parentOdsCode })
+        ? org.parentOdsCode
+        : null;
+    const mayCreate = isAllowed(caller.actor, 'position:create', { odsCode: org.odsCode });
+    const catalogue = mayCreate ? await listCatalogue(deps.db) : null;
+    const chosenRoles = new Set(list(values, 'jobRoles'));
+    const chosenActivities = new Set(list(values, 'activities'));
+    return renderRa(
+      reply,
+      caller,
+      'ra/organisation.njk',
+      {
+        title: `${org.name} (${org.odsCode})`,
+        org: { ...org, type: org.type.replaceAll('_', ' ') },
+        parent,
+        children: await childrenOf(deps.db, org.odsCode),
+        positions: (await positionsOf(deps.db, org.odsCode)).map((p) => ({
+          ...p,
+          jobRoles: p.jobRoles.join(', '),
+          activities: p.activities.join(', '),
+        })),
+        mayCreate,
+        jobRoles: catalogue?.jobRoles.map((j) => ({ ...j, checked: chosenRoles.has(j.code) })) ?? [],
+        activities: catalogue?.activities.map((a) => ({ ...a, checked: chosenActivities.has(a.code) })) ?? [],
+        values,
+        ...(errors?.view() ?? {}),
+      },
+      errors ? 400 : 200,
+    );
+  }
+
+  app.get('/ra/organisations/:odsCode', hidden, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    return page(req, reply, caller);
+  });
+
+  app.post('/ra/organisations/:odsCode/positions', csrf, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    const values = formValues(req.body);
+    const errors = new FormErrors();
+    if (!text(values, 'positionName')) errors.add('positionName', 'Enter a name for the position');
+    if (list(values, 'jobRoles').length === 0) errors.add('jobRoles', 'Choose at least one job role', 'jobRoles-0');
+    if (errors.any) return page(req, reply, caller, values, errors);
+    try {
+      const position = await createPosition(caller.ctx, param(req, 'odsCode'), {
+        name: text(values, 'positionName'),
+        jobRoles: list(values, 'jobRoles'),
+        activities: list(values, 'activities'),
+        assignable: text(values, 'assignable') === 'yes',
+      });
+      return reply.redirect(`/ra/organisations/${position.odsCode}#positions`, 303);
+    } catch (err) {
+      return page(req, reply, caller, values, formErrorsFrom(err, positionFields, { id: 'positionName' }));
+    }
+  });
+}

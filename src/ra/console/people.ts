@@ -1,0 +1,293 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { isEffectiveOn } from '../../domain/access/role-profile.ts';
+import { ukDate } from '../../domain/dates.ts';
+import { AppError } from '../../domain/errors.ts';
+import type { Person } from '../../domain/identity/person.ts';
+import { isNationalId } from '../../domain/identity/user-id.ts';
+import { authorize, isAllowed, type Statement, type Target } from '../../domain/policy.ts';
+import type { WebDeps } from '../../http/deps.ts';
+import { findPosition, roleProfilesOf } from '../../services/access.ts';
+import { auditTrailOf } from '../../services/audit.ts';
+import { cardsOf } from '../../services/cards.ts';
+import { findOrganisation } from '../../services/organisations.ts';
+import { getPerson, type SearchQuery, searchPeople } from '../../services/people.ts';
+import { organisationsWhere } from '../../services/ra/common.ts';
+import { identityChecksOf, listRequests, personPhoto } from '../../services/ra.ts';
+import { totpAuthenticatorsOf } from '../../services/totp.ts';
+import { webauthnCredentialsOf } from '../../services/webauthn.ts';
+import { documentsView } from './documents.ts';
+import { dateField, type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, text } from './forms.ts';
+import { mayAnywhere, param, personTarget, type RaCaller, raPage, renderRa } from './guard.ts';
+import { dateTime, dayName, historyLine, identityLevelNames, statusColours } from './labels.ts';
+
+/** The person a page is about: a valid user ID, read access in their organisations (DOMAIN §3 reach). */
+export async function personFor(
+  deps: WebDeps,
+  caller: RaCaller,
+  userId: string,
+): Promise<{ person: Person; target: Target }> {
+  if (!isNationalId(userId)) throw new AppError('person.not_found');
+  const person = await getPerson(caller.ctx, userId);
+  const target = await personTarget(deps, userId);
+  authorize(caller.actor, 'person:read', target);
+  return { person, target };
+}
+
+export function personSummary(person: Person) {
+  return {
+    userId: person.userId,
+    name: [person.title, person.givenName, person.middleNames, person.familyName].filter(Boolean).join(' '),
+    status: person.status,
+  };
+}
+
+/** Every organisation where the caller may ask for (or directly give) a position to this person. */
+export function accessOrganisations(caller: RaCaller, userId: string): string[] {
+  const set = new Set<string>();
+  for (const s of ['request:create', 'role_profile:assign'] as const) {
+    const orgs = organisationsWhere(caller.actor, s, { userId });
+    if (orgs !== 'all') for (const o of orgs) set.add(o);
+  }
+  return [...set].sort();
+}
+
+const searchFields: FieldMap = (path) =>
+  (
+    ({
+      userId: { id: 'userId', label: 'User ID' },
+      niNumber: { id: 'niNumber', label: 'National Insurance number' },
+      email: { id: 'email', label: 'Email address' },
+      familyName: { id: 'familyName', label: 'Family name:' },
+      givenName: { id: 'givenName', label: 'Given name:' },
+      after: { id: 'familyName', label: 'Next page:' },
+    }) as Record<string, { id: string; label: string }>
+  )[path];
+
+function searchQueryFrom(values: FormValues, errors: FormErrors): SearchQuery | null {
+  const userId = text(values, 'userId').replace(/\s+/g, '');
+  const niNumber = text(values, 'niNumber');
+  const email = text(values, 'email');
+  const familyName = text(values, 'familyName');
+  const givenName = text(values, 'givenName');
+  const dob = dateField(values, 'dob');
+  if (dob.kind === 'invalid') errors.add('dob', 'Date of birth must be a real date, like 15 3 1984', 'dob-day');
+  if (userId) return { userId };
+  if (niNumber) return { niNumber };
+  if (email) return { email };
+  if (familyName) {
+    return {
+      familyName,
+      ...(givenName ? { givenName } : {}),
+      ...(dob.kind === 'date' ? { dateOfBirth: dob.value } : {}),
+    };
+  }
+  errors.add('userId', 'Enter a user ID, a National Insurance number, an email address or a family name');
+  return null;
+}
+
+const searchKeys = ['userId', 'niNumber', 'email', 'familyName', 'givenName', 'dob-day', 'dob-month', 'dob-year'];
+
+export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
+  const hidden = { schema: { hide: true } };
+  const csrf = { preHandler: app.csrfProtection, schema: { hide: true } };
+
+  function searchPage(reply: FastifyReply, caller: RaCaller, ctx: Record<string, unknown>, status = 200) {
+    return renderRa(reply, caller, 'ra/search.njk', { title: 'Find a person', values: {}, ...ctx }, status);
+  }
+
+  app.get('/ra/people/search', hidden, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    if (!mayAnywhere(caller.actor, 'person:read')) throw new AppError('auth.forbidden');
+    return searchPage(reply, caller, {});
+  });
+
+  // Search terms are POSTed, never put in a URL (they are personal data); the next page's cursor rides in the form.
+  app.post('/ra/people/search', csrf, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    const values = formValues(req.body);
+    const errors = new FormErrors();
+    const query = searchQueryFrom(values, errors);
+    if (!query || errors.any) return searchPage(reply, caller, { values, ...errors.view() }, 400);
+    try {
+      const page = await searchPeople(caller.ctx, query, { limit: 20, after: text(values, 'after') || null });
+      return searchPage(reply, caller, {
+        title: 'Search results',
+        values,
+        searched: true,
+        results: page.people.map((p) => ({
+          ...personSummary(p),
+          dateOfBirth: dayName(p.dateOfBirth),
+          level: identityLevelNames[p.identityAssuranceLevel],
+        })),
+        next: page.next,
+        carried: searchKeys.map((k) => ({ name: k, value: text(values, k) })).filter((k) => k.value),
+        statusColours,
+      });
+    } catch (err) {
+      const fallback =
+        'userId' in query ? 'userId' : 'niNumber' in query ? 'niNumber' : 'email' in query ? 'email' : 'familyName';
+      const e = formErrorsFrom(err, searchFields, { id: fallback });
+      return searchPage(reply, caller, { values, ...e.view() }, 400);
+    }
+  });
+
+  app.get('/ra/people/:userId', hidden, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    const { person, target } = await personFor(deps, caller, param(req, 'userId'));
+    const userId = person.userId;
+    const may = (s: Statement, t: Target = target) => isAllowed(caller.actor, s, t);
+    const today = ukDate(deps.clock.now());
+
+    const checks = (await identityChecksOf(caller.ctx, userId)).map((c) => ({
+      checkedAt: dateTime(c.checkedAt),
+      method: c.method === 'face_to_face' ? 'Face to face' : 'Remote (video)',
+      place: c.place,
+      checkedBy: c.checkedBy,
+      level: c.resultingLevel,
+      documents: documentsView(c.documents),
+    }));
+
+    const profiles = [];
+    for (const rp of await roleProfilesOf(caller.ctx, userId)) {
+      const position = await findPosition(deps.db, rp.positionId);
+      const org = await findOrganisation(deps.db, rp.odsCode);
+      const t = { odsCode: rp.odsCode, userId };
+      profiles.push({
+        personRoleId: rp.personRoleId,
+        positionName: position?.name ?? rp.positionId,
+        jobRoles: position?.jobRoles.join(', ') ?? '',
+        odsCode: rp.odsCode,
+        orgName: org?.name ?? rp.odsCode,
+        startDate: dayName(rp.startDate),
+        endDate: rp.endDate ? dayName(rp.endDate) : 'No end date',
+        status: isEffectiveOn(rp, today)
+          ? 'active'
+          : rp.status === 'active'
+            ? rp.startDate > today
+              ? 'pending'
+              : 'ended'
+            : 'ended',
+        canEnd: rp.status === 'active' && may('role_profile:end', t),
+        canChangeDates: rp.status === 'active' && may('role_profile:change_dates', t),
+      });
+    }
+
+    const cards = (await cardsOf(deps.db, userId)).map((c) => ({
+      cardId: c.cardId,
+      kind: c.kind === 'virtual' ? 'Virtual smartcard' : 'Smartcard',
+      status: c.status,
+      expires: c.certificateNotAfter ? dayName(c.certificateNotAfter) : '',
+      canUnlock: (c.status === 'locked' || c.status === 'active') && may('card:unlock'),
+      canCancel: c.status !== 'cancelled' && may('card:cancel'),
+      canSetPasscode: c.status === 'awaiting_passcode' && may('card:issue'),
+      canPrint: c.status === 'active' || c.status === 'awaiting_passcode' || c.status === 'locked',
+    }));
+
+    const canRemoveAuthenticators = may('authenticator:enrol');
+    const authenticators = [
+      ...(await webauthnCredentialsOf(caller.ctx, userId)).map((c) => ({
+        id: `webauthn:${c.credentialId}`,
+        nickname: c.nickname,
+        kind:
+          c.kind === 'security_key' ? 'Security key' : c.kind === 'platform' ? 'Windows Hello or Touch ID' : 'Passkey',
+        aal: c.aal,
+        added: dayName(c.createdAt),
+        lastUsed: c.lastUsedAt ? dateTime(c.lastUsedAt) : 'Never',
+        warning: c.cloneWarning,
+      })),
+      ...(await totpAuthenticatorsOf(caller.ctx, userId)).map((t) => ({
+        id: `totp:${t.totpId}`,
+        nickname: t.nickname,
+        kind: 'Authenticator app',
+        aal: 2,
+        added: dayName(t.createdAt),
+        lastUsed: t.lastUsedAt ? dateTime(t.lastUsedAt) : 'Never',
+        warning: false,
+      })),
+    ];
+
+    // listRequests has no filter by person: the caller's visible pending requests, narrowed to this person.
+    const pending = [];
+    for (const r of (await listRequests(caller.ctx, { status: 'pending', limit: 500 })).filter(
+      (x) => x.userId === userId,
+    )) {
+      const position = await findPosition(deps.db, r.positionId);
+      pending.push({
+        requestId: r.requestId,
+        positionName: position?.name ?? r.positionId,
+        odsCode: r.odsCode,
+        startDate: dayName(r.startDate),
+        requestedBy: r.requestedBy,
+        expires: dayName(r.expiresAt),
+      });
+    }
+
+    const history = may('audit:read')
+      ? (await auditTrailOf(deps.db, 'person', userId))
+          .reverse()
+          .slice(0, 100)
+          .map((e) => ({ ...historyLine(e), at: dateTime(e.at) }))
+      : null;
+
+    const status = person.status;
+    const actions = {
+      changeName: status !== 'deceased' && may('person:change_name'),
+      suspend: status === 'active' && may('person:change_status'),
+      restore: status === 'suspended' && may('person:change_status'),
+      leaver: (status === 'active' || status === 'suspended') && may('person:leaver'),
+      rejoin: status === 'left' && may('person:change_status'),
+      requestAccess: status === 'active' && accessOrganisations(caller, userId).length > 0,
+      identityCheck: status !== 'deceased' && may('person:verify_identity'),
+      issueCard: status === 'active' && person.identityAssuranceLevel >= 3 && may('card:issue'),
+    };
+
+    return renderRa(reply, caller, 'ra/person.njk', {
+      title: personSummary(person).name,
+      person: {
+        ...personSummary(person),
+        preferredName: person.preferredName,
+        dateOfBirth: dayName(person.dateOfBirth),
+        niNumber: person.niNumber,
+        email: person.email,
+        mobile: person.mobile,
+        level: identityLevelNames[person.identityAssuranceLevel],
+        identityAssuranceLevel: person.identityAssuranceLevel,
+        hasPhoto: person.photoRef !== null,
+        organisations: target.odsCodes ?? [],
+      },
+      checks,
+      profiles,
+      cards,
+      cardIssuePossible: may('card:issue'),
+      authenticators,
+      canRemoveAuthenticators,
+      pending,
+      history,
+      actions,
+      anyAction: Object.values(actions).some(Boolean),
+      statusColours,
+    });
+  });
+
+  app.get('/ra/people/:userId/photo', hidden, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    const userId = param(req, 'userId');
+    if (!isNationalId(userId)) throw new AppError('person.not_found');
+    const photo = await personPhoto(caller.ctx, userId);
+    return sendImage(reply, photo);
+  });
+}
+
+/** An image as an image only (never a document, whatever a browser might sniff), kept out of every cache. */
+export function sendImage(reply: FastifyReply, image: { mediaType: string; bytes: Buffer }): FastifyReply {
+  return reply
+    .type(image.mediaType)
+    .header('cache-control', 'no-store')
+    .header('content-security-policy', "default-src 'none'; sandbox")
+    .header('content-disposition', 'inline; filename="photo"')
+    .send(image.bytes);
+}

@@ -1,0 +1,179 @@
+/**
+ * Access requests (DOMAIN §5.3): the queue (pending in my organisations, and mine), one request with its status
+ * history, and the decisions. The buttons shown are the policy's answer for this request — approve and reject need
+ * `request:approve` for its position (never one's own request), withdraw is the requester's or a decider's — and the
+ * services decide again when a button is pressed.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Position } from '../../domain/access/role-profile.ts';
+import { AppError } from '../../domain/errors.ts';
+import { isAllowed, type Target } from '../../domain/policy.ts';
+import type { WebDeps } from '../../http/deps.ts';
+import { appointmentOf, findPosition } from '../../services/access.ts';
+import { findOrganisation } from '../../services/organisations.ts';
+import {
+  type AccessRequest,
+  approveRequest,
+  getRequest,
+  listRequests,
+  rejectRequest,
+  withdrawRequest,
+} from '../../services/ra.ts';
+import { findPersonByUserId } from '../../storage/people.ts';
+import { FormErrors, type FormValues, formErrorsFrom, formValues, optional, text } from './forms.ts';
+import { mayAnywhere, param, type RaCaller, raPage, renderRa } from './guard.ts';
+import { dateTime, dayName, statusColours } from './labels.ts';
+
+export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
+  const hidden = { schema: { hide: true } };
+  const csrf = { preHandler: app.csrfProtection, schema: { hide: true } };
+
+  async function rows(requests: AccessRequest[]) {
+    const positions = new Map<string, Position | undefined>();
+    const out = [];
+    for (const r of requests) {
+      if (!positions.has(r.positionId)) positions.set(r.positionId, await findPosition(deps.db, r.positionId));
+      const person = await findPersonByUserId(deps.db, r.userId);
+      out.push({
+        requestId: r.requestId,
+        userId: r.userId,
+        name: person ? `${person.givenName} ${person.familyName}` : r.userId,
+        positionName: positions.get(r.positionId)?.name ?? r.positionId,
+        odsCode: r.odsCode,
+        startDate: dayName(r.startDate),
+        status: r.status,
+        requestedBy: r.requestedBy,
+        expires: dayName(r.expiresAt),
+        created: dateTime(r.createdAt),
+      });
+    }
+    return out;
+  }
+
+  app.get('/ra/requests', hidden, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    if (!mayAnywhere(caller.actor, 'request:create') && !mayAnywhere(caller.actor, 'request:approve')) {
+      throw new AppError('auth.forbidden', { statement: 'request:approve' });
+    }
+    const me = caller.session.userId;
+    const pending = (await listRequests(caller.ctx, { status: 'pending', limit: 200 })).filter(
+      (r) => r.requestedBy !== me && r.userId !== me,
+    );
+    const mine = await listRequests(caller.ctx, { mine: true, limit: 100 });
+    return renderRa(reply, caller, 'ra/requests.njk', {
+      title: 'Access requests',
+      pending: await rows(pending),
+      mine: await rows(mine),
+      canDecide: mayAnywhere(caller.actor, 'request:approve'),
+      statusColours,
+    });
+  });
+
+  async function requestPage(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    caller: RaCaller,
+    values: FormValues = {},
+    errors?: FormErrors,
+  ) {
+    const r = await getRequest(caller.ctx, param(req, 'requestId'));
+    const position = await findPosition(deps.db, r.positionId);
+    const person = await findPersonByUserId(deps.db, r.userId);
+    const org = await findOrganisation(deps.db, r.odsCode);
+    const target: Target = {
+      odsCode: r.odsCode,
+      userId: r.userId,
+      ...(position ? { positionAssignable: position.assignable, appointsRole: appointmentOf(position) } : {}),
+    };
+    const pending = r.status === 'pending' && r.expiresAt > deps.clock.now().toISOString();
+    const mayDecide = pending && isAllowed(caller.actor, 'request:approve', { ...target, requestedBy: r.requestedBy });
+    const mayWithdraw =
+      pending &&
+      isAllowed(caller.actor, r.requestedBy === caller.actor.id ? 'request:create' : 'request:approve', target);
+    return renderRa(
+      reply,
+      caller,
+      'ra/request.njk',
+      {
+        title: `Access request ${r.requestId}`,
+        request: {
+          requestId: r.requestId,
+          userId: r.userId,
+          name: person ? `${person.givenName} ${person.familyName}` : r.userId,
+          positionName: position?.name ?? r.positionId,
+          jobRoles: position?.jobRoles.join(', ') ?? '',
+          assignable: position?.assignable ?? false,
+          odsCode: r.odsCode,
+          orgName: org?.name ?? r.odsCode,
+          startDate: dayName(r.startDate),
+          endDate: r.endDate ? dayName(r.endDate) : 'No end date',
+          status: r.status,
+          reason: r.reason,
+          requestedBy: r.requestedBy,
+          created: dateTime(r.createdAt),
+          expires: dateTime(r.expiresAt),
+          decidedBy: r.decidedBy,
+          decidedAt: dateTime(r.decidedAt),
+          decisionReason: r.decisionReason,
+          personRoleId: r.personRoleId,
+          version: r.version,
+          ownRequest: r.requestedBy === caller.actor.id,
+        },
+        history: r.history.map((h) => ({
+          at: dateTime(h.changedAt),
+          from: h.fromStatus ?? '',
+          to: h.toStatus,
+          by: h.changedBy,
+          reason: h.reason,
+        })),
+        mayDecide,
+        mayWithdraw,
+        values,
+        statusColours,
+        ...(errors?.view() ?? {}),
+      },
+      errors ? 400 : 200,
+    );
+  }
+
+  app.get('/ra/requests/:requestId', hidden, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    return requestPage(req, reply, caller);
+  });
+
+  const decisions = {
+    approve: { field: 'approveReason', run: approveRequest },
+    reject: { field: 'rejectReason', run: rejectRequest },
+    withdraw: { field: 'withdrawReason', run: withdrawRequest },
+  } as const;
+
+  for (const [name, d] of Object.entries(decisions)) {
+    app.post(`/ra/requests/:requestId/${name}`, csrf, async (req, reply) => {
+      const caller = await raPage(deps, req, reply);
+      if (!caller) return reply;
+      const requestId = param(req, 'requestId');
+      const values = formValues(req.body);
+      const reason = optional(values, d.field);
+      if (name === 'reject' && !reason) {
+        const errors = new FormErrors();
+        errors.add(d.field, 'Enter the reason for rejecting the request (the requester and the person see it)');
+        return requestPage(req, reply, caller, values, errors);
+      }
+      const version = Number(text(values, 'version'));
+      try {
+        await d.run(caller.ctx, requestId, {
+          reason,
+          ...(Number.isInteger(version) && version > 0 && name !== 'withdraw' ? { expectedVersion: version } : {}),
+        });
+      } catch (err) {
+        const errors = formErrorsFrom(err, (p) => (p === 'reason' ? { id: d.field, label: 'Reason:' } : undefined), {
+          id: d.field,
+        });
+        return requestPage(req, reply, caller, values, errors);
+      }
+      return reply.redirect(`/ra/requests/${requestId}`, 303);
+    });
+  }
+}

@@ -1,0 +1,456 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { crc32, deflateSync } from 'node:zlib';
+import { decodeAttestationObject, isoBase64URL } from '@simplewebauthn/server/helpers';
+import type { FastifyInstance } from 'fastify';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { registerRaApi } from '../../src/api/ra.ts';
+import { buildApp } from '../../src/app.ts';
+import { type RunningCardAgent, startCardAgent } from '../../src/card-agent/main.ts';
+import { loadConfig } from '../../src/config.ts';
+import { cardConfigFrom, relyingPartyFrom } from '../../src/http/deps.ts';
+import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
+import { registerRaConsole } from '../../src/ra/console/index.ts';
+import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
+import { bootstrapRaManager } from '../../src/services/bootstrap.ts';
+import { getCard } from '../../src/services/cards.ts';
+import type { ServiceContext } from '../../src/services/context.ts';
+import { createEnrolmentInvitation } from '../../src/services/enrolment.ts';
+import { saveOrganisation } from '../../src/services/organisations.ts';
+import { registerPerson } from '../../src/services/people.ts';
+import { requestAccess, submitApplication } from '../../src/services/ra.ts';
+import { personActorWithPowers } from '../../src/services/ra-powers.ts';
+import { addVirtualAuthenticator, assertAccessible, expectUrl, launchBrowser, screenshot } from '../support/browser.ts';
+import { TestClock, testContext, testSealer } from '../support/context.ts';
+import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { freePort } from '../support/server.ts';
+
+/** Chromium's virtual authenticator model (see webauthn.e2e.test.ts): trusted for AAL3 once its root is configured. */
+const CHROMIUM_VIRTUAL_AAGUID = '01020304-0506-0708-0102-030405060708';
+const rootsFile = join(mkdtempSync(join(tmpdir(), 'opencis-ra-roots-')), 'attestation-roots.pem');
+
+// The card in the RA desk's reader: a blank SoftHSM2 token (SOFTHSM2_CONF is read when PKCS#11 is first initialised).
+const hsm = mkdtempSync(join(tmpdir(), 'opencis-ra-card-'));
+mkdirSync(join(hsm, 'tokens'));
+writeFileSync(
+  join(hsm, 'softhsm2.conf'),
+  `directories.tokendir = ${join(hsm, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`,
+);
+process.env.SOFTHSM2_CONF = join(hsm, 'softhsm2.conf');
+const TRANSPORT_SO_PIN = '24681357';
+
+let t: TestDatabase;
+let app: FastifyInstance;
+let url: string;
+let browser: Browser;
+let agent: RunningCardAgent;
+let context: BrowserContext;
+let page: Page;
+let managerLink: string;
+let subjectId: string;
+const clock = TestClock.running();
+const op = (): ServiceContext => testContext(t.db, { clock });
+
+function png(): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'latin1');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
+    return Buffer.concat([head, data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(2, 0);
+  ihdr.writeUInt32BE(2, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(Buffer.alloc(14))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+before(async () => {
+  t = await createTestDatabase();
+  const port = await freePort();
+  url = `http://localhost:${port}`;
+  execFileSync(
+    'softhsm2-util',
+    ['--init-token', '--free', '--label', 'OpenCIS card', '--so-pin', TRANSPORT_SO_PIN, '--pin', '00000000'],
+    { env: process.env, stdio: 'ignore' },
+  );
+  agent = await startCardAgent({
+    modulePath: '/usr/lib/softhsm/libsofthsm2.so',
+    port: 0,
+    allowedOrigins: [url],
+    serverUrl: url,
+    log: () => {},
+  });
+  const config = loadConfig({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: url,
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'opencis-ra-e2e-')),
+    LOG_LEVEL: 'silent',
+    DEMO_DATA: 'false',
+    ALLOW_EXAMPLE_NI_PREFIX: 'true',
+    WEBAUTHN_AAL3_AAGUIDS: CHROMIUM_VIRTUAL_AAGUID,
+    WEBAUTHN_ATTESTATION_ROOTS: rootsFile,
+    CARD_TRANSPORT_SO_PIN: TRANSPORT_SO_PIN,
+    CARD_AGENT_URL: agent.url,
+  });
+  await ensureCertificateAuthority(op());
+  const transport = { send: async () => {} };
+  app = await buildApp({ config, db: t.db, sealer: testSealer, clock, logger: false, transport });
+  const deps = {
+    config,
+    db: t.db,
+    clock,
+    sealer: testSealer,
+    rp: relyingPartyFrom(config),
+    card: cardConfigFrom(config),
+    transport,
+  };
+  // Until app.ts registers them itself.
+  if (!app.hasRoute({ method: 'GET', url: '/ra' })) registerRaConsole(app, deps);
+  if (!app.hasRoute({ method: 'POST', url: '/api/v1/applications' })) registerRaApi(app, deps);
+  await app.listen({ port, host: '127.0.0.1' });
+
+  // The first RA Manager, as `opencis bootstrap` makes them, then a site, a ward clerk, a sponsor's request and an
+  // application to review.
+  managerLink = (
+    await bootstrapRaManager(
+      op(),
+      {
+        odsCode: 'RR8',
+        orgName: 'Leeds Teaching Hospitals',
+        orgType: 'trust',
+        givenName: 'Grace',
+        familyName: 'Okafor',
+        dateOfBirth: '1975-06-30',
+        email: 'grace.okafor@example.nhs.uk',
+      },
+      url,
+    )
+  ).link;
+  await saveOrganisation(op(), {
+    odsCode: 'RR813',
+    name: 'St James’s University Hospital',
+    type: 'site',
+    parentOdsCode: 'RR8',
+  });
+  const clerk = await createPosition(op(), 'RR813', { name: 'Ward clerk, ward 7', jobRoles: ['R8010'] });
+  const sponsorPosition = await createPosition(op(), 'RR8', {
+    name: 'Ward manager',
+    jobRoles: ['R8000'],
+    activities: ['B1300'],
+  });
+  const subject = await registerPerson(op(), {
+    givenName: 'Priya',
+    familyName: 'Raman',
+    dateOfBirth: '1988-09-14',
+    niNumber: 'JK123456C',
+    email: 'priya.raman@example.nhs.uk',
+    identityAssuranceLevel: 3,
+  });
+  subjectId = subject.userId;
+  const today = new Date().toISOString().slice(0, 10);
+  await assignRoleProfile(op(), { userId: subjectId, positionId: clerk.positionId, startDate: today });
+  const sponsor = await registerPerson(op(), {
+    givenName: 'Sam',
+    familyName: 'Sponsor',
+    dateOfBirth: '1970-01-01',
+    identityAssuranceLevel: 3,
+  });
+  await assignRoleProfile(op(), { userId: sponsor.userId, positionId: sponsorPosition.positionId, startDate: today });
+  const newStarter = await registerPerson(op(), {
+    givenName: 'Noah',
+    familyName: 'Raman',
+    dateOfBirth: '2001-02-03',
+    identityAssuranceLevel: 3,
+  });
+  const sponsorCtx = testContext(t.db, {
+    clock,
+    actor: await personActorWithPowers(t.db, sponsor.userId, clock.now()),
+  });
+  await requestAccess(sponsorCtx, {
+    userId: newStarter.userId,
+    positionId: clerk.positionId,
+    startDate: today,
+    reason: 'Starts on ward 7 on Monday',
+  });
+  await submitApplication(
+    testContext(t.db, { clock, actor: { kind: 'system', id: 'web:apply-for-care-id' } }),
+    {
+      applicant: {
+        givenName: 'Amara',
+        familyName: 'Eze',
+        dateOfBirth: '1996-12-01',
+        email: 'amara.eze@example.nhs.uk',
+      },
+      odsCode: 'RR813',
+      selfie: { data: png().toString('base64') },
+      photoIdImage: { data: png().toString('base64') },
+    },
+    { ip: '192.0.2.10' },
+  );
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await context?.close();
+  await browser?.close();
+  await agent?.close();
+  await app?.close();
+  await t?.close();
+});
+
+/** Every page visited is checked with axe-core; the main ones are photographed. */
+async function visit(page: Page, label: string, shot?: string): Promise<void> {
+  await assertAccessible(page, label);
+  if (shot) await screenshot(page, shot);
+}
+
+async function focusedId(page: Page): Promise<unknown> {
+  return page.evaluate('document.activeElement ? document.activeElement.id : null');
+}
+
+async function focusedHref(page: Page): Promise<unknown> {
+  return page.evaluate('document.activeElement ? document.activeElement.getAttribute("href") : null');
+}
+
+/** Presses Tab until the element with `id` has the focus (keyboard only), and checks the focus is visible. */
+async function tabTo(page: Page, id: string, limit = 60): Promise<void> {
+  for (let i = 0; i < limit; i++) {
+    await page.keyboard.press('Tab');
+    if ((await focusedId(page)) === id) {
+      // (The test's TypeScript has no DOM library: browser-side code is passed as a string.)
+      const visible = await page.evaluate(`(() => {
+        const s = getComputedStyle(document.activeElement);
+        return (s.outlineStyle !== 'none' && s.outlineWidth !== '0px') || s.boxShadow !== 'none';
+      })()`);
+      assert.equal(visible, true, `the focus on #${id} is visible`);
+      return;
+    }
+  }
+  assert.fail(`#${id} was not reached with the Tab key`);
+}
+
+test('an RA Manager signs in with a security key and works through the console; every page passes axe-core', async () => {
+  context = await browser.newContext();
+  page = await context.newPage();
+  await page.goto(url);
+  const key = await addVirtualAuthenticator(context, page, { transport: 'usb', backupEligible: false });
+
+  // Trust the virtual authenticator's attestation root (an organisation's configured manufacturer roots), learnt from
+  // a throwaway registration, so that the RA Manager's security key is AAL3.
+  let attestation: Buffer | undefined;
+  page.on('request', (r) => {
+    if (!r.url().endsWith('/enrol/invite/verify') || attestation) return;
+    const body = JSON.parse(r.postData() ?? '{}') as { response: { response: { attestationObject: string } } };
+    const decoded = decodeAttestationObject(isoBase64URL.toBuffer(body.response.response.attestationObject));
+    attestation = Buffer.from(decoded.get('attStmt').get('x5c')![0]!);
+  });
+  const throwaway = await registerPerson(op(), {
+    givenName: 'Key',
+    familyName: 'Probe',
+    dateOfBirth: '1990-01-01',
+    identityAssuranceLevel: 3,
+  });
+  await page.goto(
+    `${url}/enrol/invite?t=${await createEnrolmentInvitation(op(), { userId: throwaway.userId, maxAal: 3 })}`,
+  );
+  await visit(page, 'invitation page');
+  await page.click('[data-invite-kind=security_key]');
+  await expectUrl(page, `${url}/account`);
+  assert.ok(attestation);
+  writeFileSync(rootsFile, new X509Certificate(attestation).toString());
+  await key.clear();
+  await page.click('.opencis-signout button');
+  await expectUrl(page, `${url}/signin`);
+
+  // The RA Manager's one-time link from the bootstrap: a security key at AAL3.
+  await page.goto(managerLink);
+  await page.click('[data-invite-kind=security_key]');
+  await expectUrl(page, `${url}/account`);
+  assert.equal(await page.textContent('#session-aal'), 'AAL3');
+  await page.click('.opencis-signout button');
+  await expectUrl(page, `${url}/signin`);
+
+  // The console asks for AAL3; signing in with the key comes back to it.
+  await page.goto(`${url}/ra`);
+  await expectUrl(page, `${url}/signin?return=%2Fra&aal=3`);
+  await visit(page, 'step-up sign-in page');
+  await page.click('#webauthn-signin');
+  await expectUrl(page, `${url}/ra`);
+  assert.equal(await page.textContent('#ra-roles'), 'RA Manager');
+  await visit(page, 'RA home', 'ra-home');
+
+  // Find a person, keyboard only: Tab to the fields, type, Enter submits; then Tab to the result and Enter opens it.
+  await page.click('a[href="/ra/people/search"]');
+  await expectUrl(page, `${url}/ra/people/search`);
+  await visit(page, 'search page', 'ra-search');
+  await page.evaluate('document.activeElement && document.activeElement.blur()');
+  await tabTo(page, 'familyName');
+  await page.keyboard.type('Raman');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('Pri');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#search-results');
+  assert.equal(await page.locator('#search-results tbody tr').count(), 1);
+  await visit(page, 'search results', 'ra-search-results');
+  await tabTo(page, 'search-submit');
+  let onLink = false;
+  for (let i = 0; i < 10 && !onLink; i++) {
+    await page.keyboard.press('Tab');
+    onLink = (await focusedHref(page)) === `/ra/people/${subjectId}`;
+  }
+  assert.ok(onLink, 'the result link is reached with Tab');
+  await page.keyboard.press('Enter');
+  await expectUrl(page, `${url}/ra/people/${subjectId}`);
+  assert.equal(await page.textContent('#person-name'), 'Priya Raman');
+  await visit(page, 'person page', 'ra-person');
+
+  // An action page from the person page, and the change-dates form.
+  await page.click(`a[href="/ra/people/${subjectId}/suspend"]`);
+  await visit(page, 'suspend page');
+  await page.click('button[type=submit]:has-text("Suspend this person")');
+  await page.waitForSelector('.nhsuk-error-summary');
+  await visit(page, 'suspend page with an error summary');
+  await page.click('.nhsuk-error-summary a');
+  assert.equal(await focusedId(page), 'reason');
+
+  await page.goto(`${url}/ra/reports`);
+  await visit(page, 'reports', 'ra-reports');
+
+  await page.goto(`${url}/ra/requests`);
+  await visit(page, 'request queue', 'ra-requests');
+  await page.click('#pending-queue tbody a');
+  await page.waitForSelector('#request-history');
+  await visit(page, 'request page', 'ra-request');
+  assert.equal(await page.locator('#approve-submit').count(), 1);
+
+  await page.goto(`${url}/ra/applications`);
+  await visit(page, 'application queue', 'ra-applications');
+  await page.click('#applications tbody a');
+  await page.waitForSelector('#verify');
+  await visit(page, 'application page', 'ra-application');
+
+  await page.goto(`${url}/ra/people/new`);
+  await visit(page, 'register page', 'ra-register');
+  await page.goto(`${url}/ra/organisations/RR8`);
+  await visit(page, 'organisation page', 'ra-organisation');
+  await page.goto(`${url}/apply`);
+  await visit(page, 'Apply for Care ID', 'ra-apply');
+});
+
+test('at the RA desk: issue a smartcard through the card agent, the holder sets the passcode, print the face, unlock', async () => {
+  // Signed in as the RA Manager by the journey above.
+  await page.goto(`${url}/ra/people/${subjectId}`);
+  await page.click(`a[href="/ra/people/${subjectId}/cards/new"]`);
+  await expectUrl(page, `${url}/ra/people/${subjectId}/cards/new`);
+  await visit(page, 'card issue page', 'ra-card-issue');
+  await page.click('#issue-start');
+  await page.waitForSelector('#card-passcode:not([hidden])', { timeout: 30_000 });
+  await visit(page, 'card passcode step');
+  // The holder types the passcode (keyboard): it goes only to the card agent.
+  const toServer: string[] = [];
+  page.on('request', (r) => {
+    if (r.url().startsWith(url)) toServer.push(r.postData() ?? '');
+  });
+  assert.equal(await focusedId(page), 'new-passcode');
+  await page.keyboard.type('1357924');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('1357924');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#card-done:not([hidden])', { timeout: 30_000 });
+  assert.ok(
+    toServer.every((body) => !body.includes('1357924')),
+    'the passcode never reaches the server',
+  );
+  await visit(page, 'card issued');
+  const faceHref = (await page.getAttribute('#card-face-link', 'href'))!;
+  const cardId = faceHref.split('/')[3]!;
+  assert.equal((await getCard(t.db, cardId)).status, 'active');
+  await page.click('#card-face-link');
+  await expectUrl(page, `${url}${faceHref}`);
+  assert.equal(await page.textContent('#card-face-user-id'), subjectId);
+  await visit(page, 'card face', 'ra-card-face');
+
+  // Unlock at the desk with the holder present: a grant (with the reason), their new passcode to the agent only.
+  await page.goto(`${url}/ra/people/${subjectId}/cards/${cardId}/unlock`);
+  await visit(page, 'card unlock page', 'ra-card-unlock');
+  await page.fill('#unlock-reason', 'Forgot the passcode; holder seen in person');
+  await page.fill('#new-passcode', '8642097');
+  await page.fill('#new-passcode-again', '8642097');
+  await page.click('#unlock-submit');
+  await page.waitForSelector('#card-done:not([hidden])', { timeout: 30_000 });
+  await visit(page, 'card unlocked');
+  assert.equal((await getCard(t.db, cardId)).status, 'active');
+});
+
+test("register a person with the photo taken at the check, and Apply for Care ID, through the pages' scripts", async () => {
+  const recent = new Date(clock.now().getTime() - 10 * 86_400_000);
+  await page.goto(`${url}/ra/people/new`);
+  await page.fill('#givenName', 'Olusegun');
+  await page.fill('#familyName', 'Adeyemi');
+  await page.fill('#dob-day', '21');
+  await page.fill('#dob-month', '3');
+  await page.fill('#dob-year', '1985');
+  await page.fill('#niNumber', 'JL 12 34 56 A');
+  await page.selectOption('#doc0-type', 'passport');
+  await page.fill('#doc0-lastChars', '4821');
+  await page.fill('#doc0-expiresOn-day', '1');
+  await page.fill('#doc0-expiresOn-month', '6');
+  await page.fill('#doc0-expiresOn-year', String(recent.getUTCFullYear() + 5));
+  await page.selectOption('#doc1-type', 'council_tax_statement');
+  await page.fill('#doc1-issuedOn-day', String(recent.getUTCDate()));
+  await page.fill('#doc1-issuedOn-month', String(recent.getUTCMonth() + 1));
+  await page.fill('#doc1-issuedOn-year', String(recent.getUTCFullYear()));
+  await page.selectOption('#doc2-type', 'birth_certificate');
+  await page.fill('#place', 'RA office, Leeds General Infirmary');
+  await page.click('button[type=submit]:has-text("Continue")');
+  await page.waitForSelector('form[data-photo-form]');
+  await visit(page, 'photo step', 'ra-register-photo');
+  // Without a chosen photo the script says so, in an error summary linked to the file input.
+  await page.click('#register-with-photo');
+  await page.waitForSelector('#js-error:not([hidden])');
+  await visit(page, 'photo step with an error');
+  await page.setInputFiles('#photo', { name: 'portrait.png', mimeType: 'image/png', buffer: png() });
+  await page.waitForSelector('#photo-preview:not([hidden])');
+  await page.click('#register-with-photo');
+  await page.waitForURL(/\/ra\/people\/\d{12}$/);
+  assert.equal(await page.textContent('#person-name'), 'Olusegun Adeyemi');
+  assert.match((await page.textContent('#person-level')) ?? '', /Level 3/);
+  assert.equal(await page.locator('img.ra-photo').count(), 1);
+  await visit(page, 'registered person');
+
+  // The public form: details and two images, sent by ra-apply.js to the API.
+  await page.goto(`${url}/apply`);
+  await page.fill('#givenName', 'Chidi');
+  await page.fill('#familyName', 'Obi');
+  await page.fill('#dob-day', '9');
+  await page.fill('#dob-month', '10');
+  await page.fill('#dob-year', '1993');
+  await page.fill('#email', 'chidi.obi@example.nhs.uk');
+  await page.fill('#odsCode', 'RR813');
+  await page.click('#apply-submit');
+  await page.waitForSelector('#js-error:not([hidden])');
+  assert.match((await page.textContent('#js-error-list')) ?? '', /Attach a photo of your face/);
+  await visit(page, 'Apply for Care ID with an error');
+  await page.setInputFiles('#selfie', { name: 'me.png', mimeType: 'image/png', buffer: png() });
+  await page.setInputFiles('#photoIdImage', { name: 'passport.png', mimeType: 'image/png', buffer: png() });
+  await page.click('#apply-submit');
+  await page.waitForURL(/\/apply\/done\?ref=[0-9a-f-]{36}$/);
+  await visit(page, 'application sent', 'ra-apply-done');
+  await page.goto(`${url}/ra/applications`);
+  assert.match((await page.textContent('#applications')) ?? '', /Chidi Obi/);
+});

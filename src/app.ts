@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { registerAuthenticatorApi } from './api/authenticators.ts';
 import { registerCardAgentApi } from './api/card-agent.ts';
+import { registerCis1Routes } from './cis1/routes.ts';
 import { registerRaApi } from './api/ra.ts';
 import type { Config } from './config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
@@ -127,6 +128,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerSignInRoutes(app, web);
   registerPortalRoutes(app, web);
   registerCardAgentApi(app, web);
+  registerCis1Routes(app, web);
   registerAuthenticatorApi(app, web);
   registerRaApi(app, web);
   registerRaConsole(app, web);

@@ -1,7 +1,10 @@
 /**
  * The `opencis-card-agent` command: runs the local card agent, or creates a virtual smartcard (SoftHSM2 token).
  */
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { cardAgentOptionsSchema, DEFAULT_AGENT_PORT, startCardAgent } from './server.ts';
@@ -27,7 +30,17 @@ Options:
   --allowed-origin ORIGIN   web origin of OpenCIS pages allowed to use the agent, e.g. http://localhost:3000;
                             repeat for several [env OPENCIS_AGENT_ALLOWED_ORIGINS, comma-separated]
   --server URL              the OpenCIS server, e.g. http://localhost:3000 [env OPENCIS_SERVER_URL]
+  --cis1-allowed-origin ORIGIN
+                            web origin of a CIS1 application allowed to get the smartcard ticket (getTicket);
+                            repeat for several [env OPENCIS_AGENT_CIS1_ORIGINS, comma-separated; default none]
+  --cis1-no-local-programs  refuse getTicket to local programs that send no Origin (native CIS1 applications are
+                            allowed by default) [env OPENCIS_AGENT_CIS1_LOCAL_PROGRAMS=false]
+  --state-dir DIR           where the agent keeps this workstation's id [env OPENCIS_AGENT_STATE_DIR; default
+                            $XDG_STATE_HOME/opencis-card-agent or ~/.local/state/opencis-card-agent]
   -h, --help                show this help
+
+CIS1 (legacy smartcard sign-in): open http://127.0.0.1:PORT/cis1 to sign in with the card and choose a role;
+applications then ask GET http://127.0.0.1:PORT/v1/cis1/ticket. Removing the card ends the session.
 
 init-virtual-card creates a virtual smartcard: it initialises SoftHSM2's blank token with LABEL and the transport
 SO PIN given on stdin (one line), and prints the new card's serial. The RA then issues it like a physical card.
@@ -71,6 +84,8 @@ const CLI_NAMES: Record<string, string> = {
   port: '--port',
   allowedOrigins: '--allowed-origin',
   serverUrl: '--server',
+  cis1AllowedOrigins: '--cis1-allowed-origin',
+  workstationId: 'workstation id file',
   label: '--label',
   soPin: 'SO PIN (stdin)',
 };
@@ -85,6 +100,31 @@ function usageMessage(error: z.ZodError, given: Record<string, unknown>): string
       return `${name}${index}: ${message}`;
     })
     .join('\n');
+}
+
+function defaultStateDir(env: Record<string, string | undefined>): string {
+  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'opencis-card-agent');
+}
+
+/**
+ * This installation's workstation id (CIS1 sessions and tickets are bound to it, and the audit trail names it): random,
+ * created on first start in the state directory (mode 0600). If it cannot be kept there, a new id is used for this run.
+ */
+function workstationIdIn(dir: string, warn: (line: string) => void): string | undefined {
+  const file = join(dir, 'workstation-id');
+  try {
+    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const id = randomBytes(24).toString('base64url');
+    writeFileSync(file, `${id}\n`, { mode: 0o600, flag: 'wx' });
+    chmodSync(file, 0o600);
+    return id;
+  } catch (err) {
+    warn(
+      `workstation id not kept in ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}): using a new one for this run`,
+    );
+    return undefined;
+  }
 }
 
 function defaultModule(): string {
@@ -123,6 +163,9 @@ async function serveCommand(argv: string[], io: CardAgentCliIO, environment: Car
       port: { type: 'string' },
       'allowed-origin': { type: 'string', multiple: true },
       server: { type: 'string' },
+      'cis1-allowed-origin': { type: 'string', multiple: true },
+      'cis1-no-local-programs': { type: 'boolean' },
+      'state-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -135,12 +178,19 @@ async function serveCommand(argv: string[], io: CardAgentCliIO, environment: Car
   const envOrigins = env.OPENCIS_AGENT_ALLOWED_ORIGINS?.split(',')
     .map((o) => o.trim())
     .filter((o) => o !== '');
+  const envCis1Origins = env.OPENCIS_AGENT_CIS1_ORIGINS?.split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '');
+  const stateDir = values['state-dir'] ?? (env.OPENCIS_AGENT_STATE_DIR || defaultStateDir(env));
   const given = {
     modulePath: values.module ?? env.OPENCIS_AGENT_MODULE ?? defaultModule(),
     tokenLabel: values['token-label'] ?? (env.OPENCIS_AGENT_TOKEN_LABEL || undefined),
     port: values.port ?? env.OPENCIS_AGENT_PORT ?? DEFAULT_AGENT_PORT,
     allowedOrigins: values['allowed-origin'] ?? envOrigins ?? [],
     serverUrl: values.server ?? env.OPENCIS_SERVER_URL,
+    cis1AllowedOrigins: values['cis1-allowed-origin'] ?? envCis1Origins ?? [],
+    cis1AllowLocalProcesses: !(values['cis1-no-local-programs'] ?? env.OPENCIS_AGENT_CIS1_LOCAL_PROGRAMS === 'false'),
+    workstationId: workstationIdIn(stateDir, (line) => io.err(line)),
   };
   const parsed = cardAgentOptionsSchema.extend({ modulePath: moduleSchema }).safeParse(given);
   if (!parsed.success) throw new UsageError(usageMessage(parsed.error, given));

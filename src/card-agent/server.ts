@@ -6,12 +6,25 @@
  * DNS rebinding), and an Origin that is one of the configured OpenCIS origins (a page elsewhere cannot drive the card).
  * JSON bodies only, so a cross-site form can never be a "simple" request. The passcode stays on this machine: it goes
  * to the card, never to the server, and is never logged; nor are grants, PINs or signatures.
+ *
+ * CIS1 (src/cis1/agent.ts) adds three kinds of caller, each with its own rule: the agent's own page (`/cis1`, served
+ * here; its API calls must carry the page's custom header and come from the agent's own origin or none), and
+ * applications asking for the ticket (`/v1/cis1/ticket`: an Origin on the CIS1 allow-list, or — when allowed — a local
+ * program that sends no Origin and is not a browser). Tickets and session secrets are never logged either.
  */
 
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { Cis1Agent, Cis1AgentError } from '../cis1/agent.ts';
+import {
+  CIS1_PAGE_HEADER,
+  CIS1_PAGE_HEADER_VALUE,
+  CIS1_PAGE_HTML,
+  CIS1_PAGE_SCRIPT,
+  CIS1_PAGE_SECURITY_HEADERS,
+} from '../cis1/agent-page.ts';
 import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../domain/credentials/card-login.ts';
 import { describePasscodeProblem, passcodeProblem } from '../domain/credentials/passcode.ts';
 import {
@@ -31,6 +44,8 @@ import {
 } from './token.ts';
 
 export const DEFAULT_AGENT_PORT = 7327;
+/** Refusals of callers (not of requests): reported to the server's audit trail when a CIS1 session is open. */
+const REFUSALS = new Set(['agent.forbidden', 'agent.host_not_allowed', 'agent.origin_not_allowed']);
 const MAX_BODY_BYTES = 16 * 1024;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -74,6 +89,33 @@ export const cardAgentOptionsSchema = z.object({
     )
     .transform((u) => u.replace(/\/+$/, '')),
   serverTimeoutMs: z.number().int().positive().default(10_000),
+  /** This agent installation's id: CIS1 sessions and tickets are bound to it (default: a new random id per start). */
+  workstationId: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{16,64}$/, 'must be 16 to 64 letters, digits, "-" or "_"')
+    .optional(),
+  /** Origins of web applications allowed to ask for the CIS1 ticket (getTicket). */
+  cis1AllowedOrigins: z
+    .array(
+      z
+        .string()
+        .refine(
+          isOrigin,
+          'must be an origin such as https://pas.example.nhs.uk (scheme, host, port; no path or slash)',
+        ),
+    )
+    .default([]),
+  /** Whether local programs (no Origin header, not a browser) may ask for the CIS1 ticket: native CIS1 applications. */
+  cis1AllowLocalProcesses: z.boolean().default(true),
+  /** How often the reader is checked while a CIS1 session is open: removal must end it within a second. */
+  cis1PollMs: z.number().int().min(50).max(1_000).default(500),
+  /** How often the agent tells the server the card is still in (renews the 15-minute idle limit). */
+  cis1HeartbeatMs: z
+    .number()
+    .int()
+    .min(1_000)
+    .max(5 * 60_000)
+    .default(60_000),
 });
 
 export type CardAgentOptions = z.input<typeof cardAgentOptionsSchema> & {
@@ -84,6 +126,8 @@ export type CardAgentOptions = z.input<typeof cardAgentOptionsSchema> & {
 export interface RunningCardAgent {
   url: string;
   port: number;
+  /** This agent's workstation id (CIS1 tickets are bound to it). */
+  workstationId: string;
   close(): Promise<void>;
 }
 
@@ -136,7 +180,7 @@ interface ErrorAnswer {
 }
 
 function errorAnswer(err: unknown): ErrorAnswer {
-  if (err instanceof AgentError) {
+  if (err instanceof AgentError || err instanceof Cis1AgentError) {
     return { status: err.status, body: { error: { code: err.code, message: err.message } } };
   }
   const card = toCardError(err);
@@ -199,12 +243,21 @@ class OpenCisServer {
     await Promise.allSettled([...this.pending]);
   }
 
-  private async post<T>(name: string, body: unknown, schema: z.ZodType<T> | undefined): Promise<T> {
+  private post<T>(name: string, body: unknown, schema: z.ZodType<T> | undefined): Promise<T> {
+    return this.postTo(`/api/v1/card-agent/${name}`, body, schema);
+  }
+
+  /** POSTs JSON to a path of the server; `bearer` authenticates a CIS1 session (its secret is never logged). */
+  async postTo<T>(path: string, body: unknown, schema: z.ZodType<T> | undefined, bearer?: string): Promise<T> {
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}/api/v1/card-agent/${name}`, {
+      response = await fetch(`${this.baseUrl}${path}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+        },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
@@ -220,7 +273,7 @@ class OpenCisServer {
       const status = response.status >= 400 && response.status < 500 ? response.status : 502;
       throw new AgentError(parsed.data.error.code, status, parsed.data.error.message);
     }
-    if (!schema) return undefined as T;
+    if (!schema) return (text ? parseJson(text) : undefined) as T;
     const parsed = schema.safeParse(parseJson(text));
     if (!parsed.success) throw AgentError.of('agent.server_error');
     return parsed.data;
@@ -243,7 +296,27 @@ interface RouteContext {
   body: unknown;
 }
 
-type Route = (ctx: RouteContext) => Promise<{ status: number; body: unknown }>;
+interface RouteAnswer {
+  status: number;
+  body: unknown;
+  /** A text answer (the CIS1 page and its script) instead of JSON. */
+  text?: { type: string; headers: Record<string, string> };
+}
+
+type Route = (ctx: RouteContext) => Promise<RouteAnswer>;
+
+/**
+ * Who may call a route. `opencis`: OpenCIS pages (Origin on the allow-list, CORS). `cis1_page`: the agent's own CIS1
+ * page and script, fetched by navigating to them. `cis1_page_api`: that page's calls (custom header, own origin).
+ * `cis1_application`: getTicket (CIS1 allow-list origins, or local programs when allowed).
+ */
+type Access = 'opencis' | 'cis1_page' | 'cis1_page_api' | 'cis1_application';
+
+interface RouteEntry {
+  method: 'GET' | 'POST';
+  route: Route;
+  access: Access;
+}
 
 const grantBody = z.object({ grant: z.string().min(1).max(4096) });
 const signBody = z.object({ challenge: z.string(), passcode: z.string() });
@@ -378,12 +451,79 @@ function routesFor(module: Pkcs11Module, tokenLabel: string | undefined, server:
     return { status: 200, body: { ok: true } };
   };
 
-  return new Map<string, { method: 'GET' | 'POST'; route: Route }>([
-    ['/v1/cards/certificate', { method: 'POST', route: renew }],
-    ['/v1/status', { method: 'GET', route: status }],
-    ['/v1/sign', { method: 'POST', route: sign }],
-    ['/v1/cards/issue', { method: 'POST', route: issue }],
-    ['/v1/cards/passcode', { method: 'POST', route: passcode }],
+  return new Map<string, RouteEntry>([
+    ['/v1/cards/certificate', { method: 'POST', route: renew, access: 'opencis' }],
+    ['/v1/status', { method: 'GET', route: status, access: 'opencis' }],
+    ['/v1/sign', { method: 'POST', route: sign, access: 'opencis' }],
+    ['/v1/cards/issue', { method: 'POST', route: issue, access: 'opencis' }],
+    ['/v1/cards/passcode', { method: 'POST', route: passcode, access: 'opencis' }],
+  ]);
+}
+
+const cis1SignInBody = z.object({ passcode: z.string().max(64) });
+const cis1RoleBody = z.object({ personRoleId: z.string().regex(/^[0-9]{12}$/) });
+
+function cis1RoutesFor(cis1: Cis1Agent): Map<string, RouteEntry> {
+  const text = (type: string, content: string, headers: Record<string, string> = {}): RouteAnswer => ({
+    status: 200,
+    body: content,
+    text: { type, headers },
+  });
+  return new Map<string, RouteEntry>([
+    [
+      '/cis1',
+      {
+        method: 'GET',
+        access: 'cis1_page',
+        route: async () => text('text/html; charset=utf-8', CIS1_PAGE_HTML, CIS1_PAGE_SECURITY_HEADERS),
+      },
+    ],
+    [
+      '/cis1/page.js',
+      {
+        method: 'GET',
+        access: 'cis1_page',
+        route: async () => text('text/javascript; charset=utf-8', CIS1_PAGE_SCRIPT),
+      },
+    ],
+    [
+      '/v1/cis1/session',
+      { method: 'GET', access: 'cis1_page_api', route: async () => ({ status: 200, body: cis1.view() }) },
+    ],
+    [
+      '/v1/cis1/signin',
+      {
+        method: 'POST',
+        access: 'cis1_page_api',
+        route: async ({ body }) => ({ status: 200, body: await cis1.signIn(parseBody(cis1SignInBody, body).passcode) }),
+      },
+    ],
+    [
+      '/v1/cis1/role',
+      {
+        method: 'POST',
+        access: 'cis1_page_api',
+        route: async ({ body }) => ({
+          status: 200,
+          body: await cis1.selectRole(parseBody(cis1RoleBody, body).personRoleId),
+        }),
+      },
+    ],
+    [
+      '/v1/cis1/signout',
+      {
+        method: 'POST',
+        access: 'cis1_page_api',
+        route: async () => {
+          await cis1.signOut();
+          return { status: 200, body: { ok: true } };
+        },
+      },
+    ],
+    [
+      '/v1/cis1/ticket',
+      { method: 'GET', access: 'cis1_application', route: async () => ({ status: 200, body: await cis1.ticket() }) },
+    ],
   ]);
 }
 
@@ -405,7 +545,13 @@ export function isLoopbackAddress(address: string | undefined): boolean {
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }
 
-function send(res: ServerResponse, status: number, body: unknown, allowedOrigin: string | undefined): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  allowedOrigin: string | undefined,
+  text?: RouteAnswer['text'],
+): void {
   if (res.headersSent || res.destroyed) return;
   res.statusCode = status;
   res.setHeader('cache-control', 'no-store');
@@ -416,6 +562,12 @@ function send(res: ServerResponse, status: number, body: unknown, allowedOrigin:
   }
   if (body === undefined) {
     res.end();
+    return;
+  }
+  if (text) {
+    for (const [name, value] of Object.entries(text.headers)) res.setHeader(name, value);
+    res.setHeader('content-type', text.type);
+    res.end(String(body));
     return;
   }
   res.setHeader('content-type', 'application/json; charset=utf-8');
@@ -460,8 +612,52 @@ export async function startCardAgent(input: CardAgentOptions): Promise<RunningCa
   const allowedOrigins = new Set(options.allowedOrigins);
   const module = openPkcs11Module(options.modulePath);
   const server = new OpenCisServer(options.serverUrl, options.serverTimeoutMs, log);
-  const routes = routesFor(module, options.tokenLabel, server);
+  const workstationId = options.workstationId ?? randomBytes(24).toString('base64url');
+  const cis1 = new Cis1Agent({
+    module,
+    tokenLabel: options.tokenLabel,
+    workstationId,
+    serverOrigin: server.origin,
+    pollMs: options.cis1PollMs,
+    heartbeatMs: options.cis1HeartbeatMs,
+    post: (path, body, bearer) => server.postTo(path, body, undefined, bearer),
+    reportCardEvent: (serial, event, certificate) => server.reportEvent(serial, event, certificate),
+    log,
+  });
+  const cis1Origins = new Set(options.cis1AllowedOrigins);
+  const routes = new Map([...routesFor(module, options.tokenLabel, server), ...cis1RoutesFor(cis1)]);
   let port = options.port;
+
+  /** Checks the caller against the route's rule; returns the origin to allow in CORS headers, if any. */
+  function admit(req: IncomingMessage, access: Access): string | undefined {
+    const origin = req.headers.origin;
+    switch (access) {
+      case 'opencis':
+        if (origin === undefined || !allowedOrigins.has(origin)) throw AgentError.of('agent.origin_not_allowed');
+        return origin;
+      case 'cis1_page':
+        return undefined;
+      case 'cis1_page_api': {
+        // CSRF: a custom header no other site can send without a preflight (refused), from the agent's own origin.
+        const own =
+          origin === undefined || origin === `http://127.0.0.1:${port}` || origin === `http://localhost:${port}`;
+        if (req.headers[CIS1_PAGE_HEADER] !== CIS1_PAGE_HEADER_VALUE || !own) {
+          throw AgentError.of('agent.origin_not_allowed');
+        }
+        return undefined;
+      }
+      case 'cis1_application':
+        if (origin !== undefined) {
+          if (!cis1Origins.has(origin)) throw AgentError.of('agent.origin_not_allowed');
+          return origin;
+        }
+        // No Origin: a local program — unless a browser sent it (Sec-Fetch-* headers: an <img> or <script> tag).
+        if (!options.cis1AllowLocalProcesses || req.headers['sec-fetch-site'] !== undefined) {
+          throw AgentError.of('agent.origin_not_allowed');
+        }
+        return undefined;
+    }
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
@@ -474,9 +670,12 @@ export async function startCardAgent(input: CardAgentOptions): Promise<RunningCa
       const host = (req.headers.host ?? '').toLowerCase();
       if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) throw AgentError.of('agent.host_not_allowed');
       const origin = req.headers.origin;
-      const originAllowed = origin !== undefined && allowedOrigins.has(origin);
+      const entry = routes.get(path);
       if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
-        if (!originAllowed) throw AgentError.of('agent.origin_not_allowed');
+        const preflightAllowed =
+          origin !== undefined &&
+          (allowedOrigins.has(origin) || (entry?.access === 'cis1_application' && cis1Origins.has(origin)));
+        if (!preflightAllowed) throw AgentError.of('agent.origin_not_allowed');
         res.setHeader('access-control-allow-methods', 'GET, POST');
         res.setHeader('access-control-allow-headers', 'content-type');
         res.setHeader('access-control-allow-private-network', 'true');
@@ -485,25 +684,26 @@ export async function startCardAgent(input: CardAgentOptions): Promise<RunningCa
         send(res, status, undefined, origin);
         return;
       }
-      if (!originAllowed) throw AgentError.of('agent.origin_not_allowed');
-      allowedOrigin = origin;
-      const entry = routes.get(path);
+      allowedOrigin = admit(req, entry?.access ?? 'opencis');
       if (!entry) throw AgentError.of('agent.not_found');
       if (req.method !== entry.method) {
         res.setHeader('allow', entry.method);
         throw AgentError.of('agent.method_not_allowed');
       }
       const body = entry.method === 'POST' ? await readJsonBody(req) : undefined;
-      const answer = await entry.route({ origin, body });
+      const answer = await entry.route({ origin: origin ?? '', body });
       status = answer.status;
-      send(res, status, answer.body, allowedOrigin);
+      send(res, status, answer.body, allowedOrigin, answer.text);
     } catch (err) {
       const answer = errorAnswer(err);
       status = answer.status;
       code = answer.body.error.code;
       if (err instanceof CardError && err.returnValue) code += ` (${err.returnValue})`;
-      if (!(err instanceof AgentError) && !(err instanceof CardError)) {
+      if (!(err instanceof AgentError) && !(err instanceof CardError) && !(err instanceof Cis1AgentError)) {
         log(`unexpected error on ${req.method} ${path}: ${err instanceof Error ? err.name : 'unknown'}`);
+      }
+      if (REFUSALS.has(code) && (path.startsWith('/v1/cis1/') || path.startsWith('/cis1'))) {
+        cis1.reportRefusal({ path, code, origin: req.headers.origin, address: req.socket.remoteAddress });
       }
       // The body may be left unread (413, 415, early refusals): do not reuse this connection.
       if (!req.complete) res.setHeader('connection', 'close');
@@ -547,12 +747,15 @@ export async function startCardAgent(input: CardAgentOptions): Promise<RunningCa
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    workstationId,
     close() {
       closing ??= (async () => {
         await new Promise<void>((resolve) => {
           http.close(() => resolve());
           http.closeIdleConnections();
         });
+        // An open CIS1 session ends with the agent: its ticket must not outlive the process holding the card.
+        await cis1.close();
         await server.settle();
       })();
       return closing;

@@ -13,14 +13,16 @@ export function isCalendarDate(value: string): boolean {
 }
 
 /** Today's date in the UK (Europe/London), which decides when a role profile starts and ends. */
+// Creating a formatter costs about a millisecond; formatting with one is cheap. en-CA formats as YYYY-MM-DD.
+const ukFormatter = new Intl.DateTimeFormat('en-CA', {
+  timeZone: 'Europe/London',
+  year: 'numeric',
+  month: '2-digit',
+  day: '2-digit',
+});
+
 export function ukDate(at: Date): string {
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone: 'Europe/London',
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-  }).format(at);
-  return parts; // en-CA formats as YYYY-MM-DD
+  return ukFormatter.format(at);
 }
 
 /** The later of two calendar dates (YYYY-MM-DD strings order as dates). */

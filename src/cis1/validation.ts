@@ -1,0 +1,250 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { expandActivities } from '../domain/access/catalogue.ts';
+import { ukDate } from '../domain/dates.ts';
+import type { Actor } from '../domain/policy.ts';
+import { clientMetadataForProvider } from '../oidc/clients.ts';
+import type { ServiceContext } from '../services/context.ts';
+import { hashToken } from '../services/sessions.ts';
+import type { Queryable } from '../storage/database.ts';
+import { signedRoleAssertion } from './assertion.ts';
+import { Refusal, withRefusals } from './refusals.ts';
+import { SECRET_PATTERN, type SessionRow, sessionProblem, sessionTimes } from './session-store.ts';
+import { WORKSTATION_ID_PATTERN } from './sessions.ts';
+import { type AssertionSigningKey, activeSigningKey, signingKeyById } from './signing-key.ts';
+
+/**
+ * Ticket validation (DOMAIN §8): an application sends a ticket with its own client credentials and gets a signed SAML
+ * role assertion for the person and the role profile they selected — built from the database at this moment. One
+ * query reads the session, the card, the certificate, the person and the selected role profile together; nothing
+ * about people, cards or roles is cached, so a lock, revocation, leaver or ended role refuses the very next
+ * validation. What is cached: the signing key (by key id, read in the same query) and the RBAC activity inclusions
+ * (by catalogue version, read in the same query) — neither can delay a revocation.
+ */
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post';
+
+export interface TicketValidationInput {
+  ticket: unknown;
+  /** Optional: the workstation id the card agent gave with the ticket; when present it must be the ticket's. */
+  workstationId?: unknown;
+  clientId: unknown;
+  clientSecret: unknown;
+  method: ClientAuthMethod;
+}
+
+export interface ValidatedTicket {
+  assertion: string;
+  userId: string;
+  personRoleId: string;
+}
+
+const CLIENT_ID_PATTERN = /^[A-Za-z0-9._-]{3,100}$/;
+
+export interface ValidationRow extends SessionRow {
+  title: string | null;
+  given_name: string;
+  family_name: string;
+  preferred_name: string | null;
+  identity_assurance_level: number;
+  signing_key_id: string | null;
+  catalogue_key: string;
+  person_orgid: string | null;
+  ods_code: string | null;
+  org_name: string | null;
+  job_roles: { code: string; name: string; sg: string; sgn: string; g: string; gn: string }[] | string | null;
+  activities: [string, string][] | string | null;
+  baseline: string[] | null;
+  aows: [string, string][] | string | null;
+  workgroups: [string, string][] | string | null;
+}
+
+function json<T>(value: T | string | null): T | null {
+  return typeof value === 'string' ? (JSON.parse(value) as T) : value;
+}
+
+/**
+ * Everything a validation needs about a ticket, in one call of cis1_ticket_state (migration 0009: the role profile is
+ * read with the rules of effectiveRoles; test/integration/cis1.test.ts checks both give the same role data).
+ * Exported for bench/cis1.ts.
+ */
+export async function readTicket(q: Queryable, ticket: string, now: Date): Promise<ValidationRow | undefined> {
+  const { rows } = await q.query<{ state: ValidationRow | string | null }>(
+    'SELECT cis1_ticket_state($1, $2::date) AS state',
+    [hashToken(ticket), ukDay(now)],
+  );
+  return json(rows[0]?.state ?? null) ?? undefined;
+}
+
+/**
+ * ukDate builds an Intl formatter on every call (a large share of a validation's CPU); the UK date changes only on a
+ * minute boundary, so it is worked out at most once a minute.
+ */
+let day: { minute: number; value: string } | undefined;
+
+function ukDay(now: Date): string {
+  const minute = Math.floor(now.getTime() / 60_000);
+  if (day?.minute !== minute) day = { minute, value: ukDate(now) };
+  return day.value;
+}
+
+let inclusions: { key: string; map: Map<string, string[]> } | undefined;
+
+async function activityInclusions(q: Queryable, key: string): Promise<Map<string, string[]>> {
+  if (inclusions?.key === key) return inclusions.map;
+  const { rows } = await q.query<{ code: string; includes: string[] }>(
+    "SELECT code, includes FROM rbac_activities WHERE includes <> '{}'",
+  );
+  inclusions = { key, map: new Map(rows.map((r) => [r.code, r.includes])) };
+  return inclusions.map;
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  // Hashing first makes the comparison constant-time whatever the lengths.
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** The relying-party registry's client, authenticated with its secret by the method it registered. */
+async function authenticateClient(ctx: ServiceContext, input: TicketValidationInput): Promise<string> {
+  const refuse = (reason: string, clientId: string | null) =>
+    new Refusal('cis1.client_invalid', { action: 'cis1.validation_refused', reason, after: { clientId } });
+  if (typeof input.clientId !== 'string' || !CLIENT_ID_PATTERN.test(input.clientId)) {
+    throw refuse('malformed or missing client ID', null);
+  }
+  const clientId = input.clientId;
+  if (typeof input.clientSecret !== 'string' || input.clientSecret.length === 0 || input.clientSecret.length > 200) {
+    throw refuse('malformed or missing client secret', clientId);
+  }
+  const metadata = await clientMetadataForProvider(ctx.db, ctx.sealer, clientId);
+  if (!metadata) throw refuse('unknown or disabled application', clientId);
+  if (metadata.token_endpoint_auth_method !== input.method || typeof metadata.client_secret !== 'string') {
+    throw refuse(
+      `client authenticated with ${input.method}, registered for ${metadata.token_endpoint_auth_method}`,
+      clientId,
+    );
+  }
+  if (!sameSecret(input.clientSecret, metadata.client_secret)) throw refuse('wrong client secret', clientId);
+  return clientId;
+}
+
+function attributesOf(row: ValidationRow, effective: string[]): [string, readonly string[]][] {
+  const jobRoles = json(row.job_roles) ?? [];
+  const activities = json(row.activities) ?? [];
+  const aows = json(row.aows) ?? [];
+  const workgroups = json(row.workgroups) ?? [];
+  const primary = jobRoles[0];
+  const display = row.preferred_name ?? `${row.given_name} ${row.family_name}`;
+  return [
+    ['uid', [row.user_id]],
+    ['nhsid_useruid', [row.user_id]],
+    ['name', [display]],
+    ['display_name', [display]],
+    ['given_name', [row.given_name]],
+    ['family_name', [row.family_name]],
+    ['title', row.title ? [row.title] : []],
+    ['idassurancelevel', [String(row.identity_assurance_level)]],
+    ['authentication_assurance_level', ['3']],
+    // The legacy route is the health-network smartcard route (DOMAIN §7 acr_values).
+    ['acr', ['AAL3_N3_SMARTCARD']],
+    ['amr', row.amr],
+    ['workstation_id', [row.workstation_id]],
+    ['selected_roleid', [row.person_roleid!]],
+    ['person_roleid', [row.person_roleid!]],
+    ['person_orgid', [row.person_orgid!]],
+    ['org_code', [row.ods_code!]],
+    ['org_name', [row.org_name!]],
+    ['role_code', primary ? [`${primary.sg}:${primary.g}:${primary.code}`] : []],
+    ['role_name', primary ? [`"${primary.sgn}":"${primary.gn}":"${primary.name}"`] : []],
+    ['job_role_codes', jobRoles.map((j) => j.code)],
+    ['activities', activities.map(([, name]) => name)],
+    ['activity_codes', activities.map(([code]) => code)],
+    ['effective_activity_codes', effective],
+    ['aow', aows.map(([, name]) => name)],
+    ['aow_codes', aows.map(([code]) => code)],
+    ['workgroups', workgroups.map(([, name]) => name)],
+    ['workgroups_codes', workgroups.map(([code]) => code)],
+  ];
+}
+
+/** The signed assertion for a checked ticket state (synchronous: exported for bench/cis1.ts). */
+export function roleAssertionFor(
+  row: ValidationRow,
+  options: { issuer: string; audience: string; now: Date; key: AssertionSigningKey; includes: Map<string, string[]> },
+): string {
+  const activityCodes = (json(row.activities) ?? []).map(([code]) => code);
+  const effective = [...expandActivities([...activityCodes, ...(row.baseline ?? [])], options.includes)].sort();
+  return signedRoleAssertion(
+    {
+      issuer: options.issuer,
+      audience: options.audience,
+      now: options.now,
+      sessionId: row.session_id,
+      authenticatedAt: new Date(row.authenticated_at),
+      sessionNotOnOrAfter: sessionTimes(row).expiresAt,
+      userId: row.user_id,
+      attributes: attributesOf(row, effective),
+    },
+    options.key,
+  );
+}
+
+/** Validates a ticket for an application and returns the signed role assertion, or refuses with a catalogued code. */
+export async function validateTicket(
+  ctx: ServiceContext,
+  issuer: string,
+  input: TicketValidationInput,
+): Promise<ValidatedTicket> {
+  return withRefusals(ctx, () => validate(ctx, issuer, input));
+}
+
+async function validate(ctx: ServiceContext, issuer: string, input: TicketValidationInput): Promise<ValidatedTicket> {
+  const clientId = await authenticateClient(ctx, input);
+  const actor: Actor = { kind: 'system', id: `cis1-client:${clientId}` };
+  const refused = (
+    code: ConstructorParameters<typeof Refusal>[0],
+    reason: string,
+    row?: ValidationRow,
+    end?: Refusal['end'],
+  ) =>
+    new Refusal(
+      code,
+      {
+        action: 'cis1.validation_refused',
+        actor,
+        reason,
+        userId: row?.user_id ?? null,
+        after: { clientId, ...(row ? { sessionId: row.session_id } : {}) },
+      },
+      end,
+    );
+  if (typeof input.ticket !== 'string' || !SECRET_PATTERN.test(input.ticket)) {
+    throw refused('cis1.ticket_invalid', 'malformed ticket');
+  }
+  const workstationId = input.workstationId;
+  if (
+    workstationId !== undefined &&
+    (typeof workstationId !== 'string' || !WORKSTATION_ID_PATTERN.test(workstationId))
+  ) {
+    throw refused('cis1.ticket_invalid', 'malformed workstation id');
+  }
+  const now = ctx.clock.now();
+  const row = await readTicket(ctx.db, input.ticket, now);
+  if (!row) throw refused('cis1.ticket_invalid', 'unknown ticket');
+  if (row.ended_at)
+    throw refused('cis1.session_ended', `ticket presented after its session ended (${row.end_reason})`, row);
+  if (workstationId !== undefined && workstationId !== row.workstation_id) {
+    throw refused('cis1.workstation_mismatch', 'ticket presented with another workstation id', row);
+  }
+  const problem = sessionProblem(row, now);
+  if (problem) {
+    const expired = problem === 'idle_timeout' || problem === 'max_age';
+    throw refused(expired ? 'cis1.ticket_expired' : 'cis1.session_ended', problem, row, { row, reason: problem });
+  }
+  if (row.person_orgid === null) throw refused('cis1.role_not_effective', 'selected role profile not in effect', row);
+  const key =
+    (row.signing_key_id && (await signingKeyById(ctx.db, ctx.sealer, row.signing_key_id))) ||
+    (await activeSigningKey(ctx));
+  const includes = await activityInclusions(ctx.db, row.catalogue_key);
+  const assertion = roleAssertionFor(row, { issuer, audience: clientId, now, key, includes });
+  return { assertion, userId: row.user_id, personRoleId: row.person_roleid! };
+}

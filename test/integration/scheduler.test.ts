@@ -5,8 +5,8 @@ import { registerJobs, startScheduler } from '../../src/jobs/scheduler.ts';
 import { assignRoleProfile, createPosition, effectiveRoles } from '../../src/services/access.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
-import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { TestClock, testContext } from '../support/context.ts';
+import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 
 let t: TestDatabase;
 before(async () => {
@@ -26,7 +26,9 @@ test(`[${backend}] a job runs exactly once per period across several nodes ticki
     },
   };
   await registerJobs(t.db, [job]);
-  const nodes = ['node-a', 'node-b', 'node-c'].map((nodeId) => startScheduler(t.db, [job], { nodeId, autoStart: false }));
+  const nodes = ['node-a', 'node-b', 'node-c'].map((nodeId) =>
+    startScheduler(t.db, [job], { nodeId, autoStart: false }),
+  );
   const ran = await Promise.all(nodes.flatMap((n) => [n.tick(), n.tick()]));
   assert.equal(runs, 1);
   assert.equal(ran.flat().length, 1);
@@ -37,15 +39,22 @@ test(`[${backend}] a job runs exactly once per period across several nodes ticki
   await t.db.query("UPDATE scheduled_jobs SET next_run_at = now() - interval '1 second' WHERE name = 'count'");
   await Promise.all(nodes.map((n) => n.tick()));
   assert.equal(runs, 2);
-  const { rows } = await t.db.query<{ runs: string; last_result: string }>("SELECT runs::text, last_result FROM scheduled_jobs WHERE name = 'count'");
+  const { rows } = await t.db.query<{ runs: string; last_result: string }>(
+    "SELECT runs::text, last_result FROM scheduled_jobs WHERE name = 'count'",
+  );
   assert.deepEqual(rows[0], { runs: '2', last_result: '2' });
 });
 
 test(`[${backend}] a node that died mid-run frees its job when the lease ends`, async () => {
   await registerJobs(t.db, [{ name: 'stuck', everySeconds: 60, run: async () => 'x' }]);
-  await t.db.query("UPDATE scheduled_jobs SET leased_by = 'dead', lease_until = now() + interval '1 hour', next_run_at = now() - interval '1 second' WHERE name = 'stuck'");
+  await t.db.query(
+    "UPDATE scheduled_jobs SET leased_by = 'dead', lease_until = now() + interval '1 hour', next_run_at = now() - interval '1 second' WHERE name = 'stuck'",
+  );
   let ran = 0;
-  const live = startScheduler(t.db, [{ name: 'stuck', everySeconds: 60, run: async () => void ran++ }], { nodeId: 'alive', autoStart: false });
+  const live = startScheduler(t.db, [{ name: 'stuck', everySeconds: 60, run: async () => void ran++ }], {
+    nodeId: 'alive',
+    autoStart: false,
+  });
   await live.tick();
   assert.equal(ran, 0, 'leased by a node that may still be running');
   await t.db.query("UPDATE scheduled_jobs SET lease_until = now() - interval '1 second' WHERE name = 'stuck'");
@@ -59,11 +68,21 @@ test(`[${backend}] role profiles past their end date are ended by the job and th
   await saveOrganisation(ctx, { odsCode: 'RX1', name: 'Trust', type: 'trust' });
   const pos = await createPosition(ctx, 'RX1', { name: 'Locum', jobRoles: ['R8000'] });
   const p = await registerPerson(ctx, { givenName: 'Lo', familyName: 'Cum', dateOfBirth: '1970-01-01' });
-  await assignRoleProfile(ctx, { userId: p.userId, positionId: pos.positionId, startDate: '2026-11-01', endDate: '2026-11-26' });
+  await assignRoleProfile(ctx, {
+    userId: p.userId,
+    positionId: pos.positionId,
+    startDate: '2026-11-01',
+    endDate: '2026-11-26',
+  });
   assert.equal(await endRoleProfilesPastEndDate(ctx), 0);
   clock.set('2026-11-27T09:00:00Z');
   assert.equal((await effectiveRoles(t.db, p.userId, clock.now())).length, 0, 'already not effective by date');
   assert.equal(await endRoleProfilesPastEndDate(ctx), 1);
-  const { rows } = await t.db.query<{ reason: string }>('SELECT reason FROM session_end_events WHERE user_id = $1', [p.userId]);
-  assert.deepEqual(rows.map((r) => r.reason), ['role_ended']);
+  const { rows } = await t.db.query<{ reason: string }>('SELECT reason FROM session_end_events WHERE user_id = $1', [
+    p.userId,
+  ]);
+  assert.deepEqual(
+    rows.map((r) => r.reason),
+    ['role_ended'],
+  );
 });

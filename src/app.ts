@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { registerAuthenticatorApi } from './api/authenticators.ts';
 import { registerCardAgentApi } from './api/card-agent.ts';
+import { registerClientApi } from './api/clients.ts';
 import { registerRaApi } from './api/ra.ts';
 import { registerCis1Routes } from './cis1/routes.ts';
 import type { Config } from './config.ts';
@@ -130,6 +131,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerCardAgentApi(app, web);
   registerCis1Routes(app, web);
   registerAuthenticatorApi(app, web);
+  registerClientApi(app, web);
   registerRaApi(app, web);
   registerRaConsole(app, web);
   const redis = deps.config.REDIS_URL

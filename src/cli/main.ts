@@ -1,22 +1,18 @@
-import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.ts';
 import { AppError } from '../domain/errors.ts';
+import type { Command } from './command.ts';
 import { auditCommand } from './commands/audit.ts';
 import { authenticatorCommand } from './commands/authenticator.ts';
 import { bootstrapCommand } from './commands/bootstrap.ts';
 import { cardCommand } from './commands/card.ts';
+import { clientCommand } from './commands/client.ts';
 import { importCommand } from './commands/import.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { oidcCommand } from './commands/oidc.ts';
 import { rbacCommand } from './commands/rbac.ts';
 import { seedCommand } from './commands/seed.ts';
 import { serveCommand } from './commands/serve.ts';
 import { type CliIO, EXIT, stdio, UsageError } from './io.ts';
-
-export interface Command {
-  summary: string;
-  help: string;
-  run(args: string[], io: CliIO): Promise<number>;
-}
 
 const commands: Record<string, Command> = {
   serve: serveCommand,
@@ -28,6 +24,8 @@ const commands: Record<string, Command> = {
   bootstrap: bootstrapCommand,
   card: cardCommand,
   authenticator: authenticatorCommand,
+  client: clientCommand,
+  oidc: oidcCommand,
 };
 
 function usage(): string {
@@ -91,17 +89,6 @@ function isParseArgsError(err: unknown): boolean {
   return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
 }
 
-/** Strict option parsing shared by the commands: unknown options and stray arguments are usage errors. */
-export function parseOptions<T extends NonNullable<Parameters<typeof parseArgs>[0]>['options']>(
-  args: string[],
-  options: T,
-  positionals = 0,
-) {
-  const parsed = parseArgs({ args, options, strict: true, allowPositionals: positionals > 0 });
-  if (parsed.positionals.length > positionals) {
-    throw new UsageError(`unexpected argument "${parsed.positionals[positionals]}"`);
-  }
-  return parsed;
-}
-
+export type { Command } from './command.ts';
+export { parseOptions } from './command.ts';
 export { loadConfig };

@@ -130,7 +130,7 @@ export async function cis2Claims(
     ...(selected ? { selected_roleid: selected } : {}),
   };
   if (use === 'id_token') return idTokenClaims;
-  const roles = await effectiveRoles(q, userId, at);
+  const roles = await effectiveRoles(q, userId, at, person);
   const orgs = await q.query<{ person_orgid: string; ods_code: string; name: string }>(
     `SELECT po.person_orgid, po.ods_code, o.name FROM person_orgs po JOIN organisations o ON o.ods_code = po.ods_code
      WHERE po.user_id = $1 ORDER BY po.person_orgid`,

@@ -160,6 +160,7 @@ export async function setClientStatus(
       after: { status },
     });
   });
+  forgetCachedClient(clientId);
 }
 
 export async function listClients(q: Queryable): Promise<RegisteredClient[]> {
@@ -180,7 +181,31 @@ export async function listClients(q: Queryable): Promise<RegisteredClient[]> {
 }
 
 /** What oidc-provider's Client adapter returns: the metadata, with the secret unsealed, or nothing when disabled. */
+/**
+ * oidc-provider looks a client up on every request of a flow. Registrations are kept for a few seconds per node, so a
+ * disabled client is refused everywhere within CLIENT_CACHE_MS (at once on the node that disabled it).
+ */
+const CLIENT_CACHE_MS = 10_000;
+const clientCache = new Map<string, { at: number; value: Record<string, unknown> | undefined }>();
+
+export function forgetCachedClient(clientId: string): void {
+  clientCache.delete(clientId);
+}
+
 export async function clientMetadataForProvider(
+  q: Queryable,
+  sealer: ServiceContext['sealer'],
+  clientId: string,
+): Promise<Record<string, unknown> | undefined> {
+  const cached = clientCache.get(clientId);
+  if (cached && Date.now() - cached.at < CLIENT_CACHE_MS) return cached.value;
+  const value = await loadClientMetadata(q, sealer, clientId);
+  if (clientCache.size > 5_000) clientCache.clear();
+  clientCache.set(clientId, { at: Date.now(), value });
+  return value;
+}
+
+async function loadClientMetadata(
   q: Queryable,
   sealer: ServiceContext['sealer'],
   clientId: string,

@@ -4,7 +4,6 @@ import { acrCandidates, acrRules, satisfies } from '../domain/credentials/acr.ts
 import { AppError } from '../domain/errors.ts';
 import { sessionOf, type WebDeps } from '../http/deps.ts';
 import { type EffectiveRole, effectiveRoles } from '../services/access.ts';
-import { appendAudit } from '../services/audit.ts';
 import type { WebSession } from '../services/sessions.ts';
 import { saveGrantContext } from './claims.ts';
 
@@ -104,20 +103,20 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     if (grant.accountId !== session.userId) throw new AppError('oidc.interaction_expired');
     grant.addOIDCScope(String(d.params.scope ?? 'openid'));
     const grantId = await grant.save();
-    await deps.db.transaction(async (tx) => {
-      await saveGrantContext(tx, grantId, session.userId, { aal: session.aal, personRoleId });
-      await appendAudit(
-        tx,
-        { clock: deps.clock, actor: { kind: 'person', id: session.userId, userId: session.userId }, requestId: req.id },
-        {
-          action: 'oidc.signed_in',
-          targetType: 'person',
-          targetId: session.userId,
-          before: null,
-          after: { clientId, acr, amr: session.amr, selectedRoleId: personRoleId },
-        },
-      );
-    });
+    // The sign-in itself is in the audit trail (session.started); which relying party it was used for is logged, off
+    // the audit chain's lock, so sign-ins at relying parties do not queue behind each other.
+    await saveGrantContext(deps.db, grantId, session.userId, { aal: session.aal, personRoleId });
+    req.log.info(
+      {
+        event: 'oidc.signed_in',
+        userId: session.userId,
+        clientId,
+        acr,
+        amr: session.amr,
+        selectedRoleId: personRoleId,
+      },
+      'relying party sign-in',
+    );
     return finish(req, reply, {
       login: {
         accountId: session.userId,

@@ -93,6 +93,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
         keys,
         adapter,
       });
+      watch(provider);
       callback = provider.callback();
       return true;
     },

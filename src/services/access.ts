@@ -275,9 +275,14 @@ export interface EffectiveRole {
  * The role profiles in effect for a person at `at` (UK date): active, started, not past their end date, the person
  * active and the position not retired. Evaluated on every call, so an end date needs no job or restart.
  */
-export async function effectiveRoles(q: Queryable, userId: string, at: Date): Promise<EffectiveRole[]> {
+export async function effectiveRoles(
+  q: Queryable,
+  userId: string,
+  at: Date,
+  knownPerson?: { status: string },
+): Promise<EffectiveRole[]> {
   const day = ukDate(at);
-  const person = await findPersonByUserId(q, userId);
+  const person = knownPerson ?? (await findPersonByUserId(q, userId));
   if (person?.status !== 'active') return [];
   const { rows } = await q.query<{
     person_roleid: string;
@@ -342,9 +347,20 @@ export async function effectiveRoles(q: Queryable, userId: string, at: Date): Pr
     });
 }
 
+/**
+ * Activity inclusions change only when a new national catalogue is loaded (a few times a year), and every sign-in's
+ * claims need them: kept for a minute per database, so a new catalogue takes effect within a minute on every node.
+ */
+const inclusionsCache = new WeakMap<Queryable, { at: number; value: Map<string, string[]> }>();
+const INCLUSIONS_TTL_MS = 60_000;
+
 async function activityInclusions(q: Queryable): Promise<Map<string, string[]>> {
+  const cached = inclusionsCache.get(q);
+  if (cached && Date.now() - cached.at < INCLUSIONS_TTL_MS) return cached.value;
   const { rows } = await q.query<{ code: string; includes: string[] }>(
     "SELECT code, includes FROM rbac_activities WHERE includes <> '{}'",
   );
-  return new Map(rows.map((r) => [r.code, r.includes]));
+  const value = new Map(rows.map((r) => [r.code, r.includes]));
+  inclusionsCache.set(q, { at: Date.now(), value });
+  return value;
 }

@@ -1,9 +1,9 @@
 import { loadConfig } from '../../config.ts';
 import { verifyAuditChain } from '../../services/audit.ts';
 import { openAndMigrate } from '../../storage/open.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 import { UsageError } from '../io.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
 
 export const auditCommand: Command = {
   summary: 'Verify the tamper-evident audit chain',

@@ -2,10 +2,10 @@ import { loadConfig } from '../../config.ts';
 import { createEnrolmentInvitation } from '../../services/enrolment.ts';
 import { removeTotp, totpAuthenticatorsOf } from '../../services/totp.ts';
 import { removeWebauthnCredential, webauthnCredentialsOf } from '../../services/webauthn.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
 import { UsageError } from '../io.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
 
 export const authenticatorCommand: Command = {
   summary: 'Security keys, passkeys and authenticator apps: one-time enrolment links, list, remove',

@@ -1,9 +1,9 @@
 import { loadConfig } from '../../config.ts';
 import { bootstrapRaManager } from '../../services/bootstrap.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
 import { UsageError } from '../io.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
 
 export const bootstrapCommand: Command = {
   summary: 'Create the first RA Manager of a fresh install and print their one-time enrolment link',

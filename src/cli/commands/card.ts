@@ -11,10 +11,10 @@ import {
   unlockGrant,
 } from '../../services/cards.ts';
 import { fileTransport } from '../../services/notifications.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
 import { UsageError } from '../io.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
 
 const reasons: CancelReason[] = ['lost', 'stolen', 'damaged', 'leaver', 'replaced', 'other'];
 

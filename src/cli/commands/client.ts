@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { CIS2_SCOPES, type ClientInput, listClients, registerClient, setClientStatus } from '../../oidc/clients.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
 import { UsageError } from '../io.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
 
 const AUTH_METHODS = ['private_key_jwt', 'client_secret_basic', 'client_secret_post'] as const;
 const ALGS = ['RS256', 'ES256', 'PS256'] as const;

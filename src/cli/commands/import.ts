@@ -6,10 +6,10 @@ import {
   importCsv,
   MAX_RECORD_BYTES,
 } from '../../services/import.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
 import { EXIT, UsageError } from '../io.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
 
 const kinds: Record<string, { kind: ImportKind; noun: string }> = {
   people: { kind: 'people', noun: 'people' },

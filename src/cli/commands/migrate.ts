@@ -1,8 +1,8 @@
 import { loadConfig } from '../../config.ts';
 import { migrate, migrationStatus } from '../../storage/migrate.ts';
 import { openDatabase } from '../../storage/open.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 
 export const migrateCommand: Command = {
   summary: 'Apply pending database migrations (or show their status)',

@@ -1,9 +1,9 @@
 import { rotateSigningKeys } from '../../oidc/keys.ts';
 import type { Queryable } from '../../storage/database.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
 import { UsageError } from '../io.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
 
 /** The ID token lifetime (provider.ts ttl.IdToken): the least an old signing key must stay published. */
 const ID_TOKEN_TTL = 3_600;

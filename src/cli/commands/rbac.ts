@@ -1,8 +1,8 @@
 import { listCatalogue, loadCatalogue, readCatalogueFile } from '../../services/catalogue.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
 import { UsageError } from '../io.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
 
 export const rbacCommand: Command = {
   summary: 'Load a National RBAC catalogue version, or show the loaded one',

@@ -1,9 +1,9 @@
 import { seedDemo } from '../../services/demo.ts';
 import { seedSynthetic } from '../../services/synthetic.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
 import { UsageError } from '../io.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
 
 export const seedCommand: Command = {
   summary: 'Seed demo data, or synthetic data at national scale',

@@ -1,7 +1,7 @@
 import { loadConfig } from '../../config.ts';
 import { serve } from '../../main.ts';
-import type { Command } from '../main.ts';
-import { parseOptions } from '../main.ts';
+import type { Command } from '../command.ts';
+import { parseOptions } from '../command.ts';
 
 export const serveCommand: Command = {
   summary: 'Start the OpenCIS server (migrates, loads the RBAC catalogue, seeds demo data on first start)',

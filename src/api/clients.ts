@@ -1,0 +1,141 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { AppError } from '../domain/errors.ts';
+import { authorize } from '../domain/policy.ts';
+import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
+import { CIS2_SCOPES, clientInputSchema, listClients, registerClient, setClientStatus } from '../oidc/clients.ts';
+import { personActorWithPowers } from '../services/ra-powers.ts';
+
+/**
+ * The relying-party registry API (clinical systems that sign their users in through OpenCIS). Callers are RA Managers
+ * signed in at AAL3 (policy statement `client:register`, national: not scoped to an organisation subtree). State
+ * changes carry the CSRF token in a `csrf-token` header. A client secret is returned once, by the registration, and
+ * never again: listings carry the metadata only.
+ */
+const registeredClientSchema = z.object({
+  clientId: z.string(),
+  name: z.string(),
+  status: z.enum(['active', 'disabled']),
+  minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]),
+  metadata: z
+    .object({
+      client_id: z.string(),
+      client_name: z.string(),
+      redirect_uris: z.array(z.string()),
+      post_logout_redirect_uris: z.array(z.string()),
+      grant_types: z.array(z.string()),
+      token_endpoint_auth_method: z.enum(['private_key_jwt', 'client_secret_basic', 'client_secret_post']),
+      id_token_signed_response_alg: z.enum(['RS256', 'ES256', 'PS256']),
+      scope: z.string(),
+      backchannel_logout_uri: z.string().optional(),
+      jwks_uri: z.string().optional(),
+    })
+    .catchall(z.unknown())
+    .describe('The OpenID Connect client metadata oidc-provider is given (never the secret)'),
+});
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output' = 'output'): Record<string, unknown> {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
+  return rest;
+}
+
+const CLIENT_ID = /^[A-Za-z0-9._-]{3,100}$/;
+
+export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
+  const tags = ['relying parties'];
+  const guarded = { preHandler: app.csrfProtection };
+  const clientJson = jsonSchema(registeredClientSchema);
+
+  /** An RA Manager at AAL3 (the policy decides; the CLI operator reaches the same services without HTTP). */
+  async function managerContext(req: FastifyRequest) {
+    const session = await requireApiSession(deps, req, 3);
+    const ctx = contextFor(deps, req, await personActorWithPowers(deps.db, session.userId, deps.clock.now()));
+    authorize(ctx.actor, 'client:register');
+    return ctx;
+  }
+  function clientIdParam(req: FastifyRequest): string {
+    const clientId = String((req.params as { clientId?: string }).clientId ?? '');
+    if (!CLIENT_ID.test(clientId)) throw new AppError('oidc.client_not_found');
+    return clientId;
+  }
+
+  app.get(
+    '/api/v1/clients',
+    {
+      schema: {
+        tags,
+        summary: 'The registered relying parties (OpenID Connect clients), oldest first',
+        response: { 200: { type: 'object', properties: { clients: { type: 'array', items: clientJson } } } },
+      },
+    },
+    async (req) => {
+      const ctx = await managerContext(req);
+      return { clients: await listClients(ctx.db) };
+    },
+  );
+
+  app.post(
+    '/api/v1/clients',
+    {
+      ...guarded,
+      schema: {
+        tags,
+        summary: 'Register a relying party; a client secret (client_secret_* methods) is returned this once only',
+        description: `Client IDs look like CIS2's (12 digits + ".apps.national") unless one is given. Scopes: ${CIS2_SCOPES.join(', ')}. private_key_jwt clients register their public keys (jwks or jwksUri).`,
+        body: jsonSchema(clientInputSchema, 'input'),
+        response: {
+          201: {
+            type: 'object',
+            properties: {
+              client: clientJson,
+              clientSecret: {
+                type: ['string', 'null'],
+                description: 'Shown once; null for private_key_jwt clients',
+              },
+            },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const ctx = await managerContext(req);
+      const res = await registerClient(ctx, req.body ?? {});
+      return reply.status(201).send(res);
+    },
+  );
+
+  for (const [verb, status] of [
+    ['disable', 'disabled'],
+    ['enable', 'active'],
+  ] as const) {
+    app.post(
+      `/api/v1/clients/:clientId/${verb}`,
+      {
+        ...guarded,
+        schema: {
+          tags,
+          summary:
+            verb === 'disable'
+              ? 'Disable a relying party: it can no longer sign anyone in, redeem codes or call userinfo'
+              : 'Enable a disabled relying party again',
+          params: { type: 'object', properties: { clientId: { type: 'string' } }, required: ['clientId'] },
+          response: {
+            200: {
+              type: 'object',
+              properties: { clientId: { type: 'string' }, status: { type: 'string', enum: ['active', 'disabled'] } },
+            },
+          },
+        },
+      },
+      async (req) => {
+        const ctx = await managerContext(req);
+        const clientId = clientIdParam(req);
+        await setClientStatus(ctx, clientId, status);
+        return { clientId, status };
+      },
+    );
+  }
+}

@@ -78,14 +78,7 @@ export function organisationsWhere(actor: Actor, statement: Statement, target: T
   return reach.filter((odsCode) => isAllowed(actor, statement, { ...target, odsCode }));
 }
 
-const RA_ACTIVITIES = new Set(['B0272', 'B0274', 'B1300', 'B0002', 'B0267', 'B0264']);
-
-/** Giving a position that carries RA powers is an appointment (DOMAIN §5): RA Manager (R5080) or other RA staff. */
-export function appointmentOf(position: Position): Target['appointsRole'] {
-  if (position.jobRoles.includes('R5080')) return 'ra_manager';
-  if (position.jobRoles.includes('R5090') || position.activities.some((a) => RA_ACTIVITIES.has(a))) return 'ra_staff';
-  return undefined;
-}
+export { appointmentOf } from '../access.ts';
 
 export async function lockPerson(tx: Queryable, userId: string): Promise<Person> {
   const person = await people.findPersonByUserId(tx, userId, true);

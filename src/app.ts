@@ -17,6 +17,7 @@ import { installMetrics } from './http/metrics.ts';
 import { installWeb } from './http/web.ts';
 import { mountOidc, type OidcHandle } from './oidc/mount.ts';
 import { registerPkiRoutes } from './pki/routes.ts';
+import { registerCardRenewalPages } from './portal/renew.ts';
 import { registerPortalRoutes } from './portal/routes.ts';
 import { registerRaConsole } from './ra/console/index.ts';
 import type { Sealer } from './secrets/sealer.ts';
@@ -128,6 +129,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   };
   registerSignInRoutes(app, web);
   registerPortalRoutes(app, web);
+  registerCardRenewalPages(app, web);
   registerCardAgentApi(app, web);
   registerCis1Routes(app, web);
   registerAuthenticatorApi(app, web);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
+import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
 import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
 import {
   type CancelReason,
@@ -29,11 +30,10 @@ import { personOrgCodes } from '../storage/people.ts';
  */
 export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): void {
   const tags = ['authenticators'];
-  const guarded = { preHandler: app.csrfProtection };
+  const guarded = { preHandler: csrfUnlessBearer(app) };
 
   async function raContext(req: FastifyRequest) {
-    const session = await requireApiSession(deps, req, 3);
-    return contextFor(deps, req, await personActorWithPowers(deps.db, session.userId, deps.clock.now()));
+    return contextFor(deps, req, await apiActor(app, deps, req));
   }
   function userIdParam(req: FastifyRequest): string {
     const userId = (req.params as { userId?: string }).userId ?? '';

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
+import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
 import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
 import { findDuplicates, type SearchQuery, searchPeople } from '../services/people.ts';
 import {
@@ -47,13 +48,12 @@ import { parseInput } from '../services/validation.ts';
  */
 export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
   const tags = ['registration authority'];
-  const guarded = { preHandler: app.csrfProtection };
+  const guarded = { preHandler: csrfUnlessBearer(app) };
   // A photo is at most 5 MB: about 6.7 MB as base64, plus the rest of the form.
   const withPhoto = { ...guarded, bodyLimit: 8 * 1024 * 1024 };
 
   async function raContext(req: FastifyRequest) {
-    const session = await requireApiSession(deps, req, 3);
-    return contextFor(deps, req, await personActorWithPowers(deps.db, session.userId, deps.clock.now()));
+    return contextFor(deps, req, await apiActor(app, deps, req));
   }
   const param = (req: FastifyRequest, name: string): string =>
     String((req.params as Record<string, string | undefined>)[name] ?? '');

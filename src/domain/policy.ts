@@ -63,7 +63,12 @@ export interface RaPower {
 export type Actor =
   | { kind: 'operator'; id: string } // e.g. "cli:root@host"
   | { kind: 'system'; id: string } // e.g. "system:seed"
-  | { kind: 'person'; id: string; userId: string; powers?: readonly RaPower[] };
+  | { kind: 'person'; id: string; userId: string; powers?: readonly RaPower[] }
+  /**
+   * An organisation's API client (OAuth client credentials, registered by its RA Manager): scripts the RA work of that
+   * organisation with the activities it was registered for, never more; it is nobody, so it has no own record.
+   */
+  | { kind: 'client'; id: string; powers: readonly RaPower[] };
 
 export interface Target {
   /** The organisation the target belongs to, when it has one: RA powers are scoped to an organisation subtree. */
@@ -252,14 +257,22 @@ export function isAllowed(actor: Actor, statement: Statement, target: Target = {
       // record or access (every signed-in person may read their own record), and nobody approves their own request.
       if (target.userId !== undefined && target.userId === actor.userId) return statement === 'person:read';
       if (statement === 'request:approve' && target.requestedBy === actor.userId) return false;
-      const appointment = appointmentNeededFor(statement, target);
-      return (actor.powers ?? []).some(
-        (power) =>
-          powerGrants(power, statement, target) &&
-          (appointment === undefined || powerGrants(power, appointment, target)),
-      );
+      return grantedByPowers(actor.powers ?? [], statement, target);
     }
+    case 'client':
+      // A client is never the target person; it may not approve requests it made.
+      if (statement === 'request:approve' && target.requestedBy === actor.id) return false;
+      if (statement === 'client:register' || statement === 'ra:appoint_manager') return false;
+      return grantedByPowers(actor.powers, statement, target);
   }
+}
+
+function grantedByPowers(powers: readonly RaPower[], statement: Statement, target: Target): boolean {
+  const appointment = appointmentNeededFor(statement, target);
+  return powers.some(
+    (power) =>
+      powerGrants(power, statement, target) && (appointment === undefined || powerGrants(power, appointment, target)),
+  );
 }
 
 /**
@@ -267,7 +280,7 @@ export function isAllowed(actor: Actor, statement: Statement, target: Target = {
  * already covers (an RA Manager's baseline sponsor, ID checker and LSA activities) is not listed again.
  */
 export function raRolesOf(actor: Actor): RaRole[] {
-  if (actor.kind !== 'person') return [];
+  if (actor.kind !== 'person' && actor.kind !== 'client') return [];
   const held = new Set<RaRole>();
   for (const power of actor.powers ?? []) {
     const roles = raRolesOfPower(power);

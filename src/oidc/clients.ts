@@ -12,6 +12,9 @@ import type { Queryable } from '../storage/database.ts';
  * (console, API, CLI). Client IDs look like CIS2's: 12 digits + ".apps.national". A client secret is shown once and
  * kept sealed (oidc-provider must compare it); private_key_jwt clients register their public keys (jwks or jwks_uri).
  */
+/** The scope of RA API access tokens (client credentials). */
+export const API_SCOPE = 'opencis.ra_api';
+
 export const CIS2_SCOPES = [
   'openid',
   'profile',
@@ -34,7 +37,20 @@ export const clientInputSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._-]{3,100}$/)
     .optional(),
-  redirectUris: z.array(url).min(1).max(20),
+  redirectUris: z.array(url).max(20).default([]),
+  /**
+   * An API client (OAuth client credentials) instead of a sign-in client: it scripts the RA work of one organisation
+   * (and its subtree) with the listed RA activities — B0274 RA agent, B0267 ID checker, B1300 sponsor, B0264 LSA.
+   */
+  apiAccess: z
+    .object({
+      odsCode: z.string().regex(/^[A-Z0-9]{3,6}$/),
+      activities: z
+        .array(z.enum(['B0274', 'B0267', 'B1300', 'B0264']))
+        .min(1)
+        .max(4),
+    })
+    .optional(),
   postLogoutRedirectUris: z.array(url).max(20).default([]),
   backchannelLogoutUri: url.optional(),
   tokenEndpointAuthMethod: z
@@ -72,8 +88,16 @@ export async function registerClient(
   ctx: ServiceContext,
   input: unknown,
 ): Promise<{ client: RegisteredClient; clientSecret: string | null }> {
-  authorize(ctx.actor, 'client:register');
   const c = parseInput(clientInputSchema, input);
+  // Sign-in clients are national (RA Managers register them); an API client acts for one organisation, so only that
+  // organisation's RA Manager may register it (its RA policy statement, scoped to the organisation).
+  if (c.apiAccess) authorize(ctx.actor, 'ra:set_policy', { odsCode: c.apiAccess.odsCode });
+  else authorize(ctx.actor, 'client:register');
+  if (!c.apiAccess && c.redirectUris.length === 0) {
+    throw new AppError('request.invalid', {
+      problems: [{ field: 'redirectUris', message: 'at least one redirect URI' }],
+    });
+  }
   if (c.tokenEndpointAuthMethod === 'private_key_jwt' && !c.jwks && !c.jwksUri) {
     throw new AppError('request.invalid', {
       problems: [{ field: 'jwks', message: 'private_key_jwt needs jwks or jwksUri' }],
@@ -91,24 +115,40 @@ export async function registerClient(
   }
   const clientId = c.clientId ?? newClientId();
   const secret = c.tokenEndpointAuthMethod === 'private_key_jwt' ? null : randomBytes(32).toString('base64url');
-  const metadata: Record<string, unknown> = {
-    client_id: clientId,
-    client_name: c.name,
-    redirect_uris: c.redirectUris,
-    post_logout_redirect_uris: c.postLogoutRedirectUris,
-    response_types: ['code'],
-    grant_types: c.scopes.includes('offline_access') ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
-    token_endpoint_auth_method: c.tokenEndpointAuthMethod,
-    id_token_signed_response_alg: c.idTokenSignedResponseAlg,
-    scope: c.scopes.join(' '),
-    ...(c.backchannelLogoutUri
-      ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: true }
-      : {}),
-    ...(c.jwks ? { jwks: c.jwks } : {}),
-    ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
-    'urn:opencis:access_token_ttl': c.accessTokenTtlSeconds,
-    'urn:opencis:refresh_token_ttl': c.refreshTokenTtlSeconds,
-  };
+  const metadata: Record<string, unknown> = c.apiAccess
+    ? {
+        client_id: clientId,
+        client_name: c.name,
+        redirect_uris: [],
+        response_types: [],
+        grant_types: ['client_credentials'],
+        token_endpoint_auth_method: c.tokenEndpointAuthMethod,
+        scope: API_SCOPE,
+        ...(c.jwks ? { jwks: c.jwks } : {}),
+        ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
+        'urn:opencis:api_ods': c.apiAccess.odsCode,
+        'urn:opencis:api_activities': c.apiAccess.activities,
+      }
+    : {
+        client_id: clientId,
+        client_name: c.name,
+        redirect_uris: c.redirectUris,
+        post_logout_redirect_uris: c.postLogoutRedirectUris,
+        response_types: ['code'],
+        grant_types: c.scopes.includes('offline_access')
+          ? ['authorization_code', 'refresh_token']
+          : ['authorization_code'],
+        token_endpoint_auth_method: c.tokenEndpointAuthMethod,
+        id_token_signed_response_alg: c.idTokenSignedResponseAlg,
+        scope: c.scopes.join(' '),
+        ...(c.backchannelLogoutUri
+          ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: true }
+          : {}),
+        ...(c.jwks ? { jwks: c.jwks } : {}),
+        ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
+        'urn:opencis:access_token_ttl': c.accessTokenTtlSeconds,
+        'urn:opencis:refresh_token_ttl': c.refreshTokenTtlSeconds,
+      };
   const now = ctx.clock.now();
   const client = await ctx.db.transaction(async (tx) => {
     const exists = await tx.query('SELECT 1 FROM oidc_clients WHERE client_id = $1', [clientId]);

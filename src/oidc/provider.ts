@@ -7,7 +7,7 @@ import type { Clock } from '../services/context.ts';
 import { currentSession, endSession } from '../services/sessions.ts';
 import type { Database } from '../storage/database.ts';
 import { cis2Claims, grantContext, scopeClaims } from './claims.ts';
-import { CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
+import { API_SCOPE, CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
 import type { SigningKeys } from './keys.ts';
 import { errorPage, loggedOutPage, logoutPage } from './pages.ts';
 
@@ -97,7 +97,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       },
     }),
     claims: scopeClaims,
-    scopes: [...CIS2_SCOPES],
+    scopes: [...CIS2_SCOPES, API_SCOPE],
     acrValues: supportedAcrValues,
     conformIdTokenClaims: false,
     responseTypes: ['code'],
@@ -114,7 +114,13 @@ export function createProvider(deps: ProviderDeps): Provider {
       response_types: ['code'],
     },
     extraClientMetadata: {
-      properties: ['urn:opencis:access_token_ttl', 'urn:opencis:refresh_token_ttl', 'urn:opencis:minimum_aal'],
+      properties: [
+        'urn:opencis:access_token_ttl',
+        'urn:opencis:refresh_token_ttl',
+        'urn:opencis:minimum_aal',
+        'urn:opencis:api_ods',
+        'urn:opencis:api_activities',
+      ],
     },
     jwks: { keys: deps.keys.jwks as never },
     cookies: {
@@ -143,6 +149,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       rpInitiatedLogout: { enabled: true, logoutSource: logoutPage, postLogoutSuccessSource: loggedOutPage },
       claimsParameter: { enabled: false },
       userinfo: { enabled: true },
+      // RA API clients: organisations script their RA work with OAuth client credentials, never a shared password.
+      clientCredentials: { enabled: true },
       resourceIndicators: { enabled: false },
     },
     interactions: {
@@ -170,6 +178,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       // limits apply at each interaction.
       Session: 12 * 3_600,
       Grant: 12 * 3_600,
+      ClientCredentials: 600,
     },
     renderError: errorPage,
     clockTolerance: 5,

@@ -16,6 +16,7 @@ import {
   webauthnCredentialsOf,
 } from '../services/webauthn.ts';
 import { findPersonByUserId } from '../storage/people.ts';
+import { withRenewal } from './renew.ts';
 
 /**
  * The self-service portal: a person's own details, role profiles, cards and authenticators; self-service enrolment of
@@ -38,7 +39,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
       session,
       person,
       roles: session.aal >= 2 ? await effectiveRoles(deps.db, session.userId, deps.clock.now()) : [],
-      cards: session.aal >= 2 ? await cardsOf(deps.db, session.userId) : [],
+      cards: session.aal >= 2 ? withRenewal(await cardsOf(deps.db, session.userId), deps.clock.now()) : [],
       credentials: await webauthnCredentialsOf(ctx, session.userId),
       totps: await totpAuthenticatorsOf(ctx, session.userId),
     });

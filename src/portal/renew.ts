@@ -1,0 +1,112 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { AppError } from '../domain/errors.ts';
+import { requirePageSession, type WebDeps } from '../http/deps.ts';
+import { type Card, cardsOf, SELF_RENEWAL_WINDOW_DAYS } from '../services/cards.ts';
+import { findPersonByUserId } from '../storage/people.ts';
+
+const ASSETS = join(dirname(fileURLToPath(import.meta.url)), '..', 'views', 'assets');
+const DAY_MS = 86_400_000;
+
+/**
+ * Whether the holder may renew a card's certificate themselves, as renewCardCertificate decides it (DOMAIN §6):
+ * `open` in the last 90 days before expiry; `too_early` before that; `expired` after (an RA renews it, in person);
+ * `unavailable` when the card is not active (locked, cancelled, being issued) or holds no certificate.
+ */
+export type CardRenewal = 'open' | 'too_early' | 'expired' | 'unavailable';
+
+export function cardRenewal(card: Card, now: Date): CardRenewal {
+  if (card.status !== 'active' || !card.certificateNotAfter) return 'unavailable';
+  const left = new Date(card.certificateNotAfter).getTime() - now.getTime();
+  if (left <= 0) return 'expired';
+  return left > SELF_RENEWAL_WINDOW_DAYS * DAY_MS ? 'too_early' : 'open';
+}
+
+/** The cards with their renewal state, for the account page ("Renew my card" next to a card that may be renewed). */
+export function withRenewal(cards: Card[], now: Date): Array<Card & { renewal: CardRenewal }> {
+  return cards.map((card) => ({ ...card, renewal: cardRenewal(card, now) }));
+}
+
+/** A date as the NHS writes it: 20 November 2028 (UK time). */
+function longDate(at: Date | string): string {
+  return new Intl.DateTimeFormat('en-GB', {
+    day: 'numeric',
+    month: 'long',
+    year: 'numeric',
+    timeZone: 'Europe/London',
+  }).format(new Date(at));
+}
+
+interface CertificateRow {
+  certificate_der: Buffer;
+}
+
+/**
+ * The holder's self-renewal page (DOMAIN §6). The page shows the card and whether renewal is possible now; its script
+ * (card-renew.js) has the card sign a renewal challenge through the local card agent, asks the API for the new
+ * certificate, and has the agent write it to the card. The passcode goes only to the agent.
+ *
+ * If the new certificate never reached the card (card pulled out, page closed), the card still holds the superseded
+ * one and can no longer sign in; the page offers to finish the job: it carries the card's current certificate and the
+ * one it replaced, and the script writes the current one when the card in the reader still holds the old one.
+ */
+export function registerCardRenewalPages(app: FastifyInstance, deps: WebDeps): void {
+  const script = readFileSync(join(ASSETS, 'card-renew.js'), 'utf8');
+  app.get('/assets/card-renew.js', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('cache-control', 'no-cache').type('text/javascript; charset=utf-8');
+    return script;
+  });
+
+  app.get('/account/card/renew', { schema: { hide: true } }, async (req, reply) => {
+    const session = await requirePageSession(deps, req, reply, 2);
+    if (!session) return reply;
+    const person = await findPersonByUserId(deps.db, session.userId);
+    if (!person) throw new AppError('person.not_found');
+    const now = deps.clock.now();
+    const cards = await cardsOf(deps.db, session.userId);
+    const asked = (req.query as Record<string, unknown>).card;
+    // The card asked for (a link from the account page), else the holder's newest card that is not cancelled.
+    const card =
+      cards.find((c) => c.cardId === asked) ?? cards.filter((c) => c.status !== 'cancelled').at(-1) ?? cards.at(-1);
+    const renewal = card ? cardRenewal(card, now) : 'unavailable';
+
+    let current: string | null = null;
+    let previous: string | null = null;
+    if (card?.certificateSerial && (renewal === 'open' || renewal === 'too_early')) {
+      const { rows } = await deps.db.query<CertificateRow & { public_key_sha256: string }>(
+        'SELECT certificate_der, public_key_sha256 FROM pki_certificates WHERE serial = $1',
+        [card.certificateSerial],
+      );
+      const row = rows[0];
+      if (row) {
+        // The certificate this one replaced by renewal (same card, same key), if any.
+        const replaced = await deps.db.query<CertificateRow>(
+          `SELECT certificate_der FROM pki_certificates
+           WHERE card_id = $1 AND public_key_sha256 = $2 AND serial <> $3 AND revocation_reason = 'superseded'
+           ORDER BY created_at DESC LIMIT 1`,
+          [card.cardId, row.public_key_sha256, card.certificateSerial],
+        );
+        if (replaced.rows[0]) {
+          current = Buffer.from(row.certificate_der).toString('base64');
+          previous = Buffer.from(replaced.rows[0].certificate_der).toString('base64');
+        }
+      }
+    }
+
+    const notAfter = card?.certificateNotAfter ?? null;
+    return reply.page('card-renew.njk', {
+      title: 'Renew your smartcard',
+      signedIn: true,
+      person,
+      card,
+      renewal,
+      expires: notAfter ? longDate(notAfter) : null,
+      renewFrom: notAfter ? longDate(new Date(new Date(notAfter).getTime() - SELF_RENEWAL_WINDOW_DAYS * DAY_MS)) : null,
+      windowDays: SELF_RENEWAL_WINDOW_DAYS,
+      currentCertificate: current,
+      previousCertificate: previous,
+    });
+  });
+}

@@ -30,20 +30,48 @@ export function counterKeys(
   return keys;
 }
 
-/** Throws auth.rate_limited when any of the counters is locked. */
-export async function assertNotLocked(q: Queryable, keys: { key: string }[], now: Date): Promise<void> {
-  if (keys.length === 0) return;
-  const { rows } = await q.query<{ counter_key: string; locked_until: Date | null }>(
-    'SELECT counter_key, locked_until FROM attempt_counters WHERE counter_key = ANY($1) AND locked_until > $2',
-    [keys.map((k) => k.key), now],
-  );
-  if (rows.length > 0) {
-    const until = rows.map((r) => new Date(r.locked_until!).getTime()).reduce((a, b) => Math.max(a, b));
-    throw new AppError('auth.rate_limited', { retryAfterSeconds: Math.ceil((until - now.getTime()) / 1000) });
+/**
+ * Takes one try from each counter before the secret is checked (as a card counts a passcode try before checking it),
+ * so concurrent guesses cannot all slip in under the limit: the try that passes the limit is refused, and the counter
+ * locks. A right answer gives the person's tries back (recordSuccess); a wrong one keeps them (recordFailure).
+ */
+export async function assertNotLocked(
+  q: Queryable,
+  keys: { key: string; policy?: AttemptPolicy }[],
+  now: Date,
+): Promise<void> {
+  let lockedUntil = 0;
+  for (const { key, policy } of keys) {
+    const p = policy ?? (key.includes(':ip:') ? attemptPolicies.ip : attemptPolicies.person);
+    const { rows } = await q.query<{ failures: number; locked_until: Date | null }>(
+      `INSERT INTO attempt_counters (counter_key, failures, window_start) VALUES ($1, 1, $2)
+       ON CONFLICT (counter_key) DO UPDATE SET
+         failures = CASE WHEN attempt_counters.locked_until > $2 THEN attempt_counters.failures
+                         WHEN attempt_counters.window_start < $3 THEN 1 ELSE attempt_counters.failures + 1 END,
+         window_start = CASE WHEN attempt_counters.locked_until <= $2 OR attempt_counters.locked_until IS NULL
+                              THEN CASE WHEN attempt_counters.window_start < $3 THEN $2 ELSE attempt_counters.window_start END
+                              ELSE attempt_counters.window_start END
+       RETURNING failures, locked_until`,
+      [key, now, new Date(now.getTime() - p.windowMs)],
+    );
+    const row = rows[0]!;
+    if (row.locked_until && new Date(row.locked_until) > now) {
+      lockedUntil = Math.max(lockedUntil, new Date(row.locked_until).getTime());
+    } else if (row.failures > p.limit) {
+      const until = new Date(now.getTime() + p.lockMs);
+      await q.query(
+        'UPDATE attempt_counters SET locked_until = $2, failures = 0, window_start = $3 WHERE counter_key = $1',
+        [key, until, now],
+      );
+      lockedUntil = Math.max(lockedUntil, until.getTime());
+    }
+  }
+  if (lockedUntil > 0) {
+    throw new AppError('auth.rate_limited', { retryAfterSeconds: Math.ceil((lockedUntil - now.getTime()) / 1000) });
   }
 }
 
-/** Counts a failure on each counter (atomically, safe under concurrency). Returns true if one is now locked. */
+/** A wrong answer: the try taken by assertNotLocked stays counted; at the limit the counter locks now. */
 export async function recordFailure(
   q: Queryable,
   keys: { key: string; policy: AttemptPolicy }[],
@@ -51,27 +79,27 @@ export async function recordFailure(
 ): Promise<boolean> {
   let locked = false;
   for (const { key, policy } of keys) {
-    const { rows } = await q.query<{ failures: number }>(
-      `INSERT INTO attempt_counters (counter_key, failures, window_start) VALUES ($1, 1, $2)
-       ON CONFLICT (counter_key) DO UPDATE SET
-         failures = CASE WHEN attempt_counters.window_start < $3 THEN 1 ELSE attempt_counters.failures + 1 END,
-         window_start = CASE WHEN attempt_counters.window_start < $3 THEN $2 ELSE attempt_counters.window_start END
-       RETURNING failures`,
-      [key, now, new Date(now.getTime() - policy.windowMs)],
+    const { rowCount } = await q.query(
+      `UPDATE attempt_counters SET locked_until = $2, failures = 0, window_start = $3
+       WHERE counter_key = $1 AND failures >= $4 AND (locked_until IS NULL OR locked_until <= $3)`,
+      [key, new Date(now.getTime() + policy.lockMs), now, policy.limit],
     );
-    if ((rows[0]?.failures ?? 0) >= policy.limit) {
-      await q.query(
-        'UPDATE attempt_counters SET locked_until = $2, failures = 0, window_start = $3 WHERE counter_key = $1',
-        [key, new Date(now.getTime() + policy.lockMs), now],
-      );
-      locked = true;
-    }
+    if (rowCount > 0) locked = true;
   }
   return locked;
 }
 
-/** A success clears the person's counter (not the IP's: one success must not reset a spraying attack). */
+/**
+ * A right answer: the person's counter is cleared; the IP address's try is given back (one success must not reset the
+ * count of a spraying attack from that address).
+ */
 export async function recordSuccess(q: Queryable, keys: { key: string }[]): Promise<void> {
   const personal = keys.filter((k) => k.key.includes(':user:')).map((k) => k.key);
+  const addresses = keys.filter((k) => k.key.includes(':ip:')).map((k) => k.key);
   if (personal.length > 0) await q.query('DELETE FROM attempt_counters WHERE counter_key = ANY($1)', [personal]);
+  if (addresses.length > 0) {
+    await q.query('UPDATE attempt_counters SET failures = GREATEST(failures - 1, 0) WHERE counter_key = ANY($1)', [
+      addresses,
+    ]);
+  }
 }

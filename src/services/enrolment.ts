@@ -47,7 +47,10 @@ export async function verifyEnrolment(
     [email],
   );
   if (rows.length !== 1) {
-    await recordFailure(ctx.db, counterKeys('otc_enrolment', null, input.ip), ctx.clock.now());
+    // An unknown address costs the caller's IP a try, like a wrong code would.
+    const keys = counterKeys('otc_enrolment', null, input.ip);
+    await assertNotLocked(ctx.db, keys, ctx.clock.now());
+    await recordFailure(ctx.db, keys, ctx.clock.now());
     throw new AppError('one_time_code.invalid');
   }
   const person = rows[0]!;

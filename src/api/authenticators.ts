@@ -17,7 +17,6 @@ import {
   unlockGrant,
 } from '../services/cards.ts';
 import { createEnrolmentInvitation } from '../services/enrolment.ts';
-import { personActorWithPowers } from '../services/ra-powers.ts';
 import { removeTotp, totpAuthenticatorsOf } from '../services/totp.ts';
 import { parseInput } from '../services/validation.ts';
 import { removeWebauthnCredential, webauthnCredentialsOf } from '../services/webauthn.ts';

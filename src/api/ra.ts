@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
-import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
+import { contextFor, type WebDeps } from '../http/deps.ts';
 import { findDuplicates, type SearchQuery, searchPeople } from '../services/people.ts';
 import {
   applicationImage,
@@ -37,7 +37,6 @@ import {
   verifyIdentity,
   withdrawRequest,
 } from '../services/ra.ts';
-import { personActorWithPowers } from '../services/ra-powers.ts';
 import { parseInput } from '../services/validation.ts';
 
 /**

@@ -202,6 +202,10 @@ export const errorCatalogue = {
   'import.file_not_found': { status: 400, message: 'The file cannot be read.' },
   // service
   'service.unavailable': { status: 503, message: 'The service is temporarily unavailable. Try again shortly.' },
+  'service.read_only': {
+    status: 503,
+    message: 'The service is read-only at the moment (maintenance). Nothing was changed; try again later.',
+  },
   'service.data_dir_locked': { status: 503, message: 'Another OpenCIS process is using this data directory.' },
   'internal.error': { status: 500, message: 'Something went wrong on our side. It has been logged.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -80,6 +80,12 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const code = codeForFrameworkError(err);
     if (code) return send(req, reply, code);
+    // SQLSTATE 25006: the database is read-only (maintenance, a replica): writes are refused cleanly, reads go on.
+    if ((err as { code?: unknown }).code === '25006') {
+      req.log.warn('write refused: database is read-only');
+      reply.header('retry-after', '60');
+      return send(req, reply, 'service.read_only');
+    }
     if (isDatabaseUnavailable(err)) {
       req.log.error({ err: { code: (err as { code?: string }).code } }, 'database unavailable');
       return reply.status(503).header('retry-after', '5').send(errorBody('service.unavailable'));

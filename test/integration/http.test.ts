@@ -28,6 +28,9 @@ before(async () => {
   app.get('/test/app-error', async () => {
     throw new AppError('person.not_found', { userId: '555073103100' });
   });
+  app.get('/test/read-only', async () => {
+    throw Object.assign(new Error('cannot execute INSERT in a read-only transaction'), { code: '25006' });
+  });
   app.get('/test/crash', async () => {
     throw new Error('secret internals: password=hunter2');
   });
@@ -225,4 +228,11 @@ test(`[${backend}] logs carry request ids and paths but no query strings or cred
   assert.match(text, /log-check-1/);
   assert.match(text, /"path":"\/health"/);
   assert.doesNotMatch(text, /someone@example.com|123456|very-secret-token|sid=abc/);
+});
+
+test(`[${backend}] a write refused by a read-only database answers 503 service.read_only, not 500`, async () => {
+  const res = await app.inject({ method: 'GET', url: '/test/read-only' });
+  assert.equal(res.statusCode, 503);
+  assertErrorShape(res.json(), 'service.read_only');
+  assert.equal(res.headers['retry-after'], '60');
 });

@@ -100,7 +100,8 @@ export interface Cluster {
 
 export function assertLoopbackUrl(url: string, what: string): void {
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  if (!LOOPBACK.has(host)) throw new Error(`${what} must be a loopback address (127.0.0.1, ::1, localhost), not ${host}`);
+  if (!LOOPBACK.has(host))
+    throw new Error(`${what} must be a loopback address (127.0.0.1, ::1, localhost), not ${host}`);
 }
 
 /** The cluster's secrets key: read from STATE_DIR/secrets.key, or made there (mode 0600) on first use. */
@@ -128,9 +129,17 @@ export function writeErrorFiles(dir: string): Record<number, string> {
     message: 'The service is temporarily unavailable. Try again shortly.',
     retryAfter: true,
   };
-  const answers: Record<number, { status: number; reason: string; code: string; message: string; retryAfter?: boolean }> = {
+  const answers: Record<
+    number,
+    { status: number; reason: string; code: string; message: string; retryAfter?: boolean }
+  > = {
     400: { status: 400, reason: 'Bad Request', code: 'request.invalid', message: 'The request is not valid.' },
-    408: { status: 408, reason: 'Request Timeout', code: 'request.timeout', message: 'The request took too long to arrive.' },
+    408: {
+      status: 408,
+      reason: 'Request Timeout',
+      code: 'request.timeout',
+      message: 'The request took too long to arrive.',
+    },
     502: unavailable,
     503: unavailable,
     504: unavailable,
@@ -325,7 +334,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     // The log file is the child's own stdout/stderr: it keeps logging if this process goes away.
     const fd = openSync(node.logFile, 'a');
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...envFor(node) };
-    const proc = spawn(process.execPath, ['bin/opencis.js', 'serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', fd, fd] });
+    const proc = spawn(process.execPath, ['bin/opencis.js', 'serve'], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ['ignore', fd, fd],
+    });
     closeSync(fd);
     node.proc = proc;
     node.pid = proc.pid ?? null;

@@ -13,18 +13,14 @@
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  DEFAULT_DATABASE_URL,
-  DEFAULT_REDIS_URL,
-  DEFAULT_STATE_DIR,
-  startCluster,
-} from './cluster.ts';
+import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, DEFAULT_STATE_DIR, startCluster } from './cluster.ts';
 
 function wholeNumber(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`${name} must be a whole number from ${min} to ${max}`);
   return n;
 }
 

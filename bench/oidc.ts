@@ -38,8 +38,9 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { Adapter, AdapterPayload, Configuration } from 'oidc-provider';
+import type { Configuration } from 'oidc-provider';
 import type { Database } from '../src/storage/database.ts';
+import { MapAdapter } from './support/map-adapter.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(HERE, 'results');
@@ -380,57 +381,6 @@ async function deleteRedisKeys(url: string, prefix: string): Promise<void> {
     } while (cursor !== '0');
   } finally {
     redis.disconnect();
-  }
-}
-
-/**
- * The in-process store of the bare provider: a Map with expiry (not the library's memory adapter, an LRU of 1,000
- * that evicts codes under load). Indexes by uid and grant as the library's adapter contract needs.
- */
-class MapAdapter implements Adapter {
-  static store = new Map<string, { payload: AdapterPayload; expiresAt: number }>();
-  static byGrant = new Map<string, Set<string>>();
-  static byUid = new Map<string, string>();
-  constructor(private readonly model: string) {}
-  private key(id: string): string {
-    return `${this.model}:${id}`;
-  }
-  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    const key = this.key(id);
-    MapAdapter.store.set(key, { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
-    if (payload.grantId) {
-      const set = MapAdapter.byGrant.get(payload.grantId) ?? new Set<string>();
-      set.add(key);
-      MapAdapter.byGrant.set(payload.grantId, set);
-    }
-    if (payload.uid) MapAdapter.byUid.set(payload.uid, id);
-  }
-  async find(id: string): Promise<AdapterPayload | undefined> {
-    const hit = MapAdapter.store.get(this.key(id));
-    if (!hit || hit.expiresAt <= Date.now()) return undefined;
-    return hit.payload;
-  }
-  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    const id = MapAdapter.byUid.get(uid);
-    return id ? this.find(id) : undefined;
-  }
-  async findByUserCode(): Promise<AdapterPayload | undefined> {
-    return undefined;
-  }
-  async consume(id: string): Promise<void> {
-    const hit = MapAdapter.store.get(this.key(id));
-    if (hit) hit.payload = { ...hit.payload, consumed: Math.floor(Date.now() / 1000) };
-  }
-  async destroy(id: string): Promise<void> {
-    MapAdapter.store.delete(this.key(id));
-  }
-  async revokeByGrantId(grantId: string): Promise<void> {
-    for (const key of MapAdapter.byGrant.get(grantId) ?? []) MapAdapter.store.delete(key);
-    MapAdapter.byGrant.delete(grantId);
-  }
-  static sweep(): void {
-    const now = Date.now();
-    for (const [key, v] of MapAdapter.store) if (v.expiresAt <= now) MapAdapter.store.delete(key);
   }
 }
 

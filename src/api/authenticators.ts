@@ -11,6 +11,7 @@ import {
   cardsOf,
   getCard,
   passcodeGrant,
+  renewCardAtDesk,
   renewCardCertificate,
   startCardChallenge,
   startCardIssue,
@@ -106,6 +107,51 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     async (req) => {
       const body = parseInput(z.object({ reason: z.string().trim().min(1).max(500) }), req.body ?? {});
       return { grant: await unlockGrant(await raContext(req), cardIdParam(req), body.reason) };
+    },
+  );
+
+  // Renewal at the RA desk, the holder present with the card in the reader: any time, also after expiry (DOMAIN §6).
+  app.post(
+    '/api/v1/cards/:cardId/renewal-challenge',
+    {
+      ...guarded,
+      schema: { tags, summary: 'Challenge for the card in the reader to sign before renewal at the RA desk' },
+    },
+    async (req) => {
+      const ctx = await raContext(req);
+      const card = await getCard(deps.db, cardIdParam(req));
+      authorize(ctx.actor, 'card:renew', { userId: card.userId, odsCodes: await personOrgCodes(deps.db, card.userId) });
+      return startCardChallenge(ctx, 'renew');
+    },
+  );
+
+  app.post(
+    '/api/v1/cards/:cardId/renew',
+    {
+      ...guarded,
+      schema: {
+        tags,
+        summary:
+          'Renew the certificate on a card at the RA desk (also an expired one): the card signs the challenge, the RA confirms the holder was checked in person',
+        body: {
+          type: 'object',
+          required: ['challengeId', 'certificate', 'signature', 'algorithm', 'holderSeen'],
+          properties: {
+            challengeId: { type: 'string' },
+            certificate: {
+              type: 'string',
+              description: 'the certificate on the card (base64 DER), as the card agent reads it',
+            },
+            signature: { type: 'string', description: 'the card’s signature over the challenge (base64url)' },
+            algorithm: { type: 'string', enum: ['ES256', 'RS256'] },
+            holderSeen: { type: 'boolean', description: 'the RA has checked the holder in person' },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const res = await renewCardAtDesk(await raContext(req), deps.card, cardIdParam(req), req.body ?? {});
+      return { certificate: res.certificate.toString('base64'), card: res.card };
     },
   );
 

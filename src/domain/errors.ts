@@ -37,6 +37,10 @@ export const errorCatalogue = {
   },
   'card.not_found': { status: 404, message: 'No smartcard has that ID.' },
   'card.invalid_state': { status: 409, message: 'The smartcard is not in a state that allows this.' },
+  'card.not_in_reader': {
+    status: 409,
+    message: 'The card in the reader is not the card being renewed. Put the holder’s card in the reader and try again.',
+  },
   'card.grant_invalid': { status: 403, message: 'This card operation is not valid, has expired or was already used.' },
   'card.token_in_use': {
     status: 409,

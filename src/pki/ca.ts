@@ -800,8 +800,8 @@ async function checkNewCertificate(
 
 /**
  * Checks a presented authentication certificate: signed by an OpenCIS CA (active or retired), known, within its
- * validity at `at`, not revoked. Status comes from the database — the same rows OCSP answers from — in one query, on
- * every call. CA certificates and keys are parsed once per process, and so is each presented certificate (parsing it
+ * validity at `at` (or after it, with `allowExpired`: only for renewal at the RA desk), not revoked. Status comes from
+ * the database — the same rows OCSP answers from — in one query, on every call. CA certificates and keys are parsed once per process, and so is each presented certificate (parsing it
  * and checking its CA signature are remembered for the last CHECKED_CERTIFICATES_MAX certificates, by SHA-256 of the
  * DER): a repeat sign-in with the same card costs the one indexed status query.
  */
@@ -809,6 +809,7 @@ export async function verifyAuthenticationCertificate(
   q: Queryable,
   der: Buffer,
   at: Date,
+  options: { allowExpired?: boolean } = {},
 ): Promise<VerifiedAuthenticationCertificate> {
   if (!Buffer.isBuffer(der) || der.length === 0 || der.length > MAX_CERTIFICATE_BYTES || der[0] !== 0x30) {
     throw new AppError('pki.certificate_unreadable');
@@ -832,7 +833,7 @@ export async function verifyAuthenticationCertificate(
   if (!row.user_id || !row.not_before || !row.not_after) throw new AppError('pki.certificate_unknown');
   if (checked.publicKeySha256 !== row.public_key_sha256) throw new AppError('pki.certificate_unknown');
   if (at < new Date(row.not_before)) throw new AppError('pki.certificate_not_yet_valid');
-  if (at > new Date(row.not_after)) throw new AppError('pki.certificate_expired');
+  if (at > new Date(row.not_after) && !options.allowExpired) throw new AppError('pki.certificate_expired');
   if (row.status !== 'valid') throw new AppError('pki.certificate_revoked');
   return {
     userId: row.user_id,

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { AppError } from '../domain/errors.ts';
 import { requirePageSession, type WebDeps } from '../http/deps.ts';
 import { type Card, cardsOf, SELF_RENEWAL_WINDOW_DAYS } from '../services/cards.ts';
+import type { Queryable } from '../storage/database.ts';
 import { findPersonByUserId } from '../storage/people.ts';
 
 const ASSETS = join(dirname(fileURLToPath(import.meta.url)), '..', 'views', 'assets');
@@ -44,6 +45,35 @@ interface CertificateRow {
 }
 
 /**
+ * A renewal whose new certificate may never have reached the card: the card's current certificate (base64 DER) and the
+ * one it superseded by renewal (same card, same key), if there is such a one. The renewal pages hand both to
+ * card-renew.js, which writes the current one when the card in the reader still holds the superseded one.
+ */
+export async function unwrittenCertificate(
+  db: Queryable,
+  card: Card,
+): Promise<{ current: string | null; previous: string | null }> {
+  if (!card.certificateSerial) return { current: null, previous: null };
+  const { rows } = await db.query<CertificateRow & { public_key_sha256: string }>(
+    'SELECT certificate_der, public_key_sha256 FROM pki_certificates WHERE serial = $1',
+    [card.certificateSerial],
+  );
+  const row = rows[0];
+  if (!row) return { current: null, previous: null };
+  const replaced = await db.query<CertificateRow>(
+    `SELECT certificate_der FROM pki_certificates
+     WHERE card_id = $1 AND public_key_sha256 = $2 AND serial <> $3 AND revocation_reason = 'superseded'
+     ORDER BY created_at DESC LIMIT 1`,
+    [card.cardId, row.public_key_sha256, card.certificateSerial],
+  );
+  if (!replaced.rows[0]) return { current: null, previous: null };
+  return {
+    current: Buffer.from(row.certificate_der).toString('base64'),
+    previous: Buffer.from(replaced.rows[0].certificate_der).toString('base64'),
+  };
+}
+
+/**
  * The holder's self-renewal page (DOMAIN §6). The page shows the card and whether renewal is possible now; its script
  * (card-renew.js) has the card sign a renewal challenge through the local card agent, asks the API for the new
  * certificate, and has the agent write it to the card. The passcode goes only to the agent.
@@ -72,28 +102,10 @@ export function registerCardRenewalPages(app: FastifyInstance, deps: WebDeps): v
       cards.find((c) => c.cardId === asked) ?? cards.filter((c) => c.status !== 'cancelled').at(-1) ?? cards.at(-1);
     const renewal = card ? cardRenewal(card, now) : 'unavailable';
 
-    let current: string | null = null;
-    let previous: string | null = null;
-    if (card?.certificateSerial && (renewal === 'open' || renewal === 'too_early')) {
-      const { rows } = await deps.db.query<CertificateRow & { public_key_sha256: string }>(
-        'SELECT certificate_der, public_key_sha256 FROM pki_certificates WHERE serial = $1',
-        [card.certificateSerial],
-      );
-      const row = rows[0];
-      if (row) {
-        // The certificate this one replaced by renewal (same card, same key), if any.
-        const replaced = await deps.db.query<CertificateRow>(
-          `SELECT certificate_der FROM pki_certificates
-           WHERE card_id = $1 AND public_key_sha256 = $2 AND serial <> $3 AND revocation_reason = 'superseded'
-           ORDER BY created_at DESC LIMIT 1`,
-          [card.cardId, row.public_key_sha256, card.certificateSerial],
-        );
-        if (replaced.rows[0]) {
-          current = Buffer.from(row.certificate_der).toString('base64');
-          previous = Buffer.from(replaced.rows[0].certificate_der).toString('base64');
-        }
-      }
-    }
+    const { current, previous } =
+      card && (renewal === 'open' || renewal === 'too_early')
+        ? await unwrittenCertificate(deps.db, card)
+        : { current: null, previous: null };
 
     const notAfter = card?.certificateNotAfter ?? null;
     return reply.page('card-renew.njk', {

@@ -504,6 +504,7 @@ async function proveCard(
   config: CardConfig,
   purpose: 'signin' | 'renew',
   input: unknown,
+  options: { allowExpired?: boolean } = {},
 ): Promise<ProvenCard> {
   const parsed = signedChallengeSchema.safeParse(input);
   const fail = async (reason: string, userId: string | null = null) => {
@@ -530,7 +531,12 @@ async function proveCard(
   if (!CARD_CHALLENGE_PATTERN.test(challenge)) throw await fail('bad challenge');
   let verified: Awaited<ReturnType<typeof verifyAuthenticationCertificate>>;
   try {
-    verified = await verifyAuthenticationCertificate(ctx.db, Buffer.from(parsed.data.certificate, 'base64'), now);
+    verified = await verifyAuthenticationCertificate(
+      ctx.db,
+      Buffer.from(parsed.data.certificate, 'base64'),
+      now,
+      options,
+    );
   } catch (err) {
     throw await fail(err instanceof AppError ? err.code : 'certificate unreadable');
   }
@@ -588,26 +594,81 @@ export async function renewCardCertificate(
     throw new AppError('card.renewal_not_allowed', { notAfter: notAfter?.toISOString() ?? null });
   }
   const holder = { ...ctx, actor: { kind: 'person' as const, id: card.user_id, userId: card.user_id } };
+  return replaceCardCertificate(holder, config, card, certificateSerial, input, {});
+}
+
+/**
+ * Renewal at the RA desk (DOMAIN §5–6): an RA Agent, Advanced RA Agent, RA Manager or LSA with `card:renew` over the
+ * holder renews the certificate on the holder's card, at any time — including after it has expired, which only an RA can
+ * do, in person. The holder is at the desk with the card in the reader: the card signs a renewal challenge after the
+ * holder's passcode (proof that this card and its key are there; the passcode goes only to the card agent), and the RA
+ * confirms they have checked the holder is the person on the card. The certificate may be out of date; it must still be
+ * the card's current one, unrevoked, from our CA, and the card and the person active (a locked card is unlocked first).
+ */
+export async function renewCardAtDesk(
+  ctx: ServiceContext,
+  config: CardConfig,
+  cardId: string,
+  input: unknown,
+): Promise<{ certificate: Buffer; card: Card }> {
+  const confirmed = z.object({ holderSeen: z.literal(true) }).safeParse(input);
+  if (!confirmed.success) {
+    throw new AppError('request.invalid', {
+      problems: [{ field: 'holderSeen', message: 'Confirm you have checked the holder in person' }],
+    });
+  }
+  const current = (await cardsWhere(ctx.db, 'c.card_id = $1', [cardId]))[0];
+  if (!current) throw new AppError('card.not_found');
+  authorize(ctx.actor, 'card:renew', {
+    userId: current.user_id,
+    odsCodes: await personOrgCodes(ctx.db, current.user_id),
+  });
+  if (current.status !== 'active' || !current.certificate_serial) throw new AppError('card.invalid_state');
+  const { card, certificateSerial } = await proveCard(ctx, config, 'renew', input, { allowExpired: true });
+  if (card.card_id !== cardId) {
+    // The card in the reader is another card (of this person or anyone else's): nothing is renewed.
+    throw new AppError('card.not_in_reader');
+  }
+  const expired = card.not_after !== null && new Date(card.not_after).getTime() <= ctx.clock.now().getTime();
+  return replaceCardCertificate(ctx, config, card, certificateSerial, input, { atDesk: true, expired });
+}
+
+/**
+ * A new certificate for the key on the card (taken from the certificate it proved possession with), the old one revoked
+ * as superseded, the card pointed at the new one, and the audit event — one transaction.
+ */
+async function replaceCardCertificate(
+  ctx: ServiceContext,
+  config: CardConfig,
+  card: CardRow,
+  certificateSerial: string,
+  input: unknown,
+  auditExtra: Record<string, unknown>,
+): Promise<{ certificate: Buffer; card: Card }> {
+  const now = ctx.clock.now();
   const old = new X509Certificate(Buffer.from((input as { certificate: string }).certificate, 'base64'));
   const spki = old.publicKey.export({ type: 'spki', format: 'der' });
   return ctx.db.transaction(async (tx) => {
-    const cert = await issueAuthenticationCertificate(tx, holder, {
+    const cert = await issueAuthenticationCertificate(tx, ctx, {
       userId: card.user_id,
       cardId: card.card_id,
       publicKeySpki: spki,
       publicUrl: config.publicUrl,
     });
-    await revokeCertificate(tx, holder, certificateSerial, 'superseded');
-    await tx.query(
-      'UPDATE cards SET certificate_serial = $2, updated_at = $3, version = version + 1 WHERE card_id = $1',
-      [card.card_id, cert.serial, now],
+    await revokeCertificate(tx, ctx, certificateSerial, 'superseded');
+    // Only if the card still holds the certificate proved with (a renewal racing another one fails whole).
+    const updated = await tx.query(
+      `UPDATE cards SET certificate_serial = $2, updated_at = $3, version = version + 1
+       WHERE card_id = $1 AND certificate_serial = $4 AND status = 'active'`,
+      [card.card_id, cert.serial, now, certificateSerial],
     );
-    await appendAudit(tx, holder, {
+    if (updated.rowCount !== 1) throw new AppError('card.invalid_state');
+    await appendAudit(tx, ctx, {
       action: 'card.renewed',
       targetType: 'person',
       targetId: card.user_id,
       before: { cardId: card.card_id, certificateSerial },
-      after: { cardId: card.card_id, certificateSerial: cert.serial },
+      after: { cardId: card.card_id, certificateSerial: cert.serial, ...auditExtra },
     });
     return { certificate: cert.der, card: fromRow((await cardsWhere(tx, 'c.card_id = $1', [card.card_id]))[0]!) };
   });

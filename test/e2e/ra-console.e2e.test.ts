@@ -18,7 +18,7 @@ import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { registerRaConsole } from '../../src/ra/console/index.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
 import { bootstrapRaManager } from '../../src/services/bootstrap.ts';
-import { getCard } from '../../src/services/cards.ts';
+import { cardsOf, getCard } from '../../src/services/cards.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import { createEnrolmentInvitation } from '../../src/services/enrolment.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
@@ -453,4 +453,79 @@ test("register a person with the photo taken at the check, and Apply for Care ID
   await visit(page, 'application sent', 'ra-apply-done');
   await page.goto(`${url}/ra/applications`);
   assert.match((await page.textContent('#applications')) ?? '', /Chidi Obi/);
+});
+
+test('at the RA desk: renew an expired certificate with the holder and their card present', async () => {
+  // The card issued and unlocked above (passcode 8642097), two years and a day later: its certificate has expired.
+  const [card] = (await cardsOf(t.db, subjectId)).filter((c) => c.status === 'active');
+  assert.ok(card?.certificateSerial);
+  const status = async () => {
+    const res = await fetch(`${agent.url}/v1/status`, { headers: { origin: url } });
+    return (await res.json()) as { certificate: string | null };
+  };
+  const onCard = (await status()).certificate;
+  clock.advanceDays(731);
+  try {
+    // The RA's session has long ended too: sign in again with the security key.
+    await page.goto(`${url}/ra/people/${subjectId}`);
+    if (page.url().startsWith(`${url}/signin`)) {
+      await page.click('#webauthn-signin');
+      await expectUrl(page, `${url}/ra/people/${subjectId}`);
+    }
+    assert.match((await page.textContent('#cards')) ?? '', /Expired/);
+    await page.click(`a[href="/ra/people/${subjectId}/cards/${card.cardId}/renew"]`);
+    await expectUrl(page, `${url}/ra/people/${subjectId}/cards/${card.cardId}/renew`);
+    assert.match((await page.textContent('#renewal-status')) ?? '', /has expired/);
+    await visit(page, 'card renewal at the desk', 'ra-card-renew');
+
+    // Without the RA's confirmation that they checked the holder, nothing is sent.
+    await page.fill('#renew-passcode', '8642097');
+    await page.click('#renew-submit');
+    await page.waitForSelector('#js-error:not([hidden])');
+    assert.match((await page.textContent('#js-error-message')) ?? '', /checked the holder in person/);
+    assert.equal(await page.getAttribute('#js-error-message', 'href'), '#renew-holder-seen');
+    await visit(page, 'card renewal at the desk with an error');
+    assert.equal(
+      (await cardsOf(t.db, subjectId)).find((c) => c.cardId === card.cardId)?.certificateSerial,
+      card.certificateSerial,
+    );
+
+    // The holder types their passcode (to the card agent only); the RA ticks the confirmation.
+    const toServer: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().startsWith(url)) toServer.push(r.postData() ?? '');
+    });
+    await page.check('#renew-holder-seen');
+    await page.fill('#renew-passcode', '8642097');
+    await page.click('#renew-submit');
+    await page.waitForSelector('#renew-done:not([hidden])', { timeout: 30_000 });
+    assert.equal(await page.isVisible('#js-error'), false);
+    assert.ok(
+      toServer.every((body) => !body.includes('8642097')),
+      'the passcode never reaches the server',
+    );
+    await visit(page, 'card renewed at the desk');
+
+    // The server: a new certificate for the same key, valid two more years; the old one superseded; the card holds it.
+    const renewed = (await cardsOf(t.db, subjectId)).find((c) => c.cardId === card.cardId)!;
+    assert.notEqual(renewed.certificateSerial, card.certificateSerial);
+    assert.ok(new Date(renewed.certificateNotAfter!).getTime() > clock.now().getTime() + 700 * 86_400_000);
+    const now = (await status()).certificate;
+    assert.ok(now && onCard && now !== onCard, 'the agent wrote the new certificate to the card');
+    const written = new X509Certificate(Buffer.from(now, 'base64'));
+    assert.ok(written.publicKey.equals(new X509Certificate(Buffer.from(onCard, 'base64')).publicKey));
+    assert.equal(
+      written.serialNumber.toLowerCase().replace(/^0+/, ''),
+      renewed.certificateSerial!.toLowerCase().replace(/^0+/, ''),
+    );
+    const { rows } = await t.db.query<{ actor: string; after: { atDesk: boolean; expired: boolean } }>(
+      "SELECT actor, after FROM audit_events WHERE action = 'card.renewed' AND target_id = $1",
+      [subjectId],
+    );
+    assert.equal(rows.length, 1);
+    assert.ok(rows[0]!.actor.startsWith('person:') && rows[0]!.actor !== `person:${subjectId}`, rows[0]!.actor);
+    assert.deepEqual([rows[0]!.after.atDesk, rows[0]!.after.expired], [true, true]);
+  } finally {
+    clock.advanceDays(-731);
+  }
 });

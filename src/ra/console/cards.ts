@@ -10,6 +10,7 @@ import { AppError } from '../../domain/errors.ts';
 import { authorize, isAllowed } from '../../domain/policy.ts';
 import { text as textSchema } from '../../domain/text.ts';
 import type { WebDeps } from '../../http/deps.ts';
+import { unwrittenCertificate } from '../../portal/renew.ts';
 import {
   type CancelReason,
   type Card,
@@ -129,6 +130,32 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
       title: `Unlock a smartcard: ${who.name}`,
       person: who,
       card: { cardId: card.cardId, number: cardNumber(card.cardId), status: card.status },
+    });
+  });
+
+  // Renew the certificate at the desk, the holder present (any time; the only way once it has expired). The page's
+  // script (card-renew.js, shared with self-renewal) has the card sign a challenge and calls the card API.
+  app.get('/ra/people/:userId/cards/:cardId/renew', hidden, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    const { person, target, card } = await cardOfPerson(deps, req, caller);
+    authorize(caller.actor, 'card:renew', target);
+    if (card.status !== 'active' || !card.certificateNotAfter) throw new AppError('card.invalid_state');
+    const who = personSummary(person);
+    const { current, previous } = await unwrittenCertificate(deps.db, card);
+    return renderRa(reply, caller, 'ra/card-renew.njk', {
+      title: `Renew a smartcard: ${who.name}`,
+      person: who,
+      card: {
+        cardId: card.cardId,
+        number: cardNumber(card.cardId),
+        kind: card.kind === 'virtual' ? 'Virtual smartcard' : 'Smartcard',
+        expires: dayName(card.certificateNotAfter),
+        expired: new Date(card.certificateNotAfter) <= caller.ctx.clock.now(),
+        notAfter: card.certificateNotAfter,
+      },
+      currentCertificate: current,
+      previousCertificate: previous,
     });
   });
 

@@ -180,6 +180,8 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
       kind: c.kind === 'virtual' ? 'Virtual smartcard' : 'Smartcard',
       status: c.status,
       expires: c.certificateNotAfter ? dayName(c.certificateNotAfter) : '',
+      expired: c.certificateNotAfter !== null && new Date(c.certificateNotAfter) <= caller.ctx.clock.now(),
+      canRenew: c.status === 'active' && c.certificateSerial !== null && may('card:renew'),
       canUnlock: (c.status === 'locked' || c.status === 'active') && may('card:unlock'),
       canCancel: c.status !== 'cancelled' && may('card:cancel'),
       canSetPasscode: c.status === 'awaiting_passcode' && may('card:issue'),

@@ -1,11 +1,15 @@
-// Smartcard self-renewal: the card signs a renewal challenge through the card agent on this computer (proof that the
-// holder has the card and its passcode), the server issues a new certificate for the key on the card, and the agent
-// writes it to the card. The passcode goes only to the card agent (127.0.0.1), never to the server.
+// Smartcard renewal — by the holder (self-renewal) or at the RA desk: the card signs a renewal challenge through the card
+// agent on this computer (proof that the card and its passcode are here), the server issues a new certificate for the
+// key on the card, and the agent writes it to the card. The passcode goes only to the card agent (127.0.0.1), never to
+// the server. The form says where to ask (data-challenge-url, data-renew-url); at the RA desk it also has the RA's
+// confirmation that they checked the holder in person (#renew-holder-seen), sent as holderSeen.
 (() => {
   const form = document.getElementById('renew-form');
   if (!form) return;
   const agent = form.dataset.agent;
   const csrf = form.dataset.csrf;
+  const { challengeUrl, renewUrl } = form.dataset;
+  const holderSeen = document.getElementById('renew-holder-seen');
   const passcodeInput = document.getElementById('renew-passcode');
   const submit = document.getElementById('renew-submit');
   const errorBox = document.getElementById('js-error');
@@ -14,6 +18,7 @@
   let pending = null;
 
   class PasscodeError extends Error {}
+  class HolderSeenError extends Error {}
 
   function clearError() {
     errorBox.hidden = true;
@@ -21,11 +26,21 @@
     document.getElementById('renew-passcode-error').hidden = true;
     passcodeInput.classList.remove('nhsuk-input--error');
     passcodeInput.setAttribute('aria-describedby', 'renew-passcode-hint');
+    if (holderSeen) {
+      document.getElementById('renew-holder-seen-group').classList.remove('nhsuk-form-group--error');
+      document.getElementById('renew-holder-seen-error').hidden = true;
+    }
   }
 
   function showError(err) {
     progress.textContent = '';
-    document.getElementById('js-error-message').textContent = err.message;
+    const link = document.getElementById('js-error-message');
+    link.textContent = err.message;
+    link.setAttribute('href', err instanceof HolderSeenError ? '#renew-holder-seen' : '#renew-passcode');
+    if (err instanceof HolderSeenError) {
+      document.getElementById('renew-holder-seen-group').classList.add('nhsuk-form-group--error');
+      document.getElementById('renew-holder-seen-error').hidden = false;
+    }
     if (err instanceof PasscodeError) {
       document.getElementById('renew-passcode-group').classList.add('nhsuk-form-group--error');
       document.getElementById('renew-passcode-error-text').textContent = err.message;
@@ -104,6 +119,10 @@
     event.preventDefault();
     clearError();
     const passcode = passcodeInput.value;
+    if (holderSeen && !holderSeen.checked && !pending) {
+      showError(new HolderSeenError('Confirm you have checked the holder in person'));
+      return;
+    }
     if (!/^[0-9]{6,8}$/.test(passcode)) {
       showError(new PasscodeError('Enter your smartcard passcode: 6 to 8 digits'));
       return;
@@ -111,19 +130,23 @@
     submit.disabled = true;
     try {
       if (!pending) {
-        progress.textContent = 'Checking your card…';
-        const { challengeId, challenge } = await post('/api/v1/me/card/renewal-challenge', {});
+        progress.textContent = 'Checking the card…';
+        const { challengeId, challenge } = await post(challengeUrl, {});
         const signed = await agentCall('/v1/sign', { challenge, passcode });
-        progress.textContent = 'Renewing your certificate…';
-        const renewed = await post('/api/v1/me/card/renew', { challengeId, ...signed });
+        progress.textContent = 'Renewing the certificate…';
+        const renewed = await post(renewUrl, {
+          challengeId,
+          ...signed,
+          ...(holderSeen ? { holderSeen: holderSeen.checked } : {}),
+        });
         // From here the server has replaced the old certificate: the new one must reach the card.
         pending = { certificate: renewed.certificate, notAfter: renewed.card?.certificateNotAfter };
       }
       await writeToCard(passcode);
     } catch (err) {
       if (pending) {
-        submit.textContent = 'Write the new certificate to my card';
-        err.message = `Your card was renewed, but the new certificate could not be written to it: ${err.message} Keep your card in the reader and try again.`;
+        submit.textContent = 'Write the new certificate to the card';
+        err.message = `The card was renewed, but the new certificate could not be written to it: ${err.message} Keep the card in the reader and try again.`;
       }
       showError(err);
     } finally {
@@ -140,7 +163,7 @@
       .then((status) => {
         if (status.certificate !== previousCertificate) return;
         pending = { certificate: currentCertificate, notAfter: currentNotAfter };
-        submit.textContent = 'Write the new certificate to my card';
+        submit.textContent = 'Write the new certificate to the card';
         document.getElementById('renew-state').hidden = true;
         document.getElementById('renew-finish-intro').hidden = false;
         document.getElementById('renew-section').hidden = false;

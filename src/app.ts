@@ -10,7 +10,7 @@ import { registerCardAgentApi } from './api/card-agent.ts';
 import { registerClientApi } from './api/clients.ts';
 import { registerRaApi } from './api/ra.ts';
 import { registerCis1Routes } from './cis1/routes.ts';
-import type { Config } from './config.ts';
+import { type Config, trustProxyOption } from './config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
 import { errorBody, installErrorHandling } from './http/errors.ts';
 import { installMetrics } from './http/metrics.ts';
@@ -59,7 +59,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit: 1_048_576,
     // Behind a load balancer the client address comes from X-Forwarded-For (rate limits are per client IP).
-    trustProxy: deps.config.TRUST_PROXY,
+    trustProxy: trustProxyOption(deps.config.TRUST_PROXY),
     connectionTimeout: 30_000,
     requestTimeout: 30_000,
     return503OnClosing: true,

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -46,10 +47,24 @@ export const configSchema = z.object({
     .default('/oidc')
     .describe('Path of the OpenID Connect issuer under PUBLIC_URL: the issuer is PUBLIC_URL + OIDC_PATH.'),
   TRUST_PROXY: z
-    .enum(['true', 'false'])
+    .string()
+    .trim()
     .default('false')
-    .transform((v) => v === 'true')
-    .describe('Trust X-Forwarded-For/-Proto from a load balancer in front (set true behind HAProxy or nginx).'),
+    .transform((v, zctx): boolean | number | string[] => {
+      if (v === 'true' || v === 'false') return v === 'true';
+      if (/^[1-9][0-9]?$/.test(v)) return Number(v);
+      const addresses = v.split(',').map((a) => a.trim());
+      if (addresses.every((a) => isProxyAddress(a))) return addresses;
+      zctx.addIssue({
+        code: 'custom',
+        message:
+          'must be false, true, a number of proxy hops (1–99), or a comma-separated list of proxy addresses/CIDRs',
+      });
+      return z.NEVER;
+    })
+    .describe(
+      "Which X-Forwarded-For/-Proto to believe: false (none), the load balancers' addresses or CIDRs (e.g. 10.0.0.5,10.1.0.0/16 — recommended), a hop count, or true (every hop: only if the load balancer replaces any X-Forwarded-For the client sent).",
+    ),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -147,4 +162,26 @@ export function configTable(): string {
     lines.push(`| \`${name}\` | ${def} | ${schema.description ?? ''} |`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Fastify's `trustProxy` for a TRUST_PROXY value: the named proxies only (an address list), the last N hops (a count:
+ * trust the hop at index i < N, as proxy-addr does with a number), every hop, or none.
+ */
+export function trustProxyOption(
+  value: boolean | number | string[],
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof value !== 'number') return value;
+  return (_address, hop) => hop < value;
+}
+
+/** An IPv4 or IPv6 address, optionally with a /prefix (what Fastify's trustProxy accepts as a list). */
+function isProxyAddress(value: string): boolean {
+  const [address, prefix, ...rest] = value.split('/');
+  if (rest.length > 0 || !address) return false;
+  const kind = isIP(address);
+  if (kind === 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^[0-9]{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (kind === 4 ? 32 : 128);
 }

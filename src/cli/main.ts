@@ -4,6 +4,7 @@ import type { Command } from './command.ts';
 import { auditCommand } from './commands/audit.ts';
 import { authenticatorCommand } from './commands/authenticator.ts';
 import { bootstrapCommand } from './commands/bootstrap.ts';
+import { caCommand } from './commands/ca.ts';
 import { cardCommand } from './commands/card.ts';
 import { clientCommand } from './commands/client.ts';
 import { importCommand } from './commands/import.ts';
@@ -23,6 +24,7 @@ const commands: Record<string, Command> = {
   rbac: rbacCommand,
   bootstrap: bootstrapCommand,
   card: cardCommand,
+  ca: caCommand,
   authenticator: authenticatorCommand,
   client: clientCommand,
   oidc: oidcCommand,

@@ -440,6 +440,45 @@ export async function ensureCertificateAuthority(
   return publicView(await authorityFromCache(ctx.db, id), 'active');
 }
 
+/**
+ * CA rotation: generates a new CA and makes it the active one on every node at once (the active CA is read from the
+ * database at each issue); the current one is retired — its certificates keep verifying until they expire and its CRL
+ * and OCSP keep answering. Nothing stops: cards in use keep working, new cards and renewals get the new CA. Anyone who
+ * checks card certificates themselves must trust the new CA certificate (GET /pki/ca.crt, `opencis ca show --pem`)
+ * before cards renewed by it reach them.
+ */
+export async function rotateCertificateAuthority(
+  ctx: ServiceContext,
+  options: { algorithm?: CaKeyAlgorithm; name?: string } = {},
+): Promise<CertificateAuthority> {
+  const prepared = await generateAuthority(
+    ctx.clock.now(),
+    options.algorithm ?? 'ECDSA-P256',
+    options.name ?? DEFAULT_CA_NAME,
+  );
+  const id = await ctx.db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [CA_LOCK]);
+    const { rows } = await tx.query<{ id: string }>(
+      "UPDATE pki_authorities SET status = 'retired' WHERE status = 'active' RETURNING id",
+    );
+    const created = await insertAuthority(tx, ctx, prepared);
+    await appendAudit(tx, ctx, {
+      action: 'pki.ca_rotated',
+      targetType: 'certificate_authority',
+      targetId: created,
+      before: rows[0] ? { activeAuthorityId: rows[0].id } : null,
+      after: auditView(prepared),
+    });
+    return created;
+  });
+  return publicView(await authorityFromCache(ctx.db, id), 'active');
+}
+
+/** Every CA this database knows, active first, as shown to operators. */
+export async function listCertificateAuthorities(q: Queryable): Promise<CertificateAuthority[]> {
+  return (await loadAuthorities(q)).map(({ authority, status }) => publicView(authority, status));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Issuing
 

@@ -11,7 +11,7 @@
  * Every request may go to any node (through HAProxy); the flow's state lives in Redis/PostgreSQL.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { crc32, deflateSync } from 'node:zlib';
+import { tinyPng } from '../../test/support/images.ts';
 import { type HttpAnswer, type HttpClient, HttpError, Jar } from './http.ts';
 import type { CardHolder, KeyUser, Population, SearchTarget, TotpUser } from './provision.ts';
 import { REDIRECT_URI, SCOPE } from './provision.ts';
@@ -29,27 +29,7 @@ export function lettersOf(n: number): string {
 }
 
 /** A 2×2 PNG (the identity check's photo). */
-const TINY_PNG = (() => {
-  const chunk = (type: string, data: Buffer) => {
-    const head = Buffer.alloc(8);
-    head.writeUInt32BE(data.length, 0);
-    head.write(type, 4, 'latin1');
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
-    return Buffer.concat([head, data, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(2, 0);
-  ihdr.writeUInt32BE(2, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.alloc(14))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]).toString('base64');
-})();
+const TINY_PNG = tinyPng().toString('base64');
 
 export interface Endpoints {
   /** Where requests go: the load balancer or one node (loopback). */

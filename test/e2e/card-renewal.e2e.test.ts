@@ -1,9 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { type RunningCardAgent, startCardAgent } from '../../src/card-agent/main.ts';
@@ -11,6 +7,7 @@ import { passcodeGrant, startCardIssue } from '../../src/services/cards.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { assertAccessible, expectUrl, launchBrowser, screenshot } from '../support/browser.ts';
 import { freePort, startTestServer, type TestServer } from '../support/server.ts';
+import { initBlankToken, SOFTHSM2_MODULE, useThrowawaySoftHsm } from '../support/softhsm.ts';
 
 // Self-renewal of a smartcard certificate (DOMAIN §6), with a SoftHSM2 card, the real card agent and the real server.
 //
@@ -20,14 +17,8 @@ import { freePort, startTestServer, type TestServer } from '../support/server.ts
 // the card and works for sign-in against the moved server. (An openssl or OCSP check here would use real time, so this
 // test does not make one.)
 
-const dir = mkdtempSync(join(tmpdir(), 'opencis-e2e-renew-'));
-mkdirSync(join(dir, 'tokens'));
-writeFileSync(
-  join(dir, 'softhsm2.conf'),
-  `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`,
-);
-process.env.SOFTHSM2_CONF = join(dir, 'softhsm2.conf');
-const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+useThrowawaySoftHsm('opencis-e2e-renew-');
+const MODULE = SOFTHSM2_MODULE;
 const TRANSPORT_SO_PIN = '24681357';
 const PASSCODE = '592736';
 const DAY_MS = 86_400_000;
@@ -111,11 +102,7 @@ async function renewThroughApi(context: BrowserContext, page: Page): Promise<{ s
 }
 
 before(async () => {
-  execFileSync(
-    'softhsm2-util',
-    ['--init-token', '--free', '--label', 'OpenCIS card', '--so-pin', TRANSPORT_SO_PIN, '--pin', '00000000'],
-    { env: process.env, stdio: 'ignore' },
-  );
+  initBlankToken(TRANSPORT_SO_PIN);
   const port = await freePort();
   const url = `http://localhost:${port}`;
   agent = await startCardAgent({ modulePath: MODULE, port: 0, allowedOrigins: [url], serverUrl: url, log: () => {} });

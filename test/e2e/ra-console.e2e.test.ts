@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { crc32, deflateSync } from 'node:zlib';
 import { decodeAttestationObject, isoBase64URL } from '@simplewebauthn/server/helpers';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -28,20 +26,16 @@ import { personActorWithPowers } from '../../src/services/ra-powers.ts';
 import { addVirtualAuthenticator, assertAccessible, expectUrl, launchBrowser, screenshot } from '../support/browser.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { tinyPng } from '../support/images.ts';
 import { freePort } from '../support/server.ts';
+import { initBlankToken, SOFTHSM2_MODULE, useThrowawaySoftHsm } from '../support/softhsm.ts';
 
 /** Chromium's virtual authenticator model (see webauthn.e2e.test.ts): trusted for AAL3 once its root is configured. */
 const CHROMIUM_VIRTUAL_AAGUID = '01020304-0506-0708-0102-030405060708';
 const rootsFile = join(mkdtempSync(join(tmpdir(), 'opencis-ra-roots-')), 'attestation-roots.pem');
 
 // The card in the RA desk's reader: a blank SoftHSM2 token (SOFTHSM2_CONF is read when PKCS#11 is first initialised).
-const hsm = mkdtempSync(join(tmpdir(), 'opencis-ra-card-'));
-mkdirSync(join(hsm, 'tokens'));
-writeFileSync(
-  join(hsm, 'softhsm2.conf'),
-  `directories.tokendir = ${join(hsm, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`,
-);
-process.env.SOFTHSM2_CONF = join(hsm, 'softhsm2.conf');
+useThrowawaySoftHsm('opencis-ra-card-');
 const TRANSPORT_SO_PIN = '24681357';
 
 let t: TestDatabase;
@@ -56,39 +50,13 @@ let subjectId: string;
 const clock = TestClock.running();
 const op = (): ServiceContext => testContext(t.db, { clock });
 
-function png(): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const head = Buffer.alloc(8);
-    head.writeUInt32BE(data.length, 0);
-    head.write(type, 4, 'latin1');
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
-    return Buffer.concat([head, data, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(2, 0);
-  ihdr.writeUInt32BE(2, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.alloc(14))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
-
 before(async () => {
   t = await createTestDatabase();
   const port = await freePort();
   url = `http://localhost:${port}`;
-  execFileSync(
-    'softhsm2-util',
-    ['--init-token', '--free', '--label', 'OpenCIS card', '--so-pin', TRANSPORT_SO_PIN, '--pin', '00000000'],
-    { env: process.env, stdio: 'ignore' },
-  );
+  initBlankToken(TRANSPORT_SO_PIN);
   agent = await startCardAgent({
-    modulePath: '/usr/lib/softhsm/libsofthsm2.so',
+    modulePath: SOFTHSM2_MODULE,
     port: 0,
     allowedOrigins: [url],
     serverUrl: url,
@@ -197,8 +165,8 @@ before(async () => {
         email: 'amara.eze@example.nhs.uk',
       },
       odsCode: 'RR813',
-      selfie: { data: png().toString('base64') },
-      photoIdImage: { data: png().toString('base64') },
+      selfie: { data: tinyPng().toString('base64') },
+      photoIdImage: { data: tinyPng().toString('base64') },
     },
     { ip: '192.0.2.10' },
   );
@@ -424,7 +392,7 @@ test("register a person with the photo taken at the check, and Apply for Care ID
   await page.click('#register-with-photo');
   await page.waitForSelector('#js-error:not([hidden])');
   await visit(page, 'photo step with an error');
-  await page.setInputFiles('#photo', { name: 'portrait.png', mimeType: 'image/png', buffer: png() });
+  await page.setInputFiles('#photo', { name: 'portrait.png', mimeType: 'image/png', buffer: tinyPng() });
   await page.waitForSelector('#photo-preview:not([hidden])');
   await page.click('#register-with-photo');
   await page.waitForURL(/\/ra\/people\/\d{12}$/);
@@ -446,8 +414,8 @@ test("register a person with the photo taken at the check, and Apply for Care ID
   await page.waitForSelector('#js-error:not([hidden])');
   assert.match((await page.textContent('#js-error-list')) ?? '', /Attach a photo of your face/);
   await visit(page, 'Apply for Care ID with an error');
-  await page.setInputFiles('#selfie', { name: 'me.png', mimeType: 'image/png', buffer: png() });
-  await page.setInputFiles('#photoIdImage', { name: 'passport.png', mimeType: 'image/png', buffer: png() });
+  await page.setInputFiles('#selfie', { name: 'me.png', mimeType: 'image/png', buffer: tinyPng() });
+  await page.setInputFiles('#photoIdImage', { name: 'passport.png', mimeType: 'image/png', buffer: tinyPng() });
   await page.click('#apply-submit');
   await page.waitForURL(/\/apply\/done\?ref=[0-9a-f-]{36}$/);
   await visit(page, 'application sent', 'ra-apply-done');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -11,16 +11,11 @@ import { cancelCard, passcodeGrant, startCardIssue } from '../../src/services/ca
 import { registerPerson } from '../../src/services/people.ts';
 import { assertAccessible, expectUrl, launchBrowser, screenshot } from '../support/browser.ts';
 import { freePort, startTestServer, type TestServer } from '../support/server.ts';
+import { initBlankToken, SOFTHSM2_MODULE, useThrowawaySoftHsm } from '../support/softhsm.ts';
 
 // The card: a SoftHSM2 token in a throwaway directory. SOFTHSM2_CONF must be set before PKCS#11 is first initialised.
-const dir = mkdtempSync(join(tmpdir(), 'opencis-e2e-card-'));
-mkdirSync(join(dir, 'tokens'));
-writeFileSync(
-  join(dir, 'softhsm2.conf'),
-  `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`,
-);
-process.env.SOFTHSM2_CONF = join(dir, 'softhsm2.conf');
-const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+useThrowawaySoftHsm('opencis-e2e-card-');
+const MODULE = SOFTHSM2_MODULE;
 const TRANSPORT_SO_PIN = '13572468';
 const PASSCODE = '480215';
 const NEW_PASSCODE = '9164037';
@@ -41,14 +36,7 @@ async function agentPost(path: string, body: unknown) {
 }
 
 before(async () => {
-  execFileSync(
-    'softhsm2-util',
-    ['--init-token', '--free', '--label', 'OpenCIS card', '--so-pin', TRANSPORT_SO_PIN, '--pin', '00000000'],
-    {
-      env: process.env,
-      stdio: 'ignore',
-    },
-  );
+  initBlankToken(TRANSPORT_SO_PIN);
   const port = await freePort();
   const url = `http://localhost:${port}`;
   agent = await startCardAgent({ modulePath: MODULE, port: 0, allowedOrigins: [url], serverUrl: url, log: () => {} });

@@ -7,14 +7,13 @@
  * their open session is gone. Every page visited is checked with axe-core; the main ones are photographed.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { crc32, deflateSync } from 'node:zlib';
 import { decodeAttestationObject, isoBase64URL } from '@simplewebauthn/server/helpers';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { type RunningCardAgent, startCardAgent } from '../../src/card-agent/main.ts';
@@ -24,21 +23,17 @@ import { createEnrolmentInvitation } from '../../src/services/enrolment.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { addVirtualAuthenticator, assertAccessible, expectUrl, launchBrowser, screenshot } from '../support/browser.ts';
+import { tinyPng } from '../support/images.ts';
 import { freePort, startTestServer, type TestServer } from '../support/server.ts';
+import { initBlankToken, SOFTHSM2_MODULE, useThrowawaySoftHsm } from '../support/softhsm.ts';
 
 /** Chromium's virtual authenticator model (see webauthn.e2e.test.ts): trusted for AAL3 once its root is configured. */
 const CHROMIUM_VIRTUAL_AAGUID = '01020304-0506-0708-0102-030405060708';
 const rootsFile = join(mkdtempSync(join(tmpdir(), 'opencis-life-roots-')), 'attestation-roots.pem');
 
 // The blank card in the RA desk's reader: a SoftHSM2 token (SOFTHSM2_CONF is read when PKCS#11 is first initialised).
-const hsm = mkdtempSync(join(tmpdir(), 'opencis-life-card-'));
-mkdirSync(join(hsm, 'tokens'));
-writeFileSync(
-  join(hsm, 'softhsm2.conf'),
-  `directories.tokendir = ${join(hsm, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`,
-);
-process.env.SOFTHSM2_CONF = join(hsm, 'softhsm2.conf');
-const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+useThrowawaySoftHsm('opencis-life-card-');
+const MODULE = SOFTHSM2_MODULE;
 const TRANSPORT_SO_PIN = '31415926';
 const PASSCODE = '5829163';
 
@@ -63,29 +58,6 @@ let cardId: string;
 let manager: Page;
 let workerSession: Page;
 const contexts: BrowserContext[] = [];
-
-/** A 2×2 RGB PNG (a photo of the photo ID, a portrait taken at the desk). */
-function png(): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const head = Buffer.alloc(8);
-    head.writeUInt32BE(data.length, 0);
-    head.write(type, 4, 'latin1');
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
-    return Buffer.concat([head, data, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(2, 0);
-  ihdr.writeUInt32BE(2, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.alloc(14))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 /** A small real JPEG, as a phone's camera would give it: drawn on a canvas and encoded by Chromium. */
 async function selfieJpeg(page: Page): Promise<Buffer> {
@@ -160,11 +132,7 @@ async function signInWithCard(page: Page, passcode: string): Promise<void> {
 }
 
 before(async () => {
-  execFileSync(
-    'softhsm2-util',
-    ['--init-token', '--free', '--label', 'OpenCIS card', '--so-pin', TRANSPORT_SO_PIN, '--pin', '00000000'],
-    { env: process.env, stdio: 'ignore' },
-  );
+  initBlankToken(TRANSPORT_SO_PIN);
   const port = await freePort();
   url = `http://localhost:${port}`;
   agent = await startCardAgent({ modulePath: MODULE, port: 0, allowedOrigins: [url], serverUrl: url, log: () => {} });
@@ -276,7 +244,7 @@ test('1. remote application: a new worker applies for a Care ID at /apply with t
   await page.fill('#email', WORKER.email);
   await page.fill('#odsCode', 'RR813');
   await page.setInputFiles('#selfie', { name: 'selfie.jpg', mimeType: 'image/jpeg', buffer: selfie });
-  await page.setInputFiles('#photoIdImage', { name: 'passport.png', mimeType: 'image/png', buffer: png() });
+  await page.setInputFiles('#photoIdImage', { name: 'passport.png', mimeType: 'image/png', buffer: tinyPng() });
   await visit(page, 'Apply for Care ID, filled in');
   await page.click('#apply-submit');
   await page.waitForURL(/\/apply\/done\?ref=[0-9a-f-]{36}$/, { timeout: 20_000 });
@@ -340,7 +308,7 @@ test('2. ID check: the RA Manager verifies the application after the video call 
   await visit(page, 'record an identity check', 'ra-identity-check');
   await fillDocuments(page, '7731');
   await page.fill('#place', 'RA office, St James’s University Hospital');
-  await page.setInputFiles('#photo', { name: 'portrait.png', mimeType: 'image/png', buffer: png() });
+  await page.setInputFiles('#photo', { name: 'portrait.png', mimeType: 'image/png', buffer: tinyPng() });
   await page.waitForSelector('#photo-preview:not([hidden])');
   await page.click('form[data-photo-form] button[type=submit]');
   await expectUrl(page, `${url}/ra/people/${workerId}`);

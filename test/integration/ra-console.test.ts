@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { crc32, deflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { registerRaApi } from '../../src/api/ra.ts';
 import { buildApp } from '../../src/app.ts';
@@ -17,6 +16,7 @@ import { personActorWithPowers } from '../../src/services/ra-powers.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { tinyPng } from '../support/images.ts';
 
 let t: TestDatabase;
 let app: FastifyInstance;
@@ -43,29 +43,6 @@ async function newPerson(extra: Record<string, unknown> = {}) {
     identityAssuranceLevel: 3,
     ...extra,
   });
-}
-
-// A tiny valid PNG (2×2), built by hand.
-function pngChunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
-  return Buffer.concat([head, data, crc]);
-}
-function png(): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(2, 0);
-  ihdr.writeUInt32BE(2, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', ihdr),
-    pngChunk('IDAT', deflateSync(Buffer.alloc(14))),
-    pngChunk('IEND', Buffer.alloc(0)),
-  ]);
 }
 
 before(async () => {
@@ -131,8 +108,8 @@ before(async () => {
           email: 'applicant@example.nhs.uk',
         },
         odsCode: 'RR813',
-        selfie: { data: png().toString('base64') },
-        photoIdImage: { data: png().toString('base64') },
+        selfie: { data: tinyPng().toString('base64') },
+        photoIdImage: { data: tinyPng().toString('base64') },
       },
       { ip: '192.0.2.44' },
     )
@@ -522,7 +499,7 @@ test(`[${backend}] register with an identity check: details and documents, dupli
   const created = await postJson(b, '/ra/people/new/complete', {
     _csrf: b.csrf,
     draft,
-    photo: { data: png().toString('base64') },
+    photo: { data: tinyPng().toString('base64') },
   });
   assert.equal(created.statusCode, 201, created.body);
   const { userId } = created.json() as { userId: string };
@@ -576,13 +553,13 @@ test(`[${backend}] register with an identity check: details and documents, dupli
   const badDocs = await postJson(b, `/ra/people/${second.userId}/identity-check`, {
     ...docFields,
     'doc0-type': '',
-    photo: { data: png().toString('base64') },
+    photo: { data: tinyPng().toString('base64') },
   });
   assert.equal(badDocs.statusCode, 400);
   assert.ok((badDocs.json() as { error: { problems: { href: string }[] } }).error.problems.length > 0);
   const checked = await postJson(b, `/ra/people/${second.userId}/identity-check`, {
     ...docFields,
-    photo: { data: png().toString('base64') },
+    photo: { data: tinyPng().toString('base64') },
   });
   assert.equal(checked.statusCode, 200, checked.body);
   assert.equal((await getPerson(op(), second.userId)).identityAssuranceLevel, 3);
@@ -630,8 +607,8 @@ test(`[${backend}] applications: the queue, the images, verify after the video c
         email: 'second@example.nhs.uk',
       },
       odsCode: 'RR813',
-      selfie: { data: png().toString('base64') },
-      photoIdImage: { data: png().toString('base64') },
+      selfie: { data: tinyPng().toString('base64') },
+      photoIdImage: { data: tinyPng().toString('base64') },
     },
     { ip: '192.0.2.45' },
   );

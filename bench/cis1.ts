@@ -3,14 +3,21 @@
  *
  * Validates tickets the way applications do — in the service (`validateTicket`) and over HTTP on the real app
  * (`POST /cis1/validate`, client_secret_basic, keep-alive) — beside, in the same run, what no validation can beat: the
- * raw RSA-SHA256 signature of the same key (node:crypto), the signed SAML assertion alone (xml-crypto: DOM, exclusive
- * c14n, digest, signature), and a bare `SELECT 1` on the same database. Figures are per wall-clock second and per
- * CPU-second (this process's user + system CPU, plus the PostgreSQL backends' when on PostgreSQL): the load generator
- * shares the process, so the HTTP figures include the client's CPU — conservative.
+ * raw RSA-SHA256 signature of the same key (node:crypto), the signed SAML assertion alone (OpenCIS's signer: a DOM,
+ * xml-crypto's exclusive c14n, digest, signature; and, for comparison, xml-crypto's SignedXml.computeSignature on the
+ * same document, which parses and serialises it several times), and a bare `SELECT 1` on the same database. Figures
+ * are per wall-clock second and per CPU-second (this process's user + system CPU, plus the PostgreSQL backends' when
+ * on PostgreSQL): the load generator shares the process, so the HTTP figures include the client's CPU — conservative.
+ *
+ * Validations are measured twice: signing every assertion afresh (assertionReuseMs 0: the cost of a first
+ * validation), and as deployed, where a signed assertion is reused for ASSERTION_REUSE_MS (30 s) for the same
+ * application, session and content. The tickets rotate, so each is validated again well within 30 s: that figure is
+ * for applications that validate a ticket repeatedly (to learn whether the session is still alive).
  *
  * What validation caches (and why it cannot delay a revocation): the signing key by key id and the RBAC activity
- * inclusions by catalogue version — both ids are read in the same query as the session. Nothing about a ticket, a
- * person, a card, a certificate or a role profile is cached: every validation reads them.
+ * inclusions by catalogue version — both ids are read in the same query as the session — and signed assertions by a
+ * digest of their whole content, looked up only after every check has passed on the state just read. Nothing about a
+ * ticket, a person, a card, a certificate or a role profile is cached: every validation reads them.
  *
  * Settings (environment): BENCH_DATABASE_URL (PostgreSQL on a loopback address; default in-memory PGlite),
  * BENCH_SESSIONS (tickets in rotation, default 200), BENCH_CONCURRENCY (default 8), BENCH_SECONDS (per measurement,
@@ -26,11 +33,14 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { DOMParser, XMLSerializer } from '@xmldom/xmldom';
+import { SignedXml } from 'xml-crypto';
 import { buildApp } from '../src/app.ts';
+import { buildAssertionDocument, newAssertionId, type RoleAssertionInput } from '../src/cis1/assertion.ts';
 import { registerCis1Routes } from '../src/cis1/routes.ts';
 import { selectCis1Role, startCis1Session } from '../src/cis1/sessions.ts';
 import { activeSigningKey } from '../src/cis1/signing-key.ts';
-import { readTicket, roleAssertionFor, validateTicket } from '../src/cis1/validation.ts';
+import { ASSERTION_REUSE_MS, readTicket, roleAssertionFor, validateTicket } from '../src/cis1/validation.ts';
 import { loadConfig } from '../src/config.ts';
 import { cardConfigFrom, relyingPartyFrom } from '../src/http/deps.ts';
 import { clientMetadataForProvider, registerClient } from '../src/oidc/clients.ts';
@@ -132,8 +142,13 @@ function summarise(
   return m;
 }
 
-async function measure(name: string, op: (i: number) => Promise<void>, callers: number): Promise<Measurement> {
-  for (let i = 0; i < 50; i++) await op(i);
+async function measure(
+  name: string,
+  op: (i: number) => Promise<void>,
+  callers: number,
+  warmUp = 50,
+): Promise<Measurement> {
+  for (let i = 0; i < warmUp; i++) await op(i);
   const latencies: number[] = [];
   let errors = 0;
   let next = 0;
@@ -262,6 +277,32 @@ function postValidate(url: string, authorization: string, body: string): Promise
   });
 }
 
+/** The content of a signed assertion, read back, to sign the same document another way. */
+function parseSample(xml: string): Omit<RoleAssertionInput, 'now'> {
+  const SAML = 'urn:oasis:names:tc:SAML:2.0:assertion';
+  const doc = new DOMParser().parseFromString(xml, 'application/xml');
+  const first = (name: string) => doc.getElementsByTagNameNS(SAML, name)[0]!;
+  const authn = first('AuthnStatement');
+  const attributes: [string, string[]][] = [];
+  const list = doc.getElementsByTagNameNS(SAML, 'Attribute');
+  for (let i = 0; i < list.length; i++) {
+    const values = list[i]!.getElementsByTagNameNS(SAML, 'AttributeValue');
+    attributes.push([
+      list[i]!.getAttribute('Name')!,
+      Array.from({ length: values.length }, (_, j) => values[j]!.textContent ?? ''),
+    ]);
+  }
+  return {
+    issuer: first('Issuer').textContent!,
+    audience: first('Audience').textContent!,
+    sessionId: authn.getAttribute('SessionIndex')!,
+    authenticatedAt: new Date(authn.getAttribute('AuthnInstant')!),
+    sessionNotOnOrAfter: new Date(authn.getAttribute('SessionNotOnOrAfter')!),
+    userId: first('NameID').textContent!,
+    attributes,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The run
 
@@ -379,8 +420,34 @@ async function main(): Promise<void> {
     // The very assertion a validation signs (same person, role and attributes), without the database.
     const state = (await readTicket(bench.db, tickets[0]!, new Date()))!;
     results.push(
-      await measureSync('the signed SAML assertion alone (xml-crypto)', () => {
+      await measureSync('the signed SAML assertion alone (OpenCIS signer: DOM + xml-crypto exclusive c14n)', () => {
         roleAssertionFor(state, { issuer, audience: clientId, now: new Date(), key, includes: new Map() });
+      }),
+    );
+    // The same document through xml-crypto's SignedXml.computeSignature (the pipeline used before; same bytes out).
+    const parsedSample = parseSample(sample.assertion);
+    results.push(
+      await measureSync('the same assertion via xml-crypto SignedXml.computeSignature', () => {
+        const unsigned = new XMLSerializer().serializeToString(
+          buildAssertionDocument({ ...parsedSample, now: new Date() }, newAssertionId()),
+        );
+        const signer = new SignedXml({
+          privateKey: key.privateKey,
+          signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+          canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+          getKeyInfoContent: () =>
+            `<ds:X509Data><ds:X509Certificate>${key.certificateDer.toString('base64')}</ds:X509Certificate></ds:X509Data>`,
+        });
+        signer.addReference({
+          xpath: '/*',
+          digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
+          transforms: [
+            'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
+            'http://www.w3.org/2001/10/xml-exc-c14n#',
+          ],
+        });
+        signer.computeSignature(unsigned, { prefix: 'ds', location: { reference: '/*/*[1]', action: 'after' } });
+        signer.getSignedXml();
       }),
     );
     results.push(await measure('SELECT 1 (database floor)', async () => void (await bench.db.query('SELECT 1')), 1));
@@ -401,16 +468,22 @@ async function main(): Promise<void> {
     );
 
     out('Ticket validation:');
-    const validateOnce = async (i: number) => {
-      await validateTicket(ctx, issuer, {
-        ticket: tickets[i % tickets.length],
-        clientId,
-        clientSecret,
-        method: 'client_secret_basic',
-      });
+    const validateWith = (assertionReuseMs: number) => async (i: number) => {
+      await validateTicket(
+        ctx,
+        issuer,
+        { ticket: tickets[i % tickets.length], clientId, clientSecret, method: 'client_secret_basic' },
+        { assertionReuseMs },
+      );
     };
-    results.push(await measure('validateTicket (service)', validateOnce, 1));
-    results.push(await measure('validateTicket (service)', validateOnce, settings.concurrency));
+    const fresh = 'validateTicket (service), every assertion signed afresh';
+    results.push(await measure(fresh, validateWith(0), 1));
+    results.push(await measure(fresh, validateWith(0), settings.concurrency));
+    const reused = `validateTicket (service), signed assertions reused for ${ASSERTION_REUSE_MS / 1000} s`;
+    // Warmed up with one validation of every ticket: the steady state of applications validating each ticket again
+    // within 30 s. An assertion older than that is signed again, as it would be in service.
+    results.push(await measure(reused, validateWith(ASSERTION_REUSE_MS), 1, tickets.length));
+    results.push(await measure(reused, validateWith(ASSERTION_REUSE_MS), settings.concurrency, tickets.length));
 
     app = await buildApp({ config, db: bench.db, sealer, clock: systemClock, logger: false });
     if (!app.hasRoute({ method: 'POST', url: '/cis1/validate' })) {
@@ -431,15 +504,21 @@ async function main(): Promise<void> {
       const status = await postValidate(url, authorization, JSON.stringify({ ticket: tickets[i % tickets.length] }));
       if (status !== 200) throw new Error(`validate answered ${status}`);
     };
-    results.push(await measure('POST /cis1/validate (HTTP, keep-alive)', overHttp, 1));
-    results.push(await measure('POST /cis1/validate (HTTP, keep-alive)', overHttp, settings.concurrency));
+    results.push(await measure('POST /cis1/validate (HTTP, keep-alive)', overHttp, 1, tickets.length));
+    results.push(
+      await measure('POST /cis1/validate (HTTP, keep-alive)', overHttp, settings.concurrency, tickets.length),
+    );
 
     const raw = results[0]!;
-    const best = Math.max(...results.filter((r) => r.name.startsWith('validateTicket')).map((r) => r.opsPerCpuSecond));
-    const http = Math.max(...results.filter((r) => r.name.startsWith('POST')).map((r) => r.opsPerCpuSecond));
+    const best = (prefix: string) =>
+      Math.round(Math.max(...results.filter((r) => r.name.startsWith(prefix)).map((r) => r.opsPerCpuSecond)));
     out('');
-    out(`Per core: service ${Math.round(best)} validations/CPU-s, HTTP ${Math.round(http)}/CPU-s (goal ≥ 1000),`);
-    out(`          raw RSA-SHA256 signatures of the same key ${Math.round(raw.opsPerCpuSecond)}/CPU-s.`);
+    out('Per core (best of 1 and concurrent callers), goal ≥ 1000 validations/CPU-s:');
+    out(`  service, every assertion signed afresh: ${best(fresh)}/CPU-s`);
+    out(`  service, signed assertions reused:      ${best(reused)}/CPU-s`);
+    out(`  HTTP (as deployed, reuse on):           ${best('POST')}/CPU-s`);
+    out(`  raw RSA-SHA256 signatures, same key:    ${Math.round(raw.opsPerCpuSecond)}/CPU-s`);
+    out(`  signed assertion alone (OpenCIS signer): ${best('the signed SAML assertion alone')}/CPU-s`);
     const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
     mkdirSync(dir, { recursive: true });
     const file = join(
@@ -459,8 +538,8 @@ async function main(): Promise<void> {
           settings,
           cached: [
             'assertion signing key, by key id (the active key id is read in the validation query)',
-            'the KeyInfo element of that key',
             'RBAC activity inclusions, by catalogue version (read in the validation query)',
+            `signed assertions, by a digest of their whole content, for ${ASSERTION_REUSE_MS / 1000} s, looked up after every check (the "reused" figures only)`,
           ],
           notCached: ['session, ticket, card, certificate status, person status, role profile, client and secret'],
           results,

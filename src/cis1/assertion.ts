@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { DOMImplementation, type Element, XMLSerializer } from '@xmldom/xmldom';
-import { SignedXml } from 'xml-crypto';
+import { createHash, sign as cryptoSign, randomBytes } from 'node:crypto';
+import { DOMImplementation, type Document, type Element, XMLSerializer } from '@xmldom/xmldom';
+import { ExclusiveCanonicalization } from 'xml-crypto';
 import type { AssertionSigningKey } from './signing-key.ts';
 
 /**
@@ -37,9 +37,12 @@ export interface RoleAssertionInput {
   userId: string;
 }
 
-/** XML 1.0 cannot carry most control characters: such characters in stored text are dropped, not escaped. */
+/**
+ * XML 1.0 cannot carry most control characters: such characters in stored text are dropped, not escaped. Line ends
+ * are normalised to LF as an XML parser would (XML 1.0 §2.11), so what is signed is what a relying party reads back.
+ */
 function xmlText(value: string): string {
-  return value.replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '');
+  return value.replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '').replace(/\r\n?/g, '\n');
 }
 
 function instant(d: Date): string {
@@ -47,19 +50,36 @@ function instant(d: Date): string {
   return `${d.toISOString().slice(0, 19)}Z`;
 }
 
-/** Builds the unsigned assertion. */
-function buildAssertion(input: RoleAssertionInput): string {
+/** A fresh assertion ID: 160 random bits (saml-core §1.3.4), starting with a letter-like character as xs:ID needs. */
+export function newAssertionId(): string {
+  return `_${randomBytes(20).toString('hex')}`;
+}
+
+function appendElement(
+  parent: Element,
+  ns: string,
+  qualifiedName: string,
+  attrs: Record<string, string> = {},
+  text?: string,
+): Element {
+  const doc = parent.ownerDocument!;
+  const child = doc.createElementNS(ns, qualifiedName);
+  for (const [k, v] of Object.entries(attrs)) child.setAttribute(k, xmlText(v));
+  // No empty text node: a parser makes none for <x></x>, and canonicalisation must see the same tree.
+  const content = text === undefined ? '' : xmlText(text);
+  if (content !== '') child.appendChild(doc.createTextNode(content));
+  parent.appendChild(child);
+  return child;
+}
+
+/** Builds the unsigned assertion as a DOM (exported for the signing tests, which compare with xml-crypto's signer). */
+export function buildAssertionDocument(input: RoleAssertionInput, id: string): Document {
   const doc = new DOMImplementation().createDocument(SAML_NS, 'saml:Assertion', null);
   const root = doc.documentElement!;
-  const el = (parent: Element, name: string, attrs: Record<string, string> = {}, text?: string): Element => {
-    const child = doc.createElementNS(SAML_NS, `saml:${name}`);
-    for (const [k, v] of Object.entries(attrs)) child.setAttribute(k, xmlText(v));
-    if (text !== undefined) child.appendChild(doc.createTextNode(xmlText(text)));
-    parent.appendChild(child);
-    return child;
-  };
+  const el = (parent: Element, name: string, attrs?: Record<string, string>, text?: string) =>
+    appendElement(parent, SAML_NS, `saml:${name}`, attrs, text);
   const notOnOrAfter = instant(new Date(input.now.getTime() + ASSERTION_LIFETIME_MS));
-  root.setAttribute('ID', `_${randomBytes(20).toString('hex')}`);
+  root.setAttribute('ID', id);
   root.setAttribute('Version', '2.0');
   root.setAttribute('IssueInstant', instant(input.now));
   el(root, 'Issuer', {}, input.issuer);
@@ -81,40 +101,71 @@ function buildAssertion(input: RoleAssertionInput): string {
     const attribute = el(statement, 'Attribute', { Name: name, NameFormat: BASIC_NAME_FORMAT });
     for (const value of values) el(attribute, 'AttributeValue', {}, value);
   }
+  return doc;
+}
+
+/** xml-crypto's exclusive canonicalisation (the canonicaliser SignedXml itself uses); stateless, so shared. */
+const exclusiveC14n = new ExclusiveCanonicalization();
+
+/**
+ * Signs the assertion in place: an enveloped XML-DSig signature (saml-core §5.4) after Issuer (§2.3.3), with one
+ * reference to the Assertion by its ID, transforms enveloped-signature and exclusive c14n, SHA-256 digest, RSA-SHA256
+ * signature over the exclusive-c14n SignedInfo, and the signing certificate in KeyInfo.
+ *
+ * This is what xml-crypto's SignedXml.computeSignature produces for the same document and options, byte for byte
+ * (test/integration/cis1.signing.test.ts signs the same documents both ways and compares), without its overheads:
+ * serialising the DOM to text and parsing it back, a deep clone of the document per canonicalisation, XPath
+ * searches of the whole document, and parsing the Signature element from a string. Canonicalisation is
+ * xml-crypto's ExclusiveCanonicalization; nothing here canonicalises by hand. The digest is computed before the
+ * Signature element is inserted, so the enveloped-signature transform (which removes it) has nothing to remove —
+ * exactly as in SignedXml, which also digests before inserting the signature.
+ */
+export function signAssertionDocument(doc: Document, key: AssertionSigningKey): string {
+  const root = doc.documentElement!;
+  const id = root.getAttribute('ID');
+  const issuer = root.firstChild;
+  if (!id || !issuer || issuer.nodeType !== issuer.ELEMENT_NODE) throw new Error('assertion without ID or Issuer');
+  const digest = createHash('sha256').update(exclusiveC14n.process(root, {}).toString()).digest('base64');
+
+  const signature = doc.createElementNS(DS_NS, 'ds:Signature');
+  root.insertBefore(signature, issuer.nextSibling);
+  const ds = (parent: Element, name: string, attrs?: Record<string, string>, text?: string) =>
+    appendElement(parent, DS_NS, `ds:${name}`, attrs, text);
+  const signedInfo = ds(signature, 'SignedInfo');
+  ds(signedInfo, 'CanonicalizationMethod', { Algorithm: EXC_C14N });
+  ds(signedInfo, 'SignatureMethod', { Algorithm: RSA_SHA256 });
+  const reference = ds(signedInfo, 'Reference', { URI: `#${id}` });
+  const transforms = ds(reference, 'Transforms');
+  ds(transforms, 'Transform', { Algorithm: ENVELOPED });
+  ds(transforms, 'Transform', { Algorithm: EXC_C14N });
+  ds(reference, 'DigestMethod', { Algorithm: SHA256 });
+  ds(reference, 'DigestValue', {}, digest);
+  const canonicalSignedInfo = exclusiveC14n.process(signedInfo, {}).toString();
+  ds(
+    signature,
+    'SignatureValue',
+    {},
+    cryptoSign('sha256', Buffer.from(canonicalSignedInfo), key.privateKey).toString('base64'),
+  );
+  const x509Data = ds(ds(signature, 'KeyInfo'), 'X509Data');
+  ds(x509Data, 'X509Certificate', {}, certificateBase64(key));
   return new XMLSerializer().serializeToString(doc);
 }
 
-const keyInfoContents = new WeakMap<AssertionSigningKey, string>();
+const certificateTexts = new WeakMap<AssertionSigningKey, string>();
 
-function keyInfoContent(key: AssertionSigningKey): string {
-  let content = keyInfoContents.get(key);
-  if (content === undefined) {
-    content = `<ds:X509Data><ds:X509Certificate>${key.certificateDer.toString('base64')}</ds:X509Certificate></ds:X509Data>`;
-    keyInfoContents.set(key, content);
+function certificateBase64(key: AssertionSigningKey): string {
+  let text = certificateTexts.get(key);
+  if (text === undefined) {
+    text = key.certificateDer.toString('base64');
+    certificateTexts.set(key, text);
   }
-  return content;
+  return text;
 }
 
-/** The signed assertion: the signature sits after Issuer (saml-core §2.3.3) and covers the whole Assertion by its ID. */
+/** The signed assertion, with a fresh ID. */
 export function signedRoleAssertion(input: RoleAssertionInput, key: AssertionSigningKey): string {
-  const signer = new SignedXml({
-    privateKey: key.privateKey,
-    signatureAlgorithm: RSA_SHA256,
-    canonicalizationAlgorithm: EXC_C14N,
-    // The certificate's KeyInfo is the same for every assertion: built once per key, not parsed on every signature.
-    getKeyInfoContent: () => keyInfoContent(key),
-  });
-  signer.addReference({
-    xpath: '/*',
-    digestAlgorithm: SHA256,
-    transforms: [ENVELOPED, EXC_C14N],
-  });
-  signer.computeSignature(buildAssertion(input), {
-    prefix: 'ds',
-    // Issuer is always the first child (built above).
-    location: { reference: '/*/*[1]', action: 'after' },
-  });
-  return signer.getSignedXml();
+  return signAssertionDocument(buildAssertionDocument(input, newAssertionId()), key);
 }
 
 /** IdP metadata: the entity, its signing certificate and where applications validate tickets. */

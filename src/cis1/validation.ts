@@ -6,7 +6,7 @@ import { clientMetadataForProvider } from '../oidc/clients.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { hashToken } from '../services/sessions.ts';
 import type { Queryable } from '../storage/database.ts';
-import { signedRoleAssertion } from './assertion.ts';
+import { type RoleAssertionInput, signedRoleAssertion } from './assertion.ts';
 import { Refusal, withRefusals } from './refusals.ts';
 import { SECRET_PATTERN, type SessionRow, sessionProblem, sessionTimes } from './session-store.ts';
 import { WORKSTATION_ID_PATTERN } from './sessions.ts';
@@ -17,8 +17,10 @@ import { type AssertionSigningKey, activeSigningKey, signingKeyById } from './si
  * role assertion for the person and the role profile they selected — built from the database at this moment. One
  * query reads the session, the card, the certificate, the person and the selected role profile together; nothing
  * about people, cards or roles is cached, so a lock, revocation, leaver or ended role refuses the very next
- * validation. What is cached: the signing key (by key id, read in the same query) and the RBAC activity inclusions
- * (by catalogue version, read in the same query) — neither can delay a revocation.
+ * validation. What is cached: the signing key (by key id, read in the same query), the RBAC activity inclusions
+ * (by catalogue version, read in the same query), and, for ASSERTION_REUSE_MS, signed assertions by a digest of
+ * their whole content — looked up only after every check has passed on the state just read, so none of these can
+ * delay a refusal or hand out stale role data.
  */
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post';
 
@@ -166,26 +168,104 @@ function attributesOf(row: ValidationRow, effective: string[]): [string, readonl
   ];
 }
 
-/** The signed assertion for a checked ticket state (synchronous: exported for bench/cis1.ts). */
+/** Everything an assertion for a checked ticket state says, except the moment it is issued. */
+function assertionContent(
+  row: ValidationRow,
+  options: { issuer: string; audience: string; includes: Map<string, string[]> },
+): Omit<RoleAssertionInput, 'now'> {
+  const activityCodes = (json(row.activities) ?? []).map(([code]) => code);
+  const effective = [...expandActivities([...activityCodes, ...(row.baseline ?? [])], options.includes)].sort();
+  return {
+    issuer: options.issuer,
+    audience: options.audience,
+    sessionId: row.session_id,
+    authenticatedAt: new Date(row.authenticated_at),
+    sessionNotOnOrAfter: sessionTimes(row).expiresAt,
+    userId: row.user_id,
+    attributes: attributesOf(row, effective),
+  };
+}
+
+/** The signed assertion for a checked ticket state, signed now (synchronous: exported for bench/cis1.ts). */
 export function roleAssertionFor(
   row: ValidationRow,
   options: { issuer: string; audience: string; now: Date; key: AssertionSigningKey; includes: Map<string, string[]> },
 ): string {
-  const activityCodes = (json(row.activities) ?? []).map(([code]) => code);
-  const effective = [...expandActivities([...activityCodes, ...(row.baseline ?? [])], options.includes)].sort();
-  return signedRoleAssertion(
-    {
-      issuer: options.issuer,
-      audience: options.audience,
-      now: options.now,
-      sessionId: row.session_id,
-      authenticatedAt: new Date(row.authenticated_at),
-      sessionNotOnOrAfter: sessionTimes(row).expiresAt,
-      userId: row.user_id,
-      attributes: attributesOf(row, effective),
-    },
-    options.key,
-  );
+  return signedRoleAssertion({ ...assertionContent(row, options), now: options.now }, options.key);
+}
+
+/**
+ * How long a signed assertion may be handed out again, unchanged, to the same application for the same session.
+ *
+ * Signing is most of the cost of a validation (an RSA-2048 signature alone is about a millisecond of CPU), and
+ * applications validate the same ticket again and again to learn whether the session is still alive. So a signed
+ * assertion is kept for this long under a key that is a SHA-256 digest of everything it says except its ID and
+ * times: issuer, audience, signing key, session, person, role profile and every attribute. A validation still reads
+ * the ticket, session, card, certificate, person and role profile from the database and makes every check first;
+ * only when all pass does it compute the assertion's content from that fresh state and look the digest up. So:
+ * - a session ended by card removal, lock, revocation, leaving, suspension, time-out or replacement, or a role
+ *   profile no longer in effect, is refused by the very next validation, cached assertion or not (nothing to
+ *   invalidate: the check comes before the cache);
+ * - any change to what the assertion would say (role switched, activities or job roles of the position changed, a
+ *   name, the organisation, the RBAC catalogue, the signing key) gives another digest, so a fresh assertion.
+ * What repeats within the window is the assertion's ID, IssueInstant and NotBefore/NotOnOrAfter: an application that
+ * validates the same ticket twice within it gets the same signed bytes. That is sound here: the assertion comes back
+ * over the application's own authenticated back-channel request, not through a browser, so there is no front-channel
+ * replay for an ID check to stop (the replay rule of saml-profiles §4.1.4.5 is for the browser SSO profile), and it
+ * is never valid for longer than a fresh one: NotOnOrAfter stays IssueInstant + ASSERTION_LIFETIME_MS, so a reused
+ * assertion has at most that long left, and at least ASSERTION_LIFETIME_MS − ASSERTION_REUSE_MS.
+ */
+export const ASSERTION_REUSE_MS = 30_000;
+/** At most this many signed assertions are kept (about 7 KB each), oldest dropped first. */
+const REUSE_MAX_ENTRIES = 4_096;
+
+/** Signed assertions by content digest, in the order they were signed (so the oldest is first, and expires first). */
+const reusable = new Map<string, { assertion: string; signedAt: number }>();
+
+function contentDigest(content: Omit<RoleAssertionInput, 'now'>, keyId: string): string {
+  return createHash('sha256')
+    .update(
+      JSON.stringify([
+        keyId,
+        content.issuer,
+        content.audience,
+        content.sessionId,
+        content.userId,
+        content.authenticatedAt.getTime(),
+        content.sessionNotOnOrAfter.getTime(),
+        content.attributes,
+      ]),
+    )
+    .digest('base64url');
+}
+
+/** The signed assertion for a state that has passed every check: reused if the same content was signed just now. */
+function currentRoleAssertion(
+  row: ValidationRow,
+  options: {
+    issuer: string;
+    audience: string;
+    now: Date;
+    key: AssertionSigningKey;
+    includes: Map<string, string[]>;
+    reuseMs: number;
+  },
+): string {
+  const content = assertionContent(row, options);
+  const digest = contentDigest(content, options.key.keyId);
+  const at = options.now.getTime();
+  const kept = reusable.get(digest);
+  // A clock set back (tests do) must not hand out an assertion issued in the future.
+  if (kept && at >= kept.signedAt && at - kept.signedAt < options.reuseMs) return kept.assertion;
+  const assertion = signedRoleAssertion({ ...content, now: options.now }, options.key);
+  if (options.reuseMs <= 0) return assertion;
+  for (const [oldest, entry] of reusable) {
+    if (reusable.size < REUSE_MAX_ENTRIES && at - entry.signedAt < ASSERTION_REUSE_MS) break;
+    reusable.delete(oldest);
+  }
+  reusable.delete(digest);
+  reusable.set(digest, { assertion, signedAt: at });
+  return assertion;
 }
 
 /** Validates a ticket for an application and returns the signed role assertion, or refuses with a catalogued code. */
@@ -193,11 +273,23 @@ export async function validateTicket(
   ctx: ServiceContext,
   issuer: string,
   input: TicketValidationInput,
+  options: ValidationOptions = {},
 ): Promise<ValidatedTicket> {
-  return withRefusals(ctx, () => validate(ctx, issuer, input));
+  const reuseMs = Math.min(options.assertionReuseMs ?? ASSERTION_REUSE_MS, ASSERTION_REUSE_MS);
+  return withRefusals(ctx, () => validate(ctx, issuer, input, reuseMs));
 }
 
-async function validate(ctx: ServiceContext, issuer: string, input: TicketValidationInput): Promise<ValidatedTicket> {
+export interface ValidationOptions {
+  /** How long a signed assertion may be reused: at most (and by default) ASSERTION_REUSE_MS; 0 signs every one. */
+  assertionReuseMs?: number;
+}
+
+async function validate(
+  ctx: ServiceContext,
+  issuer: string,
+  input: TicketValidationInput,
+  reuseMs: number,
+): Promise<ValidatedTicket> {
   const clientId = await authenticateClient(ctx, input);
   const actor: Actor = { kind: 'system', id: `cis1-client:${clientId}` };
   const refused = (
@@ -245,6 +337,6 @@ async function validate(ctx: ServiceContext, issuer: string, input: TicketValida
     (row.signing_key_id && (await signingKeyById(ctx.db, ctx.sealer, row.signing_key_id))) ||
     (await activeSigningKey(ctx));
   const includes = await activityInclusions(ctx.db, row.catalogue_key);
-  const assertion = roleAssertionFor(row, { issuer, audience: clientId, now, key, includes });
+  const assertion = currentRoleAssertion(row, { issuer, audience: clientId, now, key, includes, reuseMs });
   return { assertion, userId: row.user_id, personRoleId: row.person_roleid! };
 }

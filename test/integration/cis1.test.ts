@@ -8,7 +8,9 @@ import { DOMParser, type Element } from '@xmldom/xmldom';
 import type { FastifyInstance } from 'fastify';
 import { SignedXml } from 'xml-crypto';
 import { buildApp } from '../../src/app.ts';
+import { ASSERTION_LIFETIME_MS } from '../../src/cis1/assertion.ts';
 import { registerCis1Routes } from '../../src/cis1/routes.ts';
+import { ASSERTION_REUSE_MS } from '../../src/cis1/validation.ts';
 import { loadConfig } from '../../src/config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from '../../src/http/deps.ts';
 import { cis2Claims } from '../../src/oidc/claims.ts';
@@ -542,6 +544,159 @@ test(`[${backend}] the signing key is created once, even when first needed by ma
     'SELECT private_key_sealed FROM cis1_signing_keys',
   );
   assert.match(keys[0]!.private_key_sealed, /^v1\./, 'the private key is sealed');
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reused signed assertions (src/cis1/validation.ts, ASSERTION_REUSE_MS): never past an end, never with stale data
+
+function assertionId(xml: string): string {
+  return parseXml(xml).documentElement!.getAttribute('ID')!;
+}
+
+/** Validates twice and checks the second answer is the reused first one — so what follows starts from a cached assertion. */
+async function validateCached(ticket: string, client = basic): Promise<string> {
+  const first = await validate(ticket, { client });
+  assert.equal(first.status, 200, first.text);
+  const second = await validate(ticket, { client });
+  assert.equal(second.text, first.text, 'the same signed assertion, reused');
+  return first.text;
+}
+
+test(`[${backend}] a signed assertion is reused for the same application and content only, and only for ASSERTION_REUSE_MS`, async () => {
+  const holder = await personWithRoles(['nurse', 'admin']);
+  const a = await selectRole(await agentSignIn(holder), holder.profiles[0]!);
+  const cert = await metadataCertificate();
+  const first = await validateCached(a.ticket!);
+  verifiedAssertion(first, cert);
+  // Another application: its own audience, so its own assertion.
+  const other = await validate(a.ticket!, { client: post });
+  assert.notEqual(assertionId(other.text), assertionId(first));
+  assert.equal(text(verifiedAssertion(other.text, cert), 'Audience'), post.clientId);
+  // Its times are the first issue's: never valid for longer than a fresh assertion.
+  const conditions = verifiedAssertion(first, cert).getElementsByTagNameNS(SAML, 'Conditions')[0]!;
+  assert.equal(
+    new Date(conditions.getAttribute('NotOnOrAfter')!).getTime() -
+      new Date(conditions.getAttribute('NotBefore')!).getTime(),
+    ASSERTION_LIFETIME_MS,
+  );
+  // Just inside the window: reused; once it has passed: a new assertion, issued now.
+  clock.set(new Date(clock.now().getTime() + ASSERTION_REUSE_MS - 1000));
+  assert.equal((await validate(a.ticket!)).text, first);
+  clock.set(new Date(clock.now().getTime() + 1000));
+  const later = await validate(a.ticket!);
+  assert.equal(later.status, 200);
+  assert.notEqual(assertionId(later.text), assertionId(first));
+  const issued = parseXml(later.text).documentElement!.getAttribute('IssueInstant')!;
+  assert.equal(issued, `${clock.now().toISOString().slice(0, 19)}Z`);
+  // A clock set back never gets an assertion issued in its future.
+  clock.set(new Date(clock.now().getTime() - 5000));
+  const earlier = await validate(a.ticket!);
+  assert.notEqual(earlier.text, later.text);
+  clock.set('2026-11-26T09:00:00Z');
+});
+
+test(`[${backend}] with a cached assertion, card removal, lock, revocation, suspension, leaving and an ended role still refuse the next validation`, async () => {
+  const removed = await personWithRoles(['admin']);
+  const a = await agentSignIn(removed);
+  await validateCached(a.ticket!);
+  assert.equal((await asAgent(a, '/cis1/session/end', { reason: 'card_removed' })).status, 204);
+  assert.equal((await validate(a.ticket!)).json.error?.code, 'cis1.session_ended');
+
+  const locked = await personWithRoles(['admin']);
+  const b = await agentSignIn(locked);
+  await validateCached(b.ticket!);
+  await reportCardEvent(ctx(), {
+    tokenSerial: `CIS1-${locked.userId}`,
+    event: 'locked',
+    certificate: locked.certificate,
+  });
+  assert.equal((await validate(b.ticket!)).json.error?.code, 'cis1.session_ended');
+
+  const cancelled = await personWithRoles(['admin']);
+  const c = await agentSignIn(cancelled);
+  await validateCached(c.ticket!);
+  await cancelCard(ctx(), cancelled.cardId, 'stolen');
+  assert.equal((await validate(c.ticket!)).json.error?.code, 'cis1.session_ended');
+
+  const certRevoked = await personWithRoles(['admin']);
+  const d = await agentSignIn(certRevoked);
+  await validateCached(d.ticket!);
+  await t.db.query(
+    "UPDATE pki_certificates SET status = 'revoked', revoked_at = now(), revocation_reason = 'keyCompromise' WHERE card_id = $1",
+    [certRevoked.cardId],
+  );
+  assert.equal((await validate(d.ticket!)).json.error?.code, 'cis1.session_ended');
+
+  const suspended = await personWithRoles(['admin']);
+  const e = await agentSignIn(suspended);
+  await validateCached(e.ticket!);
+  await suspend(ctx(), suspended.userId, { reason: 'investigation' });
+  assert.equal((await validate(e.ticket!)).json.error?.code, 'cis1.session_ended');
+
+  const leaver = await personWithRoles(['nurse', 'admin']);
+  const f = await selectRole(await agentSignIn(leaver), leaver.profiles[1]!);
+  await validateCached(f.ticket!);
+  await markLeaver(ctx(), leaver.userId, { reason: 'left the trust' });
+  assert.equal((await validate(f.ticket!)).json.error?.code, 'cis1.session_ended');
+
+  const moved = await personWithRoles(['nurse', 'admin']);
+  const g = await selectRole(await agentSignIn(moved), moved.profiles[0]!);
+  await validateCached(g.ticket!);
+  await endRoleProfile(ctx(), moved.profiles[0]!, 'moved ward');
+  const refused = await validate(g.ticket!);
+  assert.equal(refused.status, 403);
+  assert.equal(refused.json.error?.code, 'cis1.role_not_effective');
+
+  // Signed in again elsewhere: the first workstation's ticket ends although its assertion was cached.
+  const replaced = await personWithRoles(['admin']);
+  const h = await agentSignIn(replaced, WORKSTATION);
+  await validateCached(h.ticket!);
+  await agentSignIn(replaced, OTHER_WORKSTATION);
+  assert.equal((await validate(h.ticket!)).json.error?.code, 'cis1.session_ended');
+});
+
+test(`[${backend}] with a cached assertion, a role switch, a changed position or a changed name gives a fresh assertion with the new data at once`, async () => {
+  const position = await createPosition(ctx(), 'RJ1', {
+    name: 'Cache ward',
+    jobRoles: ['R8001'],
+    activities: ['B0825'],
+  });
+  const holder = await personWithRoles(['admin']);
+  const extra = await assignRoleProfile(ctx(), {
+    userId: holder.userId,
+    positionId: position.positionId,
+    startDate: '2020-01-01',
+  });
+  const a = await selectRole(await agentSignIn(holder), extra.personRoleId);
+  const cert = await metadataCertificate();
+  const first = attributes(verifiedAssertion(await validateCached(a.ticket!), cert));
+  assert.deepEqual(first.get('activity_codes'), ['B0825']);
+
+  // An activity added to the position.
+  await t.db.query('INSERT INTO position_activities (position_id, activity_code) VALUES ($1, $2)', [
+    position.positionId,
+    'B0380',
+  ]);
+  const added = attributes(verifiedAssertion((await validate(a.ticket!)).text, cert));
+  assert.deepEqual(added.get('activity_codes'), ['B0380', 'B0825']);
+  // One taken away (the cached first assertion carries it): the next validation no longer does.
+  await t.db.query('DELETE FROM position_activities WHERE position_id = $1 AND activity_code = $2', [
+    position.positionId,
+    'B0825',
+  ]);
+  const removed = attributes(verifiedAssertion((await validate(a.ticket!)).text, cert));
+  assert.deepEqual(removed.get('activity_codes'), ['B0380']);
+
+  // The person's name.
+  await t.db.query('UPDATE people SET preferred_name = $2 WHERE user_id = $1', [holder.userId, 'Cache Renamed']);
+  const renamed = attributes(verifiedAssertion((await validate(a.ticket!)).text, cert));
+  assert.deepEqual(renamed.get('name'), ['Cache Renamed']);
+
+  // A role switch on the same ticket.
+  await selectRole(a, holder.profiles[0]!);
+  const switched = attributes(verifiedAssertion((await validate(a.ticket!)).text, cert));
+  assert.deepEqual(switched.get('selected_roleid'), [holder.profiles[0]]);
+  assert.deepEqual(switched.get('org_code'), ['A81001']);
 });
 
 test(`[${backend}] no ticket, session secret, client secret or private key appears in the logs`, () => {

@@ -1,7 +1,7 @@
 import { ukDate } from '../domain/dates.ts';
 import { purgeExpiredPayloads } from '../oidc/adapter.ts';
 import { currentCrl } from '../pki/crl.ts';
-import { appendAudit } from '../services/audit.ts';
+import { appendAudit, sealAudit } from '../services/audit.ts';
 import { sendExpiryWarnings } from '../services/cards.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { NotificationTransport } from '../services/notifications.ts';
@@ -39,5 +39,6 @@ export function standardJobs(ctx: ServiceContext, transport: NotificationTranspo
     { name: 'role-profile-end-dates', everySeconds: 900, run: () => endRoleProfilesPastEndDate(ctx) },
     { name: 'oidc-purge-expired', everySeconds: 3_600, run: () => purgeExpiredPayloads(ctx.db) },
     { name: 'crl-publish', everySeconds: 3_600, run: async () => (await currentCrl(ctx, publicUrl)).length },
+    { name: 'audit-seal', everySeconds: 3_600, run: async () => (await sealAudit(ctx.db, ctx.clock)).id },
   ];
 }

@@ -1,30 +1,60 @@
+import { randomInt } from 'node:crypto';
 import {
+  AUDIT_LANES,
   type AuditEvent,
   type AuditEventInput,
+  type AuditSeal,
   auditHash,
+  auditLaneOf,
   GENESIS_HASH,
-  verifyChainSegment,
+  type LaneTip,
+  sealHash,
 } from '../domain/audit/chain.ts';
 import { actorLabel } from '../domain/policy.ts';
 import type { Database, Queryable } from '../storage/database.ts';
-import type { ServiceContext } from './context.ts';
+import type { Clock, ServiceContext } from './context.ts';
 
 /**
- * Appends an event to the chain inside the caller's transaction, so the change and its audit record commit or roll
- * back together. Locking audit_head serialises appenders; callers append last, to hold the lock briefly.
+ * The lane each open transaction appends to. A transaction that audits several targets keeps to the lane of its first
+ * event: holding two lane locks, taken in whatever order the events come, could deadlock against another transaction.
+ * (Its later events are still ordered by `seq`; writes to one target conflict on the target's own rows first.)
+ */
+const laneOfTransaction = new WeakMap<Queryable, number>();
+
+function laneFor(event: Pick<AuditEventInput, 'targetType' | 'targetId'>, requestId: string | null): number {
+  if (event.targetId !== null) return auditLaneOf(`${event.targetType}\u0000${event.targetId}`);
+  // No target (a refused sign-in by an unknown card, say): keep one request's events together, or spread them.
+  if (requestId !== null) return auditLaneOf(`request\u0000${requestId}`);
+  return randomInt(AUDIT_LANES);
+}
+
+/**
+ * Appends an event to its lane inside the caller's transaction, so the change and its audit record commit or roll
+ * back together. Advancing the lane's head locks it until commit, so writers in one lane extend it one at a time and
+ * it never forks; writers in other lanes do not wait. Callers append last, to hold the lock briefly.
  */
 export async function appendAudit(
   tx: Queryable,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId'>,
   event: Omit<AuditEventInput, 'actor' | 'requestId'>,
 ): Promise<AuditEvent> {
-  const { rows } = await tx.query<{ seq: string; hash: string }>(
-    'SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE',
+  const lane = laneOfTransaction.get(tx) ?? laneFor(event, ctx.requestId);
+  // (A whole Database is not a transaction: pinning it would send every later event to one lane.)
+  if (!('transaction' in tx)) laneOfTransaction.set(tx, lane);
+  // The global seq is drawn after the lock is held (RETURNING runs after the row update), so within a lane it rises
+  // with the lane position.
+  const { rows } = await tx.query<{ lane_seq: string; hash: string; seq: string }>(
+    `UPDATE audit_lanes SET lane_seq = lane_seq + 1 WHERE lane = $1
+     RETURNING lane_seq, hash, nextval('audit_events_seq') AS seq`,
+    [lane],
   );
-  const head = rows[0]!;
+  const head = rows[0];
+  if (!head) throw new Error(`audit lane ${lane} has no head row (migration 0011 not applied?)`);
   const at = ctx.clock.now();
   const full: Omit<AuditEvent, 'hash'> = {
-    seq: Number(head.seq) + 1,
+    seq: Number(head.seq),
+    lane,
+    laneSeq: Number(head.lane_seq),
     at: at.toISOString(),
     actor: actorLabel(ctx.actor),
     action: event.action,
@@ -38,10 +68,16 @@ export async function appendAudit(
   };
   const hash = auditHash(full);
   await tx.query(
-    `INSERT INTO audit_events (seq, at, actor, action, target_type, target_id, before, after, request_id, reason, prev_hash, hash)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    `WITH appended AS (
+       INSERT INTO audit_events
+         (seq, lane, lane_seq, at, actor, action, target_type, target_id, before, after, request_id, reason, prev_hash, hash)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+     )
+     UPDATE audit_lanes SET hash = $14 WHERE lane = $2`,
     [
       full.seq,
+      lane,
+      full.laneSeq,
       at,
       full.actor,
       full.action,
@@ -55,12 +91,13 @@ export async function appendAudit(
       hash,
     ],
   );
-  await tx.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1', [full.seq, hash]);
   return { ...full, hash };
 }
 
-interface AuditRow {
+export interface AuditRow {
   seq: string;
+  lane: number;
+  lane_seq: string | null;
   at: Date;
   actor: string;
   action: string;
@@ -74,9 +111,11 @@ interface AuditRow {
   hash: string;
 }
 
-function fromRow(r: AuditRow): AuditEvent {
+export function auditEventFromRow(r: AuditRow): AuditEvent {
   return {
     seq: Number(r.seq),
+    lane: Number(r.lane),
+    laneSeq: r.lane_seq === null ? null : Number(r.lane_seq),
     at: new Date(r.at).toISOString(),
     actor: r.actor,
     action: r.action,
@@ -91,39 +130,74 @@ function fromRow(r: AuditRow): AuditEvent {
   };
 }
 
-export type AuditVerification =
-  | { ok: true; events: number; headHash: string }
-  | { ok: false; events: number; seq: number; problem: string; event: AuditEvent | null };
-
-/** Walks the whole chain in pages, then checks the tip against audit_head (which catches a truncated tail). */
-export async function verifyAuditChain(db: Database, pageSize = 5_000): Promise<AuditVerification> {
-  let prev = { hash: GENESIS_HASH, seq: 0 };
-  for (;;) {
-    const { rows } = await db.query<AuditRow>('SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2', [
-      prev.seq,
-      pageSize,
-    ]);
-    if (rows.length === 0) break;
-    const events = rows.map(fromRow);
-    const res = verifyChainSegment(events, prev);
-    if (!res.ok) {
-      const event = events.find((e) => e.seq === res.problem.seq) ?? null;
-      return { ok: false, events: prev.seq, seq: res.problem.seq, problem: res.problem.problem, event };
-    }
-    prev = res.last;
-  }
-  const { rows } = await db.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_head WHERE id = 1');
-  const head = rows[0];
-  if (!head || Number(head.seq) !== prev.seq || head.hash !== prev.hash) {
-    return { ok: false, events: prev.seq, seq: prev.seq + 1, problem: 'missing_events_at_tail', event: null };
-  }
-  return { ok: true, events: prev.seq, headHash: prev.hash };
-}
-
+/** A target's history, oldest first. */
 export async function auditTrailOf(db: Queryable, targetType: string, targetId: string): Promise<AuditEvent[]> {
   const { rows } = await db.query<AuditRow>(
     'SELECT * FROM audit_events WHERE target_type = $1 AND target_id = $2 ORDER BY seq',
     [targetType, targetId],
   );
-  return rows.map(fromRow);
+  return rows.map(auditEventFromRow);
+}
+
+/** Every lane's committed head, in lane order. */
+export async function laneHeads(db: Queryable): Promise<Map<number, LaneTip>> {
+  const { rows } = await db.query<{ lane: number; lane_seq: string; hash: string }>(
+    'SELECT lane, lane_seq, hash FROM audit_lanes ORDER BY lane',
+  );
+  return new Map(rows.map((r) => [Number(r.lane), { position: Number(r.lane_seq), hash: r.hash }]));
+}
+
+interface SealRow {
+  id: string;
+  at: Date;
+  tips: [number, string][];
+  prev_hash: string;
+  hash: string;
+}
+
+export function sealFromRow(r: SealRow): AuditSeal {
+  return {
+    id: Number(r.id),
+    at: new Date(r.at).toISOString(),
+    tips: r.tips.map(([position, hash]) => ({ position: Number(position), hash })),
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+/**
+ * Records every lane's committed tip together under one hash, chained to the previous seal. The heads are read in one
+ * statement, so the seal is one consistent moment of the trail. Note the printed hash outside the database: a seal
+ * chain cut at its tail is as undetectable from inside as a lane's.
+ */
+export async function sealAudit(db: Database, clock: Clock): Promise<AuditSeal> {
+  return db.transaction(async (tx) => {
+    // One sealer at a time (the job runs once across the cluster, but the CLI can run beside it).
+    await tx.query('SELECT pg_advisory_xact_lock(727275)');
+    const heads = await laneHeads(tx);
+    const tips = Array.from({ length: AUDIT_LANES }, (_, lane) => {
+      const tip = heads.get(lane);
+      if (!tip) throw new Error(`audit lane ${lane} has no head row`);
+      return tip;
+    });
+    const { rows } = await tx.query<{ id: string; hash: string }>(
+      'SELECT id, hash FROM audit_seals ORDER BY id DESC LIMIT 1',
+    );
+    const last = rows[0];
+    const seal: Omit<AuditSeal, 'hash'> = {
+      id: last ? Number(last.id) + 1 : 1,
+      at: clock.now().toISOString(),
+      tips,
+      prevHash: last?.hash ?? GENESIS_HASH,
+    };
+    const hash = sealHash(seal);
+    await tx.query('INSERT INTO audit_seals (id, at, tips, prev_hash, hash) VALUES ($1, $2, $3, $4, $5)', [
+      seal.id,
+      seal.at,
+      JSON.stringify(tips.map((t) => [t.position, t.hash])),
+      seal.prevHash,
+      hash,
+    ]);
+    return { ...seal, hash };
+  });
 }

@@ -4,7 +4,7 @@ import * as OTPAuth from 'otpauth';
 import { AppError } from '../../src/domain/errors.ts';
 import { nationalIdFromSequence } from '../../src/domain/identity/user-id.ts';
 import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
-import { verifyAuditChain } from '../../src/services/audit.ts';
+import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import {
   type CardConfig,
   cancelCard,

@@ -11,7 +11,7 @@ import {
   rotateCertificateAuthority,
   verifyAuthenticationCertificate,
 } from '../../src/pki/ca.ts';
-import { verifyAuditChain } from '../../src/services/audit.ts';
+import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import {
   type CardConfig,
   certifyCard,

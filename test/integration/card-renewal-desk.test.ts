@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config.ts';
 import { AppError } from '../../src/domain/errors.ts';
 import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
-import { verifyAuditChain } from '../../src/services/audit.ts';
+import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import {
   type CardConfig,
   cancelCard,

@@ -34,12 +34,21 @@ test(`[${backend}] seed --demo, then audit verify passes; altering one stored ev
 
   const ok = await runOpencis(['audit', 'verify'], env);
   assert.equal(ok.code, 0, ok.stderr);
-  const events = Number(/verified: (\d+) events/.exec(ok.stdout)?.[1]);
+  const events = Number(/verified: (\d+) events in 32 lanes, tips [0-9a-f]{64}/.exec(ok.stdout)?.[1]);
   assert.ok(events > 20, ok.stdout);
+  assert.match(ok.stdout, /No seal yet/);
 
   // An attacker with database rights disables the append-only trigger and rewrites history.
   const db = await openShared();
+  let original: unknown;
   try {
+    const lanes = await db.query<{ n: string }>('SELECT count(DISTINCT lane)::text AS n FROM audit_events');
+    assert.ok(Number(lanes.rows[0]!.n) > 1, 'the demo data is spread over several lanes');
+    original = (
+      await db.query<{ after: unknown }>(
+        "SELECT after FROM audit_events WHERE seq = (SELECT min(seq) FROM audit_events WHERE action = 'person.registered')",
+      )
+    ).rows[0]!.after;
     await db.exec('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update');
     await db.query(`UPDATE audit_events SET after = jsonb_set(after, '{familyName}', '"Tampered"') WHERE seq = (
       SELECT min(seq) FROM audit_events WHERE action = 'person.registered')`);
@@ -48,15 +57,84 @@ test(`[${backend}] seed --demo, then audit verify passes; altering one stored ev
   }
   const broken = await runOpencis(['audit', 'verify'], env);
   assert.equal(broken.code, 1);
-  assert.match(broken.stderr, /Audit chain BROKEN at event \d+ \(hash_mismatch\): person\.registered on person \d{12}/);
+  assert.match(
+    broken.stderr,
+    /Audit chain BROKEN at event \d+ in lane \d+ at position \d+ \(hash_mismatch\): person\.registered on person \d{12}/,
+  );
+
+  // Put back exactly as it was, it verifies again.
+  const db2 = await openShared();
+  try {
+    await db2.query(
+      "UPDATE audit_events SET after = $1 WHERE seq = (SELECT min(seq) FROM audit_events WHERE action = 'person.registered')",
+      [JSON.stringify(original)],
+    );
+    await db2.exec('ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update');
+  } finally {
+    await db2.close();
+  }
+  const restored = await runOpencis(['audit', 'verify'], env);
+  assert.equal(restored.code, 0, restored.stderr);
 });
 
-test(`[${backend}] the append-only trigger refuses updates and deletes of audit events`, async () => {
+test(`[${backend}] deleting the newest event of one lane fails verify; rewinding that lane's head too is caught by a seal`, async () => {
+  const sealed = await runOpencis(['audit', 'seal'], env);
+  assert.equal(sealed.code, 0, sealed.stderr);
+  const sealHash = /Audit sealed: seal 1 at \S+, hash ([0-9a-f]{64})/.exec(sealed.stdout)?.[1];
+  assert.ok(sealHash, sealed.stdout);
+  const ok = await runOpencis(['audit', 'verify'], env);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, new RegExp(`Last seal 1 at \\S+: ${sealHash}`));
+
+  const db = await openShared();
+  let lane: number;
+  let tip: number;
+  try {
+    // The lane with most events, so one remains before the cut.
+    const { rows } = await db.query<{ lane: number; lane_seq: string }>(
+      'SELECT lane, lane_seq FROM audit_lanes ORDER BY lane_seq DESC, lane LIMIT 1',
+    );
+    lane = Number(rows[0]!.lane);
+    tip = Number(rows[0]!.lane_seq);
+    assert.ok(tip >= 2);
+    await db.exec('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update');
+    const deleted = await db.query('DELETE FROM audit_events WHERE lane = $1 AND coalesce(lane_seq, seq) = $2', [
+      lane,
+      tip,
+    ]);
+    assert.equal(deleted.rowCount, 1);
+  } finally {
+    await db.close();
+  }
+  const cut = await runOpencis(['audit', 'verify'], env);
+  assert.equal(cut.code, 1);
+  assert.match(cut.stderr, new RegExp(`BROKEN at lane ${lane} at position ${tip} \\(missing_events_at_tail\\)`));
+
+  // Covering the tracks: the lane's head rewound to the event before. The lane is self-consistent again, but the
+  // seal saw it reach further.
+  const db2 = await openShared();
+  try {
+    await db2.query(
+      `UPDATE audit_lanes SET lane_seq = $2, hash = (
+         SELECT hash FROM audit_events WHERE lane = $1 AND coalesce(lane_seq, seq) = $2) WHERE lane = $1`,
+      [lane, tip - 1],
+    );
+  } finally {
+    await db2.close();
+  }
+  const rewound = await runOpencis(['audit', 'verify'], env);
+  assert.equal(rewound.code, 1);
+  assert.match(rewound.stderr, new RegExp(`BROKEN at lane ${lane} at position ${tip} \\(sealed_events_missing\\)`));
+});
+
+test(`[${backend}] the append-only triggers refuse updates and deletes of audit events and seals`, async () => {
   const db = await openShared();
   try {
     await db.exec('ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update');
     await assert.rejects(db.query('DELETE FROM audit_events WHERE seq = 1'), /append-only/);
     await assert.rejects(db.query("UPDATE audit_events SET actor = 'x' WHERE seq = 1"), /append-only/);
+    await assert.rejects(db.query('DELETE FROM audit_seals WHERE id = 1'), /append-only/);
+    await assert.rejects(db.query("UPDATE audit_seals SET hash = 'x' WHERE id = 1"), /append-only/);
   } finally {
     await db.close();
   }

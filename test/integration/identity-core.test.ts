@@ -9,7 +9,8 @@ import {
   endRoleProfile,
   roleProfilesOf,
 } from '../../src/services/access.ts';
-import { auditTrailOf, verifyAuditChain } from '../../src/services/audit.ts';
+import { auditTrailOf } from '../../src/services/audit.ts';
+import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import { isInSubtree, saveOrganisation, subtreeOf } from '../../src/services/organisations.ts';
 import {
   changePersonStatus,

@@ -26,7 +26,7 @@ import {
 } from '../../src/pki/ca.ts';
 import { currentCrl } from '../../src/pki/crl.ts';
 import { ocspRespond } from '../../src/pki/ocsp.ts';
-import { verifyAuditChain } from '../../src/services/audit.ts';
+import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';

@@ -10,7 +10,8 @@ import { cardConfigFrom, relyingPartyFrom } from '../../src/http/deps.ts';
 import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { checkIdentityDocuments, type IdentityDocument, monthsBefore } from '../../src/ra/documents.ts';
 import { assignRoleProfile, createPosition, effectiveRoles } from '../../src/services/access.ts';
-import { auditTrailOf, verifyAuditChain } from '../../src/services/audit.ts';
+import { auditTrailOf } from '../../src/services/audit.ts';
+import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import {
   type CardConfig,
   certifyCard,

@@ -4,7 +4,7 @@ import { normaliseName } from '../../src/domain/identity/names.ts';
 import { isValidNiNumber } from '../../src/domain/identity/ni-number.ts';
 import { isNationalId, nationalIdFromSequence } from '../../src/domain/identity/user-id.ts';
 import { isOdsCode } from '../../src/domain/organisations/organisation.ts';
-import { verifyAuditChain } from '../../src/services/audit.ts';
+import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { seedSynthetic } from '../../src/services/synthetic.ts';
 import { testContext } from '../support/context.ts';

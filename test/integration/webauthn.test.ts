@@ -10,7 +10,7 @@ import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { Aal } from '../../src/domain/credentials/assurance.ts';
 import { AppError } from '../../src/domain/errors.ts';
-import { verifyAuditChain } from '../../src/services/audit.ts';
+import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import { CHALLENGE_TTL_MS } from '../../src/services/challenges.ts';
 import { createEnrolmentInvitation } from '../../src/services/enrolment.ts';
 import { changePersonStatus, registerPerson } from '../../src/services/people.ts';
@@ -112,7 +112,7 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 }
 
 async function headSeq(): Promise<number> {
-  const { rows } = await t.db.query<{ seq: string }>('SELECT seq FROM audit_head WHERE id = 1');
+  const { rows } = await t.db.query<{ seq: string }>('SELECT coalesce(max(seq), 0) AS seq FROM audit_events');
   return Number(rows[0]!.seq);
 }
 

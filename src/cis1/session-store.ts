@@ -49,7 +49,7 @@ export interface SessionRow {
 
 /**
  * The session columns and the live state of what it depends on; callers add their own columns and WHERE. The same
- * columns are in cis1_ticket_state (migration 0009), which validation uses.
+ * columns are in cis1_ticket_state (migration 0009) and cis1_ticket_liveness (migration 0013), which validation uses.
  */
 export const SESSION_SELECT = `s.session_id, s.user_id, s.card_id, s.certificate_serial, s.workstation_id, s.amr,
   s.person_roleid, s.ticket_hash, s.authenticated_at, s.last_seen_at, s.ended_at, s.end_reason,

@@ -14,13 +14,14 @@ import { type AssertionSigningKey, activeSigningKey, signingKeyById } from './si
 
 /**
  * Ticket validation (DOMAIN §8): an application sends a ticket with its own client credentials and gets a signed SAML
- * role assertion for the person and the role profile they selected — built from the database at this moment. One
- * query reads the session, the card, the certificate, the person and the selected role profile together; nothing
- * about people, cards or roles is cached, so a lock, revocation, leaver or ended role refuses the very next
- * validation. What is cached: the signing key (by key id, read in the same query), the RBAC activity inclusions
- * (by catalogue version, read in the same query), and, for ASSERTION_REUSE_MS, signed assertions by a digest of
- * their whole content — looked up only after every check has passed on the state just read, so none of these can
- * delay a refusal or hand out stale role data.
+ * role assertion for the person and the role profile they selected — built from the database at this moment. Every
+ * validation reads the live state of the ticket from the database — session (ended? which workstation? idle and
+ * 12-hour limits), card, the certificate it signed in with and the card's current one, person, and whether the
+ * selected role profile is in effect today — and makes every check on it (checkLive, the same code on both paths
+ * below); nothing about people, cards or roles is cached, so a lock, revocation, leaver or ended role refuses the very
+ * next validation. What is cached: the signing key (by key id, read in the same query), the RBAC activity inclusions
+ * (by catalogue version, read in the same query), and, for ASSERTION_REUSE_MS, the signed assertion last handed to an
+ * application for a ticket, with the stamp of what it says (see ASSERTION_REUSE_MS).
  */
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post';
 
@@ -74,6 +75,47 @@ export async function readTicket(q: Queryable, ticket: string, now: Date): Promi
     [hashToken(ticket), ukDay(now)],
   );
   return json(rows[0]?.state ?? null) ?? undefined;
+}
+
+/**
+ * The live state of a ticket without its role data (cis1_ticket_liveness, migration 0013): the same session, card,
+ * certificate and person columns as cis1_ticket_state, person_orgid only when the selected role profile is in effect
+ * (same conditions), and `stamp`, a text that changes whenever anything the assertion says changes.
+ */
+export interface LivenessRow extends SessionRow {
+  signing_key_id: string | null;
+  catalogue_key: string;
+  person_orgid: string | null;
+  stamp: string;
+}
+
+/** The light read of a ticket, for validations that hold a signed assertion (exported for bench/cis1.ts and tests). */
+export async function readTicketLiveness(q: Queryable, ticket: string, now: Date): Promise<LivenessRow | undefined> {
+  return liveness(q, hashToken(ticket), ukDay(now));
+}
+
+async function liveness(q: Queryable, ticketHash: string, day: string): Promise<LivenessRow | undefined> {
+  const { rows } = await q.query<{ live: LivenessRow | string | null }>(
+    'SELECT cis1_ticket_liveness($1, $2::date) AS live',
+    [ticketHash, day],
+  );
+  return json(rows[0]?.live ?? null) ?? undefined;
+}
+
+/**
+ * The full state and the stamp, in one statement: both functions are STABLE, so they read the same snapshot, and the
+ * stamp kept with an assertion is the stamp of exactly the data it was built from.
+ */
+async function stateWithStamp(
+  q: Queryable,
+  ticketHash: string,
+  day: string,
+): Promise<{ state: ValidationRow | undefined; live: LivenessRow | undefined }> {
+  const { rows } = await q.query<{ state: ValidationRow | string | null; live: LivenessRow | string | null }>(
+    'SELECT cis1_ticket_state($1, $2::date) AS state, cis1_ticket_liveness($1, $2::date) AS live',
+    [ticketHash, day],
+  );
+  return { state: json(rows[0]?.state ?? null) ?? undefined, live: json(rows[0]?.live ?? null) ?? undefined };
 }
 
 /**
@@ -195,32 +237,68 @@ export function roleAssertionFor(
 }
 
 /**
- * How long a signed assertion may be handed out again, unchanged, to the same application for the same session.
+ * How long a signed assertion may be handed out again, unchanged, to the same application for the same ticket.
  *
  * Signing is most of the cost of a validation (an RSA-2048 signature alone is about a millisecond of CPU), and
- * applications validate the same ticket again and again to learn whether the session is still alive. So a signed
- * assertion is kept for this long under a key that is a SHA-256 digest of everything it says except its ID and
- * times: issuer, audience, signing key, session, person, role profile and every attribute. A validation still reads
- * the ticket, session, card, certificate, person and role profile from the database and makes every check first;
- * only when all pass does it compute the assertion's content from that fresh state and look the digest up. So:
+ * building the role data (json_agg of the position's job roles, activities, baseline, areas of work and workgroups)
+ * most of the rest; applications validate the same ticket again and again to learn whether the session is still
+ * alive. So the signed assertion last handed to an application for a ticket is kept for this long, with the `stamp`
+ * of the state it was built from (cis1_ticket_liveness, migration 0013, read in the same statement as that state).
+ * A validation that holds one still in its window reads the ticket's live state with the light query and makes every
+ * check on it (checkLive: session ended or replaced, workstation, card, certificates, person, idle and 12-hour
+ * limits, role profile in effect today) before anything else; only when all pass and the stamp read now is the kept
+ * one does it hand the kept assertion out again. Otherwise it reads the full state and builds the assertion as on a
+ * first validation. So:
  * - a session ended by card removal, lock, revocation, leaving, suspension, time-out or replacement, or a role
- *   profile no longer in effect, is refused by the very next validation, cached assertion or not (nothing to
- *   invalidate: the check comes before the cache);
- * - any change to what the assertion would say (role switched, activities or job roles of the position changed, a
- *   name, the organisation, the RBAC catalogue, the signing key) gives another digest, so a fresh assertion.
+ *   profile no longer in effect, is refused by the very next validation, kept assertion or not (nothing to
+ *   invalidate: the checks come before the cache);
+ * - any change to what the assertion would say gives another stamp, so a fresh assertion: the stamp holds the values
+ *   themselves where they are short (session, role switch, names, identity assurance, role profile's organisation and
+ *   position, organisation name) and versions where they are not — positions.content_version, raised by triggers on
+ *   any change to a position's job roles, activities, areas of work or workgroups (or a workgroup's name), the RBAC
+ *   catalogue key and the signing key id.
  * What repeats within the window is the assertion's ID, IssueInstant and NotBefore/NotOnOrAfter: an application that
  * validates the same ticket twice within it gets the same signed bytes. That is sound here: the assertion comes back
  * over the application's own authenticated back-channel request, not through a browser, so there is no front-channel
  * replay for an ID check to stop (the replay rule of saml-profiles §4.1.4.5 is for the browser SSO profile), and it
  * is never valid for longer than a fresh one: NotOnOrAfter stays IssueInstant + ASSERTION_LIFETIME_MS, so a reused
  * assertion has at most that long left, and at least ASSERTION_LIFETIME_MS − ASSERTION_REUSE_MS.
+ * Validation writes nothing when it succeeds: the idle limit is renewed by the agent's heartbeat (renewCis1Session),
+ * not by validations, so there is no per-validation write to throttle.
  */
 export const ASSERTION_REUSE_MS = 30_000;
 /** At most this many signed assertions are kept (about 7 KB each), oldest dropped first. */
 const REUSE_MAX_ENTRIES = 4_096;
 
-/** Signed assertions by content digest, in the order they were signed (so the oldest is first, and expires first). */
-const reusable = new Map<string, { assertion: string; signedAt: number }>();
+interface Kept {
+  /** The stamp of the state the assertion was built from. */
+  stamp: string;
+  /** SHA-256 of everything the assertion says except its ID and times (content unchanged under a new stamp). */
+  digest: string;
+  assertion: string;
+  signedAt: number;
+}
+
+/**
+ * Signed assertions by ticket hash, application and issuer, in the order they were signed (so the oldest is first,
+ * and expires first).
+ */
+const kept = new Map<string, Kept>();
+
+function keptFor(cacheKey: string, at: number, reuseMs: number): Kept | undefined {
+  const entry = kept.get(cacheKey);
+  // A clock set back (tests do) must not hand out an assertion issued in the future.
+  return entry && at >= entry.signedAt && at - entry.signedAt < reuseMs ? entry : undefined;
+}
+
+function keep(cacheKey: string, entry: Kept): void {
+  for (const [oldest, e] of kept) {
+    if (kept.size < REUSE_MAX_ENTRIES && entry.signedAt - e.signedAt < ASSERTION_REUSE_MS) break;
+    kept.delete(oldest);
+  }
+  kept.delete(cacheKey);
+  kept.set(cacheKey, entry);
+}
 
 function contentDigest(content: Omit<RoleAssertionInput, 'now'>, keyId: string): string {
   return createHash('sha256')
@@ -239,35 +317,6 @@ function contentDigest(content: Omit<RoleAssertionInput, 'now'>, keyId: string):
     .digest('base64url');
 }
 
-/** The signed assertion for a state that has passed every check: reused if the same content was signed just now. */
-function currentRoleAssertion(
-  row: ValidationRow,
-  options: {
-    issuer: string;
-    audience: string;
-    now: Date;
-    key: AssertionSigningKey;
-    includes: Map<string, string[]>;
-    reuseMs: number;
-  },
-): string {
-  const content = assertionContent(row, options);
-  const digest = contentDigest(content, options.key.keyId);
-  const at = options.now.getTime();
-  const kept = reusable.get(digest);
-  // A clock set back (tests do) must not hand out an assertion issued in the future.
-  if (kept && at >= kept.signedAt && at - kept.signedAt < options.reuseMs) return kept.assertion;
-  const assertion = signedRoleAssertion({ ...content, now: options.now }, options.key);
-  if (options.reuseMs <= 0) return assertion;
-  for (const [oldest, entry] of reusable) {
-    if (reusable.size < REUSE_MAX_ENTRIES && at - entry.signedAt < ASSERTION_REUSE_MS) break;
-    reusable.delete(oldest);
-  }
-  reusable.delete(digest);
-  reusable.set(digest, { assertion, signedAt: at });
-  return assertion;
-}
-
 /** Validates a ticket for an application and returns the signed role assertion, or refuses with a catalogued code. */
 export async function validateTicket(
   ctx: ServiceContext,
@@ -284,6 +333,36 @@ export interface ValidationOptions {
   assertionReuseMs?: number;
 }
 
+type Refuse = (
+  code: ConstructorParameters<typeof Refusal>[0],
+  reason: string,
+  row?: SessionRow,
+  end?: Refusal['end'],
+) => Refusal;
+
+/**
+ * Every check a validation makes on the live state of its ticket, on either read (the full state or the light one:
+ * both carry the same session, card, certificate and person columns, and person_orgid under the same conditions).
+ */
+function checkLive(
+  row: SessionRow & { person_orgid: string | null },
+  now: Date,
+  workstationId: string | undefined,
+  refused: Refuse,
+): void {
+  if (row.ended_at)
+    throw refused('cis1.session_ended', `ticket presented after its session ended (${row.end_reason})`, row);
+  if (workstationId !== undefined && workstationId !== row.workstation_id) {
+    throw refused('cis1.workstation_mismatch', 'ticket presented with another workstation id', row);
+  }
+  const problem = sessionProblem(row, now);
+  if (problem) {
+    const expired = problem === 'idle_timeout' || problem === 'max_age';
+    throw refused(expired ? 'cis1.ticket_expired' : 'cis1.session_ended', problem, row, { row, reason: problem });
+  }
+  if (row.person_orgid === null) throw refused('cis1.role_not_effective', 'selected role profile not in effect', row);
+}
+
 async function validate(
   ctx: ServiceContext,
   issuer: string,
@@ -292,12 +371,7 @@ async function validate(
 ): Promise<ValidatedTicket> {
   const clientId = await authenticateClient(ctx, input);
   const actor: Actor = { kind: 'system', id: `cis1-client:${clientId}` };
-  const refused = (
-    code: ConstructorParameters<typeof Refusal>[0],
-    reason: string,
-    row?: ValidationRow,
-    end?: Refusal['end'],
-  ) =>
+  const refused: Refuse = (code, reason, row, end) =>
     new Refusal(
       code,
       {
@@ -320,23 +394,50 @@ async function validate(
     throw refused('cis1.ticket_invalid', 'malformed workstation id');
   }
   const now = ctx.clock.now();
-  const row = await readTicket(ctx.db, input.ticket, now);
+  const at = now.getTime();
+  const ticketHash = hashToken(input.ticket);
+  const day = ukDay(now);
+  const cacheKey = `${ticketHash} ${clientId} ${issuer}`;
+
+  // The light path: an assertion for this ticket and application is held, within its window.
+  const held = reuseMs > 0 ? keptFor(cacheKey, at, reuseMs) : undefined;
+  if (held) {
+    const live = await liveness(ctx.db, ticketHash, day);
+    if (!live) throw refused('cis1.ticket_invalid', 'unknown ticket');
+    checkLive(live, now, workstationId, refused);
+    if (live.stamp === held.stamp) {
+      return { assertion: held.assertion, userId: live.user_id, personRoleId: live.person_roleid! };
+    }
+  }
+
+  // The full path: a first validation, a window passed, or something the assertion says has changed.
+  const read =
+    reuseMs > 0
+      ? await stateWithStamp(ctx.db, ticketHash, day)
+      : { state: await readTicket(ctx.db, input.ticket, now), live: undefined };
+  const { state: row, live } = read;
   if (!row) throw refused('cis1.ticket_invalid', 'unknown ticket');
-  if (row.ended_at)
-    throw refused('cis1.session_ended', `ticket presented after its session ended (${row.end_reason})`, row);
-  if (workstationId !== undefined && workstationId !== row.workstation_id) {
-    throw refused('cis1.workstation_mismatch', 'ticket presented with another workstation id', row);
-  }
-  const problem = sessionProblem(row, now);
-  if (problem) {
-    const expired = problem === 'idle_timeout' || problem === 'max_age';
-    throw refused(expired ? 'cis1.ticket_expired' : 'cis1.session_ended', problem, row, { row, reason: problem });
-  }
-  if (row.person_orgid === null) throw refused('cis1.role_not_effective', 'selected role profile not in effect', row);
+  checkLive(row, now, workstationId, refused);
   const key =
     (row.signing_key_id && (await signingKeyById(ctx.db, ctx.sealer, row.signing_key_id))) ||
     (await activeSigningKey(ctx));
   const includes = await activityInclusions(ctx.db, row.catalogue_key);
-  const assertion = currentRoleAssertion(row, { issuer, audience: clientId, now, key, includes, reuseMs });
-  return { assertion, userId: row.user_id, personRoleId: row.person_roleid! };
+  const options = { issuer, audience: clientId, includes };
+  const result = (assertion: string) => ({ assertion, userId: row.user_id, personRoleId: row.person_roleid! });
+  if (reuseMs <= 0) return result(signedRoleAssertion({ ...assertionContent(row, options), now }, key));
+  const content = assertionContent(row, options);
+  const digest = contentDigest(content, key.keyId);
+  // The light path may hand it out only under the stamp of the very state it was built from, signed with the key that
+  // state names. When that is not so (the signing key was created just now), '' (never a stamp) sends the next
+  // validation here again, where the digest still lets it be reused.
+  const stamp = live?.session_id === row.session_id && live.signing_key_id === key.keyId ? live.stamp : '';
+  const same = keptFor(cacheKey, at, reuseMs);
+  if (same && same.digest === digest) {
+    // Nothing the assertion says has changed (a stamp can change without that: a name set to what it was).
+    same.stamp = stamp;
+    return result(same.assertion);
+  }
+  const assertion = signedRoleAssertion({ ...content, now }, key);
+  keep(cacheKey, { stamp, digest, assertion, signedAt: at });
+  return result(assertion);
 }

@@ -10,7 +10,7 @@ import { SignedXml } from 'xml-crypto';
 import { buildApp } from '../../src/app.ts';
 import { ASSERTION_LIFETIME_MS } from '../../src/cis1/assertion.ts';
 import { registerCis1Routes } from '../../src/cis1/routes.ts';
-import { ASSERTION_REUSE_MS } from '../../src/cis1/validation.ts';
+import { ASSERTION_REUSE_MS, readTicket, readTicketLiveness } from '../../src/cis1/validation.ts';
 import { loadConfig } from '../../src/config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from '../../src/http/deps.ts';
 import { cis2Claims } from '../../src/oidc/claims.ts';
@@ -25,6 +25,7 @@ import {
   reportCardEvent,
   startCardIssue,
 } from '../../src/services/cards.ts';
+import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../../src/services/catalogue.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { markLeaver, suspend } from '../../src/services/ra.ts';
@@ -553,6 +554,42 @@ function assertionId(xml: string): string {
   return parseXml(xml).documentElement!.getAttribute('ID')!;
 }
 
+/**
+ * The light read (cis1_ticket_liveness, 0013) must see a ticket exactly as the full one (cis1_ticket_state, 0009) does:
+ * the same session, card, certificate and person fields, and the role profile in effect under the same conditions.
+ */
+const LIVE_FIELDS = [
+  'session_id',
+  'user_id',
+  'card_id',
+  'certificate_serial',
+  'workstation_id',
+  'amr',
+  'person_roleid',
+  'ticket_hash',
+  'authenticated_at',
+  'last_seen_at',
+  'ended_at',
+  'end_reason',
+  'card_status',
+  'cert_status',
+  'cert_revocation_reason',
+  'cert_not_after',
+  'current_cert_status',
+  'current_cert_not_after',
+  'person_status',
+  'signing_key_id',
+  'catalogue_key',
+  'person_orgid',
+] as const;
+
+async function sameLiveness(ticket: string): Promise<void> {
+  const full = await readTicket(t.db, ticket, clock.now());
+  const light = await readTicketLiveness(t.db, ticket, clock.now());
+  assert.ok(full && light, 'both reads find the ticket');
+  for (const field of LIVE_FIELDS) assert.deepEqual(light[field], full[field], field);
+}
+
 /** Validates twice and checks the second answer is the reused first one — so what follows starts from a cached assertion. */
 async function validateCached(ticket: string, client = basic): Promise<string> {
   const first = await validate(ticket, { client });
@@ -600,6 +637,7 @@ test(`[${backend}] with a cached assertion, card removal, lock, revocation, susp
   const a = await agentSignIn(removed);
   await validateCached(a.ticket!);
   assert.equal((await asAgent(a, '/cis1/session/end', { reason: 'card_removed' })).status, 204);
+  await sameLiveness(a.ticket!);
   assert.equal((await validate(a.ticket!)).json.error?.code, 'cis1.session_ended');
 
   const locked = await personWithRoles(['admin']);
@@ -610,12 +648,14 @@ test(`[${backend}] with a cached assertion, card removal, lock, revocation, susp
     event: 'locked',
     certificate: locked.certificate,
   });
+  await sameLiveness(b.ticket!);
   assert.equal((await validate(b.ticket!)).json.error?.code, 'cis1.session_ended');
 
   const cancelled = await personWithRoles(['admin']);
   const c = await agentSignIn(cancelled);
   await validateCached(c.ticket!);
   await cancelCard(ctx(), cancelled.cardId, 'stolen');
+  await sameLiveness(c.ticket!);
   assert.equal((await validate(c.ticket!)).json.error?.code, 'cis1.session_ended');
 
   const certRevoked = await personWithRoles(['admin']);
@@ -625,24 +665,28 @@ test(`[${backend}] with a cached assertion, card removal, lock, revocation, susp
     "UPDATE pki_certificates SET status = 'revoked', revoked_at = now(), revocation_reason = 'keyCompromise' WHERE card_id = $1",
     [certRevoked.cardId],
   );
+  await sameLiveness(d.ticket!);
   assert.equal((await validate(d.ticket!)).json.error?.code, 'cis1.session_ended');
 
   const suspended = await personWithRoles(['admin']);
   const e = await agentSignIn(suspended);
   await validateCached(e.ticket!);
   await suspend(ctx(), suspended.userId, { reason: 'investigation' });
+  await sameLiveness(e.ticket!);
   assert.equal((await validate(e.ticket!)).json.error?.code, 'cis1.session_ended');
 
   const leaver = await personWithRoles(['nurse', 'admin']);
   const f = await selectRole(await agentSignIn(leaver), leaver.profiles[1]!);
   await validateCached(f.ticket!);
   await markLeaver(ctx(), leaver.userId, { reason: 'left the trust' });
+  await sameLiveness(f.ticket!);
   assert.equal((await validate(f.ticket!)).json.error?.code, 'cis1.session_ended');
 
   const moved = await personWithRoles(['nurse', 'admin']);
   const g = await selectRole(await agentSignIn(moved), moved.profiles[0]!);
   await validateCached(g.ticket!);
   await endRoleProfile(ctx(), moved.profiles[0]!, 'moved ward');
+  await sameLiveness(g.ticket!);
   const refused = await validate(g.ticket!);
   assert.equal(refused.status, 403);
   assert.equal(refused.json.error?.code, 'cis1.role_not_effective');
@@ -652,7 +696,47 @@ test(`[${backend}] with a cached assertion, card removal, lock, revocation, susp
   const h = await agentSignIn(replaced, WORKSTATION);
   await validateCached(h.ticket!);
   await agentSignIn(replaced, OTHER_WORKSTATION);
+  await sameLiveness(h.ticket!);
   assert.equal((await validate(h.ticket!)).json.error?.code, 'cis1.session_ended');
+});
+
+test(`[${backend}] with a cached assertion, another workstation id, the idle limit and the 12-hour limit refuse the next validation`, async () => {
+  const start = clock.now().getTime();
+  // The ticket presented with another workstation's id: refused, though the same ticket alone is still reused.
+  const moved = await personWithRoles(['admin']);
+  const a = await agentSignIn(moved);
+  const cached = await validateCached(a.ticket!);
+  const elsewhere = await validate(a.ticket!, { workstationId: OTHER_WORKSTATION });
+  assert.equal(elsewhere.status, 403, elsewhere.text);
+  assert.equal(elsewhere.json.error?.code, 'cis1.workstation_mismatch');
+  assert.equal((await validate(a.ticket!, { workstationId: WORKSTATION })).text, cached);
+
+  // Idle: the assertion was signed 10 s before the 15 minutes since the last heartbeat were up; still within its
+  // reuse window when they are, and refused then.
+  const idle = await personWithRoles(['admin']);
+  const b = await agentSignIn(idle);
+  clock.set(new Date(start + 15 * 60_000 - 10_000));
+  await validateCached(b.ticket!);
+  clock.set(new Date(start + 15 * 60_000));
+  await sameLiveness(b.ticket!);
+  assert.equal((await validate(b.ticket!)).json.error?.code, 'cis1.ticket_expired');
+  assert.equal((await validate(b.ticket!)).json.error?.code, 'cis1.session_ended', 'and it stays ended');
+
+  // 12 hours: heartbeats keep it from idling until then; signed 10 s before, refused at 12 hours.
+  clock.set(new Date(start));
+  const long = await personWithRoles(['admin']);
+  const c = await agentSignIn(long);
+  for (let minutes = 12; minutes < 12 * 60; minutes += 12) {
+    clock.set(new Date(start + minutes * 60_000));
+    assert.equal((await asAgent(c, '/cis1/session/heartbeat', {})).status, 200);
+  }
+  clock.set(new Date(start + 12 * 3_600_000 - 10_000));
+  assert.equal((await asAgent(c, '/cis1/session/heartbeat', {})).status, 200);
+  await validateCached(c.ticket!);
+  clock.set(new Date(start + 12 * 3_600_000));
+  await sameLiveness(c.ticket!);
+  assert.equal((await validate(c.ticket!)).json.error?.code, 'cis1.ticket_expired');
+  clock.set('2026-11-26T09:00:00Z');
 });
 
 test(`[${backend}] with a cached assertion, a role switch, a changed position or a changed name gives a fresh assertion with the new data at once`, async () => {
@@ -697,6 +781,93 @@ test(`[${backend}] with a cached assertion, a role switch, a changed position or
   const switched = attributes(verifiedAssertion((await validate(a.ticket!)).text, cert));
   assert.deepEqual(switched.get('selected_roleid'), [holder.profiles[0]]);
   assert.deepEqual(switched.get('org_code'), ['A81001']);
+});
+
+test(`[${backend}] with a cached assertion, job roles, areas of work, workgroups, names, the organisation and the catalogue give the new data at once`, async () => {
+  await saveOrganisation(ctx(), { odsCode: 'RCX', name: 'Cache Trust', type: 'trust' });
+  const position = await createPosition(ctx(), 'RCX', {
+    name: 'Cache clinic',
+    jobRoles: ['R8001'],
+    activities: ['B0380'],
+  });
+  const holder = await personWithRoles([]);
+  const role = await assignRoleProfile(ctx(), {
+    userId: holder.userId,
+    positionId: position.positionId,
+    startDate: '2020-01-01',
+  });
+  const a = await agentSignIn(holder);
+  assert.equal(a.session.selectedRoleId, role.personRoleId);
+  const cert = await metadataCertificate();
+  /** The next validation's attributes, after checking it is not the assertion held from before. */
+  let previous = await validateCached(a.ticket!);
+  const next = async () => {
+    const res = await validate(a.ticket!);
+    assert.equal(res.status, 200, res.text);
+    assert.notEqual(res.text, previous, 'a fresh assertion');
+    previous = res.text;
+    await sameLiveness(a.ticket!);
+    const attrs = attributes(verifiedAssertion(res.text, cert));
+    // And it is reused again from then on.
+    assert.equal((await validate(a.ticket!)).text, res.text);
+    return attrs;
+  };
+  assert.deepEqual(attributes(verifiedAssertion(previous, cert)).get('role_code'), ['S8000:G8000:R8001']);
+
+  // The position's job role changed.
+  await t.db.query('UPDATE position_job_roles SET job_role_code = $2 WHERE position_id = $1', [
+    position.positionId,
+    'R8003',
+  ]);
+  assert.deepEqual((await next()).get('role_code'), ['S8000:G8000:R8003']);
+  // A job role added (the primary role is the lowest code).
+  await t.db.query('INSERT INTO position_job_roles (position_id, job_role_code) VALUES ($1, $2)', [
+    position.positionId,
+    'R8000',
+  ]);
+  assert.deepEqual((await next()).get('job_role_codes'), ['R8000', 'R8003']);
+  // An area of work added.
+  await t.db.query('INSERT INTO position_areas_of_work (position_id, aow_code) VALUES ($1, $2)', [
+    position.positionId,
+    'T0110',
+  ]);
+  assert.deepEqual((await next()).get('aow_codes'), ['T0110']);
+  // A workgroup added, then renamed.
+  const workgroup = '999000000017';
+  await t.db.query('INSERT INTO workgroups (code, ods_code, name, created_at) VALUES ($1, $2, $3, $4)', [
+    workgroup,
+    'RCX',
+    'Cache team',
+    clock.now(),
+  ]);
+  await t.db.query('INSERT INTO position_workgroups (position_id, workgroup_code) VALUES ($1, $2)', [
+    position.positionId,
+    workgroup,
+  ]);
+  assert.deepEqual((await next()).get('workgroups'), ['Cache team']);
+  await t.db.query('UPDATE workgroups SET name = $2 WHERE code = $1', [workgroup, 'Cache team, renamed']);
+  assert.deepEqual((await next()).get('workgroups'), ['Cache team, renamed']);
+  // The person's family name and identity assurance level.
+  await t.db.query('UPDATE people SET family_name = $2 WHERE user_id = $1', [holder.userId, 'Renamed']);
+  assert.deepEqual((await next()).get('family_name'), ['Renamed']);
+  await t.db.query('UPDATE people SET identity_assurance_level = 2 WHERE user_id = $1', [holder.userId]);
+  assert.deepEqual((await next()).get('idassurancelevel'), ['2']);
+  // The organisation renamed.
+  await saveOrganisation(ctx(), { odsCode: 'RCX', name: 'Cache Trust, renamed', type: 'trust' }, { upsert: true });
+  assert.deepEqual((await next()).get('org_name'), ['Cache Trust, renamed']);
+  // A new catalogue version that renames an activity.
+  const bundled = await readCatalogueFile(BUNDLED_CATALOGUE);
+  const catalogue = {
+    ...bundled.catalogue,
+    version: `${bundled.catalogue.version}-cache`,
+    activities: bundled.catalogue.activities.map((x) =>
+      x.code === 'B0380' ? { ...x, name: 'Perform Detailed Health Record (renamed)' } : x,
+    ),
+  };
+  assert.equal((await loadCatalogue(ctx(), { catalogue, checksum: 'cis1-cache-test' })).loaded, true);
+  const reloaded = await next();
+  assert.deepEqual(reloaded.get('activity_codes'), ['B0380']);
+  assert.deepEqual(reloaded.get('activities'), ['Perform Detailed Health Record (renamed)']);
 });
 
 test(`[${backend}] no ticket, session secret, client secret or private key appears in the logs`, () => {

@@ -156,9 +156,16 @@ function postgresBackendCpu(query: (sql: string, params: unknown[]) => Promise<{
 /** What the OpenCIS child counts: every statement it sends to the database. */
 const counted = { queries: 0, statements: new Map<string, number>() };
 
+/** Statement text → the key it is counted under (normalising the text on every call cost ~3 % of the server's CPU). */
+const statementKeys = new Map<string, string>();
+
 function count(sql: string): void {
   counted.queries++;
-  const key = sql.replace(/\s+/g, ' ').trim().slice(0, 110);
+  let key = statementKeys.get(sql);
+  if (key === undefined) {
+    key = sql.replace(/\s+/g, ' ').trim().slice(0, 110);
+    statementKeys.set(sql, key);
+  }
   counted.statements.set(key, (counted.statements.get(key) ?? 0) + 1);
 }
 

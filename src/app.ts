@@ -32,6 +32,8 @@ import { VERSION } from './version.ts';
 declare module 'fastify' {
   interface FastifyInstance {
     oidc: OidcHandle;
+    /** Set on SIGTERM (main.ts): readiness answers 503 so the load balancer stops sending new requests. */
+    draining: boolean;
   }
 }
 
@@ -136,8 +138,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerClientApi(app, web);
   registerRaApi(app, web);
   registerRaConsole(app, web);
+  // While Redis is down a request must fail fast (503 with Retry-After), not wait: a command waits for at most two
+  // reconnection attempts (≤ 0.5 s apart) and one that gets no answer gives up after 2 s; ioredis keeps reconnecting.
   const redis = deps.config.REDIS_URL
-    ? new Redis(deps.config.REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 })
+    ? new Redis(deps.config.REDIS_URL, {
+        lazyConnect: false,
+        maxRetriesPerRequest: 1,
+        retryStrategy: (attempt) => Math.min(attempt * 100, 500),
+        connectTimeout: 2_000,
+        commandTimeout: 2_000,
+      })
     : undefined;
   redis?.on('error', (err) => app.log.warn({ err: { message: err.message } }, 'redis error'));
   const oidc = await mountOidc(app, web, { mountPath: deps.config.OIDC_PATH, redis });
@@ -195,24 +205,33 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     health,
   );
-  // Readiness (same checks): a load balancer sends traffic only to nodes that answer 200; a draining node answers 503.
+  // Readiness (same checks): a load balancer sends traffic only to nodes that answer 200; a draining node answers 503
+  // while it goes on serving the requests still sent to it, until the load balancer has noticed (main.ts).
+  app.decorate('draining', false);
   app.get(
     '/health/ready',
     {
       schema: {
-        summary: 'Readiness: database reachable and migrations applied',
+        summary: 'Readiness: database reachable and migrations applied, not draining',
         tags: ['operations'],
         ...healthSchema200,
       },
     },
-    health,
+    async (req, reply) => {
+      if (!app.draining) return health(req, reply);
+      return reply.status(503).send({
+        status: 'draining',
+        version: VERSION,
+        database: { kind: deps.db.kind, reachable: true, latencyMs: null },
+        migrations: null,
+      });
+    },
   );
 
   // Liveness: the process answers (a load balancer or orchestrator restarts a node that does not).
   app.get('/health/live', { schema: { summary: 'Liveness: the process is up', tags: ['operations'] } }, async () => ({
     status: 'alive',
   }));
-  // Readiness: the node can serve (database reachable, migrations applied); a draining node answers 503.
 
   app.get(
     '/api/v1/rbac/catalogue',
@@ -228,7 +247,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 }
 
 const healthSchema = z.object({
-  status: z.enum(['ok', 'degraded', 'unavailable']),
+  status: z.enum(['ok', 'degraded', 'unavailable', 'draining']),
   version: z.string(),
   database: z.object({
     kind: z.enum(['pglite', 'postgres']),

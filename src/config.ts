@@ -41,6 +41,15 @@ export const configSchema = z.object({
     .regex(/^rediss?:\/\//, 'must be a redis:// URL')
     .optional()
     .describe('Redis for state shared by several OpenCIS nodes. Unset: single node, state kept in the database.'),
+  SHUTDOWN_DRAIN_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(120)
+    .default(0)
+    .describe(
+      'On SIGTERM, how long the node fails readiness while still serving before it stops accepting requests: longer than the load balancer takes to notice (HAProxy: fall × inter). 0 for a single node.',
+    ),
   OIDC_PATH: z
     .string()
     .regex(/^\/[A-Za-z0-9/_-]{0,200}[A-Za-z0-9_-]$/, 'must be a path such as /oidc')

@@ -47,6 +47,13 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
+      // Behind a load balancer: first fail readiness and keep serving until the balancer has taken the node out
+      // (SHUTDOWN_DRAIN_SECONDS), so no request is sent to a node that has stopped accepting.
+      app.draining = true;
+      if (config.SHUTDOWN_DRAIN_SECONDS > 0) {
+        logger.info(`shutting down: readiness fails, still serving for ${config.SHUTDOWN_DRAIN_SECONDS} s`);
+        await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DRAIN_SECONDS * 1000));
+      }
       logger.info('shutting down: draining in-flight requests');
       scheduler.stop();
       await app.close(); // stops accepting (503 to new requests), waits for in-flight requests

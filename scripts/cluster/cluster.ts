@@ -199,8 +199,8 @@ ${errorFiles}
 
 frontend opencis
   bind 127.0.0.1:${basePort}
-  # The client address the nodes see (TRUST_PROXY=true) is the one HAProxy saw: a client's own X-Forwarded-For is
-  # dropped first, so nobody can pick the address the per-IP sign-in limits count against.
+  # The client address the nodes see (TRUST_PROXY=127.0.0.1: HAProxy's hop only) is the one HAProxy saw: a client's own
+  # X-Forwarded-For is dropped first as well, so nobody can pick the address the per-IP sign-in limits count against.
   http-request del-header X-Forwarded-For
   http-request del-header Forwarded
   option forwardfor
@@ -323,9 +323,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
     SECRETS_KEY: secretsKey,
     DATA_DIR: node.dataDir,
-    TRUST_PROXY: 'true',
+    TRUST_PROXY: '127.0.0.1',
     DEMO_DATA: 'false',
     LOG_LEVEL: options.logLevel ?? 'warn',
+    // On SIGTERM a node fails readiness and keeps serving until HAProxy has taken it out (checks every 1 s, fall 2,
+    // see haproxyConfig): no request meets a node that has stopped accepting.
+    SHUTDOWN_DRAIN_SECONDS: '3',
     ...options.env,
   });
 

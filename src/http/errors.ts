@@ -43,15 +43,51 @@ function codeForFrameworkError(err: FastifyError): ErrorCode | undefined {
   return undefined;
 }
 
-function isDatabaseUnavailable(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  // Connection refused/reset, or PostgreSQL shutting down / not accepting connections (class 57P and 08).
-  return (
-    code === 'ECONNREFUSED' ||
-    code === 'ECONNRESET' ||
-    code === 'ETIMEDOUT' ||
-    (typeof code === 'string' && (/^57P0[1-3]$/.test(code) || code.startsWith('08')))
-  );
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * Why a request failed because a store could not serve it — PostgreSQL or Redis down, restarting, unreachable, or the
+ * database read-only — or null when the failure is something else (a bug: a 500). Such a failure is temporary: the
+ * client is told 503 and when to try again, and the node recovers by itself when the store is back (the pg pool and
+ * ioredis reconnect).
+ */
+export function storeFailure(err: unknown): 'read_only' | 'unavailable' | null {
+  if (typeof err !== 'object' || err === null) return null;
+  const { code, name, message } = err as { code?: unknown; name?: unknown; message?: unknown };
+  // SQLSTATE 25006: the database is read-only (maintenance, a replica, a disk-full guard); 53100: the disk is full.
+  // Either way writes are refused and reads go on.
+  if (code === '25006' || code === '53100') return 'read_only';
+  if (typeof code === 'string') {
+    // Connection refused/reset/timed out, or PostgreSQL shutting down / not accepting connections (classes 57P, 08),
+    // or out of connections (53300).
+    if (UNREACHABLE.has(code) || /^57P0[1-3]$/.test(code) || code.startsWith('08') || code === '53300') {
+      return 'unavailable';
+    }
+  }
+  // Connecting to "localhost" tries ::1 and 127.0.0.1: both refusals come together.
+  if (err instanceof AggregateError) return err.errors.map(storeFailure).find((w) => w !== null) ?? null;
+  if (name === 'MaxRetriesPerRequestError') return 'unavailable'; // ioredis: Redis did not come back in time
+  if (typeof message !== 'string') return null;
+  if (
+    // pg: a connection cut mid-query, or none to be had from the pool in time
+    /^Connection terminated/.test(message) ||
+    message === 'timeout exceeded when trying to connect' ||
+    /is not queryable$/.test(message) ||
+    // ioredis: the connection is down (offline queue off or flushed), or a command got no answer in time
+    message === 'Connection is closed.' ||
+    message.startsWith("Stream isn't writeable") ||
+    message === 'Command timed out' ||
+    // Redis itself: loading its data after a restart, out of memory, a read-only replica
+    /^(LOADING|MASTERDOWN|TRYAGAIN|OOM|READONLY) /.test(message)
+  ) {
+    return 'unavailable';
+  }
+  return null;
+}
+
+/** How long a client should wait before trying again (Retry-After, seconds). */
+export function retryAfterSeconds(failure: 'read_only' | 'unavailable'): number {
+  return failure === 'read_only' ? 60 : 5;
 }
 
 /** A person's browser navigating (not a script calling an API) gets an HTML error page. */
@@ -80,15 +116,16 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const code = codeForFrameworkError(err);
     if (code) return send(req, reply, code);
-    // SQLSTATE 25006: the database is read-only (maintenance, a replica): writes are refused cleanly, reads go on.
-    if ((err as { code?: unknown }).code === '25006') {
+    const failure = storeFailure(err);
+    if (failure === 'read_only') {
       req.log.warn('write refused: database is read-only');
-      reply.header('retry-after', '60');
+      reply.header('retry-after', String(retryAfterSeconds(failure)));
       return send(req, reply, 'service.read_only');
     }
-    if (isDatabaseUnavailable(err)) {
-      req.log.error({ err: { code: (err as { code?: string }).code } }, 'database unavailable');
-      return reply.status(503).header('retry-after', '5').send(errorBody('service.unavailable'));
+    if (failure === 'unavailable') {
+      req.log.error({ err: { code: (err as { code?: string }).code, message: err.message } }, 'store unavailable');
+      reply.header('retry-after', String(retryAfterSeconds(failure)));
+      return send(req, reply, 'service.unavailable');
     }
     // Unexpected: log the error (stack included) on the server, show the client nothing of it.
     req.log.error({ err }, 'unexpected error');

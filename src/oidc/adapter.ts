@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from '../storage/database.ts';
 
 /**
@@ -10,44 +10,106 @@ import type { Database } from '../storage/database.ts';
 type Payload = AdapterPayload & { accountId?: string };
 
 export function postgresAdapterFactory(db: Database): (name: string) => Adapter {
+  const memory = db.kind === 'pglite' ? writtenArtefactsOf(db) : null;
   return (model: string) => ({
     async upsert(id: string, payload: Payload, expiresIn: number) {
-      await db.query(
+      const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
+      const json = JSON.stringify(payload);
+      memory?.forget(model, id);
+      const { rows } = await db.query<{ consumed_at: Date | null }>(
         `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id,
-           user_code = EXCLUDED.user_code, uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, expires_at = EXCLUDED.expires_at`,
+           user_code = EXCLUDED.user_code, uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, expires_at = EXCLUDED.expires_at
+         RETURNING consumed_at`,
         [
           model,
           id,
-          JSON.stringify(payload),
+          json,
           payload.grantId ?? null,
           payload.userCode ?? null,
           payload.uid ?? null,
           payload.accountId ?? null,
-          expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+          expiresAt,
         ],
       );
+      memory?.remember(model, id, {
+        json,
+        grantId: payload.grantId ?? null,
+        uid: payload.uid ?? null,
+        expiresAt: expiresAt?.getTime() ?? null,
+        consumed: consumedSeconds(rows[0]?.consumed_at ?? null),
+      });
     },
     async find(id: string) {
-      return findWhere(db, model, 'id = $2', id);
+      return memory?.find(model, id) ?? findWhere(db, model, 'id = $2', id);
     },
     async findByUid(uid: string) {
-      return findWhere(db, model, 'uid = $2', uid);
+      return memory?.findByUid(model, uid) ?? findWhere(db, model, 'uid = $2', uid);
     },
     async findByUserCode(userCode: string) {
       return findWhere(db, model, 'user_code = $2', userCode);
     },
+    // Single use, atomically: of two requests racing with one code (or refresh token), only the one whose UPDATE marks
+    // it consumed goes on; the other is refused as a replay and, as RFC 6749 §4.1.2 asks, the grant is revoked — the
+    // library's own check (`consumed` on the artefact it read) cannot see a use that happened after that read.
     async consume(id: string) {
-      await db.query('UPDATE oidc_payloads SET consumed_at = now() WHERE model = $1 AND id = $2', [model, id]);
+      let won = false;
+      try {
+        const { rows } = await db.query<{ consumed_at: Date }>(
+          `UPDATE oidc_payloads SET consumed_at = now()
+           WHERE model = $1 AND id = $2 AND consumed_at IS NULL RETURNING consumed_at`,
+          [model, id],
+        );
+        won = rows.length === 1;
+        if (rows[0]) memory?.consumed(model, id, consumedSeconds(rows[0].consumed_at) ?? Math.floor(Date.now() / 1000));
+        else memory?.forget(model, id);
+      } catch (err) {
+        memory?.forget(model, id);
+        throw err;
+      }
+      if (won) return;
+      const { rows } = await db.query<{ grant_id: string | null }>(
+        'SELECT grant_id FROM oidc_payloads WHERE model = $1 AND id = $2',
+        [model, id],
+      );
+      const grantId = rows[0]?.grant_id;
+      if (grantId) await this.revokeByGrantId(grantId);
+      throw new errors.InvalidGrant(`${consumableLabel(model)} already consumed`);
     },
+    // Forgotten before and after the delete: a write of the same artefact that finished in between is not kept.
     async destroy(id: string) {
-      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
+      memory?.forget(model, id);
+      try {
+        await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
+      } finally {
+        memory?.forget(model, id);
+      }
     },
     async revokeByGrantId(grantId: string) {
-      await db.query('DELETE FROM oidc_payloads WHERE grant_id = $1', [grantId]);
+      memory?.forgetGrant(grantId);
+      try {
+        await db.query('DELETE FROM oidc_payloads WHERE grant_id = $1', [grantId]);
+      } finally {
+        memory?.forgetGrant(grantId);
+      }
     },
   });
+}
+
+/** How the library names a consumable artefact in its own "already consumed" errors. */
+function consumableLabel(model: string): string {
+  return model === 'AuthorizationCode'
+    ? 'authorization code'
+    : model === 'RefreshToken'
+      ? 'refresh token'
+      : model === 'DeviceCode'
+        ? 'device code'
+        : model;
+}
+
+function consumedSeconds(at: Date | string | null): number | null {
+  return at ? Math.floor(new Date(at).getTime() / 1000) : null;
 }
 
 async function findWhere(db: Database, model: string, where: string, value: string): Promise<Payload | undefined> {
@@ -60,6 +122,120 @@ async function findWhere(db: Database, model: string, where: string, value: stri
   if (row.expires_at && new Date(row.expires_at).getTime() <= Date.now()) return undefined;
   const payload = typeof row.payload === 'string' ? (JSON.parse(row.payload) as Payload) : row.payload;
   return row.consumed_at ? { ...payload, consumed: Math.floor(new Date(row.consumed_at).getTime() / 1000) } : payload;
+}
+
+interface Written {
+  json: string;
+  grantId: string | null;
+  uid: string | null;
+  /** ms since the epoch, or null: no expiry. */
+  expiresAt: number | null;
+  /** When it was consumed (seconds since the epoch), as the library reads `consumed`. */
+  consumed: number | null;
+}
+
+/** Artefacts kept at most; the oldest are dropped first (a dropped one is read from the database again). */
+const WRITTEN_MAX = 10_000;
+
+/**
+ * The artefacts this process wrote, kept as written — on PGlite only. PGlite is one database in one process (the data
+ * directory is locked against a second one), and every change to oidc_payloads goes through this adapter, so what is
+ * kept here is exactly what the table holds: an artefact consumed, destroyed or revoked is forgotten (or marked) here
+ * as the database is changed, and a relying party's next call sees it at once. What is not kept here (written before a
+ * restart, or dropped for room) is read from the table. Reading back what the library wrote moments earlier was most
+ * of its statements (the interaction, grant, code, session and access token, each read again by the next step). On
+ * PostgreSQL, where other nodes change the same rows, nothing is kept.
+ */
+class WrittenArtefacts {
+  private readonly byKey = new Map<string, Written>();
+  private readonly byUid = new Map<string, string>();
+  private readonly byGrant = new Map<string, Set<string>>();
+
+  remember(model: string, id: string, w: Written): void {
+    const key = `${model}:${id}`;
+    this.forget(model, id);
+    if (this.byKey.size >= WRITTEN_MAX) this.dropOldest();
+    this.byKey.set(key, w);
+    if (w.uid) this.byUid.set(`${model}:${w.uid}`, key);
+    if (w.grantId) {
+      const set = this.byGrant.get(w.grantId) ?? new Set<string>();
+      set.add(key);
+      this.byGrant.set(w.grantId, set);
+    }
+  }
+
+  find(model: string, id: string): Payload | undefined {
+    return this.read(`${model}:${id}`);
+  }
+
+  findByUid(model: string, uid: string): Payload | undefined {
+    const key = this.byUid.get(`${model}:${uid}`);
+    return key ? this.read(key) : undefined;
+  }
+
+  consumed(model: string, id: string, at: number): void {
+    const w = this.byKey.get(`${model}:${id}`);
+    if (w) w.consumed = at;
+  }
+
+  forget(model: string, id: string): void {
+    this.drop(`${model}:${id}`);
+  }
+
+  forgetGrant(grantId: string): void {
+    for (const key of this.byGrant.get(grantId) ?? []) this.drop(key);
+    this.byGrant.delete(grantId);
+  }
+
+  /** A kept artefact, as findWhere would read it; undefined when not kept (the caller reads the table). */
+  private read(key: string): Payload | undefined {
+    const w = this.byKey.get(key);
+    if (!w) return undefined;
+    // Expired: read the table, which answers "not found" the same way.
+    if (w.expiresAt !== null && w.expiresAt <= Date.now()) {
+      this.drop(key);
+      return undefined;
+    }
+    const payload = JSON.parse(w.json) as Payload;
+    return w.consumed !== null ? { ...payload, consumed: w.consumed } : payload;
+  }
+
+  private drop(key: string): void {
+    const w = this.byKey.get(key);
+    if (!w) return;
+    this.byKey.delete(key);
+    const model = key.slice(0, key.indexOf(':'));
+    if (w.uid && this.byUid.get(`${model}:${w.uid}`) === key) this.byUid.delete(`${model}:${w.uid}`);
+    if (w.grantId) {
+      const set = this.byGrant.get(w.grantId);
+      set?.delete(key);
+      if (set?.size === 0) this.byGrant.delete(w.grantId);
+    }
+  }
+
+  private dropOldest(): void {
+    const now = Date.now();
+    for (const [key, w] of this.byKey) {
+      if (w.expiresAt !== null && w.expiresAt <= now) this.drop(key);
+    }
+    while (this.byKey.size >= WRITTEN_MAX) {
+      const oldest = this.byKey.keys().next().value;
+      if (oldest === undefined) break;
+      this.drop(oldest);
+    }
+  }
+}
+
+/** One per database, shared by every adapter (and provider) on it in this process. */
+const writtenByDatabase = new WeakMap<Database, WrittenArtefacts>();
+
+function writtenArtefactsOf(db: Database): WrittenArtefacts {
+  let w = writtenByDatabase.get(db);
+  if (!w) {
+    w = new WrittenArtefacts();
+    writtenByDatabase.set(db, w);
+  }
+  return w;
 }
 
 /** Deletes expired artefacts (run by the scheduler; the queries above already ignore them). */
@@ -76,6 +252,21 @@ const GRANTABLE = new Set([
   'BackchannelAuthenticationRequest',
 ]);
 
+/** The artefacts the library consumes (single use): their use is recorded beside them, atomically. */
+const CONSUMABLE = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+
+/**
+ * KEYS[1] the artefact, KEYS[2] its use marker, ARGV[1] the time. 1: this call used it; 0: used already, or gone.
+ * The marker lives as long as the artefact (its TTL copied), so a replay is recognised for the artefact's whole life.
+ */
+const CONSUME_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX') then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+`;
+
 /** The Redis adapter: one key per artefact, with sets for grant, uid and user-code lookups; TTLs from the library. */
 export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (name: string) => Adapter {
   return (model: string) => {
@@ -89,8 +280,12 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
         else multi.set(k, JSON.stringify(payload));
         if (GRANTABLE.has(model) && payload.grantId) {
           multi.rpush(grantKey(payload.grantId), k);
-          const ttl = await redis.ttl(grantKey(payload.grantId));
-          if (expiresIn > ttl) multi.expire(grantKey(payload.grantId), expiresIn);
+          // The grant's list lives as long as its longest-lived token: set when it has no expiry, raised when shorter
+          // (in the same round trip, instead of reading its TTL first).
+          if (expiresIn > 0) {
+            multi.expire(grantKey(payload.grantId), expiresIn, 'NX');
+            multi.expire(grantKey(payload.grantId), expiresIn, 'GT');
+          }
         }
         if (model === 'Session' && payload.accountId) {
           multi.sadd(`${prefix}account:${payload.accountId}`, id);
@@ -101,8 +296,13 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
         await multi.exec();
       },
       async find(id: string) {
-        const raw = await redis.get(key(id));
-        return raw ? (JSON.parse(raw) as Payload) : undefined;
+        const k = key(id);
+        const [raw, consumed] = CONSUMABLE.has(model)
+          ? await redis.mget(k, `${k}:consumed`)
+          : [await redis.get(k), null];
+        if (!raw) return undefined;
+        const payload = JSON.parse(raw) as Payload;
+        return consumed ? { ...payload, consumed: Number(consumed) } : payload;
       },
       async findByUid(uid: string) {
         const id = await redis.get(`${prefix}uid:${uid}`);
@@ -113,30 +313,23 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
         return id ? this.find(id) : undefined;
       },
       async consume(id: string) {
-        // Read-modify-write under WATCH so two nodes consuming the same code cannot both see it unconsumed.
+        // The use is a marker key set only if absent (SET NX, in a script with the existence check and its TTL), so of
+        // two requests racing with one code — on any nodes, on any connection — exactly one marks it; the other finds
+        // it consumed and is refused as a replay, and the grant revoked (see the PostgreSQL adapter).
         const k = key(id);
-        for (let attempt = 0; attempt < 5; attempt++) {
-          await redis.watch(k);
-          const raw = await redis.get(k);
-          if (!raw) {
-            await redis.unwatch();
-            return;
-          }
-          const payload = JSON.parse(raw) as Payload;
-          payload.consumed = Math.floor(Date.now() / 1000);
-          const ttl = await redis.ttl(k);
-          const multi = redis.multi();
-          if (ttl > 0) multi.set(k, JSON.stringify(payload), 'EX', ttl);
-          else multi.set(k, JSON.stringify(payload));
-          if (await multi.exec()) return;
-        }
+        const won = await redis.eval(CONSUME_SCRIPT, 2, k, `${k}:consumed`, String(Math.floor(Date.now() / 1000)));
+        if (won === 1) return;
+        const raw = await redis.get(k);
+        const grantId = raw ? (JSON.parse(raw) as Payload).grantId : undefined;
+        if (grantId) await this.revokeByGrantId(grantId);
+        throw new errors.InvalidGrant(`${consumableLabel(model)} already consumed`);
       },
       async destroy(id: string) {
-        await redis.del(key(id));
+        await redis.del(key(id), `${key(id)}:consumed`);
       },
       async revokeByGrantId(grantId: string) {
         const keys = await redis.lrange(grantKey(grantId), 0, -1);
-        if (keys.length > 0) await redis.del(...keys);
+        if (keys.length > 0) await redis.del(...keys, ...keys.map((k) => `${k}:consumed`));
         await redis.del(grantKey(grantId));
       },
     };

@@ -1,7 +1,7 @@
-import type { Person } from '../domain/identity/person.ts';
-import { type EffectiveRole, effectiveRoles } from '../services/access.ts';
+import { ukDate } from '../domain/dates.ts';
+import { type EffectiveRole, type EffectiveRoleRow, effectiveRolesFrom } from '../services/access.ts';
+import { type CatalogueLabels, catalogueLabels } from '../services/catalogue.ts';
 import type { Queryable } from '../storage/database.ts';
-import { findPersonByUserId } from '../storage/people.ts';
 
 /**
  * CIS2 claims (DOMAIN §7), built from the person's record and the role profiles in effect at this moment — an ended
@@ -35,15 +35,6 @@ export interface GrantContext {
   personRoleId: string | null;
 }
 
-export async function grantContext(q: Queryable, grantId: string | undefined): Promise<GrantContext | null> {
-  if (!grantId) return null;
-  const { rows } = await q.query<{ aal: number; person_roleid: string | null }>(
-    'SELECT aal, person_roleid FROM oidc_grant_context WHERE grant_id = $1',
-    [grantId],
-  );
-  return rows[0] ? { aal: Number(rows[0].aal), personRoleId: rows[0].person_roleid } : null;
-}
-
 export async function saveGrantContext(
   q: Queryable,
   grantId: string,
@@ -57,43 +48,50 @@ export async function saveGrantContext(
   );
 }
 
-function initials(p: Person): string {
-  return [p.givenName, ...(p.middleNames ?? '').split(/\s+/)]
+/** What `oidc_claims_state` (migration 0012) returns: one statement for every claim of a token. */
+interface ClaimsState {
+  person: {
+    user_id: string;
+    title: string | null;
+    given_name: string;
+    middle_names: string | null;
+    family_name: string;
+    preferred_name: string | null;
+    email: string | null;
+    status: string;
+    identity_assurance_level: number;
+  };
+  grant: { aal: number; person_roleid: string | null } | null;
+  roles?: EffectiveRoleRow[];
+  catalogue_version?: string | null;
+  orgs?: { person_orgid: string; ods_code: string; name: string }[];
+  registrations?: { body: string; number: string }[];
+  workgroups?: Record<string, string>;
+}
+
+async function claimsState(
+  q: Queryable,
+  userId: string,
+  day: string,
+  grantId: string | null,
+  use: 'id_token' | 'userinfo',
+): Promise<ClaimsState | null> {
+  const { rows } = await q.query<{ state: ClaimsState | string | null }>(
+    'SELECT oidc_claims_state($1, $2, $3, $4) AS state',
+    [userId, day, grantId, use === 'userinfo'],
+  );
+  const state = rows[0]?.state ?? null;
+  return typeof state === 'string' ? (JSON.parse(state) as ClaimsState) : state;
+}
+
+function initials(p: ClaimsState['person']): string {
+  return [p.given_name, ...(p.middle_names ?? '').split(/\s+/)]
     .filter(Boolean)
     .map((n) => n[0]!.toUpperCase())
     .join('');
 }
 
-async function names(
-  q: Queryable,
-  table: 'rbac_activities' | 'rbac_areas_of_work' | 'workgroups',
-  codes: string[],
-): Promise<Map<string, string>> {
-  if (codes.length === 0) return new Map();
-  const { rows } = await q.query<{ code: string; name: string }>(
-    `SELECT code, name FROM ${table} WHERE code = ANY($1)`,
-    [codes],
-  );
-  return new Map(rows.map((r) => [r.code, r.name]));
-}
-
-async function nrbacRoles(q: Queryable, roles: EffectiveRole[]) {
-  const all = (f: (r: EffectiveRole) => string[]) => [...new Set(roles.flatMap(f))];
-  const activityNames = await names(
-    q,
-    'rbac_activities',
-    all((r) => r.activityCodes),
-  );
-  const aowNames = await names(
-    q,
-    'rbac_areas_of_work',
-    all((r) => r.areasOfWork),
-  );
-  const workgroupNames = await names(
-    q,
-    'workgroups',
-    all((r) => r.workgroups),
-  );
+function nrbacRoles(roles: EffectiveRole[], labels: CatalogueLabels, workgroupNames: Record<string, string>) {
   return roles.map((r) => {
     const primary = r.jobRoles[0];
     return {
@@ -102,17 +100,34 @@ async function nrbacRoles(q: Queryable, roles: EffectiveRole[]) {
       org_code: r.odsCode,
       role_name: primary?.roleName ?? '',
       role_code: primary?.roleCode ?? '',
-      activities: r.activityCodes.map((c) => activityNames.get(c) ?? c),
+      activities: r.activityCodes.map((c) => labels.activities.get(c) ?? c),
       activity_codes: r.activityCodes,
-      workgroups: r.workgroups.map((c) => workgroupNames.get(c) ?? c),
+      workgroups: r.workgroups.map((c) => workgroupNames[c] ?? c),
       workgroups_codes: r.workgroups,
-      aow: r.areasOfWork.map((c) => aowNames.get(c) ?? c),
+      aow: r.areasOfWork.map((c) => labels.areasOfWork.get(c) ?? c),
       aow_codes: r.areasOfWork,
     };
   });
 }
 
-/** Every CIS2 claim for a person; the provider filters them by scope. `use` decides the ID-token subset. */
+/**
+ * Every CIS2 claim for a person; the provider filters them by scope. `use` decides the ID-token subset. The grant's
+ * context (assurance level reached, role profile chosen) is read with the claims, in the same statement.
+ */
+export async function cis2ClaimsForGrant(
+  q: Queryable,
+  userId: string,
+  at: Date,
+  use: 'id_token' | 'userinfo',
+  grantId: string | undefined,
+): Promise<Record<string, unknown>> {
+  const day = ukDate(at);
+  const state = await claimsState(q, userId, day, grantId ?? null, use);
+  const grant = state?.grant ? { aal: Number(state.grant.aal), personRoleId: state.grant.person_roleid } : null;
+  return claimsFrom(q, userId, day, use, state, grant);
+}
+
+/** Every CIS2 claim for a person, with a grant context the caller already has. */
 export async function cis2Claims(
   q: Queryable,
   userId: string,
@@ -120,48 +135,53 @@ export async function cis2Claims(
   use: 'id_token' | 'userinfo',
   grant: GrantContext | null,
 ): Promise<Record<string, unknown>> {
-  const person = await findPersonByUserId(q, userId);
-  if (!person) return { sub: userId };
+  const day = ukDate(at);
+  return claimsFrom(q, userId, day, use, await claimsState(q, userId, day, null, use), grant);
+}
+
+async function claimsFrom(
+  q: Queryable,
+  userId: string,
+  day: string,
+  use: 'id_token' | 'userinfo',
+  state: ClaimsState | null,
+  grant: GrantContext | null,
+): Promise<Record<string, unknown>> {
+  if (!state) return { sub: userId };
+  const person = state.person;
   const selected = grant?.personRoleId ?? undefined;
   const idTokenClaims = {
-    sub: person.userId,
-    id_assurance_level: person.identityAssuranceLevel,
+    sub: person.user_id,
+    id_assurance_level: person.identity_assurance_level,
     ...(grant ? { authentication_assurance_level: grant.aal } : {}),
     ...(selected ? { selected_roleid: selected } : {}),
   };
   if (use === 'id_token') return idTokenClaims;
-  const roles = await effectiveRoles(q, userId, at, person);
-  const orgs = await q.query<{ person_orgid: string; ods_code: string; name: string }>(
-    `SELECT po.person_orgid, po.ods_code, o.name FROM person_orgs po JOIN organisations o ON o.ods_code = po.ods_code
-     WHERE po.user_id = $1 ORDER BY po.person_orgid`,
-    [userId],
-  );
-  const registrations = await q.query<{ body: string; number: string }>(
-    'SELECT body, number FROM professional_registrations WHERE user_id = $1',
-    [userId],
-  );
-  const display = person.preferredName ?? `${person.givenName} ${person.familyName}`;
+  const labels = await catalogueLabels(q, state.catalogue_version ?? null);
+  const roles = effectiveRolesFrom(state.roles ?? [], day, labels.inclusions);
+  const orgs = state.orgs ?? [];
+  const display = person.preferred_name ?? `${person.given_name} ${person.family_name}`;
   return {
     ...idTokenClaims,
     name: display,
-    given_name: person.givenName,
-    family_name: person.familyName,
-    uid: person.userId,
+    given_name: person.given_name,
+    family_name: person.family_name,
+    uid: person.user_id,
     email: person.email ?? undefined,
-    nhsid_useruid: person.userId,
+    nhsid_useruid: person.user_id,
     title: person.title ?? undefined,
     initials: initials(person),
-    middle_names: person.middleNames ?? undefined,
+    middle_names: person.middle_names ?? undefined,
     display_name: display,
     // The real service spells it idassurancelevel in userinfo and id_assurance_level in the ID token; both are given.
-    idassurancelevel: person.identityAssuranceLevel,
-    nhsid_user_orgs: orgs.rows.map((o) => ({ org_code: o.ods_code, org_name: o.name })),
-    nhsid_org_memberships: orgs.rows.map((o) => ({
+    idassurancelevel: person.identity_assurance_level,
+    nhsid_user_orgs: orgs.map((o) => ({ org_code: o.ods_code, org_name: o.name })),
+    nhsid_org_memberships: orgs.map((o) => ({
       person_orgid: o.person_orgid,
       org_code: o.ods_code,
       org_name: o.name,
     })),
-    nhsid_nrbac_roles: await nrbacRoles(q, roles),
-    ...Object.fromEntries(registrations.rows.map((r) => [`${r.body.toLowerCase()}_id`, r.number])),
+    nhsid_nrbac_roles: nrbacRoles(roles, labels, state.workgroups ?? {}),
+    ...Object.fromEntries((state.registrations ?? []).map((r) => [`${r.body.toLowerCase()}_id`, r.number])),
   };
 }

@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import { acrCandidates, acrRules, satisfies } from '../domain/credentials/acr.ts';
 import { AppError } from '../domain/errors.ts';
 import { sessionOf, type WebDeps } from '../http/deps.ts';
+import { storeFailure } from '../http/errors.ts';
 import { type EffectiveRole, effectiveRoles } from '../services/access.ts';
 import type { WebSession } from '../services/sessions.ts';
 import { saveGrantContext } from './claims.ts';
@@ -62,18 +63,26 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       const d = await deps.provider().interactionDetails(req.raw, reply.raw);
       if (d.uid !== (req.params as { uid?: string }).uid) throw new Error('uid mismatch');
       return d;
-    } catch {
+    } catch (err) {
+      // Redis or PostgreSQL down is not an expired sign-in: 503 from the error handler, and the person tries again.
+      if (storeFailure(err)) throw err;
       throw new AppError('oidc.interaction_expired');
     }
   }
 
-  async function finish(
-    req: FastifyRequest,
-    reply: FastifyReply,
-    result: Record<string, unknown>,
-  ): Promise<FastifyReply> {
+  /**
+   * provider.interactionFinished(…, { mergeWithLastSubmission: false }) on the interaction `details` loaded in this
+   * request: the library's own steps (store the result for the interaction's remaining lifetime, 303 to its returnTo)
+   * without reading the interaction, and its session, from storage a second time.
+   */
+  async function finish(reply: FastifyReply, d: Details, result: Record<string, unknown>): Promise<FastifyReply> {
     reply.hijack();
-    await deps.provider().interactionFinished(req.raw, reply.raw, result as never, { mergeWithLastSubmission: false });
+    d.result = result as Details['result'];
+    await d.save(d.exp - Math.floor(Date.now() / 1000));
+    reply.raw.statusCode = 303;
+    reply.raw.setHeader('Location', d.returnTo);
+    reply.raw.setHeader('Content-Length', '0');
+    reply.raw.end();
     return reply;
   }
 
@@ -117,7 +126,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       },
       'relying party sign-in',
     );
-    return finish(req, reply, {
+    return finish(reply, d, {
       login: {
         accountId: session.userId,
         acr,
@@ -136,7 +145,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     const session = await sessionOf(deps, req);
     const { candidates, unsupported, acr } = assess(d, session, client);
     if (unsupported) {
-      return finish(req, reply, {
+      return finish(reply, d, {
         error: 'invalid_request',
         error_description: 'none of the requested acr_values is supported',
       });
@@ -213,8 +222,8 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
   });
 
   app.post(`${base}/abort`, csrf, async (req, reply) => {
-    await details(req, reply);
-    return finish(req, reply, {
+    const d = await details(req, reply);
+    return finish(reply, d, {
       error: 'access_denied',
       error_description: 'The person has no role profile in effect',
     });

@@ -3,9 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type Provider from 'oidc-provider';
 import type { WebDeps } from '../http/deps.ts';
+import { storeFailure } from '../http/errors.ts';
 import { postgresAdapterFactory, redisAdapterFactory, redisSessionIndex } from './adapter.ts';
 import { registerInteractionRoutes } from './interactions.ts';
-import { ensureSigningKeys, loadSigningKeys } from './keys.ts';
+import { ensureSigningKeys, KEY_RELOAD_SECONDS, loadSigningKeys } from './keys.ts';
 import {
   endOidcSessionById,
   postgresSessionIndex,
@@ -67,6 +68,13 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
   });
   let callback = provider.callback();
   const watch = (p: Provider) => {
+    // The library answers an unexpected throw with server_error and logs nothing: log it (a store failure is answered
+    // 503 by store-failures.ts and logged as a warning).
+    p.on('server_error', (ctx: { path?: string }, err: Error) => {
+      const failure = storeFailure(err);
+      if (failure) app.log.warn({ err: { message: err.message }, path: ctx.path, failure }, 'oidc: store unavailable');
+      else app.log.error({ err, path: ctx.path }, 'oidc: server_error');
+    });
     // The library's own back-channel deliveries (RP-initiated logout) that fail are queued for retry.
     p.on(
       'backchannel.error',
@@ -108,9 +116,12 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
       clearInterval(logoutTimer);
     },
   };
-  const timer = setInterval(() => {
-    handle.reloadKeys().catch(() => {});
-  }, options.keyCheckIntervalMs ?? 60_000);
+  const timer = setInterval(
+    () => {
+      handle.reloadKeys().catch(() => {});
+    },
+    options.keyCheckIntervalMs ?? KEY_RELOAD_SECONDS * 1000,
+  );
   timer.unref();
   let busy = false;
   const logoutTimer = setInterval(() => {

@@ -6,10 +6,11 @@ import type { Sealer } from '../secrets/sealer.ts';
 import type { Clock } from '../services/context.ts';
 import { currentSession, endSession } from '../services/sessions.ts';
 import type { Database } from '../storage/database.ts';
-import { cis2Claims, grantContext, scopeClaims } from './claims.ts';
+import { cis2ClaimsForGrant, scopeClaims } from './claims.ts';
 import { API_SCOPE, CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
 import type { SigningKeys } from './keys.ts';
 import { errorPage, loggedOutPage, logoutPage } from './pages.ts';
+import { answerStoreFailuresWith503 } from './store-failures.ts';
 
 /**
  * oidc-provider configured as CIS2 (DOMAIN §7): the CIS2 endpoint names, authorization code flow only with PKCE S256,
@@ -92,8 +93,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     findAccount: async (_ctx, sub, token) => ({
       accountId: sub,
       async claims(use) {
-        const grant = await grantContext(deps.db, (token as { grantId?: string } | undefined)?.grantId);
-        return cis2Claims(deps.db, sub, deps.clock.now(), use === 'id_token' ? 'id_token' : 'userinfo', grant) as never;
+        const grantId = (token as { grantId?: string } | undefined)?.grantId;
+        const kind = use === 'id_token' ? 'id_token' : 'userinfo';
+        return cis2ClaimsForGrant(deps.db, sub, deps.clock.now(), kind, grantId) as never;
       },
     }),
     claims: scopeClaims,
@@ -206,6 +208,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     if (accessToken?.jti && this.extra.at_hash === undefined) this.set('at_hash', accessToken.jti);
     return issue.call(this, options);
   };
+  // First, so that it wraps the middleware below too: a store down or read-only answers 503, never server_error.
+  answerStoreFailuresWith503(provider);
   // "You will be signed out of OpenCIS" (the logout page): a confirmed RP-initiated logout ends the OpenCIS session of
   // this browser too. Otherwise the next sign-in at any relying party would go straight through on that session — on a
   // shared workstation, as the person who had just signed out.

@@ -271,9 +271,28 @@ export interface EffectiveRole {
   endDate: string | null;
 }
 
+/** One row of `effective_role_rows` (migration 0012): a role profile in effect, with its position's codes. */
+export interface EffectiveRoleRow {
+  person_roleid: string;
+  person_orgid: string;
+  ods_code: string;
+  org_name: string;
+  position_id: string;
+  position_name: string;
+  start_date: string;
+  end_date: string | null;
+  status: 'active' | 'ended';
+  roles: { code: string; name: string; sg: string; sgn: string; g: string; gn: string }[];
+  activities: string[];
+  baseline: string[];
+  aows: string[];
+  workgroups: string[];
+}
+
 /**
  * The role profiles in effect for a person at `at` (UK date): active, started, not past their end date, the person
- * active and the position not retired. Evaluated on every call, so an end date needs no job or restart.
+ * active and the position not retired. Evaluated on every call, so an end date needs no job or restart. One statement:
+ * the SQL function `effective_role_rows` (migration 0012), whose plan the database keeps.
  */
 export async function effectiveRoles(
   q: Queryable,
@@ -281,46 +300,23 @@ export async function effectiveRoles(
   at: Date,
   knownPerson?: { status: string },
 ): Promise<EffectiveRole[]> {
+  if (knownPerson && knownPerson.status !== 'active') return [];
   const day = ukDate(at);
-  const person = knownPerson ?? (await findPersonByUserId(q, userId));
-  if (person?.status !== 'active') return [];
-  const { rows } = await q.query<{
-    person_roleid: string;
-    person_orgid: string;
-    ods_code: string;
-    org_name: string;
-    position_id: string;
-    position_name: string;
-    start_date: string;
-    end_date: string | null;
-    status: 'active' | 'ended';
-    roles: { code: string; name: string; sg: string; sgn: string; g: string; gn: string }[];
-    activities: string[];
-    baseline: string[];
-    aows: string[];
-    workgroups: string[];
-  }>(
-    `SELECT rp.person_roleid, rp.person_orgid, po.ods_code, o.name AS org_name, p.position_id, p.name AS position_name,
-       rp.start_date, rp.end_date, rp.status,
-       COALESCE((SELECT json_agg(json_build_object('code', j.code, 'name', j.name, 'sg', j.staff_group_code,
-           'sgn', j.staff_group_name, 'g', j.sub_group_code, 'gn', j.sub_group_name) ORDER BY j.code)
-         FROM position_job_roles pj JOIN rbac_job_roles j ON j.code = pj.job_role_code WHERE pj.position_id = p.position_id),
-         '[]'::json) AS roles,
-       ARRAY(SELECT activity_code FROM position_activities WHERE position_id = p.position_id ORDER BY 1) AS activities,
-       ARRAY(SELECT DISTINCT b.activity_code FROM position_job_roles pj JOIN rbac_baseline b ON b.job_role_code = pj.job_role_code
-         WHERE pj.position_id = p.position_id) AS baseline,
-       ARRAY(SELECT aow_code FROM position_areas_of_work WHERE position_id = p.position_id ORDER BY 1) AS aows,
-       ARRAY(SELECT workgroup_code FROM position_workgroups WHERE position_id = p.position_id ORDER BY 1) AS workgroups
-     FROM role_profiles rp
-     JOIN person_orgs po ON po.person_orgid = rp.person_orgid
-     JOIN organisations o ON o.ods_code = po.ods_code
-     JOIN positions p ON p.position_id = rp.position_id
-     WHERE rp.user_id = $1 AND rp.status = 'active' AND rp.start_date <= $2 AND (rp.end_date IS NULL OR rp.end_date >= $2)
-       AND p.status = 'active'
-     ORDER BY rp.person_roleid`,
+  const { rows } = await q.query<{ roles: EffectiveRoleRow[] | string }>(
+    'SELECT effective_role_rows($1, $2) AS roles',
     [userId, day],
   );
-  const includes = await activityInclusions(q);
+  const raw = rows[0]?.roles ?? [];
+  const roleRows = typeof raw === 'string' ? (JSON.parse(raw) as EffectiveRoleRow[]) : raw;
+  return effectiveRolesFrom(roleRows, day, await activityInclusions(q));
+}
+
+/** Role profile rows (as `effective_role_rows` returns them) as applications see them, on UK date `day`. */
+export function effectiveRolesFrom(
+  rows: readonly EffectiveRoleRow[],
+  day: string,
+  includes: ReadonlyMap<string, readonly string[]>,
+): EffectiveRole[] {
   return rows
     .filter((r) => isEffectiveOn({ status: r.status, startDate: r.start_date, endDate: r.end_date }, day))
     .map((r) => {

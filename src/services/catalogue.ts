@@ -163,6 +163,50 @@ export async function unknownCodes(
   return codes.filter((c) => !known.has(c));
 }
 
+/** The names of the catalogue's codes and the activities' inclusions, as of one loaded version. */
+export interface CatalogueLabels {
+  version: string | null;
+  activities: ReadonlyMap<string, string>;
+  areasOfWork: ReadonlyMap<string, string>;
+  inclusions: ReadonlyMap<string, readonly string[]>;
+}
+
+/**
+ * A catalogue version never changes once loaded (loadCatalogue refuses the same version with other content), so its
+ * labels are kept per database and version: callers pass the version they read with the rest of their data, and a
+ * newly loaded catalogue is used from the first request that sees it.
+ */
+const labelsCache = new WeakMap<Queryable, CatalogueLabels>();
+
+export async function catalogueLabels(q: Queryable, version: string | null): Promise<CatalogueLabels> {
+  const cached = labelsCache.get(q);
+  if (cached && cached.version === version) return cached;
+  // One statement, so the labels and the version they are kept under come from the same snapshot.
+  const { rows } = await q.query<{
+    version: string | null;
+    activities: [string, string, string[]][] | string;
+    areas: [string, string][] | string;
+  }>(
+    `SELECT (SELECT version FROM rbac_catalogue_versions ORDER BY loaded_at DESC, version DESC LIMIT 1) AS version,
+       COALESCE((SELECT json_agg(json_build_array(code, name, includes)) FROM rbac_activities), '[]'::json) AS activities,
+       COALESCE((SELECT json_agg(json_build_array(code, name)) FROM rbac_areas_of_work), '[]'::json) AS areas`,
+  );
+  const row = rows[0]!;
+  const activities: [string, string, string[]][] =
+    typeof row.activities === 'string' ? JSON.parse(row.activities) : row.activities;
+  const areas: [string, string][] = typeof row.areas === 'string' ? JSON.parse(row.areas) : row.areas;
+  const labels: CatalogueLabels = {
+    version: row.version,
+    activities: new Map(activities.map(([code, name]) => [code, name])),
+    areasOfWork: new Map(areas),
+    inclusions: new Map(
+      activities.filter(([, , includes]) => includes.length > 0).map(([code, , includes]) => [code, includes]),
+    ),
+  };
+  labelsCache.set(q, labels);
+  return labels;
+}
+
 export interface CatalogueEntry {
   code: string;
   name: string;

@@ -51,6 +51,14 @@ export async function openPostgres(options: PostgresOptions): Promise<Database> 
       // Serialization failures and deadlocks are retried: the transaction had no effect, so running it again is safe.
       for (let attempt = 1; ; attempt++) {
         const client = await pool.connect();
+        // A connection cut while the client is checked out between two queries (database restart, backend terminated)
+        // is reported as an 'error' event: unheard, it would crash the process. The next query on it fails instead,
+        // and the client is dropped from the pool on release.
+        let broken: Error | undefined;
+        const onError = (err: Error) => {
+          broken = err;
+        };
+        client.on('error', onError);
         try {
           await client.query('BEGIN');
           const tx: Queryable = { query: (sql, params) => run(client, sql, params) };
@@ -63,7 +71,8 @@ export async function openPostgres(options: PostgresOptions): Promise<Database> 
           if ((code === PG_SERIALIZATION_FAILURE || code === PG_DEADLOCK) && attempt < 5) continue;
           throw err;
         } finally {
-          client.release();
+          client.off('error', onError);
+          client.release(broken);
         }
       }
     },

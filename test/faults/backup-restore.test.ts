@@ -11,6 +11,7 @@ import { HttpClient } from '../../bench/load/http.ts';
 import { startCluster } from '../../scripts/cluster/cluster.ts';
 import {
   type Acknowledged,
+  assertAuditVerifies,
   auditVerify,
   createDatabase,
   errorSummary,
@@ -70,6 +71,7 @@ test('pg_dump of a live system restores into a working copy: audit chain verifie
     `load during the backup: ${result.recorder.totalOk} ok, ${result.recorder.totalErrors} errors ${errorSummary(result)}`,
   );
   assert.equal(result.recorder.totalErrors, 0, 'the backup does not disturb the service');
+  await assertAuditVerifies(fc);
 
   // The restore, into another database.
   const restored = await createDatabase('f_restored');

@@ -133,6 +133,7 @@ test('a request to a dead node is never answered with an HTML page or a 500', as
   await cluster.waitBalanced(cluster.nodes.length);
   const ok = await http.request(`${cluster.lbUrl}/api/v1/rbac/catalogue`, 'GET');
   assert.equal(ok.status, 200);
+  await assertAuditVerifies(fc);
 });
 
 test('rolling restart (SIGTERM, start, next node) under load: no request fails, nothing is lost', async () => {

@@ -92,4 +92,7 @@ test('Redis lost and restarted empty: web sessions survive, RPs re-authenticate,
   const fiveHundreds = reasons.filter((r) => /HTTP 500/.test(r));
   await assertAuditVerifies(fc);
   assert.deepEqual(fiveHundreds, [], 'Redis down must give 503 service.unavailable, not 500');
+  // Every refusal is a clear 503: OpenCIS's `service.unavailable`, or the OpenID Connect endpoints' own
+  // `temporarily_unavailable` (a page to the browser, JSON to the relying party), both with Retry-After.
+  for (const reason of reasons) assert.match(reason, /HTTP 503/, `unexpected failure: ${reason}`);
 });

@@ -917,6 +917,29 @@ test(`[${backend}] conformance: a code used twice → invalid_grant, and the tok
   assert.equal(await userinfoStatus(tokens.access_token), 401);
 });
 
+test(`[${backend}] a code sent twice at once: exactly one request gets tokens, and they are revoked`, async () => {
+  // The library reads the code, checks it is unused, then marks it used: two requests racing in between would both
+  // see it unused. The adapter marks it used atomically, so the second is refused as a replay.
+  const config = await configFor(basic);
+  for (let round = 0; round < 3; round++) {
+    const started = await start(config);
+    const landed = await follow(started.url, await signIn(one, 3, ['SMARTCARD']));
+    const form = {
+      grant_type: 'authorization_code',
+      code: query(landed.url).get('code')!,
+      redirect_uri: CALLBACK,
+      code_verifier: started.verifier,
+    };
+    const results = await Promise.all([1, 2, 3, 4].map(() => postToken(form, basicAuth(basic))));
+    const won = results.filter((r) => r.status === 200);
+    assert.equal(won.length, 1, JSON.stringify(results.map((r) => [r.status, r.body.error])));
+    for (const r of results.filter((x) => x.status !== 200)) {
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(r.body.error, 'invalid_grant');
+    }
+  }
+});
+
 test(`[${backend}] conformance: redirect_uri, PKCE and response_type errors`, async () => {
   const config = await configFor(basic);
   const jar = await signIn(one, 3, ['SMARTCARD']);

@@ -12,7 +12,7 @@ import type { Command } from '../../src/cli/main.ts';
 import { loadConfig } from '../../src/config.ts';
 import { AppError } from '../../src/domain/errors.ts';
 import { registerClient } from '../../src/oidc/clients.ts';
-import { rotateSigningKeys } from '../../src/oidc/keys.ts';
+import { DEFAULT_PUBLISH_SECONDS, KEY_RELOAD_SECONDS, rotateSigningKeys } from '../../src/oidc/keys.ts';
 import { createSealer } from '../../src/secrets/sealer.ts';
 import { systemClock } from '../../src/services/context.ts';
 import { registerPerson } from '../../src/services/people.ts';
@@ -185,40 +185,62 @@ test(`[${backend}] rotation: old tokens keep verifying while the old keys retire
   assert.ok(oldRsKid, 'the ID token verifies against the JWKS');
   assert.ok(verifiedKid(oldEs, before));
 
-  // Rotate through node A (as `opencis oidc rotate-keys` does), with the ID token lifetime as the overlap.
+  // Rotate through node A (as `opencis oidc rotate-keys` does), with the ID token lifetime as the overlap and the
+  // default publication time.
+  const rotatedAt = server.clock.now().getTime();
   const rotated = await rotateSigningKeys(server.operator(), 3600);
   assert.equal(rotated.active.length, 3);
   assert.deepEqual([...rotated.retiring].sort(), kids(before));
+  // (The test clock runs: the rotation happened a few milliseconds after rotatedAt.)
+  const publishedFor = rotated.signsFrom.getTime() - rotatedAt;
+  assert.ok(publishedFor >= DEFAULT_PUBLISH_SECONDS * 1000 && publishedFor < DEFAULT_PUBLISH_SECONDS * 1000 + 5_000);
+  assert.equal(
+    rotated.retiringUntil.getTime() - rotated.signsFrom.getTime(),
+    (KEY_RELOAD_SECONDS + 3600) * 1000,
+    'the old keys stay published for the overlap after the last node may have signed with them',
+  );
   assert.equal(await server.app.oidc.reloadKeys(), true);
   assert.equal(await server.app.oidc.reloadKeys(), false, 'nothing changed since');
 
+  // Phase 1, publish: node A publishes the new keys beside the old ones, and still signs with the old ones.
   const during = await jwksOf(a);
   assert.equal(during.keys.length, 6, 'the new keys and the retiring ones');
   assert.deepEqual(kids(during), [...rotated.active, ...rotated.retiring].sort());
   assert.equal(verifiedKid(oldRs, during), oldRsKid, 'a token signed before the rotation still verifies');
   assert.ok(verifiedKid(oldEs, during));
-
-  const newRs = await signIn(a);
-  assert.ok(rotated.active.includes(kidOf(newRs)), 'new ID tokens carry the new RS256 kid');
-  assert.equal(verifiedKid(newRs, during), kidOf(newRs));
-  const newEs = await signIn(a, 'es');
-  assert.ok(rotated.active.includes(kidOf(newEs)), 'and the new ES256 kid');
-  assert.notEqual(kidOf(newEs), kidOf(newRs));
-
-  // Node B has not looked yet: it still publishes and signs with the old set (which is still valid: retiring).
+  const publishedOnly = await signIn(a);
+  assert.equal(kidOf(publishedOnly), oldRsKid, 'a published key does not sign before its time');
+  // Node B has not looked yet: it publishes and signs with the old set, whose tokens verify everywhere.
   assert.deepEqual(kids(await jwksOf(b)), kids(before));
   const staleB = await signIn(b);
   assert.equal(kidOf(staleB), oldRsKid);
   assert.ok(verifiedKid(staleB, during), 'its tokens verify against the rotated JWKS of node A');
-  // …until it reloads (every minute on its own; here by hand).
+  // …until it reloads (every minute on its own; here by hand): now both publish the new keys.
   assert.equal(await second!.app.oidc.reloadKeys(), true);
   assert.deepEqual(kids(await jwksOf(b)), kids(during));
+
+  // Phase 2, sign: from signsFrom, a node signs with the new keys at its next reload.
+  server.clock.set(new Date(rotated.signsFrom.getTime() + 1_000));
+  assert.equal(await server.app.oidc.reloadKeys(), true);
+  const newRs = await signIn(a);
+  assert.ok(rotated.active.includes(kidOf(newRs)), 'new ID tokens carry the new RS256 kid');
+  assert.equal(verifiedKid(newRs, await jwksOf(a)), kidOf(newRs));
+  assert.equal(
+    verifiedKid(newRs, await jwksOf(b)),
+    kidOf(newRs),
+    'and verify against the JWKS of node B, which has not reloaded since: no unknown kid',
+  );
+  const newEs = await signIn(a, 'es');
+  assert.ok(rotated.active.includes(kidOf(newEs)), 'and the new ES256 kid');
+  assert.notEqual(kidOf(newEs), kidOf(newRs));
+  assert.equal(kidOf(await signIn(b)), oldRsKid, 'node B signs with the old key until its reload');
+  assert.equal(await second!.app.oidc.reloadKeys(), true);
   const freshB = await signIn(b);
   assert.equal(kidOf(freshB), kidOf(newRs), 'node B signs with the new key');
   assert.equal(verifiedKid(freshB, await jwksOf(a)), kidOf(newRs));
 
   // Past the overlap the old keys are retired and leave the JWKS on both nodes.
-  server.clock.set(new Date(server.clock.now().getTime() + 3601_000));
+  server.clock.set(new Date(rotated.retiringUntil.getTime() + 1_000));
   assert.equal(await server.app.oidc.reloadKeys(), true);
   assert.equal(await second!.app.oidc.reloadKeys(), true);
   for (const node of [a, b]) {
@@ -240,7 +262,7 @@ test(`[${backend}] rotation: old tokens keep verifying while the old keys retire
   assert.equal(kidOf(last), kidOf(newRs));
 });
 
-test(`[${backend}] only operators and the system rotate keys: an RA Manager is refused; a bad overlap is refused`, async () => {
+test(`[${backend}] only operators and the system rotate keys: an RA Manager is refused; a bad overlap or publication time is refused`, async () => {
   const manager = {
     kind: 'person' as const,
     id: userId,
@@ -255,6 +277,11 @@ test(`[${backend}] only operators and the system rotate keys: an RA Manager is r
     await assert.rejects(
       rotateSigningKeys(server.operator(), bad),
       (e) => e instanceof AppError && e.code === 'request.invalid',
+    );
+    await assert.rejects(
+      rotateSigningKeys(server.operator(), 3600, bad),
+      (e) => e instanceof AppError && e.code === 'request.invalid',
+      `publication time ${bad}`,
     );
   }
 });
@@ -297,13 +324,19 @@ test(`[${backend}] CLI: oidc keys lists kid/alg/status; rotate-keys retires the 
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {
-    assert.match((await cli(oidcCommand, ['--help'])).stdout, /opencis oidc rotate-keys \[--overlap SECONDS\]/);
+    assert.match(
+      (await cli(oidcCommand, ['--help'])).stdout,
+      /opencis oidc rotate-keys \[--publish SECONDS\] \[--overlap SECONDS\]/,
+    );
     for (const args of [
       ['rotate-keys', '--overlap', 'soon'],
       ['rotate-keys', '--overlap', '-5'],
       ['rotate-keys', '--overlap', String(31 * 86_400)],
       ['rotate-keys', '--all'],
+      ['rotate-keys', '--publish', 'later'],
+      ['rotate-keys', '--publish', String(2 * 86_400)],
       ['keys', '--overlap', '10'],
+      ['keys', '--publish', '10'],
       ['keys', 'extra'],
       ['spin'],
       [],
@@ -319,15 +352,17 @@ test(`[${backend}] CLI: oidc keys lists kid/alg/status; rotate-keys retires the 
     assert.match(first.stdout, /^retiring {2}none$/m);
     const second = await cli(oidcCommand, ['rotate-keys', '--overlap', '7200']);
     assert.equal(second.code, 0, second.stderr);
-    const firstActive = /^active {4}(.+)$/m.exec(first.stdout)![1]!.split(' ');
-    const secondActive = /^active {4}(.+)$/m.exec(second.stdout)![1]!.split(' ');
+    const newKids = (out: string) => /^new {7}(.+?) \(published now, signing from /m.exec(out)![1]!.split(' ');
+    const firstActive = newKids(first.stdout);
+    const secondActive = newKids(second.stdout);
     assert.equal(firstActive.length, 3);
-    assert.match(second.stdout, /^retiring {2}(\S+ ){3}\(published until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, 7200 s\)$/m);
+    assert.match(second.stdout, /^retiring {2}(\S+ ){2}\S+ \(published until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$/m);
     for (const kid of firstActive) assert.ok(second.stdout.includes(kid), 'the first rotation’s keys now retire');
-    const short = await cli(oidcCommand, ['rotate-keys', '--overlap', '60']);
+    const short = await cli(oidcCommand, ['rotate-keys', '--overlap', '60', '--publish', '30']);
     assert.equal(short.code, 0);
     assert.match(short.stderr, /Warning: an overlap under 3600 s/);
-    const thirdActive = /^active {4}(.+)$/m.exec(short.stdout)![1]!.split(' ');
+    assert.match(short.stderr, /Warning: with --publish at most 60 s a node may sign with a key another node/);
+    const thirdActive = newKids(short.stdout);
 
     const listed = await cli(oidcCommand, ['keys']);
     const lines = listed.stdout.split('\n');
@@ -336,7 +371,10 @@ test(`[${backend}] CLI: oidc keys lists kid/alg/status; rotate-keys retires the 
         .filter((l) => re.test(l))
         .map((l) => l.split(' ')[0]!)
         .sort();
-    assert.deepEqual(withStatus(/^\S+ {2}(RS256|ES256|PS256) {2}active /), [...thirdActive].sort());
+    assert.deepEqual(
+      withStatus(/^\S+ {2}(RS256|ES256|PS256) {2}published, signs from \d{4}-/),
+      [...thirdActive].sort(),
+    );
     assert.deepEqual(withStatus(/ {2}retiring until \d{4}-/), [...firstActive, ...secondActive].sort());
 
     // A server on that database publishes the active and the retiring keys, and signs with the newest.

@@ -1,4 +1,4 @@
-import { rotateSigningKeys } from '../../oidc/keys.ts';
+import { DEFAULT_PUBLISH_SECONDS, KEY_RELOAD_SECONDS, rotateSigningKeys } from '../../oidc/keys.ts';
 import type { Queryable } from '../../storage/database.ts';
 import type { Command } from '../command.ts';
 import { parseOptions } from '../command.ts';
@@ -8,6 +8,7 @@ import { UsageError } from '../io.ts';
 /** The ID token lifetime (provider.ts ttl.IdToken): the least an old signing key must stay published. */
 const ID_TOKEN_TTL = 3_600;
 const MAX_OVERLAP = 30 * 86_400;
+const MAX_PUBLISH = 86_400;
 
 /**
  * How long old keys must stay in the JWKS after a rotation: the longest lifetime of anything they may have signed —
@@ -27,27 +28,31 @@ interface KeyRow {
   status: 'active' | 'retiring' | 'retired';
   created_at: Date | string;
   retire_after: Date | string | null;
+  activate_after: Date | string | null;
 }
 
 const iso = (d: Date | string | null) => (d === null ? '-' : new Date(d).toISOString().replace(/\.\d{3}Z$/, 'Z'));
 
 export const oidcCommand: Command = {
   summary: 'OpenID Connect provider: rotate and list the ID token signing keys',
-  help: `Usage: opencis oidc rotate-keys [--overlap SECONDS]
+  help: `Usage: opencis oidc rotate-keys [--publish SECONDS] [--overlap SECONDS]
        opencis oidc keys [--all]
 
-rotate-keys  makes a new signing key of each algorithm (RS256, ES256, PS256) the one ID tokens are signed with. The
-             old keys stay published in the JWKS (status "retiring") for --overlap seconds, so tokens they signed
-             still verify; then they are retired. Default overlap: the longest token lifetime of the registered
-             relying parties, at least 3600 (the ID token lifetime). Running servers pick the new keys up within a
-             minute; every node shares them through the database.
-keys         the signing keys: kid, algorithm, status (active, retiring until…), created. --all includes retired ones.
+rotate-keys  rotates the ID token signing keys without downtime, in two phases. A new key of each algorithm (RS256,
+             ES256, PS256) is published in the JWKS at once and signs ID tokens only after --publish seconds
+             (default ${DEFAULT_PUBLISH_SECONDS}): every node reloads the keys every ${KEY_RELOAD_SECONDS} s, so by then every node publishes
+             it and no relying party meets an unknown kid. The old keys stay published (status "retiring") until
+             --overlap seconds after the last node stops signing with them, so tokens they signed still verify;
+             then they are retired. Default overlap: the longest token lifetime of the registered relying parties,
+             at least 3600 (the ID token lifetime). Every node shares the keys through the database.
+keys         the signing keys: kid, algorithm, status (signing, published, retiring until…), created. --all includes
+             retired ones.
 
 Exit codes: 0 done, 1 failed, 2 usage error.`,
   async run(args, io) {
     const { values, positionals } = parseOptions(
       args,
-      { overlap: { type: 'string' }, all: { type: 'boolean', default: false } },
+      { overlap: { type: 'string' }, publish: { type: 'string' }, all: { type: 'boolean', default: false } },
       1,
     );
     const [verb] = positionals;
@@ -61,18 +66,28 @@ Exit codes: 0 done, 1 failed, 2 usage error.`,
           }
           overlap = Number(values.overlap);
         }
+        let publish = DEFAULT_PUBLISH_SECONDS;
+        if (values.publish !== undefined) {
+          if (!/^[0-9]{1,6}$/.test(values.publish) || Number(values.publish) > MAX_PUBLISH) {
+            throw new UsageError(`--publish is a whole number of seconds, at most ${MAX_PUBLISH}`);
+          }
+          publish = Number(values.publish);
+        }
         const res = await withOperatorContext(async (ctx) => {
           const seconds = overlap ?? (await defaultOverlapSeconds(ctx.db));
-          return { ...(await rotateSigningKeys(ctx, seconds)), seconds, at: ctx.clock.now() };
+          return rotateSigningKeys(ctx, seconds, publish);
         });
-        const until = new Date(res.at.getTime() + res.seconds * 1000);
-        io.out(`active    ${res.active.join(' ')}`);
+        io.out(`new       ${res.active.join(' ')} (published now, signing from ${iso(res.signsFrom)})`);
         io.out(
           res.retiring.length > 0
-            ? `retiring  ${res.retiring.join(' ')} (published until ${iso(until)}, ${res.seconds} s)`
+            ? `retiring  ${res.retiring.join(' ')} (published until ${iso(res.retiringUntil)})`
             : 'retiring  none',
         );
-        io.out('Running servers sign with the new keys within a minute.');
+        if (publish <= KEY_RELOAD_SECONDS) {
+          io.err(
+            `Warning: with --publish at most ${KEY_RELOAD_SECONDS} s a node may sign with a key another node does not publish yet.`,
+          );
+        }
         if (overlap !== undefined && overlap < ID_TOKEN_TTL) {
           io.err(`Warning: an overlap under ${ID_TOKEN_TTL} s can leave unexpired ID tokens unverifiable.`);
         }
@@ -80,19 +95,27 @@ Exit codes: 0 done, 1 failed, 2 usage error.`,
       }
       case 'keys': {
         if (values.overlap !== undefined) throw new UsageError('--overlap is for "rotate-keys"');
-        const rows = await withOperatorContext(async (ctx) => {
+        if (values.publish !== undefined) throw new UsageError('--publish is for "rotate-keys"');
+        const { rows, now } = await withOperatorContext(async (ctx) => {
           const res = await ctx.db.query<KeyRow>(
-            `SELECT kid, alg, status, created_at, retire_after FROM oidc_signing_keys
+            `SELECT kid, alg, status, created_at, retire_after, activate_after FROM oidc_signing_keys
              WHERE $1 OR status <> 'retired'
              ORDER BY CASE status WHEN 'active' THEN 0 WHEN 'retiring' THEN 1 ELSE 2 END, created_at DESC, alg`,
             [values.all],
           );
-          return res.rows;
+          return { rows: res.rows, now: ctx.clock.now() };
         });
         if (rows.length === 0) io.out('no signing keys (the server makes them at its first start)');
         for (const r of rows) {
-          const status = r.status === 'retiring' ? `retiring until ${iso(r.retire_after)}` : r.status;
-          io.out(`${r.kid}  ${r.alg}  ${status.padEnd(29)}  created ${iso(r.created_at)}`);
+          const status =
+            r.status === 'retiring'
+              ? `retiring until ${iso(r.retire_after)}`
+              : r.status === 'active' && r.activate_after !== null && new Date(r.activate_after) > now
+                ? `published, signs from ${iso(r.activate_after)}`
+                : r.status === 'active'
+                  ? 'signing'
+                  : r.status;
+          io.out(`${r.kid}  ${r.alg}  ${status.padEnd(42)}  created ${iso(r.created_at)}`);
         }
         return 0;
       }

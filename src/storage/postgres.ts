@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Database, Queryable, QueryResult } from './database.ts';
 import { PG_DEADLOCK, PG_SERIALIZATION_FAILURE, pgErrorCode } from './database.ts';
@@ -10,6 +11,32 @@ const parsers: Record<number, (v: string) => unknown> = {
   [types.builtins.INT8]: (v) => v,
   [types.builtins.NUMERIC]: (v) => v,
 };
+
+/**
+ * Statements with parameters are sent as named prepared statements: each connection parses and plans a given statement
+ * once and then only binds and executes it — PostgreSQL's parse/plan work is a large part of its CPU for the short
+ * indexed statements OpenCIS sends. The name is a digest of the text, so one text is one statement on every connection.
+ */
+const statementNames = new Map<string, string>();
+const STATEMENT_NAMES_MAX = 2_000;
+
+function statementName(sql: string): string | undefined {
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    // Statements built with varying text (a bulk insert's VALUES list) would fill every connection's cache: past the
+    // limit, new texts are sent unnamed.
+    if (statementNames.size >= STATEMENT_NAMES_MAX) return undefined;
+    name = `oc_${createHash('sha256').update(sql).digest('base64url').slice(0, 22)}`;
+    statementNames.set(sql, name);
+  }
+  return name;
+}
+
+/** 0A000 "cached plan must not change result type", or a prepared statement whose table or column has gone. */
+function isStalePlan(err: unknown): boolean {
+  const code = pgErrorCode(err);
+  return code === '0A000' || code === '42P01' || code === '42703';
+}
 
 export interface PostgresOptions {
   url: string;
@@ -37,7 +64,17 @@ export async function openPostgres(options: PostgresOptions): Promise<Database> 
   if (schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
 
   const run = async <R>(q: Queryable | pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]) => {
-    const res = await (q as pg.Pool).query(sql, params as unknown[] | undefined);
+    const values = params as unknown[] | undefined;
+    const name = values && values.length > 0 ? statementName(sql) : undefined;
+    let res: pg.QueryResult;
+    try {
+      res = await (q as pg.Pool).query(name ? { name, text: sql, values } : { text: sql, values });
+    } catch (err) {
+      // A statement prepared on this connection before a schema change that altered its result (a migration run by
+      // a test on a live pool): sent once more unnamed. Outside a transaction only — inside, the error has aborted it.
+      if (!name || !isStalePlan(err) || 'release' in (q as object)) throw err;
+      res = await (q as pg.Pool).query({ text: sql, values });
+    }
     return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 } satisfies QueryResult<R>;
   };
 

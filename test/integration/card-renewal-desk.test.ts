@@ -20,12 +20,12 @@ import {
   startCardChallenge,
   startCardIssue,
 } from '../../src/services/cards.ts';
-import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { SoftwareCardKey } from '../support/card.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { saveTestOrganisations } from '../support/organisations.ts';
 
 // Renewal of a card's certificate at the RA desk (DOMAIN §5–6), through the card API the console page uses: any time,
 // also after expiry (which only an RA can do, in person); the card proves possession of its key; the RA confirms the
@@ -159,15 +159,7 @@ async function renewalEvents(userId: string) {
 
 before(async () => {
   t = await createTestDatabase();
-  for (const o of [
-    { odsCode: 'QWO', name: 'Test ICB', type: 'icb' },
-    { odsCode: 'RR8', name: 'Test Trust', type: 'trust', parentOdsCode: 'QWO' },
-    { odsCode: 'RR813', name: 'Test Site', type: 'site', parentOdsCode: 'RR8' },
-    { odsCode: 'Y51', name: 'Other ICB', type: 'icb' },
-    { odsCode: 'RX1', name: 'Other Trust', type: 'trust', parentOdsCode: 'Y51' },
-  ]) {
-    await saveOrganisation(op(), o);
-  }
+  await saveTestOrganisations(op());
   await ensureCertificateAuthority(op());
   const position = async (odsCode: string, p: Record<string, unknown>) =>
     (await createPosition(op(), odsCode, p)).positionId;

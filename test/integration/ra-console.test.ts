@@ -9,7 +9,6 @@ import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { registerRaConsole } from '../../src/ra/console/index.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
 import { getCard, startCardIssue } from '../../src/services/cards.ts';
-import { saveOrganisation } from '../../src/services/organisations.ts';
 import { getPerson, registerPerson } from '../../src/services/people.ts';
 import { getRequest, requestAccess, submitApplication } from '../../src/services/ra.ts';
 import { personActorWithPowers } from '../../src/services/ra-powers.ts';
@@ -17,6 +16,7 @@ import { startSession } from '../../src/services/sessions.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { tinyPng } from '../support/images.ts';
+import { saveTestOrganisations } from '../support/organisations.ts';
 
 let t: TestDatabase;
 let app: FastifyInstance;
@@ -47,15 +47,7 @@ async function newPerson(extra: Record<string, unknown> = {}) {
 
 before(async () => {
   t = await createTestDatabase();
-  for (const o of [
-    { odsCode: 'QWO', name: 'Test ICB', type: 'icb' },
-    { odsCode: 'RR8', name: 'Test Trust', type: 'trust', parentOdsCode: 'QWO' },
-    { odsCode: 'RR813', name: 'Test Site', type: 'site', parentOdsCode: 'RR8' },
-    { odsCode: 'Y51', name: 'Other ICB', type: 'icb' },
-    { odsCode: 'RX1', name: 'Other Trust', type: 'trust', parentOdsCode: 'Y51' },
-  ]) {
-    await saveOrganisation(op(), o);
-  }
+  await saveTestOrganisations(op());
   await ensureCertificateAuthority(op());
   const position = async (odsCode: string, p: Record<string, unknown>) =>
     (await createPosition(op(), odsCode, p)).positionId;

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { crc32, deflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { registerRaApi } from '../../src/api/ra.ts';
 import { buildApp } from '../../src/app.ts';
@@ -22,7 +21,6 @@ import {
   startCardIssue,
 } from '../../src/services/cards.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
-import { saveOrganisation } from '../../src/services/organisations.ts';
 import { getPerson, registerPerson, searchPeople } from '../../src/services/people.ts';
 import {
   approveRequest,
@@ -59,6 +57,8 @@ import { currentSession, startSession } from '../../src/services/sessions.ts';
 import { SoftwareCardKey } from '../support/card.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { tinyPng } from '../support/images.ts';
+import { saveTestOrganisations } from '../support/organisations.ts';
 
 let t: TestDatabase;
 let app: FastifyInstance | undefined;
@@ -104,15 +104,7 @@ async function give(userId: string, positionId: string): Promise<string> {
 
 before(async () => {
   t = await createTestDatabase();
-  for (const o of [
-    { odsCode: 'QWO', name: 'Test ICB', type: 'icb' },
-    { odsCode: 'RR8', name: 'Test Trust', type: 'trust', parentOdsCode: 'QWO' },
-    { odsCode: 'RR813', name: 'Test Site', type: 'site', parentOdsCode: 'RR8' },
-    { odsCode: 'Y51', name: 'Other ICB', type: 'icb' },
-    { odsCode: 'RX1', name: 'Other Trust', type: 'trust', parentOdsCode: 'Y51' },
-  ]) {
-    await saveOrganisation(op(), o);
-  }
+  await saveTestOrganisations(op());
   await ensureCertificateAuthority(op());
   const position = async (odsCode: string, p: Record<string, unknown>) =>
     (await createPosition(op(), odsCode, p)).positionId;
@@ -163,29 +155,8 @@ async function rejects(p: Promise<unknown>, code: string): Promise<AppError> {
   assert.fail(`expected ${code}, but it succeeded`);
 }
 
-// A tiny PNG made by hand, and a JPEG carrying EXIF with a GPS position.
-function pngChunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
-  return Buffer.concat([head, data, crc]);
-}
-function png(text?: string): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(2, 0);
-  ihdr.writeUInt32BE(2, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', ihdr),
-    ...(text ? [pngChunk('tEXt', Buffer.from(`Comment\0${text}`))] : []),
-    pngChunk('IDAT', deflateSync(Buffer.alloc(14))),
-    pngChunk('IEND', Buffer.alloc(0)),
-  ]);
-}
+// A JPEG carrying EXIF with a GPS position (a tiny PNG comes from test/support/images.ts).
+const png = tinyPng;
 function jpegWithExif(): Buffer {
   const seg = (m: number, d: Buffer) => {
     const h = Buffer.from([0xff, m, 0, 0]);

@@ -50,6 +50,15 @@ export const configSchema = z.object({
     .describe(
       'On SIGTERM, how long the node fails readiness while still serving before it stops accepting requests: longer than the load balancer takes to notice (HAProxy: fall × inter). 0 for a single node.',
     ),
+  CIS1_ASSERTION_REUSE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(30)
+    .default(30)
+    .describe(
+      'CIS1: how long a signed role assertion may be handed again to the same application for the same ticket, after every live check has passed and nothing it says has changed (its ID and IssueInstant repeat). 0 signs every validation afresh.',
+    ),
   OIDC_PATH: z
     .string()
     .regex(/^\/[A-Za-z0-9/_-]{0,200}[A-Za-z0-9_-]$/, 'must be a path such as /oidc')

@@ -139,7 +139,9 @@ export function registerCis1Routes(app: FastifyInstance, deps: WebDeps): void {
     '/cis1/validate',
     options('Application: validate a ticket; returns a signed SAML role assertion'),
     async (req, reply) => {
-      const { assertion } = await validateTicket(contextFor(deps, req), issuerOf(deps), validationInput(req));
+      const { assertion } = await validateTicket(contextFor(deps, req), issuerOf(deps), validationInput(req), {
+        assertionReuseMs: deps.config.CIS1_ASSERTION_REUSE_SECONDS * 1000,
+      });
       reply.type('application/samlassertion+xml; charset=utf-8');
       return assertion;
     },

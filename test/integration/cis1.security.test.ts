@@ -517,3 +517,48 @@ test(`[${backend}] relying-party verification with xml-crypto refuses wrapped, t
   assert.ok(!/<!DOCTYPE|<!--/.test(xml));
   assert.equal(xml.match(/<ds:Signature[ >]/g)?.length, 1);
 });
+
+test(`[${backend}] CIS1_ASSERTION_REUSE_SECONDS: by default the same assertion is handed again; 0 signs every validation`, async () => {
+  const h = await holder();
+  const { ticket } = await signIn(h);
+  const idOf = (xml: string) => /<saml:Assertion[^>]* ID="([^"]+)"/.exec(xml)?.[1];
+  const first = await validate(ticket);
+  const second = await validate(ticket);
+  assert.equal(first.status, 200, first.text);
+  assert.ok(idOf(first.text));
+  assert.equal(idOf(second.text), idOf(first.text), 'reused within 30 s (the default)');
+
+  // A node configured not to reuse: every validation a new assertion, for the same ticket.
+  const config = loadConfig({
+    PUBLIC_URL: ORIGIN,
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'opencis-cis1-noreuse-')),
+    LOG_LEVEL: 'silent',
+    DEMO_DATA: 'false',
+    CIS1_ASSERTION_REUSE_SECONDS: '0',
+  });
+  const strict = await buildApp({
+    config,
+    db: t.db,
+    sealer: testSealer,
+    clock,
+    logger: false,
+    transport: { send: async () => {} },
+  });
+  try {
+    const ids = new Set<string | undefined>();
+    for (let i = 0; i < 3; i++) {
+      const res = await strict.inject({
+        method: 'POST',
+        url: '/cis1/validate',
+        headers: { 'content-type': 'application/json', ...basicAuth(basic.clientId, basic.secret) },
+        payload: JSON.stringify({ ticket }),
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      ids.add(idOf(res.body));
+    }
+    assert.equal(ids.size, 3, 'signed afresh each time');
+  } finally {
+    await strict.close();
+  }
+  assert.throws(() => loadConfig({ CIS1_ASSERTION_REUSE_SECONDS: '31' }), /CIS1_ASSERTION_REUSE_SECONDS/);
+});

@@ -21,8 +21,18 @@ const ukFormatter = new Intl.DateTimeFormat('en-CA', {
   day: '2-digit',
 });
 
+// The date in London changes only on a whole minute (its offsets from UTC are whole hours), so the last answer holds
+// for the rest of its minute: a sign-in asks several times.
+let lastMinute = Number.NaN;
+let lastDate = '';
+
 export function ukDate(at: Date): string {
-  return ukFormatter.format(at);
+  const minute = Math.floor(at.getTime() / 60_000);
+  if (minute !== lastMinute) {
+    lastDate = ukFormatter.format(at);
+    lastMinute = minute;
+  }
+  return lastDate;
 }
 
 /** The later of two calendar dates (YYYY-MM-DD strings order as dates). */

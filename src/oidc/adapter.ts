@@ -1,6 +1,18 @@
 import type { Redis } from 'ioredis';
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
+import { ukDate } from '../domain/dates.ts';
 import type { Database } from '../storage/database.ts';
+import {
+  type ClaimsUse,
+  claimsUseOf,
+  currentRequest,
+  dropRows,
+  leaveClaims,
+  leaveRow,
+  rowKey,
+  type TogetherRow,
+  takeRow,
+} from './read-together.ts';
 
 /**
  * Storage for oidc-provider's artefacts. PostgreSQL by default (durable: a node restart loses no session); Redis when
@@ -9,10 +21,21 @@ import type { Database } from '../storage/database.ts';
  */
 type Payload = AdapterPayload & { accountId?: string };
 
-export function postgresAdapterFactory(db: Database): (name: string) => Adapter {
+/** Tokens and codes whose find reads their grant, session and claims with them (see read-together.ts). */
+const READ_TOGETHER = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken']);
+
+/**
+ * @param ukDay the UK date now (YYYY-MM-DD), as the claims are built for it: the claims read together with a token are
+ * used only for the same day.
+ */
+export function postgresAdapterFactory(
+  db: Database,
+  ukDay: () => string = () => ukDate(new Date()),
+): (name: string) => Adapter {
   const memory = db.kind === 'pglite' ? writtenArtefactsOf(db) : null;
   return (model: string) => ({
     async upsert(id: string, payload: Payload, expiresIn: number) {
+      dropRows(currentRequest());
       const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
       const json = JSON.stringify(payload);
       memory?.forget(model, id);
@@ -42,10 +65,18 @@ export function postgresAdapterFactory(db: Database): (name: string) => Adapter 
       });
     },
     async find(id: string) {
-      return memory?.find(model, id) ?? findWhere(db, model, 'id = $2', id);
+      if (memory) return memory.find(model, id) ?? findWhere(db, model, 'id = $2', id);
+      const ctx = currentRequest();
+      const known = takeRow(ctx, rowKey.id(model, id));
+      if (known) return payloadOf(known);
+      if (ctx && READ_TOGETHER.has(model)) return readTogether(db, ctx, model, id, ukDay());
+      return findWhere(db, model, 'id = $2', id);
     },
     async findByUid(uid: string) {
-      return memory?.findByUid(model, uid) ?? findWhere(db, model, 'uid = $2', uid);
+      if (memory) return memory.findByUid(model, uid) ?? findWhere(db, model, 'uid = $2', uid);
+      const known = takeRow(currentRequest(), rowKey.uid(model, uid));
+      if (known) return payloadOf(known);
+      return findWhere(db, model, 'uid = $2', uid);
     },
     async findByUserCode(userCode: string) {
       return findWhere(db, model, 'user_code = $2', userCode);
@@ -54,6 +85,7 @@ export function postgresAdapterFactory(db: Database): (name: string) => Adapter 
     // it consumed goes on; the other is refused as a replay and, as RFC 6749 §4.1.2 asks, the grant is revoked — the
     // library's own check (`consumed` on the artefact it read) cannot see a use that happened after that read.
     async consume(id: string) {
+      dropRows(currentRequest());
       let won = false;
       try {
         const { rows } = await db.query<{ consumed_at: Date }>(
@@ -79,6 +111,7 @@ export function postgresAdapterFactory(db: Database): (name: string) => Adapter 
     },
     // Forgotten before and after the delete: a write of the same artefact that finished in between is not kept.
     async destroy(id: string) {
+      dropRows(currentRequest());
       memory?.forget(model, id);
       try {
         await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
@@ -87,6 +120,7 @@ export function postgresAdapterFactory(db: Database): (name: string) => Adapter 
       }
     },
     async revokeByGrantId(grantId: string) {
+      dropRows(currentRequest());
       memory?.forgetGrant(grantId);
       try {
         await db.query('DELETE FROM oidc_payloads WHERE grant_id = $1', [grantId]);
@@ -122,6 +156,51 @@ async function findWhere(db: Database, model: string, where: string, value: stri
   if (row.expires_at && new Date(row.expires_at).getTime() <= Date.now()) return undefined;
   const payload = typeof row.payload === 'string' ? (JSON.parse(row.payload) as Payload) : row.payload;
   return row.consumed_at ? { ...payload, consumed: Math.floor(new Date(row.consumed_at).getTime() / 1000) } : payload;
+}
+
+/** A row as findWhere returns it: undefined when expired; `consumed` (seconds) when used. */
+function payloadOf(row: TogetherRow): Payload | undefined {
+  if (row.expires_at !== null && row.expires_at <= Date.now()) return undefined;
+  const payload = row.payload as Payload;
+  return row.consumed_at !== null ? { ...payload, consumed: Math.floor(row.consumed_at / 1000) } : payload;
+}
+
+interface Together {
+  artefact: TogetherRow;
+  grant: TogetherRow | null;
+  session: TogetherRow | null;
+  claims: unknown;
+  account_id: string | null;
+  grant_id: string | null;
+  session_uid: string | null;
+}
+
+/**
+ * Finds a token or code with, in the same statement (oidc_read_together, migration 0015), its grant, the SSO session
+ * it is bound to and — at the token and userinfo endpoints — its account's claims, and leaves those on the request
+ * for the library's next reads (read-together.ts).
+ */
+async function readTogether(
+  db: Database,
+  ctx: object,
+  model: string,
+  id: string,
+  day: string,
+): Promise<Payload | undefined> {
+  const use: ClaimsUse | null = claimsUseOf(ctx);
+  const { rows } = await db.query<{ found: Together | string | null }>(
+    'SELECT oidc_read_together($1, $2, $3, $4) AS found',
+    [model, id, day, use],
+  );
+  const raw = rows[0]?.found ?? null;
+  const found = typeof raw === 'string' ? (JSON.parse(raw) as Together) : raw;
+  if (!found) return undefined;
+  const artefact = payloadOf(found.artefact);
+  if (!artefact) return undefined;
+  if (found.grant && found.grant_id) leaveRow(ctx, rowKey.id('Grant', found.grant_id), found.grant);
+  if (found.session && found.session_uid) leaveRow(ctx, rowKey.uid('Session', found.session_uid), found.session);
+  if (use && found.account_id) leaveClaims(ctx, found.account_id, day, found.grant_id, use, found.claims);
+  return artefact;
 }
 
 interface Written {
@@ -267,6 +346,42 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
 `;
 
+/**
+ * KEYS[1] a token or code, KEYS[2] its use marker; ARGV[1] the key prefix. The token, its use, its grant and the SSO
+ * session it is bound to (through the session's uid key), read atomically in one round trip. The grant and session keys
+ * are derived from the token, so they cannot be declared: this needs a single Redis (or keys in one slot), as OpenCIS
+ * uses it.
+ */
+const READ_TOGETHER_SCRIPT = `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local consumed = redis.call('GET', KEYS[2])
+local p = cjson.decode(raw)
+local grant = false
+local session = false
+if type(p.grantId) == 'string' then grant = redis.call('GET', ARGV[1] .. 'Grant:' .. p.grantId) end
+if type(p.sessionUid) == 'string' then
+  local sid = redis.call('GET', ARGV[1] .. 'uid:' .. p.sessionUid)
+  if sid then session = redis.call('GET', ARGV[1] .. 'Session:' .. sid) end
+end
+return {raw, consumed, grant, session}
+`;
+
+async function redisReadTogether(redis: Redis, ctx: object, prefix: string, k: string): Promise<Payload | undefined> {
+  // ioredis adds its keyPrefix (a REDIS_URL option) to KEYS only: the keys the script derives need it too.
+  const derived = `${redis.options.keyPrefix ?? ''}${prefix}`;
+  const found = (await redis.eval(READ_TOGETHER_SCRIPT, 2, k, `${k}:consumed`, derived)) as
+    | [string, string | null, string | null, string | null]
+    | null;
+  if (!found) return undefined;
+  const [raw, consumed, grant, session] = found;
+  const payload = JSON.parse(raw) as Payload & { sessionUid?: string };
+  const row = (json: string): TogetherRow => ({ payload: JSON.parse(json), consumed_at: null, expires_at: null });
+  if (grant && payload.grantId) leaveRow(ctx, rowKey.id('Grant', payload.grantId), row(grant));
+  if (session && payload.sessionUid) leaveRow(ctx, rowKey.uid('Session', payload.sessionUid), row(session));
+  return consumed ? { ...payload, consumed: Number(consumed) } : payload;
+}
+
 /** The Redis adapter: one key per artefact, with sets for grant, uid and user-code lookups; TTLs from the library. */
 export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (name: string) => Adapter {
   return (model: string) => {
@@ -274,6 +389,7 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
     const grantKey = (id: string) => `${prefix}grant:${id}`;
     return {
       async upsert(id: string, payload: Payload, expiresIn: number) {
+        dropRows(currentRequest());
         const k = key(id);
         const multi = redis.multi();
         if (expiresIn) multi.set(k, JSON.stringify(payload), 'EX', expiresIn);
@@ -296,7 +412,11 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
         await multi.exec();
       },
       async find(id: string) {
+        const ctx = currentRequest();
+        const known = takeRow(ctx, rowKey.id(model, id));
+        if (known) return payloadOf(known);
         const k = key(id);
+        if (ctx && READ_TOGETHER.has(model)) return redisReadTogether(redis, ctx, prefix, k);
         const [raw, consumed] = CONSUMABLE.has(model)
           ? await redis.mget(k, `${k}:consumed`)
           : [await redis.get(k), null];
@@ -305,6 +425,8 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
         return consumed ? { ...payload, consumed: Number(consumed) } : payload;
       },
       async findByUid(uid: string) {
+        const known = takeRow(currentRequest(), rowKey.uid(model, uid));
+        if (known) return payloadOf(known);
         const id = await redis.get(`${prefix}uid:${uid}`);
         return id ? this.find(id) : undefined;
       },
@@ -316,6 +438,7 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
         // The use is a marker key set only if absent (SET NX, in a script with the existence check and its TTL), so of
         // two requests racing with one code — on any nodes, on any connection — exactly one marks it; the other finds
         // it consumed and is refused as a replay, and the grant revoked (see the PostgreSQL adapter).
+        dropRows(currentRequest());
         const k = key(id);
         const won = await redis.eval(CONSUME_SCRIPT, 2, k, `${k}:consumed`, String(Math.floor(Date.now() / 1000)));
         if (won === 1) return;
@@ -325,9 +448,11 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
         throw new errors.InvalidGrant(`${consumableLabel(model)} already consumed`);
       },
       async destroy(id: string) {
+        dropRows(currentRequest());
         await redis.del(key(id), `${key(id)}:consumed`);
       },
       async revokeByGrantId(grantId: string) {
+        dropRows(currentRequest());
         const keys = await redis.lrange(grantKey(grantId), 0, -1);
         if (keys.length > 0) await redis.del(...keys, ...keys.map((k) => `${k}:consumed`));
         await redis.del(grantKey(grantId));

@@ -80,7 +80,10 @@ async function claimsState(
     'SELECT oidc_claims_state($1, $2, $3, $4) AS state',
     [userId, day, grantId, use === 'userinfo'],
   );
-  const state = rows[0]?.state ?? null;
+  return parsedState(rows[0]?.state ?? null);
+}
+
+function parsedState(state: ClaimsState | string | null): ClaimsState | null {
   return typeof state === 'string' ? (JSON.parse(state) as ClaimsState) : state;
 }
 
@@ -112,7 +115,8 @@ function nrbacRoles(roles: EffectiveRole[], labels: CatalogueLabels, workgroupNa
 
 /**
  * Every CIS2 claim for a person; the provider filters them by scope. `use` decides the ID-token subset. The grant's
- * context (assurance level reached, role profile chosen) is read with the claims, in the same statement.
+ * context (assurance level reached, role profile chosen) is read with the claims, in the same statement. `known`: that
+ * statement's answer, already read in this request with the token (read-together.ts).
  */
 export async function cis2ClaimsForGrant(
   q: Queryable,
@@ -120,9 +124,12 @@ export async function cis2ClaimsForGrant(
   at: Date,
   use: 'id_token' | 'userinfo',
   grantId: string | undefined,
+  known?: { state: unknown },
 ): Promise<Record<string, unknown>> {
   const day = ukDate(at);
-  const state = await claimsState(q, userId, day, grantId ?? null, use);
+  const state = known
+    ? parsedState(known.state as ClaimsState | string | null)
+    : await claimsState(q, userId, day, grantId ?? null, use);
   const grant = state?.grant ? { aal: Number(state.grant.aal), personRoleId: state.grant.person_roleid } : null;
   return claimsFrom(q, userId, day, use, state, grant);
 }

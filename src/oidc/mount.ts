@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type Provider from 'oidc-provider';
+import { ukDate } from '../domain/dates.ts';
 import type { WebDeps } from '../http/deps.ts';
 import { storeFailure } from '../http/errors.ts';
 import { postgresAdapterFactory, redisAdapterFactory, redisSessionIndex } from './adapter.ts';
@@ -54,7 +55,9 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
     allowExampleNiPrefix: false,
   };
   await ensureSigningKeys(ctx);
-  const adapter = options.redis ? redisAdapterFactory(options.redis) : postgresAdapterFactory(deps.db);
+  const adapter = options.redis
+    ? redisAdapterFactory(options.redis)
+    : postgresAdapterFactory(deps.db, () => ukDate(deps.clock.now()));
   const sessionIndex = options.redis ? redisSessionIndex(options.redis) : postgresSessionIndex(deps.db);
   let keys = await loadSigningKeys(ctx);
   let provider = createProvider({

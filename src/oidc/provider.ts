@@ -1,6 +1,7 @@
 import Provider, { type Configuration, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { acrCandidates, satisfies, supportedAcrValues } from '../domain/credentials/acr.ts';
 import { type Aal, authenticationMethods } from '../domain/credentials/assurance.ts';
+import { ukDate } from '../domain/dates.ts';
 import { SESSION_COOKIE } from '../http/web.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { Clock } from '../services/context.ts';
@@ -10,6 +11,7 @@ import { cis2ClaimsForGrant, scopeClaims } from './claims.ts';
 import { API_SCOPE, CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
 import type { SigningKeys } from './keys.ts';
 import { errorPage, loggedOutPage, logoutPage } from './pages.ts';
+import { takeClaims } from './read-together.ts';
 import { answerStoreFailuresWith503 } from './store-failures.ts';
 
 /**
@@ -90,12 +92,15 @@ export function createProvider(deps: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter: ((name: string) => (name === 'Client' ? clientAdapter : artefacts(name))) as never,
     clients: [],
-    findAccount: async (_ctx, sub, token) => ({
+    findAccount: async (ctx, sub, token) => ({
       accountId: sub,
       async claims(use) {
         const grantId = (token as { grantId?: string } | undefined)?.grantId;
         const kind = use === 'id_token' ? 'id_token' : 'userinfo';
-        return cis2ClaimsForGrant(deps.db, sub, deps.clock.now(), kind, grantId) as never;
+        const now = deps.clock.now();
+        // Read with the token, in the same request, when the adapter could (read-together.ts); otherwise read now.
+        const known = takeClaims(ctx, sub, ukDate(now), grantId ?? null, kind);
+        return cis2ClaimsForGrant(deps.db, sub, now, kind, grantId, known) as never;
       },
     }),
     claims: scopeClaims,

@@ -221,3 +221,143 @@ test(`[${backend}] claims: one statement each; ended role profiles never appear;
   const renamedRoles = after.nhsid_nrbac_roles as { activities: string[] }[];
   assert.deepEqual(renamedRoles[0]!.activities, ['Renamed in test']);
 });
+
+/**
+ * Runs `fn` as the provider runs a request: inside oidc-provider's own request context (`Provider.ctx`, the library's
+ * AsyncLocalStorage — imported by file, the same module the library uses), for the given route.
+ */
+async function inRequest<T>(route: 'token' | 'userinfo' | 'introspection', fn: () => Promise<T>): Promise<T> {
+  const { default: als } = (await import('../../node_modules/oidc-provider/lib/helpers/als.js' as string)) as {
+    default: import('node:async_hooks').AsyncLocalStorage<object>;
+  };
+  return als.run({ oidc: { route } }, fn);
+}
+
+/** The artefacts of one sign-in: a session, its grant, a code and an access token bound to both. */
+async function signInArtefacts(adapter: (model: string) => import('oidc-provider').Adapter, tag: string) {
+  const accountId = '900000000009';
+  const grantId = `grant-${tag}`;
+  const sessionUid = `uid-${tag}`;
+  await adapter('Session').upsert(`sess-${tag}`, { accountId, uid: sessionUid, authorizations: {} }, 3600);
+  await adapter('Grant').upsert(grantId, { accountId, clientId: 'c', kind: 'Grant' }, 3600);
+  const token = { accountId, grantId, sessionUid, clientId: 'c', expiresWithSession: true };
+  await adapter('AuthorizationCode').upsert(`code-${tag}`, { ...token, kind: 'AuthorizationCode' }, 60);
+  await adapter('AccessToken').upsert(`at-${tag}`, { ...token, kind: 'AccessToken' }, 3600);
+  return { grantId, sessionUid };
+}
+
+test(`[${backend}] within one request a token's grant and session are read with it, once; the next request reads again`, {
+  skip: backend === 'pglite' ? 'PGlite answers what this process wrote from memory (the test above)' : false,
+}, async () => {
+  const a = postgresAdapterFactory(counted.db);
+  const { grantId, sessionUid } = await signInArtefacts(a, 'rt');
+  const request = async () => {
+    counted.statements.length = 0;
+    const token = await a('AccessToken').find('at-rt');
+    const grant = await a('Grant').find(grantId);
+    const session = await a('Session').findByUid(sessionUid);
+    return { token, grant, session, statements: [...counted.statements] };
+  };
+  const first = await inRequest('introspection', request);
+  assert.equal(first.token?.grantId, grantId);
+  assert.equal(first.grant?.clientId, 'c');
+  assert.equal(first.session?.accountId, '900000000009');
+  assert.equal(first.statements.length, 1, first.statements.join('\n'));
+  assert.match(first.statements[0]!, /oidc_read_together/);
+
+  // Taken once: a second read of the grant in the same request goes to the table.
+  await inRequest('introspection', async () => {
+    await a('AccessToken').find('at-rt');
+    await a('Grant').find(grantId);
+    counted.statements.length = 0;
+    assert.equal((await a('Grant').find(grantId))?.clientId, 'c');
+    assert.equal(counted.statements.length, 1);
+  });
+  // A write in the request drops what was read together: the session is read from the table after it.
+  await inRequest('introspection', async () => {
+    await a('AccessToken').find('at-rt');
+    await a('Session').upsert(
+      'sess-rt',
+      { accountId: '900000000009', uid: sessionUid, authorizations: { c: {} } },
+      3600,
+    );
+    counted.statements.length = 0;
+    assert.deepEqual((await a('Session').findByUid(sessionUid))?.authorizations, { c: {} });
+    assert.equal(counted.statements.length, 1);
+  });
+  // Outside a request nothing is read together.
+  counted.statements.length = 0;
+  await a('AccessToken').find('at-rt');
+  assert.doesNotMatch(counted.statements.join('\n'), /oidc_read_together/);
+
+  // Between two requests another node ends the session and revokes the grant: the next request sees it.
+  await t.db.query("DELETE FROM oidc_payloads WHERE model = 'Session' AND id = 'sess-rt'");
+  await t.db.query("DELETE FROM oidc_payloads WHERE model = 'Grant' AND id = $1", [grantId]);
+  const next = await inRequest('introspection', request);
+  assert.equal(next.grant, undefined);
+  assert.equal(next.session, undefined);
+  // An expired or missing token: nothing.
+  assert.equal(await inRequest('userinfo', () => a('AccessToken').find('at-never')), undefined);
+  await a('AccessToken').upsert('at-short', { accountId: '900000000009', grantId, kind: 'AccessToken' }, 1);
+  await new Promise((r) => setTimeout(r, 1_100));
+  assert.equal(await inRequest('userinfo', () => a('AccessToken').find('at-short')), undefined);
+  // A consumed code is found as consumed (the library refuses it as a replay).
+  await a('AuthorizationCode').consume('code-rt');
+  const replay = await inRequest('token', () => a('AuthorizationCode').find('code-rt'));
+  assert.equal(typeof replay?.consumed, 'number');
+});
+
+test(`[${backend}] Redis: within one request a token's grant and session come in one round trip; the next request reads again`, async () => {
+  const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  // Through a keyPrefix, as REDIS_URL may give one: the keys the script derives must carry it too.
+  const keyPrefix = `opencis-test:${process.pid}:${randomBytes(4).toString('hex')}:`;
+  const prefixed = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1, keyPrefix });
+  await prefixed.connect();
+  const calls: string[] = [];
+  const spied = new Proxy(prefixed, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function' || !['get', 'mget', 'eval', 'multi', 'del', 'lrange'].includes(String(prop))) {
+        return value;
+      }
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return value.apply(target, args);
+      };
+    },
+  });
+  try {
+    const a = redisAdapterFactory(spied);
+    const { grantId, sessionUid } = await signInArtefacts(a, 'rr');
+    const request = async () => {
+      calls.length = 0;
+      const token = await a('AccessToken').find('at-rr');
+      const grant = await a('Grant').find(grantId);
+      const session = await a('Session').findByUid(sessionUid);
+      return { token, grant, session, calls: [...calls] };
+    };
+    const first = await inRequest('userinfo', request);
+    assert.equal(first.token?.grantId, grantId);
+    assert.equal(first.grant?.clientId, 'c');
+    assert.equal(first.session?.accountId, '900000000009');
+    assert.deepEqual(first.calls, ['eval'], 'one round trip');
+    // Another node ends the session between two requests: the next one does not find it.
+    const sessionKeys = await redis.keys(`${keyPrefix}*Session:sess-rr`);
+    assert.equal(sessionKeys.length, 1);
+    await redis.del(...sessionKeys);
+    const next = await inRequest('userinfo', request);
+    assert.equal(next.grant?.clientId, 'c');
+    assert.equal(next.session, undefined);
+    // A consumed code reads as consumed.
+    await a('AuthorizationCode').consume('code-rr');
+    const replay = await inRequest('token', () => a('AuthorizationCode').find('code-rr'));
+    assert.equal(typeof replay?.consumed, 'number');
+    assert.equal(await inRequest('token', () => a('AuthorizationCode').find('code-never')), undefined);
+  } finally {
+    const keys = await redis.keys(`${keyPrefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    prefixed.disconnect();
+    redis.disconnect();
+  }
+});

@@ -172,3 +172,99 @@ test(`[${backend}] signing out of OpenCIS ends this browser's single sign-on at 
   const again = await browse(await start(), jar, redirectUri);
   assert.match(again.url, /\/signin\?return=/);
 });
+
+/** openid-client's error for a 401 whose WWW-Authenticate challenge says invalid_token. */
+const invalidToken = (err: unknown) =>
+  (err as Error).name === 'WWWAuthenticateChallengeError' &&
+  JSON.stringify((err as { cause?: unknown }).cause).includes('invalid_token');
+
+/** The statements the app sends while `fn` runs (the app and the test share one database object). */
+async function statementsDuring<T>(fn: () => Promise<T>): Promise<{ result: T; statements: string[] }> {
+  const db = server.t.db;
+  const query = db.query;
+  const statements: string[] = [];
+  db.query = ((sql: string, params?: unknown[]) => {
+    statements.push(sql.replace(/\s+/g, ' ').trim());
+    return query.call(db, sql, params);
+  }) as typeof db.query;
+  try {
+    return { result: await fn(), statements };
+  } finally {
+    db.query = query;
+  }
+}
+
+test(`[${backend}] token and userinfo read the token, its grant, its session and the claims together; the next request reads again`, async () => {
+  const config = await discover(`${server.url}/oidc`, clientId, secret);
+  const signIn = async () => {
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri,
+      scope: 'openid profile nationalrbacaccess',
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    });
+    const { url: callback } = await browse(url.toString(), await signedInJar(3, ['SMARTCARD']), redirectUri);
+    return statementsDuring(() =>
+      client.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state }),
+    );
+  };
+  const { result: tokens, statements: atToken } = await signIn();
+  assert.equal(tokens.claims()!.sub, userId);
+  assert.equal(tokens.claims()!.authentication_assurance_level, 3);
+  const { result: info, statements: atUserinfo } = await statementsDuring(() =>
+    client.fetchUserInfo(config, tokens.access_token, userId),
+  );
+  assert.equal((info.nhsid_nrbac_roles as unknown[]).length, 1);
+  if (backend === 'postgres') {
+    // The code, its grant, its session and the ID token's claims in one statement; then its use and the new token.
+    assert.equal(atToken.length, 3, atToken.join('\n'));
+    assert.match(atToken[0]!, /oidc_read_together/);
+    assert.match(atToken[1]!, /^UPDATE oidc_payloads SET consumed_at/);
+    assert.match(atToken[2]!, /^INSERT INTO oidc_payloads/);
+    assert.deepEqual(atUserinfo.length, 1, atUserinfo.join('\n'));
+    assert.match(atUserinfo[0]!, /oidc_read_together/);
+  } else {
+    // PGlite answers the artefacts this process wrote from memory: the claims are the one statement left.
+    assert.equal(atUserinfo.length, 1, atUserinfo.join('\n'));
+    assert.match(atUserinfo[0]!, /oidc_claims_state/);
+  }
+
+  // Nothing outlives the request: what changes in the database between two requests is seen by the next one.
+  const { rows } = await server.t.db.query<{ person_roleid: string }>(
+    "SELECT person_roleid FROM role_profiles WHERE user_id = $1 AND status = 'active'",
+    [userId],
+  );
+  await server.t.db.query('UPDATE role_profiles SET end_date = start_date WHERE person_roleid = $1', [
+    rows[0]!.person_roleid,
+  ]);
+  try {
+    const after = await client.fetchUserInfo(config, tokens.access_token, userId);
+    assert.deepEqual(after.nhsid_nrbac_roles, [], 'a role profile ended between two calls is gone from the second');
+  } finally {
+    await server.t.db.query('UPDATE role_profiles SET end_date = NULL WHERE person_roleid = $1', [
+      rows[0]!.person_roleid,
+    ]);
+  }
+  if (backend === 'postgres') {
+    // Another node ends the SSO session the token is bound to (its row deleted): the very next userinfo is refused.
+    const { result: second } = await signIn();
+    await server.t.db.query(
+      `DELETE FROM oidc_payloads WHERE model = 'Session' AND uid = (
+         SELECT payload->>'sessionUid' FROM oidc_payloads WHERE model = 'AccessToken' AND id = $1)`,
+      [second.access_token],
+    );
+    await assert.rejects(client.fetchUserInfo(config, second.access_token, userId), invalidToken);
+    // …or revokes its grant.
+    const { result: third } = await signIn();
+    await client.fetchUserInfo(config, third.access_token, userId);
+    await server.t.db.query(
+      `DELETE FROM oidc_payloads WHERE model = 'Grant' AND id = (
+         SELECT grant_id FROM oidc_payloads WHERE model = 'AccessToken' AND id = $1)`,
+      [third.access_token],
+    );
+    await assert.rejects(client.fetchUserInfo(config, third.access_token, userId), invalidToken);
+  }
+});

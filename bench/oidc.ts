@@ -16,7 +16,7 @@
  * Settings (environment): BENCH_DATABASE_URL (PostgreSQL on a loopback address; default: in-memory PGlite),
  * BENCH_CONCURRENCY (callers, default 8), BENCH_MAX_SECONDS (cap on each measurement, default 10, ≤ 30),
  * BENCH_MAX_OPS (cap on each measurement's operations, default 20000), BENCH_CODES (codes made beforehand for the
- * token + userinfo measurement, default 1500; they expire after 60 s), BENCH_PEOPLE (people with a web session,
+ * token + userinfo measurement, default 4000; they expire after 60 s), BENCH_PEOPLE (people with a web session,
  * default 50), BENCH_REDIS_URL (redis://127.0.0.1:6379: keep the provider's state in Redis, as several nodes would;
  * only this run's keys are deleted at the end), BENCH_PROFILE=1 (profile the OpenCIS server during each measurement
  * with node:inspector and print where its CPU time went; profiles in bench/results/profiles/).
@@ -63,7 +63,7 @@ const settings = {
   concurrency: wholeNumber('BENCH_CONCURRENCY', 8, 1),
   maxSeconds: Math.min(30, wholeNumber('BENCH_MAX_SECONDS', 10, 1)),
   maxOps: wholeNumber('BENCH_MAX_OPS', 20_000, 50),
-  codes: wholeNumber('BENCH_CODES', 1_500, 20),
+  codes: wholeNumber('BENCH_CODES', 4_000, 20),
   people: wholeNumber('BENCH_PEOPLE', 50, 1),
   profile: process.env.BENCH_PROFILE === '1',
 };

@@ -337,7 +337,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     // The log file is the child's own stdout/stderr: it keeps logging if this process goes away.
     const fd = openSync(node.logFile, 'a');
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...envFor(node) };
-    const proc = spawn(process.execPath, ['bin/opencis.js', 'serve'], {
+    // CLUSTER_NODE_ARGS: extra Node.js options for each node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a
+    // node's CPU goes under load; Node refuses --cpu-prof in NODE_OPTIONS).
+    const nodeArgs = (process.env.CLUSTER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const proc = spawn(process.execPath, [...nodeArgs, 'bin/opencis.js', 'serve'], {
       cwd: REPO_ROOT,
       env,
       stdio: ['ignore', fd, fd],

@@ -8,6 +8,7 @@
  *   REDIS_URL          Redis on loopback (default redis://127.0.0.1:6379; "none": keep OIDC state in PostgreSQL)
  *   CLUSTER_FRESH=1    drop the schema first
  *   LOG_LEVEL          the nodes' log level (default warn); logs go to scripts/cluster/.state/<port>-nodeN.log
+ *   CLUSTER_NODE_ARGS  extra Node.js options for every node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
  *
  * Writes scripts/cluster/.state/cluster.json (URLs, pids) for the load generator and the soak.
  */

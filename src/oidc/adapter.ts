@@ -213,8 +213,11 @@ interface Written {
   consumed: number | null;
 }
 
-/** Artefacts kept at most; the oldest are dropped first (a dropped one is read from the database again). */
-const WRITTEN_MAX = 10_000;
+/**
+ * Artefacts kept at most (~1–1.5 KB each: ≤ ~40 MB); the oldest written are dropped first (a dropped one is read from
+ * the database again). A sign-in writes ~4 and its access token a fifth, so this covers ~5 000 sign-ins in flight.
+ */
+const WRITTEN_MAX = 25_000;
 
 /**
  * The artefacts this process wrote, kept as written — on PGlite only. PGlite is one database in one process (the data
@@ -229,6 +232,7 @@ class WrittenArtefacts {
   private readonly byKey = new Map<string, Written>();
   private readonly byUid = new Map<string, string>();
   private readonly byGrant = new Map<string, Set<string>>();
+  private sweptAt = 0;
 
   remember(model: string, id: string, w: Written): void {
     const key = `${model}:${id}`;
@@ -293,9 +297,14 @@ class WrittenArtefacts {
   }
 
   private dropOldest(): void {
+    // Sweeping out the expired walks every entry: at most once a second, not at every write once full (that made each
+    // write cost a walk of the whole map under load).
     const now = Date.now();
-    for (const [key, w] of this.byKey) {
-      if (w.expiresAt !== null && w.expiresAt <= now) this.drop(key);
+    if (now - this.sweptAt >= 1_000) {
+      this.sweptAt = now;
+      for (const [key, w] of this.byKey) {
+        if (w.expiresAt !== null && w.expiresAt <= now) this.drop(key);
+      }
     }
     while (this.byKey.size >= WRITTEN_MAX) {
       const oldest = this.byKey.keys().next().value;
@@ -303,6 +312,7 @@ class WrittenArtefacts {
       this.drop(oldest);
     }
   }
+
 }
 
 /** One per database, shared by every adapter (and provider) on it in this process. */

@@ -6,11 +6,13 @@ import {
   type ClaimsUse,
   claimsUseOf,
   currentRequest,
+  deferConsume,
   dropRows,
   leaveClaims,
   leaveRow,
   rowKey,
   type TogetherRow,
+  takeDeferredConsume,
   takeRow,
 } from './read-together.ts';
 
@@ -33,19 +35,15 @@ export function postgresAdapterFactory(
   ukDay: () => string = () => ukDate(new Date()),
 ): (name: string) => Adapter {
   const memory = db.kind === 'pglite' ? writtenArtefactsOf(db) : null;
-  return (model: string) => ({
-    async upsert(id: string, payload: Payload, expiresIn: number) {
-      dropRows(currentRequest());
-      const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
-      const json = JSON.stringify(payload);
-      memory?.forget(model, id);
-      const { rows } = await db.query<{ consumed_at: Date | null }>(
-        `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id,
-           user_code = EXCLUDED.user_code, uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, expires_at = EXCLUDED.expires_at
-         RETURNING consumed_at`,
-        [
+  return (model: string) => {
+    const adapter: Adapter = {
+      async upsert(id: string, payload: Payload, expiresIn: number) {
+        const ctx = currentRequest();
+        dropRows(ctx);
+        const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
+        const json = JSON.stringify(payload);
+        memory?.forget(model, id);
+        const values = [
           model,
           id,
           json,
@@ -54,43 +52,105 @@ export function postgresAdapterFactory(
           payload.uid ?? null,
           payload.accountId ?? null,
           expiresAt,
-        ],
-      );
-      memory?.remember(model, id, {
-        json,
-        grantId: payload.grantId ?? null,
-        uid: payload.uid ?? null,
-        expiresAt: expiresAt?.getTime() ?? null,
-        consumed: consumedSeconds(rows[0]?.consumed_at ?? null),
-      });
-    },
-    async find(id: string) {
-      if (memory) return memory.find(model, id) ?? findWhere(db, model, 'id = $2', id);
-      const ctx = currentRequest();
-      const known = takeRow(ctx, rowKey.id(model, id));
-      if (known) return payloadOf(known);
-      if (ctx && READ_TOGETHER.has(model)) return readTogether(db, ctx, model, id, ukDay());
-      return findWhere(db, model, 'id = $2', id);
-    },
-    async findByUid(uid: string) {
-      if (memory) return memory.findByUid(model, uid) ?? findWhere(db, model, 'uid = $2', uid);
-      const known = takeRow(currentRequest(), rowKey.uid(model, uid));
-      if (known) return payloadOf(known);
-      return findWhere(db, model, 'uid = $2', uid);
-    },
-    async findByUserCode(userCode: string) {
-      return findWhere(db, model, 'user_code = $2', userCode);
-    },
-    // Single use, atomically: of two requests racing with one code (or refresh token), only the one whose UPDATE marks
-    // it consumed goes on; the other is refused as a replay and, as RFC 6749 §4.1.2 asks, the grant is revoked — the
-    // library's own check (`consumed` on the artefact it read) cannot see a use that happened after that read.
-    async consume(id: string) {
-      dropRows(currentRequest());
+        ];
+        const deferred = takeDeferredConsume(ctx);
+        if (deferred) {
+          // The code (or refresh token) this request used, recorded in the same statement as the token it gives: written
+          // only if this statement is the one that marked it used, so of two requests racing with one code exactly one
+          // writes a token; the other is refused as a replay, as consume() below would refuse it.
+          const { rows } = await db.query<{ consumed_at: Date | null }>(
+            `WITH used AS (
+             UPDATE oidc_payloads SET consumed_at = now()
+             WHERE model = $9::text AND id = $10::text AND consumed_at IS NULL RETURNING 1
+           )
+           INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, expires_at)
+           SELECT $1::text, $2::text, $3::jsonb, $4::text, $5::text, $6::text, $7::text, $8::timestamptz
+           WHERE EXISTS (SELECT 1 FROM used)
+           ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id,
+             user_code = EXCLUDED.user_code, uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, expires_at = EXCLUDED.expires_at
+           RETURNING consumed_at`,
+            [...values, deferred.model, deferred.id],
+          );
+          if (rows.length === 1) return;
+          await refuseReplay(db, deferred.model, deferred.id, (grantId) => adapter.revokeByGrantId(grantId));
+        }
+        const { rows } = await db.query<{ consumed_at: Date | null }>(
+          `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id,
+           user_code = EXCLUDED.user_code, uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, expires_at = EXCLUDED.expires_at
+         RETURNING consumed_at`,
+          values,
+        );
+        memory?.remember(model, id, {
+          json,
+          grantId: payload.grantId ?? null,
+          uid: payload.uid ?? null,
+          expiresAt: expiresAt?.getTime() ?? null,
+          consumed: consumedSeconds(rows[0]?.consumed_at ?? null),
+        });
+      },
+      async find(id: string) {
+        if (memory) return memory.find(model, id) ?? findWhere(db, model, 'id = $2', id);
+        const ctx = currentRequest();
+        const known = takeRow(ctx, rowKey.id(model, id));
+        if (known) return payloadOf(known);
+        if (ctx && READ_TOGETHER.has(model)) return readTogether(db, ctx, model, id, ukDay());
+        return findWhere(db, model, 'id = $2', id);
+      },
+      async findByUid(uid: string) {
+        if (memory) return memory.findByUid(model, uid) ?? findWhere(db, model, 'uid = $2', uid);
+        const known = takeRow(currentRequest(), rowKey.uid(model, uid));
+        if (known) return payloadOf(known);
+        return findWhere(db, model, 'uid = $2', uid);
+      },
+      async findByUserCode(userCode: string) {
+        return findWhere(db, model, 'user_code = $2', userCode);
+      },
+      // Single use, atomically: of two requests racing with one code (or refresh token), only the one whose UPDATE marks
+      // it consumed goes on; the other is refused as a replay and, as RFC 6749 §4.1.2 asks, the grant is revoked — the
+      // library's own check (`consumed` on the artefact it read) cannot see a use that happened after that read.
+      async consume(id: string) {
+        const ctx = currentRequest();
+        dropRows(ctx);
+        // In a request of the provider on PostgreSQL, the use is recorded with the token the request writes next (the
+        // library writes the access token straight after), in one statement and one commit; what the request does not
+        // follow with a write is recorded when it ends (provider.ts). Elsewhere, and on PGlite, it is recorded now.
+        if (ctx && !memory) {
+          await deferConsume(ctx, { model, id, now: () => consumeNow(id) });
+          return;
+        }
+        await consumeNow(id);
+      },
+      // Forgotten before and after the delete: a write of the same artefact that finished in between is not kept.
+      async destroy(id: string) {
+        await takeDeferredConsume(currentRequest())?.now();
+        dropRows(currentRequest());
+        memory?.forget(model, id);
+        try {
+          await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
+        } finally {
+          memory?.forget(model, id);
+        }
+      },
+      async revokeByGrantId(grantId: string) {
+        await takeDeferredConsume(currentRequest())?.now();
+        dropRows(currentRequest());
+        memory?.forgetGrant(grantId);
+        try {
+          await db.query('DELETE FROM oidc_payloads WHERE grant_id = $1', [grantId]);
+        } finally {
+          memory?.forgetGrant(grantId);
+        }
+      },
+    };
+
+    async function consumeNow(id: string): Promise<void> {
       let won = false;
       try {
         const { rows } = await db.query<{ consumed_at: Date }>(
           `UPDATE oidc_payloads SET consumed_at = now()
-           WHERE model = $1 AND id = $2 AND consumed_at IS NULL RETURNING consumed_at`,
+             WHERE model = $1 AND id = $2 AND consumed_at IS NULL RETURNING consumed_at`,
           [model, id],
         );
         won = rows.length === 1;
@@ -101,34 +161,30 @@ export function postgresAdapterFactory(
         throw err;
       }
       if (won) return;
-      const { rows } = await db.query<{ grant_id: string | null }>(
-        'SELECT grant_id FROM oidc_payloads WHERE model = $1 AND id = $2',
-        [model, id],
-      );
-      const grantId = rows[0]?.grant_id;
-      if (grantId) await this.revokeByGrantId(grantId);
-      throw new errors.InvalidGrant(`${consumableLabel(model)} already consumed`);
-    },
-    // Forgotten before and after the delete: a write of the same artefact that finished in between is not kept.
-    async destroy(id: string) {
-      dropRows(currentRequest());
-      memory?.forget(model, id);
-      try {
-        await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
-      } finally {
-        memory?.forget(model, id);
-      }
-    },
-    async revokeByGrantId(grantId: string) {
-      dropRows(currentRequest());
-      memory?.forgetGrant(grantId);
-      try {
-        await db.query('DELETE FROM oidc_payloads WHERE grant_id = $1', [grantId]);
-      } finally {
-        memory?.forgetGrant(grantId);
-      }
-    },
-  });
+      await refuseReplay(db, model, id, (grantId) => adapter.revokeByGrantId(grantId));
+    }
+
+    return adapter;
+  };
+}
+
+/**
+ * A code (or refresh token) used already: as RFC 6749 §4.1.2 asks, its grant is revoked (every token it gave), and the
+ * request is refused as the library refuses a replay.
+ */
+async function refuseReplay(
+  db: Database,
+  model: string,
+  id: string,
+  revoke: (grantId: string) => Promise<unknown>,
+): Promise<never> {
+  const { rows } = await db.query<{ grant_id: string | null }>(
+    'SELECT grant_id FROM oidc_payloads WHERE model = $1 AND id = $2',
+    [model, id],
+  );
+  const grantId = rows[0]?.grant_id;
+  if (grantId) await revoke(grantId);
+  throw new errors.InvalidGrant(`${consumableLabel(model)} already consumed`);
 }
 
 /** How the library names a consumable artefact in its own "already consumed" errors. */
@@ -312,7 +368,6 @@ class WrittenArtefacts {
       this.drop(oldest);
     }
   }
-
 }
 
 /** One per database, shared by every adapter (and provider) on it in this process. */

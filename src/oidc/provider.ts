@@ -11,7 +11,7 @@ import { cis2ClaimsForGrant, scopeClaims } from './claims.ts';
 import { API_SCOPE, CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
 import type { SigningKeys } from './keys.ts';
 import { errorPage, loggedOutPage, logoutPage } from './pages.ts';
-import { takeClaims } from './read-together.ts';
+import { takeClaims, takeDeferredConsume } from './read-together.ts';
 import { answerStoreFailuresWith503 } from './store-failures.ts';
 
 /**
@@ -215,6 +215,20 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
   // First, so that it wraps the middleware below too: a store down or read-only answers 503, never server_error.
   answerStoreFailuresWith503(provider);
+  // A code's (or refresh token's) use that the adapter deferred to the request's next write, when the request wrote
+  // nothing after it (it failed before giving a token): recorded before the response leaves. A replay found then has
+  // its grant revoked; the request failed already, so its answer stands.
+  provider.use(async (ctx, next) => {
+    try {
+      await next();
+    } finally {
+      await takeDeferredConsume(ctx)
+        ?.now()
+        .catch((err: unknown) => {
+          if ((err as { error?: string }).error !== 'invalid_grant') throw err;
+        });
+    }
+  });
   // "You will be signed out of OpenCIS" (the logout page): a confirmed RP-initiated logout ends the OpenCIS session of
   // this browser too. Otherwise the next sign-in at any relying party would go straight through on that session — on a
   // shared workstation, as the person who had just signed out.

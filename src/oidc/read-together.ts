@@ -21,9 +21,18 @@ export interface TogetherRow {
 
 export type ClaimsUse = 'id_token' | 'userinfo';
 
+/** A code's (or refresh token's) use, recorded with the request's next write (see the adapter). */
+export interface DeferredConsume {
+  model: string;
+  id: string;
+  /** Records the use on its own, now (the request wrote nothing after it, or is about to do something else). */
+  now(): Promise<void>;
+}
+
 interface Together {
   rows: Map<string, TogetherRow>;
   claims?: { userId: string; day: string; grantId: string | null; use: ClaimsUse; state: unknown };
+  consume?: DeferredConsume;
 }
 
 const byRequest = new WeakMap<object, Together>();
@@ -99,4 +108,22 @@ export function takeClaims(
   if (!c || c.userId !== userId || c.day !== day || c.grantId !== grantId || c.use !== use) return undefined;
   t!.claims = undefined;
   return { state: c.state };
+}
+
+/** Defers a use to the request's next write. A second one in the same request first records the earlier one. */
+export async function deferConsume(ctx: object, consume: DeferredConsume): Promise<void> {
+  const t = together(ctx);
+  const earlier = t.consume;
+  t.consume = undefined;
+  if (earlier) await earlier.now();
+  t.consume = consume;
+}
+
+/** The use deferred in this request, handed over once (to be recorded with a write, or on its own). */
+export function takeDeferredConsume(ctx: object | undefined): DeferredConsume | undefined {
+  if (!ctx) return undefined;
+  const t = byRequest.get(ctx);
+  const c = t?.consume;
+  if (t) t.consume = undefined;
+  return c;
 }

@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { postgresAdapterFactory, redisAdapterFactory } from '../../src/oidc/adapter.ts';
 import { cis2Claims, cis2ClaimsForGrant, saveGrantContext } from '../../src/oidc/claims.ts';
+import { currentRequest, takeDeferredConsume } from '../../src/oidc/read-together.ts';
 import { assignRoleProfile, createPosition, endRoleProfile } from '../../src/services/access.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../../src/services/catalogue.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
@@ -360,4 +361,64 @@ test(`[${backend}] Redis: within one request a token's grant and session come in
     prefixed.disconnect();
     redis.disconnect();
   }
+});
+
+test(`[${backend}] within a request a code's use is recorded with the token it gives, atomically: of two racing requests one gets a token`, {
+  skip: backend === 'pglite' ? 'PGlite records a use at once (one process; its memory is marked with it)' : false,
+}, async () => {
+  const a = postgresAdapterFactory(counted.db);
+  const b = postgresAdapterFactory(counted.db);
+  await signInArtefacts(a, 'dc');
+  const token = { accountId: '900000000009', grantId: 'grant-dc', clientId: 'c', kind: 'AccessToken' };
+
+  // One request: the use costs no statement of its own; the token's write records it.
+  const statements = await inRequest('token', async () => {
+    assert.equal(typeof (await a('AuthorizationCode').find('code-dc'))?.consumed, 'undefined');
+    counted.statements.length = 0;
+    await a('AuthorizationCode').consume('code-dc');
+    assert.equal(counted.statements.length, 0, 'deferred to the next write');
+    await a('AccessToken').upsert('at-dc-1', token, 3600);
+    return [...counted.statements];
+  });
+  assert.equal(statements.length, 1);
+  assert.match(statements[0]!, /WITH used AS/);
+  assert.equal((await row('AuthorizationCode', 'code-dc'))?.consumed, true);
+  assert.ok(await a('AccessToken').find('at-dc-1'));
+
+  // The code again (its use read before the first request's commit, as a racing request would): no token is written,
+  // the request is refused as a replay and the grant revoked — the first request's token with it.
+  await assert.rejects(
+    inRequest('token', async () => {
+      await b('AuthorizationCode').consume('code-dc');
+      await b('AccessToken').upsert('at-dc-2', token, 3600);
+    }),
+    (e: { error?: string }) => e.error === 'invalid_grant',
+  );
+  assert.equal(await row('AccessToken', 'at-dc-2'), undefined, 'no token for the replay');
+  assert.equal(await row('AccessToken', 'at-dc-1'), undefined, 'the grant revoked');
+
+  // Racing: two requests with one code at once — exactly one writes its token.
+  await signInArtefacts(a, 'dr');
+  const raced = { ...token, grantId: 'grant-dr' };
+  const results = await Promise.allSettled(
+    [a, b, a].map((adapter, i) =>
+      inRequest('token', async () => {
+        await adapter('AuthorizationCode').consume('code-dr');
+        await adapter('AccessToken').upsert(`at-dr-${i}`, raced, 3600);
+      }),
+    ),
+  );
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(results));
+  for (const r of results.filter((x) => x.status === 'rejected')) {
+    assert.equal((r as PromiseRejectedResult).reason.error, 'invalid_grant');
+  }
+
+  // A request that writes nothing after the use (it failed): the use is recorded when it ends (provider.ts does this).
+  await signInArtefacts(a, 'dn');
+  await inRequest('token', async () => {
+    await a('AuthorizationCode').consume('code-dn');
+    assert.equal((await row('AuthorizationCode', 'code-dn'))?.consumed, false, 'not yet');
+    await takeDeferredConsume(currentRequest())?.now();
+  });
+  assert.equal((await row('AuthorizationCode', 'code-dn'))?.consumed, true);
 });

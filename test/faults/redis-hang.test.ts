@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  assertAuditVerifies,
+  errorSummary,
+  type FaultCluster,
+  faultCluster,
+  log,
+  type RedisServer,
+  runLoad,
+  sleep,
+  startRedis,
+} from './support.ts';
+
+/**
+ * Redis HANGING under load — its process stopped (SIGSTOP): connections stay open, nothing answers, which is worse for
+ * a client than a refused connection (a request could wait forever). The nodes give up on a command after 2 s
+ * (`commandTimeout`), so requests are refused with a clear 503 and never hang or 500; when Redis answers again
+ * (SIGCONT), everything works without a restart, and nothing Redis held was lost: relying parties' tokens from before
+ * still work.
+ */
+let redis: RedisServer;
+let fc: FaultCluster;
+
+before(async () => {
+  redis = await startRedis({ persistent: false });
+  fc = await faultCluster({ name: 'redishang', nodes: 2, basePort: 3390, redisUrl: redis.url });
+});
+after(async () => {
+  redis?.proc.kill('SIGCONT');
+  await fc?.close();
+  await redis?.close();
+});
+
+test('Redis hanging (SIGSTOP) under load: 503s within seconds, never a hang or a 500; back by itself, nothing lost', async () => {
+  const { flows } = fc;
+  const earlier = [];
+  for (let i = 0; i < 3; i++) earlier.push((await flows.signIn('card')).tokens);
+
+  const ops = [
+    { kind: 'sign-in (card)', rate: () => 2.5, run: async () => (await flows.signIn('card')) && 'sign-in' },
+    { kind: 'userinfo', rate: () => 2, run: async () => ((await flows.userinfo()) ? 'userinfo' : null) },
+  ];
+  const load = runLoad(fc, ops, 24);
+  await sleep(5_000);
+  const hung = performance.now();
+  redis.proc.kill('SIGSTOP');
+  await sleep(6_000);
+  redis.proc.kill('SIGCONT');
+  const resumed = performance.now();
+  const result = await load;
+  const hungSecond = Math.floor((hung - result.started) / 1000);
+  const resumedSecond = Math.ceil((resumed - result.started) / 1000);
+  log(`Redis hung from second ${hungSecond} to ${resumedSecond}`);
+  log(`load: ${result.recorder.totalOk} ok, ${result.recorder.totalErrors} errors (${errorSummary(result)})`);
+  const timeline = result.recorder.timeline();
+  log(`errors per second: ${JSON.stringify(timeline.map((s) => s.errors))}`);
+
+  // Refused while it hung, as a clear 503 — never a 500, and never a request left waiting (the load generator's own
+  // limit is 30 s; a node gives up on Redis after 2 s).
+  const reasons = result.recorder.errorReasons().map(([r]) => r);
+  assert.ok(reasons.length > 0, 'requests needing Redis were refused while it hung');
+  for (const reason of reasons) {
+    assert.match(reason, /HTTP 503/, `unexpected failure: ${reason}`);
+    assert.doesNotMatch(reason, /timeout after/, `a request waited for Redis: ${reason}`);
+  }
+  const slowest = result.recorder
+    .summary(result.seconds)
+    .reduce((m, r) => (Number.isFinite(r.max) ? Math.max(m, r.max) : m), 0);
+  assert.ok(slowest < 15_000, `a request took ${slowest} ms`);
+
+  // Back by itself: from 5 s after Redis answers again, no failure, and sign-ins complete.
+  const late = timeline.filter((s) => s.second >= resumedSecond + 5);
+  assert.ok(late.length >= 3, 'the run went on after Redis answered again');
+  assert.equal(
+    late.reduce((n, s) => n + s.errors, 0),
+    0,
+    `failures after Redis answered again: ${errorSummary(result)}`,
+  );
+  assert.ok(late.reduce((n, s) => n + s.completed, 0) > 5, 'flows completed after Redis answered again');
+
+  // Nothing Redis held was lost: the tokens issued before the hang still work.
+  for (const t of earlier) assert.ok(await flows.userinfo(t.accessToken));
+  await assertAuditVerifies(fc);
+});

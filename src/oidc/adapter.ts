@@ -54,34 +54,40 @@ export function postgresAdapterFactory(
           expiresAt,
         ];
         const deferred = takeDeferredConsume(ctx);
+        let rows: { consumed_at: Date | null }[];
         if (deferred) {
           // The code (or refresh token) this request used, recorded in the same statement as the token it gives: written
           // only if this statement is the one that marked it used, so of two requests racing with one code exactly one
           // writes a token; the other is refused as a replay, as consume() below would refuse it.
-          const { rows } = await db.query<{ consumed_at: Date | null }>(
+          const used = await db.query<{ consumed_at: Date | null }>(
             `WITH used AS (
-             UPDATE oidc_payloads SET consumed_at = now()
-             WHERE model = $9::text AND id = $10::text AND consumed_at IS NULL RETURNING 1
-           )
-           INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, expires_at)
-           SELECT $1::text, $2::text, $3::jsonb, $4::text, $5::text, $6::text, $7::text, $8::timestamptz
-           WHERE EXISTS (SELECT 1 FROM used)
-           ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id,
-             user_code = EXCLUDED.user_code, uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, expires_at = EXCLUDED.expires_at
-           RETURNING consumed_at`,
+               UPDATE oidc_payloads SET consumed_at = now()
+               WHERE model = $9::text AND id = $10::text AND consumed_at IS NULL RETURNING 1
+             )
+             INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, expires_at)
+             SELECT $1::text, $2::text, $3::jsonb, $4::text, $5::text, $6::text, $7::text, $8::timestamptz
+             WHERE EXISTS (SELECT 1 FROM used)
+             ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id,
+               user_code = EXCLUDED.user_code, uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, expires_at = EXCLUDED.expires_at
+             RETURNING consumed_at`,
             [...values, deferred.model, deferred.id],
           );
-          if (rows.length === 1) return;
-          await refuseReplay(db, deferred.model, deferred.id, (grantId) => adapter.revokeByGrantId(grantId));
+          if (used.rows.length !== 1) {
+            memory?.forget(deferred.model, deferred.id);
+            await refuseReplay(db, deferred.model, deferred.id, (grantId) => adapter.revokeByGrantId(grantId));
+          }
+          memory?.consumed(deferred.model, deferred.id, Math.floor(Date.now() / 1000));
+          rows = used.rows;
+        } else {
+          ({ rows } = await db.query<{ consumed_at: Date | null }>(
+            `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id,
+               user_code = EXCLUDED.user_code, uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, expires_at = EXCLUDED.expires_at
+             RETURNING consumed_at`,
+            values,
+          ));
         }
-        const { rows } = await db.query<{ consumed_at: Date | null }>(
-          `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id,
-           user_code = EXCLUDED.user_code, uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, expires_at = EXCLUDED.expires_at
-         RETURNING consumed_at`,
-          values,
-        );
         memory?.remember(model, id, {
           json,
           grantId: payload.grantId ?? null,
@@ -113,10 +119,10 @@ export function postgresAdapterFactory(
       async consume(id: string) {
         const ctx = currentRequest();
         dropRows(ctx);
-        // In a request of the provider on PostgreSQL, the use is recorded with the token the request writes next (the
-        // library writes the access token straight after), in one statement and one commit; what the request does not
-        // follow with a write is recorded when it ends (provider.ts). Elsewhere, and on PGlite, it is recorded now.
-        if (ctx && !memory) {
+        // In a request of the provider, the use is recorded with the token the request writes next (the library writes
+        // the access token straight after), in one statement and one commit; what the request does not follow with a
+        // write is recorded when it ends (provider.ts). Outside a request it is recorded now.
+        if (ctx) {
           await deferConsume(ctx, { model, id, now: () => consumeNow(id) });
           return;
         }

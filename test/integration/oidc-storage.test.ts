@@ -363,9 +363,7 @@ test(`[${backend}] Redis: within one request a token's grant and session come in
   }
 });
 
-test(`[${backend}] within a request a code's use is recorded with the token it gives, atomically: of two racing requests one gets a token`, {
-  skip: backend === 'pglite' ? 'PGlite records a use at once (one process; its memory is marked with it)' : false,
-}, async () => {
+test(`[${backend}] within a request a code's use is recorded with the token it gives, atomically: of two racing requests one gets a token`, {}, async () => {
   const a = postgresAdapterFactory(counted.db);
   const b = postgresAdapterFactory(counted.db);
   await signInArtefacts(a, 'dc');

@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
   assertAuditVerifies,
-  errorSummary,
+  assertOutageHandled,
   type FaultCluster,
   faultCluster,
-  log,
   type RedisServer,
   runLoad,
   sleep,
@@ -49,35 +48,15 @@ test('Redis hanging (SIGSTOP) under load: 503s within seconds, never a hang or a
   redis.proc.kill('SIGCONT');
   const resumed = performance.now();
   const result = await load;
-  const hungSecond = Math.floor((hung - result.started) / 1000);
-  const resumedSecond = Math.ceil((resumed - result.started) / 1000);
-  log(`Redis hung from second ${hungSecond} to ${resumedSecond}`);
-  log(`load: ${result.recorder.totalOk} ok, ${result.recorder.totalErrors} errors (${errorSummary(result)})`);
-  const timeline = result.recorder.timeline();
-  log(`errors per second: ${JSON.stringify(timeline.map((s) => s.errors))}`);
-
-  // Refused while it hung, as a clear 503 — never a 500, and never a request left waiting (the load generator's own
-  // limit is 30 s; a node gives up on Redis after 2 s).
+  assertOutageHandled(result, 'Redis hung', hung, resumed);
+  // Refused while it hung, and never a request left waiting (the load generator's own limit is 30 s; a node gives up
+  // on Redis after 2 s).
   const reasons = result.recorder.errorReasons().map(([r]) => r);
   assert.ok(reasons.length > 0, 'requests needing Redis were refused while it hung');
-  for (const reason of reasons) {
-    assert.match(reason, /HTTP 503/, `unexpected failure: ${reason}`);
-    assert.doesNotMatch(reason, /timeout after/, `a request waited for Redis: ${reason}`);
-  }
   const slowest = result.recorder
     .summary(result.seconds)
     .reduce((m, r) => (Number.isFinite(r.max) ? Math.max(m, r.max) : m), 0);
   assert.ok(slowest < 15_000, `a request took ${slowest} ms`);
-
-  // Back by itself: from 5 s after Redis answers again, no failure, and sign-ins complete.
-  const late = timeline.filter((s) => s.second >= resumedSecond + 5);
-  assert.ok(late.length >= 3, 'the run went on after Redis answered again');
-  assert.equal(
-    late.reduce((n, s) => n + s.errors, 0),
-    0,
-    `failures after Redis answered again: ${errorSummary(result)}`,
-  );
-  assert.ok(late.reduce((n, s) => n + s.completed, 0) > 5, 'flows completed after Redis answered again');
 
   // Nothing Redis held was lost: the tokens issued before the hang still work.
   for (const t of earlier) assert.ok(await flows.userinfo(t.accessToken));

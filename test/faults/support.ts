@@ -366,6 +366,31 @@ export async function assertAcknowledgedWritesKept(fc: FaultCluster, acks: Ackno
   }
 }
 
+/**
+ * A store's outage under load, from `start` to `end` (performance.now()): logged; from 5 s after it ended no request
+ * failed and flows completed (back by itself, no restart); every refusal was a clear 503 — OpenCIS's
+ * `service.unavailable` or the OpenID Connect endpoints' `temporarily_unavailable`, both with Retry-After — never a 500.
+ */
+export function assertOutageHandled(result: RunResult, what: string, start: number, end: number): void {
+  const from = Math.floor((start - result.started) / 1000);
+  const to = Math.ceil((end - result.started) / 1000);
+  log(`${what} from second ${from} to ${to}`);
+  log(`load: ${result.recorder.totalOk} ok, ${result.recorder.totalErrors} errors (${errorSummary(result)})`);
+  const timeline = result.recorder.timeline();
+  log(`errors per second: ${JSON.stringify(timeline.map((s) => s.errors))}`);
+  const late = timeline.filter((s) => s.second >= to + 5);
+  assert.ok(late.length >= 3, `the run went on after: ${what}`);
+  assert.equal(
+    late.reduce((n, s) => n + s.errors, 0),
+    0,
+    `failures 5 s and more after (${what}): ${errorSummary(result)}`,
+  );
+  assert.ok(late.reduce((n, s) => n + s.completed, 0) > 5, `flows completed after: ${what}`);
+  for (const [reason] of result.recorder.errorReasons()) {
+    assert.match(reason, /HTTP 503/, `unexpected failure: ${reason}`);
+  }
+}
+
 export function errorSummary(result: RunResult): string {
   return result.recorder
     .errorReasons()

@@ -320,7 +320,10 @@ export interface AttestationCertificateOptions {
  */
 export async function createPackedAttestation(options: AttestationCertificateOptions): Promise<PackedAttestation> {
   const now = Date.now();
-  const notBefore = options.notBefore ?? new Date(now - 86_400_000);
+  // Valid from well before both the real time (the library's check) and any test clock (OpenCIS's own trust check runs
+  // at the test's clock, fixed at 2026-11-26 in most files): a day before real time was after a fixed clock as soon
+  // as the tests ran a day later.
+  const notBefore = options.notBefore ?? new Date(now - 10 * 365 * 86_400_000);
   const notAfter = options.notAfter ?? new Date(now + 365 * 86_400_000);
   const rootKeys = (await webcrypto.subtle.generateKey(ES256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const root = await x509.X509CertificateGenerator.createSelfSigned({

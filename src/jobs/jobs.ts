@@ -7,6 +7,7 @@ import type { ServiceContext } from '../services/context.ts';
 import type { NotificationTransport } from '../services/notifications.ts';
 import { expireRequests } from '../services/ra/requests.ts';
 import { recordSessionEnd } from '../services/sessions.ts';
+import type { Database } from '../storage/database.ts';
 import type { Job } from './scheduler.ts';
 
 /** Role profiles whose end date has passed: marked ended, and the sessions that may carry them end (CIS2). */
@@ -31,9 +32,23 @@ export async function endRoleProfilesPastEndDate(ctx: ServiceContext): Promise<n
   });
 }
 
+/**
+ * The embedded PGlite has no autovacuum (it is one backend, with no launcher): without this, rows updated or deleted
+ * (provider artefacts, web sessions) are never reclaimed and the planner never gets statistics. VACUUM (ANALYZE) of the
+ * whole database, hourly; on PostgreSQL autovacuum does it. Returns the milliseconds it took.
+ */
+export async function vacuumEmbeddedDatabase(db: Database): Promise<number> {
+  const started = performance.now();
+  await db.exec('VACUUM (ANALYZE)');
+  return Math.round(performance.now() - started);
+}
+
 /** Every scheduled job of a node (each runs once per period across the cluster). */
 export function standardJobs(ctx: ServiceContext, transport: NotificationTransport, publicUrl: string): Job[] {
   return [
+    ...(ctx.db.kind === 'pglite'
+      ? [{ name: 'embedded-vacuum', everySeconds: 3_600, run: () => vacuumEmbeddedDatabase(ctx.db) }]
+      : []),
     { name: 'card-expiry-warnings', everySeconds: 6 * 3_600, run: () => sendExpiryWarnings(ctx, transport) },
     { name: 'access-request-expiry', everySeconds: 3_600, run: () => expireRequests(ctx) },
     { name: 'role-profile-end-dates', everySeconds: 900, run: () => endRoleProfilesPastEndDate(ctx) },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { endRoleProfilesPastEndDate } from '../../src/jobs/jobs.ts';
+import { endRoleProfilesPastEndDate, standardJobs, vacuumEmbeddedDatabase } from '../../src/jobs/jobs.ts';
 import { registerJobs, startScheduler } from '../../src/jobs/scheduler.ts';
 import { assignRoleProfile, createPosition, effectiveRoles } from '../../src/services/access.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
@@ -85,4 +85,20 @@ test(`[${backend}] role profiles past their end date are ended by the job and th
     rows.map((r) => r.reason),
     ['role_ended'],
   );
+});
+
+test(`[${backend}] the embedded database is vacuumed and analysed by a job (PGlite has no autovacuum); PostgreSQL has its own`, async () => {
+  const names = standardJobs(testContext(t.db), { send: async () => {} }, 'http://localhost').map((j) => j.name);
+  assert.equal(names.includes('embedded-vacuum'), backend === 'pglite');
+  if (backend !== 'pglite') return;
+  await t.db.exec(`CREATE TABLE churn (id int PRIMARY KEY, v text);
+    INSERT INTO churn SELECT g, g::text FROM generate_series(1, 2000) g;
+    UPDATE churn SET v = v || 'x'; DELETE FROM churn WHERE id % 2 = 0;`);
+  const ms = await vacuumEmbeddedDatabase(t.db);
+  assert.ok(ms >= 0);
+  const { rows } = await t.db.query<{ vacuumed: boolean; analysed: boolean; live: string }>(
+    `SELECT last_vacuum IS NOT NULL AS vacuumed, last_analyze IS NOT NULL AS analysed, n_live_tup::text AS live
+     FROM pg_stat_user_tables WHERE relname = 'churn'`,
+  );
+  assert.deepEqual(rows[0], { vacuumed: true, analysed: true, live: '1000' });
 });

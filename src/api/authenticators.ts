@@ -18,10 +18,10 @@ import {
   unlockGrant,
 } from '../services/cards.ts';
 import { createEnrolmentInvitation } from '../services/enrolment.ts';
+import { personTarget } from '../services/targets.ts';
 import { removeTotp, totpAuthenticatorsOf } from '../services/totp.ts';
 import { parseInput } from '../services/validation.ts';
 import { removeWebauthnCredential, webauthnCredentialsOf } from '../services/webauthn.ts';
-import { personOrgCodes } from '../storage/people.ts';
 
 /**
  * The authenticator lifecycle API (for the RA console and scripts). Callers are signed-in RA staff at AAL3; what each
@@ -52,7 +52,7 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     async (req) => {
       const ctx = await raContext(req);
       const userId = userIdParam(req);
-      authorize(ctx.actor, 'person:read', { userId, odsCodes: await personOrgCodes(deps.db, userId) });
+      authorize(ctx.actor, 'person:read', await personTarget(deps.db, deps.clock, userId));
       return {
         cards: await cardsOf(deps.db, userId),
         webauthn: await webauthnCredentialsOf(ctx, userId),
@@ -82,7 +82,7 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.get('/api/v1/cards/:cardId', { schema: { tags, summary: 'A smartcard and its status' } }, async (req) => {
     const ctx = await raContext(req);
     const card = await getCard(deps.db, cardIdParam(req));
-    authorize(ctx.actor, 'person:read', { userId: card.userId, odsCodes: await personOrgCodes(deps.db, card.userId) });
+    authorize(ctx.actor, 'person:read', await personTarget(deps.db, deps.clock, card.userId));
     return card;
   });
 
@@ -120,7 +120,7 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     async (req) => {
       const ctx = await raContext(req);
       const card = await getCard(deps.db, cardIdParam(req));
-      authorize(ctx.actor, 'card:renew', { userId: card.userId, odsCodes: await personOrgCodes(deps.db, card.userId) });
+      authorize(ctx.actor, 'card:renew', await personTarget(deps.db, deps.clock, card.userId));
       return startCardChallenge(ctx, 'renew');
     },
   );
@@ -206,7 +206,7 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     async (req, reply) => {
       const ctx = await raContext(req);
       const userId = userIdParam(req);
-      authorize(ctx.actor, 'authenticator:enrol', { userId, odsCodes: await personOrgCodes(deps.db, userId) });
+      authorize(ctx.actor, 'authenticator:enrol', await personTarget(deps.db, deps.clock, userId));
       const id = String((req.params as { authenticatorId?: string }).authenticatorId ?? '');
       if (id.startsWith('webauthn:')) await removeWebauthnCredential(ctx, userId, id.slice(9));
       else if (id.startsWith('totp:')) await removeTotp(ctx, userId, id.slice(5));

@@ -1,20 +1,22 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
-import { authorize } from '../domain/policy.ts';
+import { mayAnywhere } from '../domain/policy.ts';
 import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
 import { CIS2_SCOPES, clientInputSchema, listClients, registerClient, setClientStatus } from '../oidc/clients.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
 
 /**
- * The relying-party registry API (clinical systems that sign their users in through OpenCIS). Callers are RA Managers
- * signed in at AAL3 (policy statement `client:register`, national: not scoped to an organisation subtree). State
- * changes carry the CSRF token in a `csrf-token` header. A client secret is returned once, by the registration, and
+ * The relying-party registry API (clinical systems that sign their users in through OpenCIS, and organisations' RA API
+ * clients). Callers are RA Managers signed in at AAL3; a client belongs to an organisation and its RA Managers
+ * register and manage it in their subtree only (policy statements `client:register`, `client:manage`); the operator's
+ * national clients are the operator's alone. State changes carry the CSRF token in a `csrf-token` header. A client secret is returned once, by the registration, and
  * never again: listings carry the metadata only.
  */
 const registeredClientSchema = z.object({
   clientId: z.string(),
   name: z.string(),
+  odsCode: z.string().nullable().describe('The organisation that owns it; null for the operator’s national clients'),
   status: z.enum(['active', 'disabled']),
   minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]),
   metadata: z
@@ -22,10 +24,11 @@ const registeredClientSchema = z.object({
       client_id: z.string(),
       client_name: z.string(),
       redirect_uris: z.array(z.string()),
-      post_logout_redirect_uris: z.array(z.string()),
+      // API clients (client credentials) sign nobody in: no logout URIs, no ID tokens.
+      post_logout_redirect_uris: z.array(z.string()).optional(),
       grant_types: z.array(z.string()),
       token_endpoint_auth_method: z.enum(['private_key_jwt', 'client_secret_basic', 'client_secret_post']),
-      id_token_signed_response_alg: z.enum(['RS256', 'ES256', 'PS256']),
+      id_token_signed_response_alg: z.enum(['RS256', 'ES256', 'PS256']).optional(),
       scope: z.string(),
       backchannel_logout_uri: z.string().optional(),
       jwks_uri: z.string().optional(),
@@ -49,11 +52,15 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
   const guarded = { preHandler: app.csrfProtection };
   const clientJson = jsonSchema(registeredClientSchema);
 
-  /** An RA Manager at AAL3 (the policy decides; the CLI operator reaches the same services without HTTP). */
+  /**
+   * An RA Manager at AAL3, who may register clients somewhere (the services decide on each client; the CLI operator
+   * reaches the same services without HTTP). API clients never manage clients.
+   */
   async function managerContext(req: FastifyRequest) {
     const session = await requireApiSession(deps, req, 3);
     const ctx = contextFor(deps, req, await personActorWithPowers(deps.db, session.userId, deps.clock.now()));
-    authorize(ctx.actor, 'client:register');
+    if (!mayAnywhere(ctx.actor, 'client:register'))
+      throw new AppError('auth.forbidden', { statement: 'client:register' });
     return ctx;
   }
   function clientIdParam(req: FastifyRequest): string {
@@ -73,7 +80,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
     },
     async (req) => {
       const ctx = await managerContext(req);
-      return { clients: await listClients(ctx.db) };
+      return { clients: await listClients(ctx) };
     },
   );
 

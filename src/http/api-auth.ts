@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../domain/errors.ts';
-import type { Actor } from '../domain/policy.ts';
+import { type Actor, type ClientActor, clientRegistrarEntitled } from '../domain/policy.ts';
 import { API_SCOPE, clientMetadataForProvider } from '../oidc/clients.ts';
 import { subtreeOf } from '../services/organisations.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
+import { registrarOfActor } from '../storage/repositories/access-facts.ts';
 import { requireApiSession, type WebDeps } from './deps.ts';
 
 /**
@@ -39,11 +40,22 @@ export async function apiActor(app: FastifyInstance, deps: WebDeps, req: Fastify
     const ods = client?.['urn:opencis:api_ods'];
     const activities = client?.['urn:opencis:api_activities'];
     if (typeof ods !== 'string' || !Array.isArray(activities)) throw new AppError('auth.required');
-    return {
+    const id = `client:${found.clientId}`;
+    // Never more than its registrar holds now: the policy checks every action against the registrar's powers too.
+    const registrarId = await registrarOfActor(deps.db, id);
+    const actor: ClientActor = {
       kind: 'client',
-      id: `client:${found.clientId}`,
-      powers: [{ activities: activities.map(String), odsCodes: await subtreeOf(deps.db, ods) }],
+      id,
+      odsCode: ods,
+      powers: [{ activities: activities.map(String), odsCode: ods, odsCodes: await subtreeOf(deps.db, ods) }],
+      registrar: registrarId ? await personActorWithPowers(deps.db, registrarId, deps.clock.now()) : null,
     };
+    if (!clientRegistrarEntitled(actor)) {
+      throw new AppError('auth.forbidden', {
+        reason: 'the person who registered this API client no longer holds the power to register it',
+      });
+    }
+    return actor;
   }
   const session = await requireApiSession(deps, req, 3);
   return personActorWithPowers(deps.db, session.userId, deps.clock.now());

@@ -1,7 +1,8 @@
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
-import { authorize } from '../domain/policy.ts';
+import { isNationalId } from '../domain/identity/user-id.ts';
+import { authorize, homeOrganisationsWhere, organisationsWhere, type Target } from '../domain/policy.ts';
 import { appendAudit } from '../services/audit.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { parseInput } from '../services/validation.ts';
@@ -33,6 +34,15 @@ const url = z.url().max(2_000);
 
 export const clientInputSchema = z.object({
   name: z.string().trim().min(1).max(200),
+  /**
+   * The organisation that owns it: its RA Managers (in that organisation's subtree) register and manage it. Required
+   * when an RA Manager registers a relying party in more than one organisation; an API client's is its `apiAccess`
+   * organisation. Absent for the operator's national clients (CLI), which only the operator manages.
+   */
+  odsCode: z
+    .string()
+    .regex(/^[A-Z0-9]{3,6}$/)
+    .optional(),
   clientId: z
     .string()
     .regex(/^[A-Za-z0-9._-]{3,100}$/)
@@ -74,6 +84,8 @@ export type ClientInput = z.input<typeof clientInputSchema>;
 export interface RegisteredClient {
   clientId: string;
   name: string;
+  /** The owning organisation; null for the operator's. */
+  odsCode: string | null;
   metadata: Record<string, unknown>;
   minimumAal: 1 | 2 | 3;
   status: 'active' | 'disabled';
@@ -89,10 +101,10 @@ export async function registerClient(
   input: unknown,
 ): Promise<{ client: RegisteredClient; clientSecret: string | null }> {
   const c = parseInput(clientInputSchema, input);
-  // Sign-in clients are national (RA Managers register them); an API client acts for one organisation, so only that
-  // organisation's RA Manager may register it (its RA policy statement, scoped to the organisation).
-  if (c.apiAccess) authorize(ctx.actor, 'ra:set_policy', { odsCode: c.apiAccess.odsCode });
-  else authorize(ctx.actor, 'client:register');
+  const odsCode = ownerOf(ctx, c);
+  // A client belongs to an organisation whose RA Managers register it (policy: `client:register` in that subtree);
+  // an API client acts for that organisation, with at most its registrar's powers (policy, at each call).
+  authorize(ctx.actor, 'client:register', { kind: 'client', client: { odsCode, lockedByOperator: false } });
   if (!c.apiAccess && c.redirectUris.length === 0) {
     throw new AppError('request.invalid', {
       problems: [{ field: 'redirectUris', message: 'at least one redirect URI' }],
@@ -151,12 +163,16 @@ export async function registerClient(
       };
   const now = ctx.clock.now();
   const client = await ctx.db.transaction(async (tx) => {
+    if (odsCode !== null) {
+      const org = await tx.query('SELECT 1 FROM organisations WHERE ods_code = $1', [odsCode]);
+      if (org.rows.length === 0) throw new AppError('organisation.not_found');
+    }
     const exists = await tx.query('SELECT 1 FROM oidc_clients WHERE client_id = $1', [clientId]);
     if (exists.rows.length > 0)
       throw new AppError('request.invalid', { problems: [{ field: 'clientId', message: 'already registered' }] });
     await tx.query(
-      `INSERT INTO oidc_clients (client_id, name, metadata, secret_sealed, minimum_aal, created_by, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+      `INSERT INTO oidc_clients (client_id, name, metadata, secret_sealed, minimum_aal, created_by, created_at, updated_at, ods_code)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`,
       [
         clientId,
         c.name,
@@ -165,6 +181,7 @@ export async function registerClient(
         c.minimumAal,
         ctx.actor.id,
         now,
+        odsCode,
       ],
     );
     await appendAudit(tx, ctx, {
@@ -172,11 +189,45 @@ export async function registerClient(
       targetType: 'oidc_client',
       targetId: clientId,
       before: null,
-      after: { ...metadata, minimumAal: c.minimumAal, secretIssued: secret !== null },
+      after: { ...metadata, odsCode, minimumAal: c.minimumAal, secretIssued: secret !== null },
     });
-    return { clientId, name: c.name, metadata, minimumAal: c.minimumAal, status: 'active' as const };
+    return { clientId, name: c.name, odsCode, metadata, minimumAal: c.minimumAal, status: 'active' as const };
   });
   return { client, clientSecret: secret };
+}
+
+/**
+ * The organisation a new client belongs to: an API client's `apiAccess` organisation; else the one named; else, for an
+ * RA Manager, the one organisation where they may register clients (several: they must name it). The operator's
+ * clients may belong to none.
+ */
+function ownerOf(ctx: ServiceContext, c: z.output<typeof clientInputSchema>): string | null {
+  const problem = (message: string) => new AppError('request.invalid', { problems: [{ field: 'odsCode', message }] });
+  if (c.apiAccess) {
+    if (c.odsCode && c.odsCode !== c.apiAccess.odsCode) throw problem('must be the API client’s organisation');
+    return c.apiAccess.odsCode;
+  }
+  if (c.odsCode) return c.odsCode;
+  if (ctx.actor.kind === 'operator' || ctx.actor.kind === 'system') return null;
+  const homes = homeOrganisationsWhere(ctx.actor, 'client:register');
+  if (homes.length > 1) throw problem(`say which organisation owns it: ${homes.join(', ')}`);
+  return homes[0] ?? null;
+}
+
+/** A client's owner and who last changed its status, as the policy sees them. */
+async function clientTarget(q: Queryable, clientId: string): Promise<Target & { kind: 'client' }> {
+  const { rows } = await q.query<{ ods_code: string | null; status: string; status_changed_by: string | null }>(
+    'SELECT ods_code, status, status_changed_by FROM oidc_clients WHERE client_id = $1',
+    [clientId],
+  );
+  const row = rows[0];
+  if (!row) throw new AppError('oidc.client_not_found');
+  // Disabled by the operator (or the system): not a person's to switch back on.
+  const byOperator = row.status_changed_by !== null && !isNationalId(row.status_changed_by);
+  return {
+    kind: 'client',
+    client: { odsCode: row.ods_code, lockedByOperator: row.status === 'disabled' && byOperator },
+  };
 }
 
 export async function setClientStatus(
@@ -184,14 +235,12 @@ export async function setClientStatus(
   clientId: string,
   status: 'active' | 'disabled',
 ): Promise<void> {
-  authorize(ctx.actor, 'client:register');
   await ctx.db.transaction(async (tx) => {
-    const { rowCount } = await tx.query('UPDATE oidc_clients SET status = $2, updated_at = $3 WHERE client_id = $1', [
-      clientId,
-      status,
-      ctx.clock.now(),
-    ]);
-    if (rowCount === 0) throw new AppError('oidc.client_not_found');
+    authorize(ctx.actor, 'client:manage', await clientTarget(tx, clientId));
+    await tx.query(
+      'UPDATE oidc_clients SET status = $2, status_changed_by = $3, updated_at = $4 WHERE client_id = $1',
+      [clientId, status, ctx.actor.id, ctx.clock.now()],
+    );
     await appendAudit(tx, ctx, {
       action: `oidc.client_${status}`,
       targetType: 'oidc_client',
@@ -203,18 +252,26 @@ export async function setClientStatus(
   forgetCachedClient(clientId);
 }
 
-export async function listClients(q: Queryable): Promise<RegisteredClient[]> {
-  const { rows } = await q.query<{
+/** The relying parties and API clients the actor may manage (the operator: all), oldest first. */
+export async function listClients(ctx: Pick<ServiceContext, 'db' | 'actor'>): Promise<RegisteredClient[]> {
+  const orgs = organisationsWhere(ctx.actor, 'client:manage');
+  const { rows } = await ctx.db.query<{
     client_id: string;
     name: string;
+    ods_code: string | null;
     metadata: Record<string, unknown>;
     minimum_aal: number;
     status: 'active' | 'disabled';
-  }>('SELECT client_id, name, metadata, minimum_aal, status FROM oidc_clients ORDER BY created_at');
+  }>(
+    `SELECT client_id, name, ods_code, metadata, minimum_aal, status FROM oidc_clients
+     WHERE $1::text[] IS NULL OR ods_code = ANY($1) ORDER BY created_at`,
+    [orgs === 'all' ? null : [...orgs]],
+  );
   return rows.map((r) => ({
     clientId: r.client_id,
     name: r.name,
-    metadata: r.metadata,
+    odsCode: r.ods_code,
+    metadata: typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata,
     minimumAal: r.minimum_aal as 1 | 2 | 3,
     status: r.status,
   }));

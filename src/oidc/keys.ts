@@ -114,7 +114,7 @@ export async function rotateSigningKeys(
 ): Promise<Rotation> {
   // Key rotation is an operator action (the CLI, or the system on a schedule), never an RA Manager's: no statement of
   // its own exists in the policy module, so it is guarded by 'catalogue:load', which only operators and the system hold.
-  authorize(ctx.actor, 'catalogue:load');
+  authorize(ctx.actor, 'catalogue:load', { kind: 'national' });
   if (!Number.isInteger(overlapSeconds) || overlapSeconds < 0 || overlapSeconds > 30 * 86_400) {
     throw new AppError('request.invalid', { field: 'overlapSeconds' });
   }

@@ -10,19 +10,22 @@ import {
 import { laterDate, ukDate } from '../domain/dates.ts';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId, nationalIdFromSequence } from '../domain/identity/user-id.ts';
-import { authorize } from '../domain/policy.ts';
+import { authorize, type Target } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
 import { findPersonByUserId, nextNationalIdSequence } from '../storage/people.ts';
+import { activityInclusions, positionFacts } from '../storage/repositories/access-facts.ts';
+import { findPosition } from '../storage/repositories/positions.ts';
 import { appendAudit } from './audit.ts';
 import { unknownCodes } from './catalogue.ts';
 import type { ServiceContext } from './context.ts';
 import { getOrganisation } from './organisations.ts';
 import { recordSessionEnd } from './sessions.ts';
+import { personFacts, personTarget, profileTarget } from './targets.ts';
 import { parseInput } from './validation.ts';
 
 export async function createPosition(ctx: ServiceContext, odsCode: string, input: unknown): Promise<Position> {
   const org = await getOrganisation(ctx, odsCode);
-  authorize(ctx.actor, 'position:create', { odsCode: org.odsCode });
+  authorize(ctx.actor, 'position:create', { kind: 'organisation', odsCode: org.odsCode });
   const p: NewPosition = parseInput(newPositionSchema, input);
   return ctx.db.transaction(async (tx) => {
     const unknown = [
@@ -80,52 +83,7 @@ export async function createPosition(ctx: ServiceContext, odsCode: string, input
   });
 }
 
-/** RA activities a position may carry: giving such a position is an appointment (DOMAIN §5). */
-const RA_ACTIVITIES = new Set(['B0272', 'B0274', 'B1300', 'B0002', 'B0267', 'B0264']);
-
-/** Whether giving this position appoints an RA Manager (R5080), other RA staff, or nobody with RA powers. */
-export function appointmentOf(
-  position: Pick<Position, 'jobRoles' | 'activities'>,
-): 'ra_manager' | 'ra_staff' | undefined {
-  if (position.jobRoles.includes('R5080')) return 'ra_manager';
-  if (position.jobRoles.includes('R5090') || position.activities.some((a) => RA_ACTIVITIES.has(a))) return 'ra_staff';
-  return undefined;
-}
-
-export async function findPosition(q: Queryable, positionId: string): Promise<Position | undefined> {
-  const { rows } = await q.query<{
-    position_id: string;
-    ods_code: string;
-    name: string;
-    assignable: boolean;
-    status: Position['status'];
-    job_roles: string[];
-    activities: string[];
-    aows: string[];
-    workgroups: string[];
-  }>(
-    `SELECT p.position_id, p.ods_code, p.name, p.assignable, p.status,
-       ARRAY(SELECT job_role_code FROM position_job_roles WHERE position_id = p.position_id ORDER BY 1) AS job_roles,
-       ARRAY(SELECT activity_code FROM position_activities WHERE position_id = p.position_id ORDER BY 1) AS activities,
-       ARRAY(SELECT aow_code FROM position_areas_of_work WHERE position_id = p.position_id ORDER BY 1) AS aows,
-       ARRAY(SELECT workgroup_code FROM position_workgroups WHERE position_id = p.position_id ORDER BY 1) AS workgroups
-     FROM positions p WHERE p.position_id = $1`,
-    [positionId],
-  );
-  const r = rows[0];
-  if (!r) return undefined;
-  return {
-    positionId: r.position_id,
-    odsCode: r.ods_code,
-    name: r.name,
-    assignable: r.assignable,
-    status: r.status,
-    jobRoles: r.job_roles,
-    activities: r.activities,
-    areasOfWork: r.aows,
-    workgroups: r.workgroups,
-  };
-}
+export { findPosition };
 
 /** Gives a person a position (a role profile), creating their person-organisation link on first use. */
 export async function assignRoleProfile(ctx: ServiceContext, input: unknown): Promise<RoleProfile> {
@@ -139,10 +97,9 @@ export async function assignRoleProfile(ctx: ServiceContext, input: unknown): Pr
     const position = await findPosition(tx, rp.positionId);
     if (position?.status !== 'active') throw new AppError('position.not_found');
     authorize(ctx.actor, 'role_profile:assign', {
-      odsCode: position.odsCode,
-      userId: person.userId,
-      positionAssignable: position.assignable,
-      appointsRole: appointmentOf(position),
+      kind: 'position',
+      person: await personFacts(tx, ctx.clock, person.userId),
+      position: await positionFacts(tx, position),
     });
     if (person.status !== 'active') throw new AppError('role_profile.person_inactive', { status: person.status });
     const now = ctx.clock.now();
@@ -194,7 +151,7 @@ export async function endRoleProfile(ctx: ServiceContext, personRoleId: string, 
   return ctx.db.transaction(async (tx) => {
     const before = (await roleProfilesWhere(tx, 'rp.person_roleid = $1 FOR UPDATE OF rp', [personRoleId]))[0];
     if (!before) throw new AppError('role_profile.not_found');
-    authorize(ctx.actor, 'role_profile:end', { odsCode: before.odsCode, userId: before.userId });
+    authorize(ctx.actor, 'role_profile:end', await profileTarget(tx, ctx.clock, before));
     if (before.status === 'ended') throw new AppError('role_profile.already_ended');
     const today = ukDate(ctx.clock.now());
     const endDate = before.endDate != null && before.endDate < today ? before.endDate : today;
@@ -248,7 +205,7 @@ async function roleProfilesWhere(q: Queryable, where: string, params: unknown[])
 
 export async function roleProfilesOf(ctx: ServiceContext, userId: string): Promise<RoleProfile[]> {
   if (!isNationalId(userId)) throw new AppError('person.invalid_user_id');
-  authorize(ctx.actor, 'person:read', { userId });
+  authorize(ctx.actor, 'person:read', await personTarget(ctx.db, ctx.clock, userId));
   return roleProfilesWhere(ctx.db, 'rp.user_id = $1 ORDER BY rp.person_roleid', [userId]);
 }
 
@@ -341,22 +298,4 @@ export function effectiveRolesFrom(
         endDate: r.end_date,
       };
     });
-}
-
-/**
- * Activity inclusions change only when a new national catalogue is loaded (a few times a year), and every sign-in's
- * claims need them: kept for a minute per database, so a new catalogue takes effect within a minute on every node.
- */
-const inclusionsCache = new WeakMap<Queryable, { at: number; value: Map<string, string[]> }>();
-const INCLUSIONS_TTL_MS = 60_000;
-
-async function activityInclusions(q: Queryable): Promise<Map<string, string[]>> {
-  const cached = inclusionsCache.get(q);
-  if (cached && Date.now() - cached.at < INCLUSIONS_TTL_MS) return cached.value;
-  const { rows } = await q.query<{ code: string; includes: string[] }>(
-    "SELECT code, includes FROM rbac_activities WHERE includes <> '{}'",
-  );
-  const value = new Map(rows.map((r) => [r.code, r.includes]));
-  inclusionsCache.set(q, { at: Date.now(), value });
-  return value;
 }

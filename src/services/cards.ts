@@ -7,13 +7,14 @@ import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
 import { issueAuthenticationCertificate, revokeCertificate, verifyAuthenticationCertificate } from '../pki/ca.ts';
 import type { Queryable } from '../storage/database.ts';
-import { findPersonByUserId, personOrgCodes } from '../storage/people.ts';
+import { findPersonByUserId } from '../storage/people.ts';
 import { appendAudit } from './audit.ts';
 import { consumeChallenge, createChallenge } from './challenges.ts';
 import type { ServiceContext } from './context.ts';
 import { type NotificationTransport, notify } from './notifications.ts';
 import { redeemOneTimeCode, sendOneTimeCode } from './one-time-codes.ts';
 import { endSessionsOf, hashToken, type SignInResult } from './sessions.ts';
+import { personTarget } from './targets.ts';
 
 /**
  * The smartcard lifecycle (DOMAIN §6), for physical cards and virtual smartcards alike. The server never sees a
@@ -122,7 +123,7 @@ export async function startCardIssue(
   return ctx.db.transaction(async (tx) => {
     const person = await findPersonByUserId(tx, input.userId, true);
     if (!person) throw new AppError('person.not_found');
-    authorize(ctx.actor, 'card:issue', { userId: person.userId, odsCodes: await personOrgCodes(tx, person.userId) });
+    authorize(ctx.actor, 'card:issue', await personTarget(tx, ctx.clock, person.userId));
     // A card is an AAL3 authenticator: its holder's identity must have been checked face to face (IAL3).
     if (person.status !== 'active' || person.identityAssuranceLevel < 3) {
       throw new AppError('card.invalid_state', { reason: 'the person must be active and verified face to face' });
@@ -291,7 +292,7 @@ export async function passcodeGrant(ctx: ServiceContext, cardId: string): Promis
   return ctx.db.transaction(async (tx) => {
     const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
     if (!card) throw new AppError('card.not_found');
-    authorize(ctx.actor, 'card:issue', { userId: card.user_id, odsCodes: await personOrgCodes(tx, card.user_id) });
+    authorize(ctx.actor, 'card:issue', await personTarget(tx, ctx.clock, card.user_id));
     if (card.status !== 'awaiting_passcode') throw new AppError('card.invalid_state');
     return createGrant(tx, ctx, cardId, 'set_passcode');
   });
@@ -302,7 +303,7 @@ export async function unlockGrant(ctx: ServiceContext, cardId: string, reason: s
   return ctx.db.transaction(async (tx) => {
     const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
     if (!card) throw new AppError('card.not_found');
-    authorize(ctx.actor, 'card:unlock', { userId: card.user_id, odsCodes: await personOrgCodes(tx, card.user_id) });
+    authorize(ctx.actor, 'card:unlock', await personTarget(tx, ctx.clock, card.user_id));
     if (card.status !== 'locked' && card.status !== 'active') throw new AppError('card.invalid_state');
     const grant = await createGrant(tx, ctx, cardId, 'unlock');
     await appendAudit(tx, ctx, {
@@ -439,7 +440,7 @@ export async function cancelCardIn(
 ): Promise<Card> {
   const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
   if (!card) throw new AppError('card.not_found');
-  authorize(ctx.actor, 'card:cancel', { userId: card.user_id, odsCodes: await personOrgCodes(tx, card.user_id) });
+  authorize(ctx.actor, 'card:cancel', await personTarget(tx, ctx.clock, card.user_id));
   if (card.status === 'cancelled') return fromRow(card);
   const now = ctx.clock.now();
   if (card.certificate_serial) {
@@ -619,10 +620,7 @@ export async function renewCardAtDesk(
   }
   const current = (await cardsWhere(ctx.db, 'c.card_id = $1', [cardId]))[0];
   if (!current) throw new AppError('card.not_found');
-  authorize(ctx.actor, 'card:renew', {
-    userId: current.user_id,
-    odsCodes: await personOrgCodes(ctx.db, current.user_id),
-  });
+  authorize(ctx.actor, 'card:renew', await personTarget(ctx.db, ctx.clock, current.user_id));
   if (current.status !== 'active' || !current.certificate_serial) throw new AppError('card.invalid_state');
   const { card, certificateSerial } = await proveCard(ctx, config, 'renew', input, { allowExpired: true });
   if (card.card_id !== cardId) {

@@ -53,7 +53,7 @@ export async function loadCatalogue(
   file: { catalogue: CatalogueFile; checksum: string },
   options: { onlyIfNewer?: boolean } = {},
 ): Promise<{ version: string; loaded: boolean }> {
-  authorize(ctx.actor, 'catalogue:load');
+  authorize(ctx.actor, 'catalogue:load', { kind: 'national' });
   const { catalogue: c, checksum } = file;
   return ctx.db.transaction(async (tx) => {
     const existing = await tx.query<{ checksum: string }>(

@@ -2,13 +2,14 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../domain/errors.ts';
 import { normaliseNiNumber } from '../domain/identity/ni-number.ts';
 import { authorize } from '../domain/policy.ts';
-import { findPersonByUserId, personOrgCodes } from '../storage/people.ts';
+import { findPersonByUserId } from '../storage/people.ts';
 import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import type { NotificationTransport } from './notifications.ts';
 import { redeemOneTimeCode, sendOneTimeCode } from './one-time-codes.ts';
 import { hashToken, type SignInResult } from './sessions.ts';
+import { personTarget } from './targets.ts';
 
 /**
  * Self-service enrolment (DOMAIN §6): a person who already has an identity record adds their first AAL2 authenticator
@@ -84,10 +85,7 @@ export async function createEnrolmentInvitation(
   ctx: ServiceContext,
   input: { userId: string; maxAal: 2 | 3; ttlHours?: number },
 ): Promise<string> {
-  authorize(ctx.actor, 'authenticator:enrol', {
-    userId: input.userId,
-    odsCodes: await personOrgCodes(ctx.db, input.userId),
-  });
+  authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, input.userId));
   const token = randomBytes(32).toString('base64url');
   const now = ctx.clock.now();
   await ctx.db.transaction(async (tx) => {

@@ -62,7 +62,10 @@ export async function saveOrganisation(
   const org = validateNewOrganisation(input);
   return ctx.db.transaction(async (tx) => {
     const existing = await findOrganisation(tx, org.odsCode, true);
-    authorize(ctx.actor, existing ? 'organisation:update' : 'organisation:create', { odsCode: org.odsCode });
+    authorize(ctx.actor, existing ? 'organisation:update' : 'organisation:create', {
+      kind: 'organisation',
+      odsCode: org.odsCode,
+    });
     if (existing && !options.upsert) throw new AppError('organisation.exists');
     if (org.parentOdsCode) {
       if (org.parentOdsCode === org.odsCode) throw new AppError('organisation.hierarchy_cycle');
@@ -113,7 +116,7 @@ export async function saveOrganisation(
 export async function getOrganisation(ctx: ServiceContext, odsCode: string): Promise<Organisation> {
   const code = normaliseOdsCode(odsCode);
   if (!isOdsCode(code)) throw new AppError('organisation.invalid_ods_code');
-  authorize(ctx.actor, 'organisation:read', { odsCode: code });
+  authorize(ctx.actor, 'organisation:read', { kind: 'organisation', odsCode: code });
   const org = await findOrganisation(ctx.db, code);
   if (!org) throw new AppError('organisation.not_found');
   return org;

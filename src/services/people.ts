@@ -16,6 +16,7 @@ import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '
 import * as people from '../storage/people.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
+import { personTarget } from './targets.ts';
 import { parseInput } from './validation.ts';
 
 export interface RegisterOptions {
@@ -44,7 +45,7 @@ export function validateNewPerson(
 
 /** Duplicate candidates for a would-be new person, for the RA to look at before registering. */
 export async function findDuplicates(ctx: ServiceContext, input: unknown): Promise<Person[]> {
-  authorize(ctx.actor, 'person:read');
+  authorize(ctx.actor, 'person:read', { kind: 'national' });
   const p = validateNewPerson(ctx, input);
   return people.findDuplicateCandidates(ctx.db, duplicateKeys(p));
 }
@@ -64,7 +65,7 @@ export async function registerPerson(
   input: unknown,
   options: RegisterOptions = {},
 ): Promise<Person> {
-  authorize(ctx.actor, 'person:create');
+  authorize(ctx.actor, 'person:create', { kind: 'national' });
   const p = validateNewPerson(ctx, input);
   const keys = duplicateKeys(p);
   const confirmed = new Set(options.confirmedDifferentFrom ?? []);
@@ -121,7 +122,7 @@ function auditView(p: Person): Record<string, unknown> {
 
 export async function getPerson(ctx: ServiceContext, userId: string): Promise<Person> {
   if (!isNationalId(userId)) throw new AppError('person.invalid_user_id');
-  authorize(ctx.actor, 'person:read', { userId });
+  authorize(ctx.actor, 'person:read', await personTarget(ctx.db, ctx.clock, userId));
   const person = await people.findPersonByUserId(ctx.db, userId);
   if (!person) throw new AppError('person.not_found');
   return person;
@@ -135,7 +136,7 @@ export async function changePersonStatus(
 ): Promise<Person> {
   if (!isNationalId(userId)) throw new AppError('person.invalid_user_id');
   return ctx.db.transaction(async (tx) => {
-    authorize(ctx.actor, 'person:change_status', { userId, odsCodes: await people.personOrgCodes(tx, userId) });
+    authorize(ctx.actor, 'person:change_status', await personTarget(tx, ctx.clock, userId));
     const before = await people.findPersonByUserId(tx, userId, true);
     if (!before) throw new AppError('person.not_found');
     if (!canChangeStatus(before.status, to)) {
@@ -172,7 +173,7 @@ export async function searchPeople(
   query: SearchQuery,
   page: { limit?: number; after?: string | null } = {},
 ): Promise<SearchPage> {
-  authorize(ctx.actor, 'person:read');
+  authorize(ctx.actor, 'person:read', { kind: 'national' });
   const limit = Math.min(Math.max(page.limit ?? 20, 1), 100);
   const after = page.after ? decodeCursor(page.after) : null;
   let search: people.PersonSearch;

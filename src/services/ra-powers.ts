@@ -1,4 +1,4 @@
-import { type Actor, type RaPower, raRolesOfPower } from '../domain/policy.ts';
+import { type PersonActor, type RaPower, raRolesOfPower } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
 import { effectiveRoles } from './access.ts';
 import { subtreeOf } from './organisations.ts';
@@ -9,14 +9,14 @@ import { subtreeOf } from './organisations.ts';
  * roles' baseline expanded), its job roles, activities and the subtree of its organisation. Computed per request, so
  * an ended profile or a suspended person stops granting at once.
  */
-export async function personActorWithPowers(q: Queryable, userId: string, at: Date): Promise<Actor> {
+export async function personActorWithPowers(q: Queryable, userId: string, at: Date): Promise<PersonActor> {
   const roles = await effectiveRoles(q, userId, at);
   const powers: RaPower[] = [];
   for (const role of roles) {
     const jobRoles = role.jobRoles.map((j) => j.code);
     const activities = role.effectiveActivities;
     if (raRolesOfPower({ jobRoles, activities }).length === 0) continue;
-    powers.push({ jobRoles, activities, odsCodes: await subtreeOf(q, role.odsCode) });
+    powers.push({ jobRoles, activities, odsCode: role.odsCode, odsCodes: await subtreeOf(q, role.odsCode) });
   }
   return { kind: 'person', id: userId, userId, powers };
 }

@@ -243,7 +243,7 @@ export async function seedSynthetic(
   options: SyntheticOptions = {},
 ): Promise<SyntheticResult> {
   for (const s of ['organisation:create', 'position:create', 'person:create', 'role_profile:assign'] as const) {
-    authorize(ctx.actor, s);
+    authorize(ctx.actor, s, { kind: 'national' });
   }
   if (!Number.isInteger(n) || n < 1) throw new RangeError('the number of synthetic people must be a whole number ≥ 1');
   const batchSize = Math.max(1, Math.floor(options.batchSize ?? DEFAULT_BATCH));

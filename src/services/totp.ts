@@ -4,11 +4,12 @@ import { z } from 'zod';
 import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { authorize } from '../domain/policy.ts';
-import { findPersonByUserId, personOrgCodes } from '../storage/people.ts';
+import { findPersonByUserId } from '../storage/people.ts';
 import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import type { SignInResult } from './sessions.ts';
+import { personTarget } from './targets.ts';
 
 /** RFC 6238 with the parameters every authenticator app supports: SHA-1, 6 digits, 30-second steps. */
 const PERIOD_S = 30;
@@ -147,7 +148,7 @@ export async function signInWithTotp(
 export async function removeTotp(ctx: ServiceContext, userId: string, totpId: string): Promise<void> {
   // Holders manage their own authenticators; anyone else needs the RA power over that person (policy).
   if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
-    authorize(ctx.actor, 'authenticator:enrol', { userId, odsCodes: await personOrgCodes(ctx.db, userId) });
+    authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, userId));
   }
   await ctx.db.transaction(async (tx) => {
     const { rowCount } = await tx.query(

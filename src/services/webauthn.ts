@@ -13,11 +13,12 @@ import { type Aal, authenticationMethods, webauthnCredentialAal } from '../domai
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
-import { findPersonByUserId, personOrgCodes } from '../storage/people.ts';
+import { findPersonByUserId } from '../storage/people.ts';
 import { appendAudit } from './audit.ts';
 import { consumeChallenge, createChallenge } from './challenges.ts';
 import type { ServiceContext } from './context.ts';
 import type { SignInResult } from './sessions.ts';
+import { personTarget } from './targets.ts';
 
 export interface RelyingPartyConfig {
   rpId: string;
@@ -396,7 +397,7 @@ export async function removeWebauthnCredential(
 ): Promise<void> {
   // Holders manage their own authenticators; anyone else needs the RA power over that person (policy).
   if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
-    authorize(ctx.actor, 'authenticator:enrol', { userId, odsCodes: await personOrgCodes(ctx.db, userId) });
+    authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, userId));
   }
   await ctx.db.transaction(async (tx) => {
     const { rowCount } = await tx.query(

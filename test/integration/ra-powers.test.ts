@@ -5,6 +5,8 @@ import { AppError } from '../../src/domain/errors.ts';
 import {
   type Actor,
   isAllowed,
+  type PersonFacts,
+  type PositionFacts,
   type RaPower,
   raRolesOf,
   type Statement,
@@ -14,7 +16,7 @@ import { assignRoleProfile, createPosition, endRoleProfile } from '../../src/ser
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { changePersonStatus, registerPerson } from '../../src/services/people.ts';
 import { personActorWithPowers } from '../../src/services/ra-powers.ts';
-import { personOrgCodes } from '../../src/storage/people.ts';
+import { personFacts } from '../../src/services/targets.ts';
 import { TestClock, testContext } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 
@@ -49,10 +51,20 @@ async function personIn(position: Position, dates: { startDate?: string; endDate
   return userId;
 }
 
-/** A person as RA services see them: their user ID and the organisations they work for. */
-async function personTarget(userId: string): Promise<Target> {
-  return { userId, odsCodes: await personOrgCodes(t.db, userId) };
+/** A person as RA services load them for the policy: who they are, where they work, what access they hold. */
+async function facts(userId: string): Promise<PersonFacts> {
+  return personFacts(t.db, clock, userId);
 }
+async function personTarget(userId: string): Promise<Target & { kind: 'person' }> {
+  return { kind: 'person', person: await facts(userId) };
+}
+const org = (odsCode: string): Target => ({ kind: 'organisation', odsCode });
+const positionAt = (odsCode: string, more: Partial<PositionFacts> = {}): PositionFacts => ({
+  odsCode,
+  assignable: false,
+  appoints: null,
+  ...more,
+});
 
 const positions: Record<string, Position> = {};
 const ids: Record<string, string> = {};
@@ -125,6 +137,7 @@ test(`[${backend}] every RA role a profile gives becomes a power, scoped to that
     {
       jobRoles: ['R5080'],
       activities: ['B0002', 'B0264', 'B0267', 'B0272', 'B0274', 'B1300'],
+      odsCode: 'QWO',
       odsCodes: ['A81001', 'QWO', 'RR8', 'RR813'],
     },
   ] satisfies RaPower[]);
@@ -139,50 +152,74 @@ test(`[${backend}] every RA role a profile gives becomes a power, scoped to that
  * Columns: M manager, A advanced agent, R agent, S sponsor, I ID checker, L smartcard administrator, N nurse.
  */
 const columns = ['manager', 'advanced', 'agent', 'sponsor', 'idChecker', 'lsa', 'nurse'] as const;
-const probes: { statement: Statement; target: (person: Target, ods: string) => Target; expect: string }[] = [
+type PersonTargetOf = Target & { kind: 'person' };
+const probes: { statement: Statement; target: (p: PersonTargetOf, ods: string) => Target; expect: string }[] = [
   { statement: 'person:read', target: (p) => p, expect: 'MARSIL.' },
   { statement: 'person:verify_identity', target: (p) => p, expect: 'MAR.I..' },
   { statement: 'person:change_status', target: (p) => p, expect: 'MAR....' },
   { statement: 'card:issue', target: (p) => p, expect: 'MAR....' },
   { statement: 'card:unlock', target: (p) => p, expect: 'MAR..L.' },
   { statement: 'card:renew', target: (p) => p, expect: 'MAR..L.' },
-  { statement: 'request:create', target: (p, ods) => ({ ...p, odsCode: ods }), expect: 'MARS...' },
+  {
+    statement: 'request:create',
+    target: (p, ods) => ({ kind: 'position', person: p.person, position: positionAt(ods) }),
+    expect: 'MARS...',
+  },
   {
     statement: 'request:approve',
-    target: (p, ods) => ({ ...p, odsCode: ods, requestedBy: '999999999999' }),
+    target: (p, ods) => ({
+      kind: 'request',
+      person: p.person,
+      position: positionAt(ods),
+      requestedBy: '999999999999',
+      requestedOnBehalfOf: null,
+    }),
     expect: 'MAR....',
   },
   {
     statement: 'role_profile:assign',
-    target: (p, ods) => ({ ...p, odsCode: ods, positionAssignable: true }),
+    target: (p, ods) => ({ kind: 'position', person: p.person, position: positionAt(ods, { assignable: true }) }),
     expect: 'MARS...',
   },
   {
     statement: 'role_profile:assign',
-    target: (p, ods) => ({ ...p, odsCode: ods, positionAssignable: false }),
+    target: (p, ods) => ({ kind: 'position', person: p.person, position: positionAt(ods) }),
     expect: 'MAR....',
   },
   {
     statement: 'role_profile:assign',
-    target: (p, ods) => ({ ...p, odsCode: ods, appointsRole: 'ra_staff' }),
+    target: (p, ods) => ({ kind: 'position', person: p.person, position: positionAt(ods, { appoints: 'ra_staff' }) }),
     expect: 'MA.....',
   },
   {
     statement: 'role_profile:assign',
-    target: (p, ods) => ({ ...p, odsCode: ods, appointsRole: 'ra_manager' }),
+    target: (p, ods) => ({ kind: 'position', person: p.person, position: positionAt(ods, { appoints: 'ra_manager' }) }),
     expect: 'M......',
   },
-  { statement: 'role_profile:end', target: (p, ods) => ({ ...p, odsCode: ods }), expect: 'MARS...' },
-  { statement: 'position:create', target: (_p, ods) => ({ odsCode: ods }), expect: 'MA.....' },
-  { statement: 'report:view', target: (_p, ods) => ({ odsCode: ods }), expect: 'MAR....' },
-  { statement: 'audit:read', target: (_p, ods) => ({ odsCode: ods }), expect: 'M......' },
+  {
+    statement: 'role_profile:end',
+    target: (p, ods) => ({ kind: 'role_profile', person: p.person, profile: positionAt(ods) }),
+    expect: 'MARS...',
+  },
+  {
+    statement: 'role_profile:end',
+    target: (p, ods) => ({
+      kind: 'role_profile',
+      person: p.person,
+      profile: positionAt(ods, { appoints: 'ra_manager' }),
+    }),
+    expect: 'M......',
+  },
+  { statement: 'position:create', target: (_p, ods) => org(ods), expect: 'MA.....' },
+  { statement: 'report:view', target: (_p, ods) => org(ods), expect: 'MAR....' },
+  { statement: 'audit:read', target: (_p, ods) => org(ods), expect: 'M......' },
 ];
 
 test(`[${backend}] the RA role matrix holds end to end, in scope (a site below the trust) and out of scope (another ICB)`, async () => {
   const site = await personTarget(ids.siteNurse!);
   const other = await personTarget(ids.otherNurse!);
-  assert.deepEqual(site.odsCodes, ['RR813']);
-  assert.deepEqual(other.odsCodes, ['RX1']);
+  assert.deepEqual(site.person.odsCodes, ['RR813']);
+  assert.deepEqual(other.person.odsCodes, ['RX1']);
   const failures: string[] = [];
   for (const [i, key] of columns.entries()) {
     const actor = await actorOf(ids[key]!);
@@ -210,11 +247,11 @@ test(`[${backend}] reach is the subtree below the profile's organisation, never 
   assert.equal(isAllowed(agent, 'card:issue', await personTarget(trustNurse)), true);
   assert.equal(isAllowed(agent, 'card:issue', await personTarget(gp)), false, 'a practice beside the trust');
   assert.equal(isAllowed(manager, 'card:issue', await personTarget(gp)), true, 'the ICB reaches the practice');
-  assert.equal(isAllowed(agent, 'position:create', { odsCode: 'QWO' }), false);
-  assert.equal(isAllowed(manager, 'organisation:update', { odsCode: 'RR813' }), true);
-  assert.equal(isAllowed(manager, 'organisation:update', { odsCode: 'Y51' }), false);
-  assert.equal(isAllowed(manager, 'organisation:create', { odsCode: 'RR814' }), false, 'operator only');
-  assert.equal(isAllowed(manager, 'catalogue:load'), false, 'operator only');
+  assert.equal(isAllowed(agent, 'position:create', org('QWO')), false);
+  assert.equal(isAllowed(manager, 'organisation:update', org('RR813')), true);
+  assert.equal(isAllowed(manager, 'organisation:update', org('Y51')), false);
+  assert.equal(isAllowed(manager, 'organisation:create', org('RR814')), false, 'operator only');
+  assert.equal(isAllowed(manager, 'catalogue:load', { kind: 'national' }), false, 'operator only');
 });
 
 test(`[${backend}] a person working in several organisations is in scope if any of them is in reach`, async () => {
@@ -225,7 +262,7 @@ test(`[${backend}] a person working in several organisations is in scope if any 
     startDate: '2026-01-01',
   });
   const target = await personTarget(both);
-  assert.deepEqual(target.odsCodes, ['RR813', 'RX1']);
+  assert.deepEqual(target.person.odsCodes, ['RR813', 'RX1']);
   assert.equal(isAllowed(await actorOf(ids.agent!), 'card:issue', target), true);
   const otherAgent = await actorOf(await personIn(positions.otherAgent!));
   assert.equal(isAllowed(otherAgent, 'card:issue', target), true);
@@ -234,15 +271,21 @@ test(`[${backend}] a person working in several organisations is in scope if any 
 
 test(`[${backend}] a new starter with no organisation may be registered, verified and requested, nothing more`, async () => {
   const starter = await personTarget(await newPerson());
-  assert.deepEqual(starter.odsCodes, []);
+  assert.deepEqual(starter.person.odsCodes, []);
   const agent = await actorOf(ids.agent!);
-  for (const s of ['person:read', 'person:create', 'person:verify_identity', 'application:review'] as const) {
+  for (const s of ['person:read', 'person:change_name', 'person:verify_identity'] as const) {
     assert.equal(isAllowed(agent, s, starter), true, s);
   }
+  assert.equal(isAllowed(agent, 'person:create', { kind: 'national' }), true);
+  assert.equal(
+    isAllowed(agent, 'request:create', { kind: 'position', person: starter.person, position: positionAt('RR8') }),
+    true,
+    'a first position in their organisation',
+  );
   for (const s of ['card:issue', 'person:change_status', 'role_profile:assign', 'authenticator:enrol'] as const) {
     assert.equal(isAllowed(agent, s, starter), false, s);
   }
-  assert.equal(isAllowed(await actorOf(ids.lsa!), 'person:create', starter), false);
+  assert.equal(isAllowed(await actorOf(ids.lsa!), 'person:create', { kind: 'national' }), false);
   assert.equal(isAllowed(await actorOf(ids.idChecker!), 'person:verify_identity', starter), true);
 });
 
@@ -250,23 +293,31 @@ test(`[${backend}] segregation of duties: no RA acts on their own record, approv
   const manager = await actorOf(ids.manager!);
   const self = await personTarget(ids.manager!);
   assert.equal(isAllowed(manager, 'person:read', self), true);
-  for (const s of [
-    'card:issue',
-    'person:update',
-    'role_profile:assign',
-    'role_profile:end',
-    'person:change_status',
-  ] as const) {
-    assert.equal(isAllowed(manager, s, { ...self, odsCode: 'QWO' }), false, s);
+  for (const s of ['card:issue', 'person:update', 'person:change_status'] as const) {
+    assert.equal(isAllowed(manager, s, self), false, s);
   }
+  assert.equal(
+    isAllowed(manager, 'role_profile:assign', { kind: 'position', person: self.person, position: positionAt('QWO') }),
+    false,
+  );
+  assert.equal(
+    isAllowed(manager, 'role_profile:end', { kind: 'role_profile', person: self.person, profile: positionAt('QWO') }),
+    false,
+  );
   const site = await personTarget(ids.siteNurse!);
-  assert.equal(isAllowed(manager, 'request:approve', { ...site, odsCode: 'RR813', requestedBy: ids.manager! }), false);
-  assert.equal(isAllowed(manager, 'request:approve', { ...site, odsCode: 'RR813', requestedBy: ids.sponsor! }), true);
+  const request = (requestedBy: string, appoints: PositionFacts['appoints'] = null): Target => ({
+    kind: 'request',
+    person: site.person,
+    position: positionAt('RR813', { appoints }),
+    requestedBy,
+    requestedOnBehalfOf: null,
+  });
+  assert.equal(isAllowed(manager, 'request:approve', request(ids.manager!)), false);
+  assert.equal(isAllowed(manager, 'request:approve', request(ids.sponsor!)), true);
   const advanced = await actorOf(ids.advanced!);
-  const appointManager: Target = { ...site, odsCode: 'RR813', requestedBy: ids.sponsor!, appointsRole: 'ra_manager' };
-  assert.equal(isAllowed(advanced, 'request:approve', appointManager), false);
-  assert.equal(isAllowed(advanced, 'request:approve', { ...appointManager, appointsRole: 'ra_staff' }), true);
-  assert.equal(isAllowed(manager, 'request:approve', appointManager), true);
+  assert.equal(isAllowed(advanced, 'request:approve', request(ids.sponsor!, 'ra_manager')), false);
+  assert.equal(isAllowed(advanced, 'request:approve', request(ids.sponsor!, 'ra_staff')), true);
+  assert.equal(isAllowed(manager, 'request:approve', request(ids.sponsor!, 'ra_manager')), true);
 });
 
 test(`[${backend}] the services ask the same policy: an advanced agent creates positions in reach, an agent cannot`, async () => {

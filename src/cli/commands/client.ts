@@ -145,7 +145,7 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
       }
       case 'list': {
         if (id) throw new UsageError(`unexpected argument "${id}"`);
-        const clients = await withOperatorContext((ctx) => listClients(ctx.db));
+        const clients = await withOperatorContext((ctx) => listClients(ctx));
         if (clients.length === 0) io.out('no relying parties');
         for (const c of clients) {
           const uris = (c.metadata.redirect_uris as string[] | undefined) ?? [];

@@ -4,9 +4,9 @@ import { ukDate } from '../../domain/dates.ts';
 import { AppError } from '../../domain/errors.ts';
 import { isAllowed } from '../../domain/policy.ts';
 import type { WebDeps } from '../../http/deps.ts';
-import { appointmentOf } from '../../services/access.ts';
 import { findOrganisation } from '../../services/organisations.ts';
 import { requestAccess } from '../../services/ra.ts';
+import { positionTarget } from '../../services/targets.ts';
 import {
   dateField,
   dateValues,
@@ -52,27 +52,14 @@ export function registerRaAccess(app: FastifyInstance, deps: WebDeps): void {
     for (const code of reach)
       organisations.push({ value: code, text: `${(await findOrganisation(deps.db, code))?.name ?? code} (${code})` });
     const chosen = reach.includes(odsCode) ? odsCode : '';
-    const positions = chosen
-      ? (await positionsOf(deps.db, chosen))
-          .filter((p) => p.status === 'active')
-          .map((p) => {
-            const target = {
-              odsCode: p.odsCode,
-              userId: person.userId,
-              positionAssignable: p.assignable,
-              appointsRole: appointmentOf(p),
-            };
-            const direct = isAllowed(caller.actor, 'role_profile:assign', target);
-            return {
-              positionId: p.positionId,
-              name: p.name,
-              jobRoles: p.jobRoles.join(', '),
-              direct,
-              allowed: direct || isAllowed(caller.actor, 'request:create', target),
-            };
-          })
-          .filter((p) => p.allowed)
-      : [];
+    const positions = [];
+    for (const p of chosen ? await positionsOf(deps.db, chosen) : []) {
+      if (p.status !== 'active') continue;
+      const target = await positionTarget(deps.db, deps.clock, person.userId, p);
+      const direct = isAllowed(caller.actor, 'role_profile:assign', target);
+      if (!direct && !isAllowed(caller.actor, 'request:create', target)) continue;
+      positions.push({ positionId: p.positionId, name: p.name, jobRoles: p.jobRoles.join(', '), direct });
+    }
     return renderRa(
       reply,
       caller,

@@ -5,13 +5,12 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../domain/errors.ts';
-import { type Actor, isAllowed, type RaRole, raRolesOf, type Statement, type Target } from '../../domain/policy.ts';
+import { type Actor, mayAnywhere, type RaRole, raRolesOf, type Target } from '../../domain/policy.ts';
 import { contextFor, requireApiSession, requirePageSession, type WebDeps } from '../../http/deps.ts';
 import type { ServiceContext } from '../../services/context.ts';
-import { organisationsWhere } from '../../services/ra/common.ts';
 import { personActorWithPowers } from '../../services/ra-powers.ts';
 import type { WebSession } from '../../services/sessions.ts';
-import { personOrgCodes } from '../../storage/people.ts';
+import { personTarget as loadPersonTarget } from '../../services/targets.ts';
 
 export interface RaCaller {
   session: WebSession;
@@ -46,15 +45,11 @@ export async function raApi(deps: WebDeps, req: FastifyRequest): Promise<RaCalle
   return { session, actor, roles, ctx: contextFor(deps, req, actor) };
 }
 
-/** Whether the actor may use a statement somewhere: in one of their organisations, or on a new starter. */
-export function mayAnywhere(actor: Actor, statement: Statement): boolean {
-  const orgs = organisationsWhere(actor, statement);
-  return orgs === 'all' || orgs.length > 0 || isAllowed(actor, statement);
-}
+export { mayAnywhere };
 
-/** A person as a policy target: their user ID (segregation of duties) and the organisations they work for (scope). */
-export async function personTarget(deps: WebDeps, userId: string): Promise<Target> {
-  return { userId, odsCodes: await personOrgCodes(deps.db, userId) };
+/** A person as a policy target: who they are, where they work, what access they hold (services/targets.ts). */
+export function personTarget(deps: WebDeps, userId: string): Promise<Target> {
+  return loadPersonTarget(deps.db, deps.clock, userId);
 }
 
 export interface NavItem {

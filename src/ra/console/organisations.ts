@@ -33,10 +33,11 @@ export function registerRaOrganisations(app: FastifyInstance, deps: WebDeps): vo
   ) {
     const org = await getOrganisation(caller.ctx, param(req, 'odsCode'));
     const parent =
-      org.parentOdsCode && isAllowed(caller.actor, 'organisation:read', { odsCode: org.parentOdsCode })
+      org.parentOdsCode &&
+      isAllowed(caller.actor, 'organisation:read', { kind: 'organisation', odsCode: org.parentOdsCode })
         ? org.parentOdsCode
         : null;
-    const mayCreate = isAllowed(caller.actor, 'position:create', { odsCode: org.odsCode });
+    const mayCreate = isAllowed(caller.actor, 'position:create', { kind: 'organisation', odsCode: org.odsCode });
     const catalogue = mayCreate ? await listCatalogue(deps.db) : null;
     const chosenRoles = new Set(list(values, 'jobRoles'));
     const chosenActivities = new Set(list(values, 'activities'));

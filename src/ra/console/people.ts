@@ -4,15 +4,15 @@ import { ukDate } from '../../domain/dates.ts';
 import { AppError } from '../../domain/errors.ts';
 import type { Person } from '../../domain/identity/person.ts';
 import { isNationalId } from '../../domain/identity/user-id.ts';
-import { authorize, isAllowed, type Statement, type Target } from '../../domain/policy.ts';
+import { authorize, isAllowed, organisationsWhere, type Statement, type Target } from '../../domain/policy.ts';
 import type { WebDeps } from '../../http/deps.ts';
 import { findPosition, roleProfilesOf } from '../../services/access.ts';
 import { auditTrailOf } from '../../services/audit.ts';
 import { cardsOf } from '../../services/cards.ts';
 import { findOrganisation } from '../../services/organisations.ts';
 import { getPerson, type SearchQuery, searchPeople } from '../../services/people.ts';
-import { organisationsWhere } from '../../services/ra/common.ts';
 import { identityChecksOf, listRequests, personPhoto } from '../../services/ra.ts';
+import { profileTarget } from '../../services/targets.ts';
 import { totpAuthenticatorsOf } from '../../services/totp.ts';
 import { webauthnCredentialsOf } from '../../services/webauthn.ts';
 import { documentsView } from './documents.ts';
@@ -41,11 +41,15 @@ export function personSummary(person: Person) {
   };
 }
 
-/** Every organisation where the caller may ask for (or directly give) a position to this person. */
+/**
+ * Every organisation where the caller may ask for (or directly give) a position to this person: none for their own
+ * record (segregation of duties); which positions there is decided per position (access.ts).
+ */
 export function accessOrganisations(caller: RaCaller, userId: string): string[] {
+  if (caller.actor.kind === 'person' && caller.actor.userId === userId) return [];
   const set = new Set<string>();
   for (const s of ['request:create', 'role_profile:assign'] as const) {
-    const orgs = organisationsWhere(caller.actor, s, { userId });
+    const orgs = organisationsWhere(caller.actor, s);
     if (orgs !== 'all') for (const o of orgs) set.add(o);
   }
   return [...set].sort();
@@ -154,7 +158,9 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
     for (const rp of await roleProfilesOf(caller.ctx, userId)) {
       const position = await findPosition(deps.db, rp.positionId);
       const org = await findOrganisation(deps.db, rp.odsCode);
-      const t = { odsCode: rp.odsCode, userId };
+      const live = rp.status === 'active' && (rp.endDate === null || rp.endDate >= today);
+      const t = live ? await profileTarget(deps.db, deps.clock, rp) : null;
+      const tDates = live ? await profileTarget(deps.db, deps.clock, rp, true) : null;
       profiles.push({
         personRoleId: rp.personRoleId,
         positionName: position?.name ?? rp.positionId,
@@ -170,8 +176,10 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
               ? 'pending'
               : 'ended'
             : 'ended',
-        canEnd: rp.status === 'active' && may('role_profile:end', t),
-        canChangeDates: rp.status === 'active' && may('role_profile:change_dates', t),
+        canEnd: t !== null && may('role_profile:end', t),
+        // Shown where the caller may at least shorten it; lengthening is checked when they ask.
+        canChangeDates:
+          t !== null && (may('role_profile:change_dates', t) || may('role_profile:change_dates', tDates!)),
       });
     }
 
@@ -258,7 +266,7 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
         level: identityLevelNames[person.identityAssuranceLevel],
         identityAssuranceLevel: person.identityAssuranceLevel,
         hasPhoto: person.photoRef !== null,
-        organisations: target.odsCodes ?? [],
+        organisations: target.kind === 'person' ? target.person.odsCodes : [],
       },
       checks,
       profiles,

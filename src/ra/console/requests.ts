@@ -9,7 +9,7 @@ import type { Position } from '../../domain/access/role-profile.ts';
 import { AppError } from '../../domain/errors.ts';
 import { isAllowed, type Target } from '../../domain/policy.ts';
 import type { WebDeps } from '../../http/deps.ts';
-import { appointmentOf, findPosition } from '../../services/access.ts';
+import { findPosition } from '../../services/access.ts';
 import { findOrganisation } from '../../services/organisations.ts';
 import {
   type AccessRequest,
@@ -19,6 +19,7 @@ import {
   rejectRequest,
   withdrawRequest,
 } from '../../services/ra.ts';
+import { positionTarget, requestTarget } from '../../services/targets.ts';
 import { findPersonByUserId } from '../../storage/people.ts';
 import { FormErrors, type FormValues, formErrorsFrom, formValues, optional, text } from './forms.ts';
 import { mayAnywhere, param, type RaCaller, raPage, renderRa } from './guard.ts';
@@ -81,16 +82,15 @@ export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
     const position = await findPosition(deps.db, r.positionId);
     const person = await findPersonByUserId(deps.db, r.userId);
     const org = await findOrganisation(deps.db, r.odsCode);
-    const target: Target = {
-      odsCode: r.odsCode,
-      userId: r.userId,
-      ...(position ? { positionAssignable: position.assignable, appointsRole: appointmentOf(position) } : {}),
-    };
-    const pending = r.status === 'pending' && r.expiresAt > deps.clock.now().toISOString();
-    const mayDecide = pending && isAllowed(caller.actor, 'request:approve', { ...target, requestedBy: r.requestedBy });
+    const pending = r.status === 'pending' && r.expiresAt > deps.clock.now().toISOString() && position !== undefined;
+    const decision: Target | null = pending ? await requestTarget(deps.db, deps.clock, r, position) : null;
+    const asking: Target | null = pending ? await positionTarget(deps.db, deps.clock, r.userId, position) : null;
+    const mayDecide = decision !== null && isAllowed(caller.actor, 'request:approve', decision);
     const mayWithdraw =
-      pending &&
-      isAllowed(caller.actor, r.requestedBy === caller.actor.id ? 'request:create' : 'request:approve', target);
+      decision !== null &&
+      (r.requestedBy === caller.actor.id
+        ? isAllowed(caller.actor, 'request:create', asking!)
+        : isAllowed(caller.actor, 'request:approve', decision));
     return renderRa(
       reply,
       caller,

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { AppError } from '../../domain/errors.ts';
 import type { NewPerson, Person } from '../../domain/identity/person.ts';
 import { isOdsCode, normaliseOdsCode } from '../../domain/organisations/organisation.ts';
-import { authorize } from '../../domain/policy.ts';
+import { authorize, organisationsWhere } from '../../domain/policy.ts';
 import { optionalText, text } from '../../domain/text.ts';
 import { identityDocumentsSchema } from '../../ra/documents.ts';
 import { checkPhoto, photoBytesFromBase64 } from '../../ra/photo.ts';
@@ -20,7 +20,7 @@ import type { ServiceContext } from '../context.ts';
 import { findOrganisation } from '../organisations.ts';
 import { validateNewPerson } from '../people.ts';
 import { parseInput } from '../validation.ts';
-import { insertNewPerson, organisationsWhere, raAction, storePhoto } from './common.ts';
+import { insertNewPerson, raAction, storePhoto } from './common.ts';
 import {
   type IdentityCheck,
   imageInputSchema,
@@ -179,7 +179,7 @@ export async function getApplication(ctx: ServiceContext, applicationId: string)
       applicationId,
     ]);
     if (!rows[0]) throw new AppError('application.not_found');
-    authorize(ctx.actor, 'application:review', { odsCode: rows[0].ods_code });
+    authorize(ctx.actor, 'application:review', { kind: 'organisation', odsCode: rows[0].ods_code });
     return fromRow(rows[0]);
   });
 }
@@ -206,7 +206,7 @@ async function lockSubmitted(tx: Queryable, ctx: ServiceContext, applicationId: 
     [applicationId],
   );
   if (!rows[0]) throw new AppError('application.not_found');
-  authorize(ctx.actor, 'application:review', { odsCode: rows[0].ods_code });
+  authorize(ctx.actor, 'application:review', { kind: 'organisation', odsCode: rows[0].ods_code });
   if (rows[0].status !== 'submitted') {
     throw new AppError('application.already_decided', { status: rows[0].status, reviewedBy: rows[0].reviewed_by });
   }

@@ -12,10 +12,11 @@ import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize } from '../../domain/policy.ts';
 import { optionalText, text } from '../../domain/text.ts';
 import { nameChangeEvidenceSchema } from '../../ra/documents.ts';
-import { findPersonByUserId, personOrgCodes } from '../../storage/people.ts';
+import { findPersonByUserId } from '../../storage/people.ts';
 import { endRoleProfile } from '../access.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
+import { personTarget, profileTarget } from '../targets.ts';
 import { parseInput } from '../validation.ts';
 import { lockPerson, raAction, requireUserId } from './common.ts';
 
@@ -91,11 +92,21 @@ export async function changeRoleDates(ctx: ServiceContext, personRoleId: string,
         await tx.query<ProfileRow>(`${PROFILE_SELECT} WHERE rp.person_roleid = $1 FOR UPDATE OF rp`, [personRoleId])
       ).rows[0]!;
       const before = profileFromRow(row);
-      authorize(ctx.actor, 'role_profile:change_dates', { odsCode: before.odsCode, userId: before.userId });
-      if (before.status === 'ended') throw new AppError('role_profile.already_ended');
       const today = ukDate(ctx.clock.now());
       const startDate = change.startDate ?? before.startDate;
       const endDate = change.endDate === undefined ? before.endDate : change.endDate;
+      // More time than it had (an earlier start, a later end or none): that gives access, as assigning it would.
+      const extendsAccess =
+        startDate < before.startDate || (before.endDate !== null && (endDate === null || endDate > before.endDate));
+      const target = await profileTarget(tx, ctx.clock, before, false);
+      authorize(ctx.actor, 'role_profile:change_dates', target);
+      // A profile past its end date has ended, whatever its status says: moving the end date on would revive an
+      // appointment nobody approved again (a new request or assignment gives access anew).
+      if (before.status === 'ended' || (before.endDate !== null && before.endDate < today)) {
+        throw new AppError('role_profile.already_ended');
+      }
+      if (extendsAccess)
+        authorize(ctx.actor, 'role_profile:change_dates', await profileTarget(tx, ctx.clock, before, true));
       const problems: { field: string; message: string }[] = [];
       if (startDate !== before.startDate && before.startDate <= today) {
         problems.push({ field: 'startDate', message: 'the position has started: its start date cannot change' });
@@ -162,7 +173,7 @@ export async function changeName(ctx: ServiceContext, userId: string, input: unk
     const change = parseInput(nameSchema, input);
     return ctx.db.transaction(async (tx) => {
       const person = await lockPerson(tx, userId);
-      authorize(ctx.actor, 'person:change_name', { userId, odsCodes: await personOrgCodes(tx, userId) });
+      authorize(ctx.actor, 'person:change_name', await personTarget(tx, ctx.clock, userId));
       if (person.status === 'deceased') {
         throw new AppError('person.invalid_status_change', {
           from: 'deceased',

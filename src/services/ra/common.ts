@@ -1,6 +1,6 @@
 /**
- * What the RA services share: auditing refusals, the organisations an actor's powers reach, and the steps that must run
- * inside an RA action's own transaction (register a person, give a position, store a photo).
+ * What the RA services share: auditing refusals, and the steps that must run inside an RA action's own transaction
+ * (register a person, give a position, store a photo).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Position, RoleProfile } from '../../domain/access/role-profile.ts';
@@ -8,7 +8,6 @@ import { AppError } from '../../domain/errors.ts';
 import { duplicateNameKey, normaliseName } from '../../domain/identity/names.ts';
 import type { IdentityAssuranceLevel, NewPerson, Person } from '../../domain/identity/person.ts';
 import { isNationalId, nationalIdFromSequence } from '../../domain/identity/user-id.ts';
-import { type Actor, isAllowed, type Statement, type Target } from '../../domain/policy.ts';
 import type { CheckedPhoto } from '../../ra/photo.ts';
 import type { Queryable } from '../../storage/database.ts';
 import * as people from '../../storage/people.ts';
@@ -64,21 +63,6 @@ export function requireUserId(value: unknown): string {
   if (typeof value !== 'string' || !isNationalId(value)) throw new AppError('person.invalid_user_id');
   return value;
 }
-
-/** The organisations an actor's powers reach ('all' for the operator and the system). */
-export function reachOf(actor: Actor): readonly string[] | 'all' {
-  if (actor.kind !== 'person') return 'all';
-  return [...new Set((actor.powers ?? []).flatMap((p) => p.odsCodes))].sort();
-}
-
-/** The organisations in which the policy lets an actor use a statement ('all' when unrestricted). */
-export function organisationsWhere(actor: Actor, statement: Statement, target: Target = {}): readonly string[] | 'all' {
-  const reach = reachOf(actor);
-  if (reach === 'all') return 'all';
-  return reach.filter((odsCode) => isAllowed(actor, statement, { ...target, odsCode }));
-}
-
-export { appointmentOf } from '../access.ts';
 
 export async function lockPerson(tx: Queryable, userId: string): Promise<Person> {
   const person = await people.findPersonByUserId(tx, userId, true);

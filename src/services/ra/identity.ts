@@ -13,10 +13,11 @@ import { optionalText } from '../../domain/text.ts';
 import { checkIdentityDocuments, type IdentityDocument, identityDocumentsSchema } from '../../ra/documents.ts';
 import { type CheckedPhoto, checkPhoto, photoBytesFromBase64 } from '../../ra/photo.ts';
 import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '../../storage/database.ts';
-import { findDuplicateCandidates, findPersonByUserId, personOrgCodes } from '../../storage/people.ts';
+import { findDuplicateCandidates, findPersonByUserId } from '../../storage/people.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
 import { validateNewPerson } from '../people.ts';
+import { personTarget } from '../targets.ts';
 import { parseInput } from '../validation.ts';
 import {
   identityKeys,
@@ -188,7 +189,7 @@ export async function resolveDuplicates(
   if (wanted?.startsWith('existing:')) {
     const userId = wanted.slice(9);
     const existing = await lockPerson(tx, userId);
-    authorize(ctx.actor, 'person:verify_identity', { userId, odsCodes: await personOrgCodes(tx, userId) });
+    authorize(ctx.actor, 'person:verify_identity', await personTarget(tx, ctx.clock, userId));
     if (existing.status === 'deceased') {
       throw new AppError('person.invalid_status_change', {
         from: 'deceased',
@@ -237,8 +238,8 @@ export async function registerWithIdentityCheck(
       const photo = checkPhoto(photoBytesFromBase64(form.photo.data));
       if (form.duplicateResolution?.startsWith('existing:')) about.targetId = form.duplicateResolution.slice(9);
       else {
-        authorize(ctx.actor, 'person:create');
-        authorize(ctx.actor, 'person:verify_identity');
+        authorize(ctx.actor, 'person:create', { kind: 'national' });
+        authorize(ctx.actor, 'person:verify_identity', { kind: 'national' });
       }
       try {
         return await ctx.db.transaction(async (tx) => {
@@ -277,7 +278,7 @@ export async function verifyIdentity(
     const photo: CheckedPhoto = checkPhoto(photoBytesFromBase64(form.photo.data));
     return ctx.db.transaction(async (tx) => {
       const person = await lockPerson(tx, userId);
-      authorize(ctx.actor, 'person:verify_identity', { userId, odsCodes: await personOrgCodes(tx, userId) });
+      authorize(ctx.actor, 'person:verify_identity', await personTarget(tx, ctx.clock, userId));
       if (person.status === 'deceased') {
         throw new AppError('person.invalid_status_change', {
           from: 'deceased',
@@ -305,7 +306,7 @@ export async function personPhoto(
     requireUserId(userId);
     const person = await findPersonByUserId(ctx.db, userId);
     if (!person) throw new AppError('person.not_found');
-    authorize(ctx.actor, 'person:read', { userId, odsCodes: await personOrgCodes(ctx.db, userId) });
+    authorize(ctx.actor, 'person:read', await personTarget(ctx.db, ctx.clock, userId));
     if (!person.photoRef) throw new AppError('photo.not_found');
     const { rows } = await ctx.db.query<{ media_type: 'image/jpeg' | 'image/png'; bytes: Uint8Array }>(
       'SELECT media_type, bytes FROM photos WHERE photo_id = $1 AND user_id = $2',
@@ -321,7 +322,7 @@ export async function personPhoto(
 export async function identityChecksOf(ctx: ServiceContext, userId: string): Promise<IdentityCheck[]> {
   return raAction(ctx, 'person.read_identity_checks', { targetType: 'person', targetId: userId }, async () => {
     requireUserId(userId);
-    authorize(ctx.actor, 'person:read', { userId, odsCodes: await personOrgCodes(ctx.db, userId) });
+    authorize(ctx.actor, 'person:read', await personTarget(ctx.db, ctx.clock, userId));
     const { rows } = await ctx.db.query<{
       check_id: string;
       user_id: string;

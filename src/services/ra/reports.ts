@@ -6,9 +6,10 @@
 import { z } from 'zod';
 import { ukDate } from '../../domain/dates.ts';
 import { AppError } from '../../domain/errors.ts';
+import { organisationsWhere } from '../../domain/policy.ts';
 import type { ServiceContext } from '../context.ts';
 import { parseInput } from '../validation.ts';
-import { organisationsWhere, raAction } from './common.ts';
+import { raAction } from './common.ts';
 
 const limitField = z.coerce.number().int().min(1).max(1000).default(200);
 const pageSchema = z.object({ limit: limitField });

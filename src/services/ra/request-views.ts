@@ -4,10 +4,10 @@
  */
 import { z } from 'zod';
 import { AppError } from '../../domain/errors.ts';
-import { isAllowed } from '../../domain/policy.ts';
+import { isAllowed, organisationsWhere } from '../../domain/policy.ts';
 import type { ServiceContext } from '../context.ts';
 import { parseInput } from '../validation.ts';
-import { organisationsWhere, raAction } from './common.ts';
+import { raAction } from './common.ts';
 import {
   type AccessRequest,
   COLUMNS,
@@ -52,11 +52,10 @@ export async function getRequest(
 
 function canSee(ctx: ServiceContext, r: Pick<AccessRequest, 'requestedBy' | 'userId' | 'odsCode'>): boolean {
   const a = ctx.actor;
-  if (a.kind !== 'person') return true;
-  if (r.requestedBy === a.id || r.userId === a.userId) return true;
-  return (
-    isAllowed(a, 'request:approve', { odsCode: r.odsCode }) || isAllowed(a, 'request:create', { odsCode: r.odsCode })
-  );
+  if (a.kind === 'operator' || a.kind === 'system') return true;
+  if (r.requestedBy === a.id || (a.kind === 'person' && r.userId === a.userId)) return true;
+  const org = { kind: 'organisation', odsCode: r.odsCode } as const;
+  return isAllowed(a, 'request:approve', org) || isAllowed(a, 'request:create', org);
 }
 
 const listSchema = z.object({
@@ -74,12 +73,10 @@ export async function listRequests(ctx: ServiceContext, query: unknown = {}): Pr
   const q = parseInput(listSchema, query ?? {});
   const a = ctx.actor;
   const me = a.kind === 'person' ? a.userId : a.id;
-  let orgs: readonly string[] | 'all' = 'all';
-  if (a.kind === 'person') {
-    const deciding = organisationsWhere(a, 'request:approve');
-    const requesting = organisationsWhere(a, 'request:create');
-    orgs = [...new Set([...(deciding === 'all' ? [] : deciding), ...(requesting === 'all' ? [] : requesting)])];
-  }
+  const deciding = organisationsWhere(a, 'request:approve');
+  const requesting = organisationsWhere(a, 'request:create');
+  const orgs: readonly string[] | 'all' =
+    deciding === 'all' || requesting === 'all' ? 'all' : [...new Set([...deciding, ...requesting])];
   const params: unknown[] = [];
   const where: string[] = [];
   const add = (sql: string, value: unknown) => {

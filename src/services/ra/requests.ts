@@ -15,11 +15,13 @@ import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize, isAllowed, type Target } from '../../domain/policy.ts';
 import { optionalText, text } from '../../domain/text.ts';
 import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '../../storage/database.ts';
+import { registrarOfActor } from '../../storage/repositories/access-facts.ts';
 import { findPosition } from '../access.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
+import { positionTarget, requestTarget } from '../targets.ts';
 import { parseInput } from '../validation.ts';
-import { appointmentOf, insertRoleProfile, lockPerson, raAction } from './common.ts';
+import { insertRoleProfile, lockPerson, raAction } from './common.ts';
 
 export type RequestStatus = 'pending' | 'approved' | 'rejected' | 'withdrawn' | 'expired';
 export const requestStatuses = ['pending', 'approved', 'rejected', 'withdrawn', 'expired'] as const;
@@ -122,16 +124,6 @@ export function requireRequestId(id: string): string {
   return id;
 }
 
-function targetFor(r: { userId: string; requestedBy?: string }, position: Position): Target {
-  return {
-    odsCode: position.odsCode,
-    userId: r.userId,
-    positionAssignable: position.assignable,
-    appointsRole: appointmentOf(position),
-    ...(r.requestedBy ? { requestedBy: r.requestedBy } : {}),
-  };
-}
-
 async function activePosition(tx: Queryable, positionId: string): Promise<Position> {
   const position = await findPosition(tx, positionId);
   if (position?.status !== 'active') throw new AppError('position.not_found');
@@ -181,7 +173,7 @@ export async function requestAccess(
       return await ctx.db.transaction(async (tx) => {
         const person = await lockPerson(tx, r.userId);
         const position = await activePosition(tx, r.positionId);
-        const target = targetFor(r, position);
+        const target = await positionTarget(tx, ctx.clock, person.userId, position);
         const direct = isAllowed(ctx.actor, 'role_profile:assign', target);
         if (!direct) authorize(ctx.actor, 'request:create', target);
         if (person.status !== 'active') throw new AppError('role_profile.person_inactive', { status: person.status });
@@ -302,7 +294,7 @@ export async function approveRequest(
     const opts = parseInput(approveSchema, input ?? {});
     return ctx.db.transaction(async (tx) => {
       const { person, request, position } = await lockPending(tx, requestId);
-      authorize(ctx.actor, 'request:approve', targetFor(request, position));
+      authorize(ctx.actor, 'request:approve', await requestTarget(tx, ctx.clock, request, position));
       requireUndecided(ctx, request, opts.expectedVersion);
       return approveLocked(tx, ctx, request, position, person, opts.reason);
     });
@@ -353,7 +345,7 @@ export async function rejectRequest(ctx: ServiceContext, requestId: string, inpu
     const { reason, expectedVersion } = parseInput(decisionSchema, input);
     return ctx.db.transaction(async (tx) => {
       const { request, position } = await lockPending(tx, requestId);
-      authorize(ctx.actor, 'request:approve', targetFor(request, position));
+      authorize(ctx.actor, 'request:approve', await requestTarget(tx, ctx.clock, request, position));
       requireUndecided(ctx, request, expectedVersion);
       return closeRequest(tx, ctx, request, 'rejected', reason);
     });
@@ -372,8 +364,16 @@ export async function withdrawRequest(
     const { reason } = parseInput(z.object({ reason: optionalText(1000) }), input ?? {});
     return ctx.db.transaction(async (tx) => {
       const { request, position } = await lockPending(tx, requestId);
-      const target = targetFor({ userId: request.userId }, position);
-      authorize(ctx.actor, request.requestedBy === ctx.actor.id ? 'request:create' : 'request:approve', target);
+      // The requester withdraws what they asked for (themselves, or through the API client they registered); anyone
+      // else needs the power to decide it.
+      const requester =
+        request.requestedBy === ctx.actor.id ||
+        (ctx.actor.kind === 'person' && (await registrarOfActor(tx, request.requestedBy)) === ctx.actor.userId);
+      if (requester) {
+        authorize(ctx.actor, 'request:create', await positionTarget(tx, ctx.clock, request.userId, position));
+      } else {
+        authorize(ctx.actor, 'request:approve', await requestTarget(tx, ctx.clock, request, position));
+      }
       requireUndecided(ctx, request, undefined);
       return closeRequest(tx, ctx, request, 'withdrawn', reason);
     });
@@ -382,7 +382,9 @@ export async function withdrawRequest(
 
 /** Scheduled job: marks pending requests past their expiry as expired, in batches. Returns how many expired. */
 export async function expireRequests(ctx: ServiceContext, batchSize = 200): Promise<number> {
-  authorize(ctx.actor, 'request:approve');
+  // A scheduled job's work (the system), or the operator's: nobody's decision about one request.
+  if (ctx.actor.kind !== 'operator' && ctx.actor.kind !== 'system')
+    throw new AppError('auth.forbidden', { statement: 'request:approve' });
   let total = 0;
   for (;;) {
     const n = await ctx.db.transaction(async (tx) => {

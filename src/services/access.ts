@@ -10,7 +10,7 @@ import {
 import { laterDate, ukDate } from '../domain/dates.ts';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId, nationalIdFromSequence } from '../domain/identity/user-id.ts';
-import { authorize, type Target } from '../domain/policy.ts';
+import { authorize } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
 import { findPersonByUserId, nextNationalIdSequence } from '../storage/people.ts';
 import { activityInclusions, positionFacts } from '../storage/repositories/access-facts.ts';

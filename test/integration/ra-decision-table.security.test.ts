@@ -812,7 +812,8 @@ test(`[${backend}] the RA decision table: every door × actor × target answers 
         if (op.door === 'console' && actor === 'apiClient') continue;
         const self = selfOf[actor];
         // A self target belongs to each actor; others are reused until a cell changes them.
-        const subject = kind === 'self' ? await op.prepare(kind, self) : (fresh ??= await op.prepare(kind, self));
+        if (kind !== 'self' && fresh === null) fresh = await op.prepare(kind, self);
+        const subject = kind === 'self' ? await op.prepare(kind, self) : fresh!;
         const want = expected(op, actor, kind);
         const beforeState = await stateOf(subject);
         const res = await run(op, callers[actor], subject);

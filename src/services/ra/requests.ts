@@ -12,7 +12,7 @@ import type { Position, RoleProfile } from '../../domain/access/role-profile.ts'
 import { isCalendarDate, ukDate } from '../../domain/dates.ts';
 import { AppError } from '../../domain/errors.ts';
 import { isNationalId } from '../../domain/identity/user-id.ts';
-import { authorize, isAllowed, type Target } from '../../domain/policy.ts';
+import { authorize, isAllowed } from '../../domain/policy.ts';
 import { optionalText, text } from '../../domain/text.ts';
 import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '../../storage/database.ts';
 import { registrarOfActor } from '../../storage/repositories/access-facts.ts';

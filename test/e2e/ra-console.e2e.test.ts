@@ -85,7 +85,7 @@ before(async () => {
     sealer: testSealer,
     rp: relyingPartyFrom(config),
     card: cardConfigFrom(config),
-    transport,
+    outbox: app.outbox,
   };
   // Until app.ts registers them itself.
   if (!app.hasRoute({ method: 'GET', url: '/ra' })) registerRaConsole(app, deps);

@@ -32,6 +32,8 @@ export interface TestServer {
   clock: TestClock;
   /** Messages the server sent (one-time codes, warnings), as the person would receive them. */
   messages: OutgoingMessage[];
+  /** The messages once the outbox has delivered everything due (delivery follows the request, not inside it). */
+  delivered(): Promise<OutgoingMessage[]>;
   /** An operator context on the same database (the RA desk / CLI side of a journey). */
   operator(): ServiceContext;
   close(): Promise<void>;
@@ -67,6 +69,10 @@ export async function startTestServer(env: Record<string, string> = {}, givenPor
     config,
     clock,
     messages,
+    async delivered() {
+      await app.outbox.drain();
+      return messages;
+    },
     operator,
     async close() {
       await app.close();

@@ -5,7 +5,7 @@ import { type ExpiryForecast, expiryForecast } from '../services/expiry-forecast
 import type { OutboxSender } from '../services/notifications.ts';
 import type { Database } from '../storage/database.ts';
 
-/** How long one node reuses what it read from the database for a scrape (Prometheus scrapes every 15–60 s). */
+/** How long one node reuses the expiry forecast it read for a scrape (Prometheus scrapes every 15–60 s). */
 const READ_EVERY_MS = 30_000;
 
 /**
@@ -36,23 +36,22 @@ export function installOperationsMetrics(
   deps.outbox.events.onRetry = (n) => retried.inc(n);
   deps.outbox.events.onFailed = (n) => failed.inc(n);
 
-  let outboxRead: { at: number; queued: number; failed: number } | undefined;
+  // Read at every scrape (two counts on partial indexes); an unreachable database keeps the last values.
+  let outboxRead: { queued: number; failed: number } | undefined;
   new Gauge({
     name: 'opencis_notification_outbox',
     help: 'Messages in the outbox by state, across the cluster: queued (waiting or being retried) and failed.',
     labelNames: ['state'],
     registers: [registry],
     async collect() {
-      if (!outboxRead || Date.now() - outboxRead.at > READ_EVERY_MS) {
-        try {
-          const { rows } = await deps.db.query<{ status: string; n: number }>(
-            "SELECT status, count(*)::int AS n FROM notifications WHERE status IN ('queued', 'failed') GROUP BY status",
-          );
-          const of = (s: string) => Number(rows.find((r) => r.status === s)?.n ?? 0);
-          outboxRead = { at: Date.now(), queued: of('queued'), failed: of('failed') };
-        } catch {
-          // unreachable database: the last values stand
-        }
+      try {
+        const { rows } = await deps.db.query<{ status: string; n: number }>(
+          "SELECT status, count(*)::int AS n FROM notifications WHERE status IN ('queued', 'failed') GROUP BY status",
+        );
+        const of = (s: string) => Number(rows.find((r) => r.status === s)?.n ?? 0);
+        outboxRead = { queued: of('queued'), failed: of('failed') };
+      } catch {
+        // the last values stand
       }
       if (outboxRead) {
         this.set({ state: 'queued' }, outboxRead.queued);

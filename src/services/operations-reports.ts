@@ -36,7 +36,10 @@ export interface FailedNotificationLine {
 }
 
 /** Messages marked failed within the last `withinDays` days (30 by default), newest first. */
-export function failedNotificationsReport(ctx: ServiceContext, query: unknown = {}): Promise<FailedNotificationLine[]> {
+export async function failedNotificationsReport(
+  ctx: ServiceContext,
+  query: unknown = {},
+): Promise<FailedNotificationLine[]> {
   const { withinDays, limit } = parseInput(failedSchema, query ?? {});
   return raAction(
     ctx,
@@ -85,7 +88,7 @@ export function failedNotificationsReport(ctx: ServiceContext, query: unknown = 
 const forecastSchema = z.object({ days: z.coerce.number().int().min(1).max(366).default(365) });
 
 /** Expiries per day for the next `days` days (365: 12 months), with the days over the alert share marked. */
-export function expiryForecastReport(
+export async function expiryForecastReport(
   ctx: ServiceContext,
   alertPercent: number,
   query: unknown = {},

@@ -59,7 +59,15 @@ export async function startTestServer(env: Record<string, string> = {}, givenPor
   const transport: NotificationTransport = { send: async (m) => void messages.push(m) };
   const operator = () => testContext(t.db, { clock });
   await ensureCertificateAuthority(operator());
-  const app = await buildApp({ config, db: t.db, sealer: testSealer, clock, logger: false, transport });
+  // With NOTIFICATIONS_TRANSPORT given, the app sends through the real transport it names (SMTP, Notify).
+  const app = await buildApp({
+    config,
+    db: t.db,
+    sealer: testSealer,
+    clock,
+    logger: false,
+    ...(env.NOTIFICATIONS_TRANSPORT === undefined ? { transport } : {}),
+  });
   await app.listen({ port, host: '127.0.0.1' });
   return {
     url,

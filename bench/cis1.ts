@@ -511,7 +511,7 @@ async function main(): Promise<void> {
         sealer,
         rp: relyingPartyFrom(config),
         card,
-        transport: { send: async () => {} },
+        outbox: app.outbox,
       });
     }
     await app.listen({ port, host: '127.0.0.1' });

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { Redis } from 'ioredis';
@@ -8,13 +7,16 @@ import { z } from 'zod';
 import { registerAuthenticatorApi } from './api/authenticators.ts';
 import { registerCardAgentApi } from './api/card-agent.ts';
 import { registerClientApi } from './api/clients.ts';
+import { registerOperationsReports } from './api/operations.ts';
 import { registerRaApi } from './api/ra.ts';
 import { registerCis1Routes } from './cis1/routes.ts';
 import { type Config, trustProxyOption } from './config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
 import { errorBody, installErrorHandling } from './http/errors.ts';
 import { installMetrics } from './http/metrics.ts';
+import { installOperationsMetrics } from './http/operations-metrics.ts';
 import { installWeb } from './http/web.ts';
+import { transportFromConfig } from './notifications/transports.ts';
 import { mountOidc, type OidcHandle } from './oidc/mount.ts';
 import { registerPkiRoutes } from './pki/routes.ts';
 import { registerCardRenewalPages } from './portal/renew.ts';
@@ -23,7 +25,7 @@ import { registerRaConsole } from './ra/console/index.ts';
 import type { Sealer } from './secrets/sealer.ts';
 import { listCatalogue } from './services/catalogue.ts';
 import type { Clock } from './services/context.ts';
-import { fileTransport, type NotificationTransport } from './services/notifications.ts';
+import { createOutbox, type NotificationTransport, type OutboxSender } from './services/notifications.ts';
 import { registerSignInRoutes } from './signin/routes.ts';
 import type { Database } from './storage/database.ts';
 import { migrationStatus } from './storage/migrate.ts';
@@ -34,6 +36,8 @@ declare module 'fastify' {
     oidc: OidcHandle;
     /** Set on SIGTERM (main.ts): readiness answers 503 so the load balancer stops sending new requests. */
     draining: boolean;
+    /** This node's notification outbox: queues messages, delivers the due ones (polling from start to close). */
+    outbox: OutboxSender;
   }
 }
 
@@ -43,7 +47,7 @@ export interface AppDeps {
   clock: Clock;
   sealer: Sealer;
   logger: Logger | false;
-  /** Where messages to people go; default: the file transport (NOTIFICATIONS_FILE). */
+  /** What the outbox sends messages to people through; default: the one NOTIFICATIONS_TRANSPORT names. */
   transport?: NotificationTransport;
 }
 
@@ -116,7 +120,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // zod validates every input inside the handlers; the JSON schemas on routes document them for OpenAPI only.
   app.setValidatorCompiler(() => (data) => ({ value: data }));
 
-  installMetrics(app);
+  const registry = installMetrics(app);
+  const outbox = createOutbox({
+    db: deps.db,
+    sealer: deps.sealer,
+    transport: deps.transport ?? transportFromConfig(deps.config),
+    clock: deps.clock,
+    maxAttempts: deps.config.NOTIFICATIONS_MAX_ATTEMPTS,
+    logger: deps.logger === false ? undefined : deps.logger,
+  });
+  app.decorate('outbox', outbox);
+  installOperationsMetrics(registry, { db: deps.db, clock: deps.clock, config: deps.config, outbox });
+  app.addHook('onReady', async () => outbox.start());
+  // Registered before the routes' hooks: the outbox stops (its pass in flight finished) before the database closes.
+  app.addHook('onClose', async () => outbox.stop());
   await installWeb(app, { publicUrl: deps.config.PUBLIC_URL, cardAgentUrl: deps.config.CARD_AGENT_URL });
   const web: WebDeps = {
     config: deps.config,
@@ -125,9 +142,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     sealer: deps.sealer,
     rp: relyingPartyFrom(deps.config),
     card: cardConfigFrom(deps.config),
-    transport:
-      deps.transport ??
-      fileTransport(deps.config.NOTIFICATIONS_FILE ?? join(deps.config.DATA_DIR, 'outbox', 'notifications.jsonl')),
+    outbox,
   };
   registerSignInRoutes(app, web);
   registerPortalRoutes(app, web);
@@ -137,6 +152,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerAuthenticatorApi(app, web);
   registerClientApi(app, web);
   registerRaApi(app, web);
+  registerOperationsReports(app, web);
   registerRaConsole(app, web);
   // While Redis is down a request must fail fast (503 with Retry-After), not wait: a command waits for at most two
   // reconnection attempts (≤ 0.5 s apart) and one that gets no answer gives up after 2 s; ioredis keeps reconnecting.

@@ -132,11 +132,96 @@ export const configSchema = z.object({
     .url()
     .default('http://127.0.0.1:7327')
     .describe("Where OpenCIS pages find the card agent on the user's computer."),
+  NOTIFICATIONS_TRANSPORT: z
+    .enum(['file', 'smtp', 'notify'])
+    .default('file')
+    .describe(
+      'How messages to people (one-time codes, unlock codes, expiry warnings) are sent: `smtp` (email through SMTP_HOST), `notify` (GOV.UK Notify: email, and SMS with NOTIFY_SMS_TEMPLATE_ID), or `file` (development: appended to NOTIFICATIONS_FILE).',
+    ),
   NOTIFICATIONS_FILE: z
     .string()
     .optional()
     .describe(
-      'File the default notification transport appends messages to (JSON lines). Default: DATA_DIR/outbox/notifications.jsonl.',
+      'File the `file` notification transport appends messages to (JSON lines). Default: DATA_DIR/outbox/notifications.jsonl.',
+    ),
+  NOTIFICATIONS_MAX_ATTEMPTS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(50)
+    .default(10)
+    .describe(
+      'Tries to deliver a message (backoff from 30 s doubling to at most an hour between them) before it is marked failed and shown to the RA.',
+    ),
+  SMTP_HOST: z
+    .string()
+    .regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, 'must be a host name or address')
+    .optional()
+    .describe('Mail server for NOTIFICATIONS_TRANSPORT=smtp.'),
+  SMTP_PORT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(65535)
+    .optional()
+    .describe('Mail server port. Default: 587 with STARTTLS, 465 with SMTP_SECURITY=tls, 25 with none.'),
+  SMTP_SECURITY: z
+    .enum(['starttls', 'tls', 'none'])
+    .default('starttls')
+    .describe(
+      '`starttls` (the server must offer STARTTLS; the message is never sent in clear), `tls` (TLS from the first byte, port 465), or `none` (only to a relay on this machine: 127.0.0.1, ::1, localhost).',
+    ),
+  SMTP_USER: z.string().max(256).optional().describe('User name for SMTP authentication (with SMTP_PASSWORD).'),
+  SMTP_PASSWORD: z.string().max(1024).optional().describe('Password for SMTP authentication (with SMTP_USER).'),
+  SMTP_FROM: z
+    .string()
+    .regex(/^([^<>\r\n]{0,100}<[^\s@<>]+@[^\s@<>]+>|[^\s@<>]+@[^\s@<>]+)$/, 'must be an address, or Name <address>')
+    .optional()
+    .describe('Sender of the emails, e.g. `OpenCIS <no-reply@cis.example.nhs.uk>`. Required with smtp.'),
+  SMTP_CA_FILE: z
+    .string()
+    .optional()
+    .describe("PEM file of the CA certificates the mail server's certificate must chain to. Default: the system's."),
+  NOTIFY_API_KEY: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9_ -]*-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+      'must be a GOV.UK Notify API key: name-SERVICE_ID-SECRET (two UUIDs)',
+    )
+    .optional()
+    .describe('GOV.UK Notify API key for NOTIFICATIONS_TRANSPORT=notify.'),
+  NOTIFY_EMAIL_TEMPLATE_ID: z
+    .uuid('must be a template ID (a UUID)')
+    .optional()
+    .describe(
+      'Notify email template whose subject is `((subject))` and whose body is `((body))`. Required with notify.',
+    ),
+  NOTIFY_SMS_TEMPLATE_ID: z
+    .uuid('must be a template ID (a UUID)')
+    .optional()
+    .describe(
+      'Notify text message template whose body is `((body))`. Unset: no SMS, one-time codes go to the verified email.',
+    ),
+  NOTIFY_BASE_URL: z
+    .url()
+    .default('https://api.notifications.service.gov.uk')
+    .describe('GOV.UK Notify API (https; http only to this machine).'),
+  CARD_EXPIRY_SPREAD_DAYS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60)
+    .default(14)
+    .describe(
+      'Card certificates (new and renewed) expire on the least busy day within ± this many days of two years, so certificates issued together do not expire together. 0: exactly 730 days.',
+    ),
+  CARD_EXPIRY_ALERT_PERCENT: z.coerce
+    .number()
+    .min(0.1)
+    .max(100)
+    .default(5)
+    .describe(
+      "Share of the next 12 months' certificate expiries one day may hold before the expiry-wave alert metric fires (and the forecast marks the day).",
     ),
   RBAC_CATALOGUE: z
     .string()
@@ -164,6 +249,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const c = res.data;
+  const problems = notificationProblems(c);
+  if (problems.length > 0) throw new ConfigError(problems);
   return {
     ...c,
     PUBLIC_URL: (c.PUBLIC_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, ''),
@@ -202,4 +289,48 @@ function isProxyAddress(value: string): boolean {
   if (prefix === undefined) return true;
   if (!/^[0-9]{1,3}$/.test(prefix)) return false;
   return Number(prefix) <= (kind === 4 ? 32 : 128);
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+
+/** Settings of the notification transports that only make sense together; each problem names its variable. */
+function notificationProblems(c: RawConfig): string[] {
+  const problems: string[] = [];
+  const smtpSet = (
+    ['SMTP_HOST', 'SMTP_PORT', 'SMTP_USER', 'SMTP_PASSWORD', 'SMTP_FROM', 'SMTP_CA_FILE'] as const
+  ).filter((k) => c[k] !== undefined);
+  const notifySet = (['NOTIFY_API_KEY', 'NOTIFY_EMAIL_TEMPLATE_ID', 'NOTIFY_SMS_TEMPLATE_ID'] as const).filter(
+    (k) => c[k] !== undefined,
+  );
+  if (c.NOTIFICATIONS_TRANSPORT !== 'smtp' && smtpSet.length > 0) {
+    problems.push(`NOTIFICATIONS_TRANSPORT: is ${c.NOTIFICATIONS_TRANSPORT} but ${smtpSet.join(', ')} set (smtp?)`);
+  }
+  if (c.NOTIFICATIONS_TRANSPORT !== 'notify' && notifySet.length > 0) {
+    problems.push(`NOTIFICATIONS_TRANSPORT: is ${c.NOTIFICATIONS_TRANSPORT} but ${notifySet.join(', ')} set (notify?)`);
+  }
+  if (c.NOTIFICATIONS_TRANSPORT === 'smtp') {
+    if (!c.SMTP_HOST) problems.push('SMTP_HOST: required with NOTIFICATIONS_TRANSPORT=smtp');
+    if (!c.SMTP_FROM) problems.push('SMTP_FROM: required with NOTIFICATIONS_TRANSPORT=smtp');
+    if (c.SMTP_USER !== undefined && c.SMTP_PASSWORD === undefined) {
+      problems.push('SMTP_PASSWORD: required with SMTP_USER');
+    }
+    if (c.SMTP_PASSWORD !== undefined && c.SMTP_USER === undefined) {
+      problems.push('SMTP_USER: required with SMTP_PASSWORD');
+    }
+    // One-time codes and passwords must never cross a network in clear: no TLS is for a relay on this machine only.
+    if (c.SMTP_SECURITY === 'none' && c.SMTP_HOST && !LOOPBACK_HOSTS.has(c.SMTP_HOST.toLowerCase())) {
+      problems.push('SMTP_SECURITY: none is allowed only to a relay on this machine (127.0.0.1, ::1, localhost)');
+    }
+  }
+  if (c.NOTIFICATIONS_TRANSPORT === 'notify') {
+    if (!c.NOTIFY_API_KEY) problems.push('NOTIFY_API_KEY: required with NOTIFICATIONS_TRANSPORT=notify');
+    if (!c.NOTIFY_EMAIL_TEMPLATE_ID) {
+      problems.push('NOTIFY_EMAIL_TEMPLATE_ID: required with NOTIFICATIONS_TRANSPORT=notify');
+    }
+    const url = new URL(c.NOTIFY_BASE_URL);
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
+      problems.push('NOTIFY_BASE_URL: must be https (http only to this machine)');
+    }
+  }
+  return problems;
 }

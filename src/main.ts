@@ -1,12 +1,11 @@
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
 import { standardJobs } from './jobs/jobs.ts';
 import { registerJobs, startScheduler } from './jobs/scheduler.ts';
 import { createLogger } from './logger.ts';
+import { transportFromConfig } from './notifications/transports.ts';
 import { systemClock } from './services/context.ts';
-import { fileTransport } from './services/notifications.ts';
 import { prepareDatabase } from './services/startup.ts';
 import type { Database } from './storage/database.ts';
 
@@ -20,8 +19,9 @@ export interface RunningServer {
 /** Opens storage, migrates, loads the catalogue, seeds demo data on first start, listens; stops cleanly on SIGTERM. */
 export async function serve(config: Config, options: { handleSignals?: boolean } = {}): Promise<RunningServer> {
   const logger = createLogger(config.LOG_LEVEL);
+  // Before the database: a transport setting that cannot work (an unreadable SMTP_CA_FILE) stops the start here.
+  const transport = transportFromConfig(config);
   const { db, sealer, seededDemo } = await prepareDatabase(config, logger);
-  const transport = fileTransport(config.NOTIFICATIONS_FILE ?? join(config.DATA_DIR, 'outbox', 'notifications.jsonl'));
   const app = await buildApp({ config, db, sealer, clock: systemClock, logger, transport });
   const jobContext = {
     db,
@@ -31,7 +31,7 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
     requestId: null,
     allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
   };
-  const jobs = standardJobs(jobContext, transport, config.PUBLIC_URL);
+  const jobs = standardJobs(jobContext, app.outbox, config.PUBLIC_URL);
   await registerJobs(db, jobs);
   const scheduler = startScheduler(db, jobs, { logger });
   try {

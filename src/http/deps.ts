@@ -7,7 +7,7 @@ import type { Actor } from '../domain/policy.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { CardConfig } from '../services/cards.ts';
 import type { Clock, ServiceContext } from '../services/context.ts';
-import type { NotificationTransport } from '../services/notifications.ts';
+import type { NotificationOutbox } from '../services/notifications.ts';
 import { currentSession, type WebSession } from '../services/sessions.ts';
 import type { RelyingPartyConfig } from '../services/webauthn.ts';
 import type { Database } from '../storage/database.ts';
@@ -21,7 +21,7 @@ export interface WebDeps {
   sealer: Sealer;
   rp: RelyingPartyConfig;
   card: CardConfig;
-  transport: NotificationTransport;
+  outbox: NotificationOutbox;
 }
 
 export function relyingPartyFrom(config: Config): RelyingPartyConfig {
@@ -44,6 +44,7 @@ export function cardConfigFrom(config: Config): CardConfig {
     origin: new URL(config.PUBLIC_URL).origin,
     publicUrl: config.PUBLIC_URL,
     transportSoPin: config.CARD_TRANSPORT_SO_PIN,
+    expirySpreadDays: config.CARD_EXPIRY_SPREAD_DAYS,
   };
 }
 

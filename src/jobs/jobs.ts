@@ -4,7 +4,7 @@ import { currentCrl } from '../pki/crl.ts';
 import { appendAudit, sealAudit } from '../services/audit.ts';
 import { sendExpiryWarnings } from '../services/cards.ts';
 import type { ServiceContext } from '../services/context.ts';
-import type { NotificationTransport } from '../services/notifications.ts';
+import type { NotificationOutbox } from '../services/notifications.ts';
 import { expireRequests } from '../services/ra/requests.ts';
 import { recordSessionEnd } from '../services/sessions.ts';
 import type { Database } from '../storage/database.ts';
@@ -44,12 +44,12 @@ export async function vacuumEmbeddedDatabase(db: Database): Promise<number> {
 }
 
 /** Every scheduled job of a node (each runs once per period across the cluster). */
-export function standardJobs(ctx: ServiceContext, transport: NotificationTransport, publicUrl: string): Job[] {
+export function standardJobs(ctx: ServiceContext, outbox: NotificationOutbox, publicUrl: string): Job[] {
   return [
     ...(ctx.db.kind === 'pglite'
       ? [{ name: 'embedded-vacuum', everySeconds: 3_600, run: () => vacuumEmbeddedDatabase(ctx.db) }]
       : []),
-    { name: 'card-expiry-warnings', everySeconds: 6 * 3_600, run: () => sendExpiryWarnings(ctx, transport) },
+    { name: 'card-expiry-warnings', everySeconds: 6 * 3_600, run: () => sendExpiryWarnings(ctx, outbox) },
     { name: 'access-request-expiry', everySeconds: 3_600, run: () => expireRequests(ctx) },
     { name: 'role-profile-end-dates', everySeconds: 900, run: () => endRoleProfilesPastEndDate(ctx) },
     { name: 'oidc-purge-expired', everySeconds: 3_600, run: () => purgeExpiredPayloads(ctx.db) },

@@ -7,11 +7,14 @@ import {
   type KeyObject,
   X509Certificate as NodeCertificate,
   randomBytes,
+  randomInt,
   randomUUID,
   webcrypto,
 } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
+import { DAY_MS, expiryCandidates, leastBusyExpiry } from '../domain/credentials/expiry-spread.ts';
+import { ukDate } from '../domain/dates.ts';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import type { Sealer } from '../secrets/sealer.ts';
@@ -489,6 +492,11 @@ export interface IssueAuthenticationCertificateInput {
   publicKeySpki: Buffer;
   /** Default 730 (about two years, DOMAIN §6). Capped at the CA's own expiry. */
   validityDays?: number;
+  /**
+   * Expiry waves: end on the least busy day within ± this many days of the nominal end (CARD_EXPIRY_SPREAD_DAYS).
+   * Default 0: exactly validityDays.
+   */
+  expirySpreadDays?: number;
   notBefore?: Date;
   /** Base URL the certificate points relying parties to: `${publicUrl}/pki/crl`, `${publicUrl}/pki/ocsp`. */
   publicUrl: string;
@@ -579,13 +587,18 @@ async function issueIn(
   if (!Number.isInteger(days) || days < 1 || days > MAX_VALIDITY_DAYS) {
     throw new AppError('pki.invalid_validity', { validityDays: days });
   }
+  const spread = input.expirySpreadDays ?? 0;
+  if (!Number.isInteger(spread) || spread < 0 || spread > 60 || spread >= days) {
+    throw new AppError('pki.invalid_validity', { expirySpreadDays: spread });
+  }
   const spki = checkedPublicKey(input.publicKeySpki);
   const base = baseUrl(input.publicUrl);
   const authority = await requireActiveAuthority(tx);
   const notBefore = wholeSeconds(input.notBefore ?? ctx.clock.now());
-  const wanted = new Date(notBefore.getTime() + days * 86_400_000);
+  const nominal = new Date(notBefore.getTime() + days * 86_400_000);
+  const wanted = spread === 0 ? nominal : await leastBusyEnd(tx, nominal, spread);
   // A certificate should not outlive its issuer: relying parties would reject the chain anyway.
-  const notAfter = wanted > authority.notAfter ? authority.notAfter : wanted;
+  const notAfter = new Date(Math.min(wanted.getTime(), authority.notAfter.getTime()));
   if (notAfter <= notBefore) throw new AppError('pki.invalid_validity', { reason: 'the CA expires first' });
 
   const subject = authenticationSubject(input.userId);
@@ -644,6 +657,18 @@ async function issueIn(
     },
   });
   return { serial, der, pem: pemOf(der, 'CERTIFICATE'), notBefore, notAfter };
+}
+
+/** The least busy expiry day within ± spread days of the nominal end (domain/credentials/expiry-spread.ts). */
+async function leastBusyEnd(tx: Queryable, nominal: Date, spread: number): Promise<Date> {
+  const candidates = expiryCandidates(nominal, spread);
+  const { rows } = await tx.query<{ day: string; n: number }>(
+    `SELECT (not_after AT TIME ZONE 'Europe/London')::date::text AS day, count(*)::int AS n FROM pki_certificates
+     WHERE status = 'valid' AND purpose = 'authentication' AND not_after >= $1 AND not_after < $2 GROUP BY 1`,
+    [new Date(candidates[0]!.getTime() - DAY_MS), new Date(candidates.at(-1)!.getTime() + DAY_MS)],
+  );
+  const load = new Map(rows.map((r) => [r.day, Number(r.n)]));
+  return leastBusyExpiry(candidates, ukDate, load, (n) => randomInt(n));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
   app.post('/enrol/start', csrf, async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     try {
-      await startEnrolment(contextFor(deps, req), deps.transport, { email: body.email });
+      await startEnrolment(contextFor(deps, req), deps.outbox, { email: body.email });
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'request.invalid') throw err;
       return reply.page(
@@ -231,7 +231,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
   app.post('/card/unlock/request', csrf, async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     try {
-      await requestSelfServiceUnlock(contextFor(deps, req), deps.transport, { userId: body.userId });
+      await requestSelfServiceUnlock(contextFor(deps, req), deps.outbox, { userId: body.userId });
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'person.invalid_user_id') throw err;
       return reply.page(

@@ -11,7 +11,7 @@ import { findPersonByUserId } from '../storage/people.ts';
 import { appendAudit } from './audit.ts';
 import { consumeChallenge, createChallenge } from './challenges.ts';
 import type { ServiceContext } from './context.ts';
-import { type NotificationTransport, notify } from './notifications.ts';
+import type { NotificationOutbox } from './notifications.ts';
 import { redeemOneTimeCode, sendOneTimeCode } from './one-time-codes.ts';
 import { endSessionsOf, hashToken, type SignInResult } from './sessions.ts';
 import { personTarget } from './targets.ts';
@@ -31,6 +31,8 @@ export interface CardConfig {
   origin: string;
   publicUrl: string;
   transportSoPin: string | undefined;
+  /** Expiry waves: certificates end on the least busy day within ± this many days of two years (default 0). */
+  expirySpreadDays?: number;
 }
 
 export interface Card {
@@ -270,6 +272,7 @@ export async function certifyCard(
       cardId: card.card_id,
       publicKeySpki: spki,
       publicUrl: config.publicUrl,
+      expirySpreadDays: config.expirySpreadDays,
     });
     if (card.certificate_serial) await revokeCertificate(tx, agentCtx, card.certificate_serial, 'superseded');
     await tx.query(
@@ -324,7 +327,7 @@ export async function unlockGrant(ctx: ServiceContext, cardId: string, reason: s
  */
 export async function requestSelfServiceUnlock(
   ctx: ServiceContext,
-  transport: NotificationTransport,
+  outbox: NotificationOutbox,
   input: { userId: unknown },
 ): Promise<void> {
   if (typeof input.userId !== 'string' || !isNationalId(input.userId)) throw new AppError('person.invalid_user_id');
@@ -339,7 +342,7 @@ export async function requestSelfServiceUnlock(
   )[0];
   if (!card) return;
   try {
-    await sendOneTimeCode(ctx, transport, person, 'card_unlock', card.card_id);
+    await sendOneTimeCode(ctx, outbox, person, 'card_unlock', card.card_id);
   } catch (err) {
     if (err instanceof AppError && err.code === 'one_time_code.no_contact') return;
     throw err;
@@ -652,6 +655,7 @@ async function replaceCardCertificate(
       cardId: card.card_id,
       publicKeySpki: spki,
       publicUrl: config.publicUrl,
+      expirySpreadDays: config.expirySpreadDays,
     });
     await revokeCertificate(tx, ctx, certificateSerial, 'superseded');
     // Only if the card still holds the certificate proved with (a renewal racing another one fails whole).
@@ -676,7 +680,7 @@ async function replaceCardCertificate(
  * Expiry warnings at 90, 30 and 7 days before a card certificate expires. Each threshold is sent once (a dedupe key per
  * certificate and threshold), and only the nearest one that applies: a card found at 20 days gets the 30-day warning.
  */
-export async function sendExpiryWarnings(ctx: ServiceContext, transport: NotificationTransport): Promise<number> {
+export async function sendExpiryWarnings(ctx: ServiceContext, outbox: NotificationOutbox): Promise<number> {
   const now = ctx.clock.now();
   const rows = await cardsWhere(
     ctx.db,
@@ -689,9 +693,8 @@ export async function sendExpiryWarnings(ctx: ServiceContext, transport: Notific
     if (!person?.email) continue;
     const left = Math.ceil((new Date(card.not_after!).getTime() - now.getTime()) / 86_400_000);
     const threshold = [7, 30, 90].find((d) => left <= d)!;
-    const didSend = await notify(
+    const didSend = await outbox.queue(
       ctx.db,
-      transport,
       {
         userId: card.user_id,
         channel: 'email',
@@ -703,9 +706,10 @@ export async function sendExpiryWarnings(ctx: ServiceContext, transport: Notific
           'You can renew it yourself now: sign in and choose "Renew my card". After it expires you will need to visit your Registration Authority.',
       },
       now,
-      `expiry:${card.certificate_serial}:${threshold}`,
+      { dedupeKey: `expiry:${card.certificate_serial}:${threshold}` },
     );
     if (didSend) sent++;
   }
+  if (sent > 0) outbox.wake();
   return sent;
 }

@@ -6,7 +6,7 @@ import { findPersonByUserId } from '../storage/people.ts';
 import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
-import type { NotificationTransport } from './notifications.ts';
+import type { NotificationOutbox } from './notifications.ts';
 import { redeemOneTimeCode, sendOneTimeCode } from './one-time-codes.ts';
 import { hashToken, type SignInResult } from './sessions.ts';
 import { personTarget } from './targets.ts';
@@ -21,7 +21,7 @@ export const ENROLMENT_AMR = 'ENROLMENT';
 
 export async function startEnrolment(
   ctx: ServiceContext,
-  transport: NotificationTransport,
+  outbox: NotificationOutbox,
   input: { email: unknown },
 ): Promise<void> {
   const email = typeof input.email === 'string' ? input.email.trim().toLowerCase() : '';
@@ -35,7 +35,7 @@ export async function startEnrolment(
   // Same answer whether or not a code was sent: the page never reveals who is registered.
   if (rows.length !== 1) return;
   const person = (await findPersonByUserId(ctx.db, rows[0]!.user_id))!;
-  await sendOneTimeCode(ctx, transport, { ...person, mobile: null }, 'enrolment', null);
+  await sendOneTimeCode(ctx, outbox, { ...person, mobile: null }, 'enrolment', null);
 }
 
 export async function verifyEnrolment(

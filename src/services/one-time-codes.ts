@@ -4,7 +4,7 @@ import type { Person } from '../domain/identity/person.ts';
 import type { Queryable } from '../storage/database.ts';
 import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import type { ServiceContext } from './context.ts';
-import { type NotificationTransport, notify } from './notifications.ts';
+import type { Channel, NotificationOutbox } from './notifications.ts';
 import { hashToken } from './sessions.ts';
 
 /** One-time codes: 8 digits, valid 15 minutes, single use (DOMAIN §6 self-service unlock); 5 wrong tries void one. */
@@ -13,11 +13,17 @@ const MAX_TRIES_PER_CODE = 5;
 
 export type CodePurpose = 'card_unlock' | 'enrolment';
 
-/** The verified contact a code goes to: the verified mobile first (faster), else the verified email. */
+/**
+ * The verified contact a code goes to: the verified mobile first (faster) when text messages can be sent, else the
+ * verified email.
+ */
 export function verifiedContact(
   person: Person & { emailVerifiedAt?: string | null; mobileVerifiedAt?: string | null },
+  channels: ReadonlySet<Channel> = new Set(['email', 'mobile']),
 ) {
-  if (person.mobile && person.mobileVerifiedAt) return { channel: 'mobile' as const, to: person.mobile };
+  if (person.mobile && person.mobileVerifiedAt && channels.has('mobile')) {
+    return { channel: 'mobile' as const, to: person.mobile };
+  }
   if (person.email && person.emailVerifiedAt) return { channel: 'email' as const, to: person.email };
   return null;
 }
@@ -33,18 +39,27 @@ export async function contactVerification(q: Queryable, userId: string) {
   };
 }
 
-/** Sends a new code (voiding earlier unused ones for the same purpose and subject). The code is never stored. */
+/**
+ * Sends a new code (voiding earlier unused ones for the same purpose and subject). The code and its message are
+ * written together, so a code exists only with a message on its way; only its hash is kept, and the message's sealed
+ * content is erased once sent (notifications.ts).
+ */
 export async function sendOneTimeCode(
   ctx: ServiceContext,
-  transport: NotificationTransport,
+  outbox: NotificationOutbox,
   person: Person,
   purpose: CodePurpose,
   subjectId: string | null,
 ): Promise<{ channel: 'email' | 'mobile' }> {
-  const contact = verifiedContact({ ...person, ...(await contactVerification(ctx.db, person.userId)) });
+  const contact = verifiedContact(
+    { ...person, ...(await contactVerification(ctx.db, person.userId)) },
+    outbox.channels,
+  );
   if (!contact) throw new AppError('one_time_code.no_contact');
   const code = String(randomInt(0, 100_000_000)).padStart(8, '0');
   const now = ctx.clock.now();
+  const expiresAt = new Date(now.getTime() + CODE_TTL_MS);
+  const what = purpose === 'card_unlock' ? 'unlock your smartcard' : 'add a way to sign in';
   await ctx.db.transaction(async (tx) => {
     await tx.query('UPDATE one_time_codes SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL', [
       person.userId,
@@ -61,25 +76,26 @@ export async function sendOneTimeCode(
         subjectId,
         contact.channel,
         hashToken(`${purpose}:${code}`),
-        new Date(now.getTime() + CODE_TTL_MS),
+        expiresAt,
         now,
       ],
     );
+    await outbox.queue(
+      tx,
+      {
+        userId: person.userId,
+        channel: contact.channel,
+        to: contact.to,
+        template: `one_time_code.${purpose}`,
+        subject: 'Your OpenCIS code',
+        text: `Your code to ${what} is ${code}. It expires in 15 minutes. Never share it: nobody from the NHS will ask you for it.`,
+      },
+      now,
+      // A code that arrives after it has expired is of no use: it is marked failed instead.
+      { deliverBy: expiresAt },
+    );
   });
-  const what = purpose === 'card_unlock' ? 'unlock your smartcard' : 'add a way to sign in';
-  await notify(
-    ctx.db,
-    transport,
-    {
-      userId: person.userId,
-      channel: contact.channel,
-      to: contact.to,
-      template: `one_time_code.${purpose}`,
-      subject: 'Your OpenCIS code',
-      text: `Your code to ${what} is ${code}. It expires in 15 minutes. Never share it: nobody from the NHS will ask you for it.`,
-    },
-    now,
-  );
+  outbox.wake();
   return { channel: contact.channel };
 }
 

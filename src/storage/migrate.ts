@@ -35,12 +35,83 @@ export interface MigrationStatus {
   latest: number;
 }
 
-export async function migrate(db: Database, dir?: string): Promise<{ applied: Migration[] }> {
+/** A database whose migration history this version must not build on; the message says what happened and what to do. */
+export class MigrationHistoryError extends Error {}
+
+interface AppliedMigration {
+  version: number;
+  name: string;
+  checksum: string;
+}
+
+const label = (m: { version: number; name: string }) => `${String(m.version).padStart(4, '0')}_${m.name}`;
+
+/**
+ * Safe upgrades: refuses a history that a fresh database would not have. A shipped migration edited after it was
+ * applied (its checksum differs) or renamed; a migration in the database that this version does not ship (migrated
+ * by a newer version, or renumbered); and a gap filled out of order — a migration not applied while a later one is
+ * (0011, 0013, 0012, 0014 landed that way once: a database migrated between saw 0012 after 0013).
+ */
+export function checkMigrationHistory(
+  applied: readonly AppliedMigration[],
+  shipped: readonly Migration[],
+  options: { allowOutOfOrder?: boolean } = {},
+): void {
+  const byVersion = new Map(shipped.map((m) => [m.version, m]));
+  for (const a of applied) {
+    const m = byVersion.get(a.version);
+    if (!m) {
+      throw new MigrationHistoryError(
+        `this database has migration ${label(a)}, which this version of OpenCIS does not ship: it was migrated by a newer version (or one whose migrations were renumbered). Start the version that migrated it.`,
+      );
+    }
+    if (m.name !== a.name) {
+      throw new MigrationHistoryError(
+        `migration ${String(a.version).padStart(4, '0')} is "${a.name}" in this database but "${m.name}" in this version: a shipped migration was renamed or renumbered. Restore it; changes go in a new migration.`,
+      );
+    }
+    if (m.checksum !== a.checksum) {
+      throw new MigrationHistoryError(
+        `migration ${label(m)} was edited after it was applied to this database (applied with checksum ${a.checksum.slice(0, 12)}…, the shipped file has ${m.checksum.slice(0, 12)}…). Shipped migrations are never edited: restore the file and put the change in a new migration.`,
+      );
+    }
+  }
+  if (options.allowOutOfOrder) return;
+  const latest = applied.reduce<AppliedMigration | undefined>(
+    (a, b) => (!a || b.version > a.version ? b : a),
+    undefined,
+  );
+  const done = new Set(applied.map((a) => a.version));
+  const gap = shipped.find((m) => latest && m.version < latest.version && !done.has(m.version));
+  if (gap && latest) {
+    throw new MigrationHistoryError(
+      `migration ${label(gap)} is not applied to this database but the later ${label(latest)} is: it arrived out of order, and applying it now would run it after ${label(latest)}, unlike on a fresh database. Check that it does not depend on or conflict with the later migrations, then apply it with \`opencis migrate --allow-out-of-order\`.`,
+    );
+  }
+}
+
+async function appliedMigrations(q: Pick<Database, 'query'>): Promise<AppliedMigration[]> {
+  const { rows } = await q.query<AppliedMigration>(
+    'SELECT version, name, checksum FROM schema_migrations ORDER BY version',
+  );
+  return rows.map((r) => ({ version: Number(r.version), name: r.name, checksum: r.checksum }));
+}
+
+export async function migrate(
+  db: Database,
+  dir?: string,
+  options: { allowOutOfOrder?: boolean } = {},
+): Promise<{ applied: Migration[] }> {
   await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()
   )`);
+  const shipped = listMigrations(dir);
+  await db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock(727274)');
+    checkMigrationHistory(await appliedMigrations(tx), shipped, options);
+  });
   const applied: Migration[] = [];
-  for (const m of listMigrations(dir)) {
+  for (const m of shipped) {
     const done = await db.transaction(async (tx) => {
       // The lock makes two nodes starting at once apply each migration exactly once.
       await tx.query('SELECT pg_advisory_xact_lock(727274)');
@@ -50,8 +121,8 @@ export async function migrate(db: Database, dir?: string): Promise<{ applied: Mi
       );
       if (rows[0]) {
         if (rows[0].checksum !== m.checksum) {
-          throw new Error(
-            `migration ${m.version}_${m.name} was changed after it was applied (migrations are forward only)`,
+          throw new MigrationHistoryError(
+            `migration ${label(m)} was changed after it was applied (migrations are forward only)`,
           );
         }
         return false;

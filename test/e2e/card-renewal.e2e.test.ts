@@ -106,7 +106,11 @@ before(async () => {
   const port = await freePort();
   const url = `http://localhost:${port}`;
   agent = await startCardAgent({ modulePath: MODULE, port: 0, allowedOrigins: [url], serverUrl: url, log: () => {} });
-  server = await startTestServer({ CARD_TRANSPORT_SO_PIN: TRANSPORT_SO_PIN, CARD_AGENT_URL: agent.url }, port);
+  // The journey counts days from exactly 730 (renewal window, expiry): no expiry spread.
+  server = await startTestServer(
+    { CARD_TRANSPORT_SO_PIN: TRANSPORT_SO_PIN, CARD_AGENT_URL: agent.url, CARD_EXPIRY_SPREAD_DAYS: '0' },
+    port,
+  );
   browser = await launchBrowser();
 
   // The RA desk: a verified person, a card issued on the token in the reader, the holder sets a passcode.

@@ -74,6 +74,8 @@ before(async () => {
     WEBAUTHN_ATTESTATION_ROOTS: rootsFile,
     CARD_TRANSPORT_SO_PIN: TRANSPORT_SO_PIN,
     CARD_AGENT_URL: agent.url,
+    // The journey moves the clock past exactly 730 days: no expiry spread.
+    CARD_EXPIRY_SPREAD_DAYS: '0',
   });
   await ensureCertificateAuthority(op());
   const transport = { send: async () => {} };
@@ -85,7 +87,7 @@ before(async () => {
     sealer: testSealer,
     rp: relyingPartyFrom(config),
     card: cardConfigFrom(config),
-    transport,
+    outbox: app.outbox,
   };
   // Until app.ts registers them itself.
   if (!app.hasRoute({ method: 'GET', url: '/ra' })) registerRaConsole(app, deps);

@@ -117,7 +117,9 @@ test('smartcard sign-in through the card agent; 3 wrong passcodes lock the card;
   await page.click('button[type=submit]');
   await page.waitForSelector('#unlock-code');
   await assertAccessible(page, 'unlock code page');
-  const message = server.messages.find((m) => m.userId === userId && m.template === 'one_time_code.card_unlock');
+  const message = (await server.delivered()).find(
+    (m) => m.userId === userId && m.template === 'one_time_code.card_unlock',
+  );
   assert.ok(message, 'a code was sent');
   assert.equal(message.to, 'aoife.oconnor@example.nhs.uk');
   const code = /is (\d{8})/.exec(message.text)![1]!;
@@ -131,7 +133,7 @@ test('smartcard sign-in through the card agent; 3 wrong passcodes lock the card;
   await page.fill('#userId', userId);
   await page.click('button[type=submit]');
   await page.waitForSelector('#unlock-code');
-  const message2 = server.messages
+  const message2 = (await server.delivered())
     .filter((m) => m.userId === userId && m.template === 'one_time_code.card_unlock')
     .at(-1)!;
   await page.fill('#unlock-code', /is (\d{8})/.exec(message2.text)![1]!);

@@ -179,7 +179,7 @@ test('an authenticator app: enrolment through the self-service route, sign-in at
   await page.fill('#email', 'Kwame.Mensah@example.nhs.uk');
   await page.click('button[type=submit]');
   await page.waitForSelector('#niNumber');
-  const message = server.messages.filter((m) => m.template === 'one_time_code.enrolment').at(-1);
+  const message = (await server.delivered()).filter((m) => m.template === 'one_time_code.enrolment').at(-1);
   assert.ok(message);
   await page.fill('#code', /is (\d{8})/.exec(message.text)![1]!);
   await page.fill('#niNumber', 'jg 10 37 59 d');

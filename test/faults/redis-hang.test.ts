@@ -53,10 +53,7 @@ test('Redis hanging (SIGSTOP) under load: 503s within seconds, never a hang or a
   // on Redis after 2 s).
   const reasons = result.recorder.errorReasons().map(([r]) => r);
   assert.ok(reasons.length > 0, 'requests needing Redis were refused while it hung');
-  const slowest = result.recorder
-    .summary(result.seconds)
-    .reduce((m, r) => (Number.isFinite(r.max) ? Math.max(m, r.max) : m), 0);
-  assert.ok(slowest < 15_000, `a request took ${slowest} ms`);
+  // (A request left waiting would have failed with the load generator's timeout, not a 503: assertOutageHandled.)
 
   // Nothing Redis held was lost: the tokens issued before the hang still work.
   for (const t of earlier) assert.ok(await flows.userinfo(t.accessToken));

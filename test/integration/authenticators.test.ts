@@ -21,19 +21,24 @@ import {
   startCardChallenge,
   startCardIssue,
 } from '../../src/services/cards.ts';
-import type { NotificationTransport, OutgoingMessage } from '../../src/services/notifications.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { currentSession, startSession } from '../../src/services/sessions.ts';
 import { confirmTotpEnrolment, signInWithTotp, startTotpEnrolment } from '../../src/services/totp.ts';
 import { SoftwareCardKey } from '../support/card.ts';
 import { TestClock, testContext } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { recordingOutbox } from '../support/outbox.ts';
 
 let t: TestDatabase;
 const clock = new TestClock(new Date('2026-11-26T09:00:00Z'));
 const ctx = () => testContext(t.db, { clock });
-const sent: OutgoingMessage[] = [];
-const transport: NotificationTransport = { send: async (m) => void sent.push(m) };
+let sent: ReturnType<typeof recordingOutbox>['sent'];
+let outbox: ReturnType<typeof recordingOutbox>['outbox'];
+/** Runs the action, then lets the outbox deliver what it queued (delivery follows the action, not inside it). */
+async function delivering(action: Promise<unknown>): Promise<void> {
+  await action;
+  await outbox.drain();
+}
 const cardConfig: CardConfig = {
   origin: 'http://localhost:3000',
   publicUrl: 'http://localhost:3000',
@@ -43,6 +48,7 @@ let n = 0;
 
 before(async () => {
   t = await createTestDatabase();
+  ({ sent, outbox } = recordingOutbox(t.db, clock));
   await ensureCertificateAuthority(ctx());
 });
 after(() => t.close());
@@ -216,7 +222,7 @@ test(`[${backend}] self-service unlock: a code to the verified contact, valid 15
   const { card, certificate, tokenSerial } = await issueCard(p.userId);
   await reportCardEvent(ctx(), { tokenSerial, event: 'locked', certificate });
   sent.length = 0;
-  await requestSelfServiceUnlock(ctx(), transport, { userId: p.userId });
+  await delivering(requestSelfServiceUnlock(ctx(), outbox, { userId: p.userId }));
   assert.equal(sent.length, 1);
   assert.equal(sent[0]!.channel, 'email', 'the mobile is not verified, so the email is used');
   const code = /code to unlock your smartcard is (\d{8})/.exec(sent[0]!.text)?.[1];
@@ -237,7 +243,7 @@ test(`[${backend}] self-service unlock: a code to the verified contact, valid 15
   // an expired code
   await reportCardEvent(ctx(), { tokenSerial, event: 'locked', certificate });
   sent.length = 0;
-  await requestSelfServiceUnlock(ctx(), transport, { userId: p.userId });
+  await delivering(requestSelfServiceUnlock(ctx(), outbox, { userId: p.userId }));
   const code2 = /is (\d{8})/.exec(sent[0]!.text)![1];
   clock.advanceDays(16 / 1440);
   assert.equal(
@@ -246,7 +252,7 @@ test(`[${backend}] self-service unlock: a code to the verified contact, valid 15
   );
   // unknown people get the same silence as known ones
   sent.length = 0;
-  await requestSelfServiceUnlock(ctx(), transport, { userId: nationalIdFromSequence(99_999_999_999n) });
+  await delivering(requestSelfServiceUnlock(ctx(), outbox, { userId: nationalIdFromSequence(99_999_999_999n) }));
   assert.equal(sent.length, 0);
 });
 
@@ -254,7 +260,7 @@ test(`[${backend}] guessing one-time codes locks the person out before the code 
   const p = await newPerson();
   const { certificate, tokenSerial } = await issueCard(p.userId);
   await reportCardEvent(ctx(), { tokenSerial, event: 'locked', certificate });
-  await requestSelfServiceUnlock(ctx(), transport, { userId: p.userId });
+  await delivering(requestSelfServiceUnlock(ctx(), outbox, { userId: p.userId }));
   const codes: string[] = [];
   for (let i = 0; i < 6; i++)
     codes.push(
@@ -295,13 +301,13 @@ test(`[${backend}] expiry warnings go out at 90, 30 and 7 days, each once`, asyn
   const mine = () => sent.filter((m) => m.userId === p.userId).map((m) => m.template);
   sent.length = 0;
   clock.advanceDays(730 - 89);
-  await sendExpiryWarnings(ctx(), transport);
-  await sendExpiryWarnings(ctx(), transport);
+  await delivering(sendExpiryWarnings(ctx(), outbox));
+  await delivering(sendExpiryWarnings(ctx(), outbox));
   assert.deepEqual(mine(), ['card.expiry_warning.90']);
   clock.advanceDays(60);
-  await sendExpiryWarnings(ctx(), transport);
+  await delivering(sendExpiryWarnings(ctx(), outbox));
   clock.advanceDays(23);
-  await sendExpiryWarnings(ctx(), transport);
+  await delivering(sendExpiryWarnings(ctx(), outbox));
   assert.deepEqual(mine(), ['card.expiry_warning.90', 'card.expiry_warning.30', 'card.expiry_warning.7']);
   clock.advanceDays(-(730 - 89 + 60 + 23));
 });

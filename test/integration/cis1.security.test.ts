@@ -61,7 +61,7 @@ before(async () => {
       sealer: testSealer,
       rp: relyingPartyFrom(config),
       card: cardConfigFrom(config),
-      transport,
+      outbox: app.outbox,
     };
     registerCis1Routes(app, deps);
   }

@@ -186,3 +186,21 @@ test('a bad setting is reported clearly and exits 2', async () => {
   assert.match(res.stderr, /DATABASE_URL: must be a postgres:\/\/ URL/);
   assert.match(res.stderr, /PORT/);
 });
+
+test(`[${backend}] serve refuses bad notification settings before it starts, naming the variable`, async () => {
+  const noHost = await runOpencis(['serve'], { ...env, NOTIFICATIONS_TRANSPORT: 'smtp', SMTP_FROM: 'a@b.nhs.uk' });
+  assert.equal(noHost.code, 2);
+  assert.match(noHost.stderr, /SMTP_HOST: required with NOTIFICATIONS_TRANSPORT=smtp/);
+  const noCa = await runOpencis(['serve'], {
+    ...env,
+    NOTIFICATIONS_TRANSPORT: 'smtp',
+    SMTP_HOST: 'mail.example.nhs.uk',
+    SMTP_FROM: 'a@b.nhs.uk',
+    SMTP_CA_FILE: '/nonexistent/ca.pem',
+  });
+  assert.equal(noCa.code, 2);
+  assert.match(noCa.stderr, /SMTP_CA_FILE: cannot be read/);
+  const badKey = await runOpencis(['serve'], { ...env, NOTIFICATIONS_TRANSPORT: 'notify', NOTIFY_API_KEY: 'x' });
+  assert.equal(badKey.code, 2);
+  assert.match(badKey.stderr, /NOTIFY_API_KEY: must be a GOV.UK Notify API key/);
+});

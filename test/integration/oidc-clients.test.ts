@@ -80,7 +80,7 @@ before(async () => {
       sealer: testSealer,
       rp: relyingPartyFrom(config),
       card: cardConfigFrom(config),
-      transport,
+      outbox: app.outbox,
     });
   }
   await app.listen({ port, host: '127.0.0.1' });

@@ -130,7 +130,7 @@ before(async () => {
     sealer: testSealer,
     rp: relyingPartyFrom(config),
     card: cardConfigFrom(config),
-    transport: { send: async () => {} },
+    outbox: app.outbox,
   };
   // Until app.ts registers them itself.
   if (!app.hasRoute({ method: 'GET', url: '/ra' })) registerRaConsole(app, deps);

@@ -1017,7 +1017,7 @@ async function httpApp(): Promise<FastifyInstance> {
       sealer: testSealer,
       rp: relyingPartyFrom(config),
       card: cardConfigFrom(config),
-      transport: { send: async () => {} },
+      outbox: app.outbox,
     });
   }
   return app;

@@ -32,6 +32,8 @@ export interface TestServer {
   clock: TestClock;
   /** Messages the server sent (one-time codes, warnings), as the person would receive them. */
   messages: OutgoingMessage[];
+  /** The messages once the outbox has delivered everything due (delivery follows the request, not inside it). */
+  delivered(): Promise<OutgoingMessage[]>;
   /** An operator context on the same database (the RA desk / CLI side of a journey). */
   operator(): ServiceContext;
   close(): Promise<void>;
@@ -57,7 +59,15 @@ export async function startTestServer(env: Record<string, string> = {}, givenPor
   const transport: NotificationTransport = { send: async (m) => void messages.push(m) };
   const operator = () => testContext(t.db, { clock });
   await ensureCertificateAuthority(operator());
-  const app = await buildApp({ config, db: t.db, sealer: testSealer, clock, logger: false, transport });
+  // With NOTIFICATIONS_TRANSPORT given, the app sends through the real transport it names (SMTP, Notify).
+  const app = await buildApp({
+    config,
+    db: t.db,
+    sealer: testSealer,
+    clock,
+    logger: false,
+    ...(env.NOTIFICATIONS_TRANSPORT === undefined ? { transport } : {}),
+  });
   await app.listen({ port, host: '127.0.0.1' });
   return {
     url,
@@ -67,6 +77,10 @@ export async function startTestServer(env: Record<string, string> = {}, givenPor
     config,
     clock,
     messages,
+    async delivered() {
+      await app.outbox.drain();
+      return messages;
+    },
     operator,
     async close() {
       await app.close();

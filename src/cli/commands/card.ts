@@ -1,6 +1,6 @@
-import { join } from 'node:path';
 import { loadConfig } from '../../config.ts';
 import { cardConfigFrom } from '../../http/deps.ts';
+import { transportFromConfig } from '../../notifications/transports.ts';
 import {
   type CancelReason,
   cancelCard,
@@ -10,7 +10,8 @@ import {
   startCardIssue,
   unlockGrant,
 } from '../../services/cards.ts';
-import { fileTransport } from '../../services/notifications.ts';
+import { expiryForecast } from '../../services/expiry-forecast.ts';
+import { createOutbox } from '../../services/notifications.ts';
 import type { Command } from '../command.ts';
 import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
@@ -19,13 +20,14 @@ import { UsageError } from '../io.ts';
 const reasons: CancelReason[] = ['lost', 'stolen', 'damaged', 'leaver', 'replaced', 'other'];
 
 export const cardCommand: Command = {
-  summary: 'Smartcard lifecycle: issue, passcode and unlock grants, cancel, list, expiry warnings',
+  summary: 'Smartcard lifecycle: issue, passcode and unlock grants, cancel, list, expiry warnings and forecast',
   help: `Usage: opencis card issue USER_ID [--kind physical|virtual]
        opencis card passcode-grant CARD_ID
        opencis card unlock CARD_ID --reason TEXT
        opencis card cancel CARD_ID --reason ${reasons.join('|')}
        opencis card list USER_ID
        opencis card expiry-warnings
+       opencis card forecast [--days 1-366] [--alert-percent 0.1-100] [--json]
 
 issue            starts issuing a card to a verified (IAL3) person and prints the card ID and a one-time grant (valid
                  10 minutes) for the card agent at the desk: opencis-card-agent issue --grant GRANT
@@ -33,9 +35,22 @@ passcode-grant   after issue, a grant for the holder to set their first passcode
 unlock           with the holder present and verified: a grant to unlock the card and set a new passcode
 cancel           revokes the card's certificate at once (CRL and OCSP) and ends its sessions
 list             the person's cards and their status
-expiry-warnings  sends the 90/30/7-day certificate expiry warnings due now (each once)`,
+expiry-warnings  queues the 90/30/7-day certificate expiry warnings due now (each once) and sends them through
+                 NOTIFICATIONS_TRANSPORT; what cannot be sent now the server's outbox retries
+forecast         certificates expiring per day over the next 365 days (or --days), the days holding more than
+                 --alert-percent (default CARD_EXPIRY_ALERT_PERCENT) of them marked WAVE`,
   async run(args, io) {
-    const { values, positionals } = parseOptions(args, { kind: { type: 'string' }, reason: { type: 'string' } }, 2);
+    const { values, positionals } = parseOptions(
+      args,
+      {
+        kind: { type: 'string' },
+        reason: { type: 'string' },
+        days: { type: 'string' },
+        'alert-percent': { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      2,
+    );
     const [verb, id] = positionals;
     const config = loadConfig();
     switch (verb) {
@@ -77,15 +92,65 @@ expiry-warnings  sends the 90/30/7-day certificate expiry warnings due now (each
         return 0;
       }
       case 'expiry-warnings': {
-        const transport = fileTransport(
-          config.NOTIFICATIONS_FILE ?? join(config.DATA_DIR, 'outbox', 'notifications.jsonl'),
+        const transport = transportFromConfig(config);
+        const { queued, sent } = await withOperatorContext(async (ctx) => {
+          const outbox = createOutbox({
+            db: ctx.db,
+            sealer: ctx.sealer,
+            transport,
+            clock: ctx.clock,
+            maxAttempts: config.NOTIFICATIONS_MAX_ATTEMPTS,
+          });
+          try {
+            const n = await sendExpiryWarnings(ctx, outbox);
+            return { queued: n, sent: (await outbox.drain()).sent };
+          } finally {
+            await outbox.stop();
+          }
+        });
+        io.out(
+          `${queued} expiry warning${queued === 1 ? '' : 's'} queued, ${sent} message${sent === 1 ? '' : 's'} sent`,
         );
-        const n = await withOperatorContext((ctx) => sendExpiryWarnings(ctx, transport));
-        io.out(`${n} expiry warning${n === 1 ? '' : 's'} sent`);
+        return 0;
+      }
+      case 'forecast': {
+        if (id) throw new UsageError(`unexpected argument "${id}"`);
+        const days = values.days === undefined ? 365 : Number(values.days);
+        if (!/^[0-9]{1,3}$/.test(values.days ?? '365') || days < 1 || days > 366) {
+          throw new UsageError('--days is a whole number of days from 1 to 366');
+        }
+        const alertPercent =
+          values['alert-percent'] === undefined ? config.CARD_EXPIRY_ALERT_PERCENT : Number(values['alert-percent']);
+        if (
+          !/^[0-9]{1,3}(\.[0-9]+)?$/.test(values['alert-percent'] ?? '5') ||
+          !(alertPercent >= 0.1 && alertPercent <= 100)
+        ) {
+          throw new UsageError('--alert-percent is a percentage from 0.1 to 100');
+        }
+        const f = await withOperatorContext((ctx) => expiryForecast(ctx.db, ctx.clock.now(), { days, alertPercent }));
+        if (values.json) {
+          io.out(JSON.stringify(f, null, 2));
+          return 0;
+        }
+        io.out(
+          `Card certificates expiring per day, ${f.from} to ${f.to} (UK dates): ${f.total} in all. ` +
+            `A day with more than ${f.threshold} (${alertPercent}% of them, at least 10) is a WAVE.`,
+        );
+        const widest = f.peak?.expiring ?? 0;
+        for (const d of f.days) {
+          if (d.expiring === 0) continue;
+          const bar = '#'.repeat(Math.max(1, Math.round((d.expiring / widest) * 40)));
+          io.out(`${d.date}  ${String(d.expiring).padStart(7)}  ${bar}${d.wave ? '  WAVE' : ''}`);
+        }
+        io.out(
+          f.waveDays.length === 0
+            ? 'No expiry wave.'
+            : `${f.waveDays.length} day${f.waveDays.length === 1 ? '' : 's'} over the threshold: an expiry wave.`,
+        );
         return 0;
       }
       default:
-        throw new UsageError('expected issue, passcode-grant, unlock, cancel, list or expiry-warnings');
+        throw new UsageError('expected issue, passcode-grant, unlock, cancel, list, expiry-warnings or forecast');
     }
   },
 };

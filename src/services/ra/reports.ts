@@ -17,7 +17,7 @@ const withinSchema = (defaultDays: number) =>
   z.object({ withinDays: z.coerce.number().int().min(1).max(366).default(defaultDays), limit: limitField });
 
 /** The organisations the report may cover: null for every organisation; refused when there are none. */
-function scopeOf(ctx: ServiceContext): string[] | null {
+export function reportScope(ctx: ServiceContext): string[] | null {
   const orgs = organisationsWhere(ctx.actor, 'report:view');
   if (orgs === 'all') return null;
   if (orgs.length === 0) throw new AppError('auth.forbidden', { statement: 'report:view' });
@@ -32,7 +32,7 @@ const IN_SCOPE = (alias: string, param: string) =>
   `(${param}::text[] IS NULL OR EXISTS (SELECT 1 FROM person_orgs spo WHERE spo.user_id = ${alias}.user_id AND spo.ods_code = ANY(${param})))`;
 
 async function report<T>(ctx: ServiceContext, name: string, run: (scope: string[] | null) => Promise<T>): Promise<T> {
-  return raAction(ctx, `report.${name}`, { targetType: 'report', targetId: name }, async () => run(scopeOf(ctx)));
+  return raAction(ctx, `report.${name}`, { targetType: 'report', targetId: name }, async () => run(reportScope(ctx)));
 }
 
 export interface PendingRequestLine {

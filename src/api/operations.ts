@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify';
+import { apiActor } from '../http/api-auth.ts';
+import { contextFor, type WebDeps } from '../http/deps.ts';
+import { expiryForecastReport, failedNotificationsReport } from '../services/operations-reports.ts';
+
+/** RA reports on the service's operation: undeliverable messages, and the certificate expiry forecast. */
+export function registerOperationsReports(app: FastifyInstance, deps: WebDeps): void {
+  const tags = ['registration authority'];
+  app.get(
+    '/api/v1/reports/notifications-failed',
+    {
+      schema: {
+        tags,
+        summary:
+          'Messages (one-time codes, expiry warnings) that could not be delivered, within N days (30 by default)',
+        querystring: { type: 'object', properties: { withinDays: { type: 'integer' }, limit: { type: 'integer' } } },
+      },
+    },
+    async (req) => ({
+      lines: await failedNotificationsReport(contextFor(deps, req, await apiActor(app, deps, req)), req.query ?? {}),
+    }),
+  );
+  app.get(
+    '/api/v1/reports/certificate-expiry-forecast',
+    {
+      schema: {
+        tags,
+        summary:
+          'Card certificates expiring per day over the next N days (365 by default), with the days over the expiry-wave alert share',
+        querystring: { type: 'object', properties: { days: { type: 'integer' } } },
+      },
+    },
+    async (req) =>
+      expiryForecastReport(
+        contextFor(deps, req, await apiActor(app, deps, req)),
+        deps.config.CARD_EXPIRY_ALERT_PERCENT,
+        req.query ?? {},
+      ),
+  );
+}

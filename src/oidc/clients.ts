@@ -6,6 +6,7 @@ import { appendAudit } from '../services/audit.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { parseInput } from '../services/validation.ts';
 import type { Queryable } from '../storage/database.ts';
+import { CLIENT_AUTH_ALGS, publicJwkSetSchema } from './client-keys.ts';
 
 /**
  * The relying-party registry: clinical systems that sign their users in through OpenCIS. RA Managers register them
@@ -25,50 +26,93 @@ export const CIS2_SCOPES = [
   'professionalmemberships',
   'organisationalmemberships',
   'selectedrole',
+  // CIS2's scope for changing role (with prompt=login): the role list is shown again, as for selectedrole.
+  'changedrole',
   'offline_access',
 ] as const;
+
+/**
+ * The scopes a relying party may ask for when its registration names none: what CIS2 applications ask for (NHS
+ * England's manage-breast-screening: openid profile email nhsperson associatedorgs; manage-vaccinations-in-schools:
+ * openid profile email nationalrbacaccess associatedorgs, plus selectedrole or changedrole), so an unmodified CIS2
+ * client is not refused invalid_scope. Refresh tokens (offline_access) and the membership scopes are asked for.
+ */
+export const DEFAULT_SCOPES = [
+  'openid',
+  'profile',
+  'email',
+  'nhsperson',
+  'associatedorgs',
+  'nationalrbacaccess',
+  'selectedrole',
+  'changedrole',
+] as const satisfies readonly (typeof CIS2_SCOPES)[number][];
 
 const SECRET_PURPOSE = 'oidc.client-secret';
 const url = z.url().max(2_000);
 
-export const clientInputSchema = z.object({
-  name: z.string().trim().min(1).max(200),
-  clientId: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]{3,100}$/)
-    .optional(),
-  redirectUris: z.array(url).max(20).default([]),
-  /**
-   * An API client (OAuth client credentials) instead of a sign-in client: it scripts the RA work of one organisation
-   * (and its subtree) with the listed RA activities — B0274 RA agent, B0267 ID checker, B1300 sponsor, B0264 LSA.
-   */
-  apiAccess: z
-    .object({
-      odsCode: z.string().regex(/^[A-Z0-9]{3,6}$/),
-      activities: z
-        .array(z.enum(['B0274', 'B0267', 'B1300', 'B0264']))
-        .min(1)
-        .max(4),
-    })
-    .optional(),
-  postLogoutRedirectUris: z.array(url).max(20).default([]),
-  backchannelLogoutUri: url.optional(),
-  tokenEndpointAuthMethod: z
-    .enum(['private_key_jwt', 'client_secret_basic', 'client_secret_post'])
-    .default('private_key_jwt'),
-  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) }).optional(),
-  jwksUri: url.optional(),
-  scopes: z.array(z.enum(CIS2_SCOPES)).min(1).default(['openid', 'profile', 'nationalrbacaccess', 'selectedrole']),
-  idTokenSignedResponseAlg: z.enum(['RS256', 'ES256', 'PS256']).default('RS256'),
-  minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(3),
-  accessTokenTtlSeconds: z.number().int().min(60).max(86_400).default(3_600),
-  refreshTokenTtlSeconds: z
-    .number()
-    .int()
-    .min(0)
-    .max(30 * 86_400)
-    .default(12 * 3_600),
-});
+export const clientInputSchema = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    clientId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{3,100}$/)
+      .optional(),
+    redirectUris: z.array(url).max(20).default([]),
+    /**
+     * An API client (OAuth client credentials) instead of a sign-in client: it scripts the RA work of one organisation
+     * (and its subtree) with the listed RA activities — B0274 RA agent, B0267 ID checker, B1300 sponsor, B0264 LSA.
+     */
+    apiAccess: z
+      .object({
+        odsCode: z.string().regex(/^[A-Z0-9]{3,6}$/),
+        activities: z
+          .array(z.enum(['B0274', 'B0267', 'B1300', 'B0264']))
+          .min(1)
+          .max(4),
+      })
+      .optional(),
+    postLogoutRedirectUris: z.array(url).max(20).default([]),
+    backchannelLogoutUri: url.optional(),
+    tokenEndpointAuthMethod: z
+      .enum(['private_key_jwt', 'client_secret_basic', 'client_secret_post'])
+      .default('private_key_jwt'),
+    jwks: publicJwkSetSchema.optional(),
+    jwksUri: url.optional(),
+    /** private_key_jwt only: the one algorithm its assertions must use. Unset: any of RS256, RS512, PS256, ES256. */
+    tokenEndpointAuthSigningAlg: z.enum(CLIENT_AUTH_ALGS).optional(),
+    scopes: z
+      .array(z.enum(CIS2_SCOPES))
+      .min(1)
+      .default([...DEFAULT_SCOPES]),
+    idTokenSignedResponseAlg: z.enum(['RS256', 'ES256', 'PS256']).default('RS256'),
+    /**
+     * Where OpenCIS may be stricter than CIS2: PKCE demanded of this (confidential) client too. CIS2 supports PKCE but
+     * does not require it of confidential clients, so the default is off: an unmodified CIS2 client works. A client that
+     * sends a code_challenge is always held to it.
+     */
+    requirePkce: z.boolean().default(false),
+    minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(3),
+    accessTokenTtlSeconds: z.number().int().min(60).max(86_400).default(3_600),
+    refreshTokenTtlSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400)
+      .default(12 * 3_600),
+  })
+  .superRefine((c, zctx) => {
+    const alg = c.tokenEndpointAuthSigningAlg;
+    if (!alg) return;
+    if (c.tokenEndpointAuthMethod !== 'private_key_jwt') {
+      zctx.addIssue({ code: 'custom', path: ['tokenEndpointAuthSigningAlg'], message: 'only for private_key_jwt' });
+      return;
+    }
+    const kty = alg === 'ES256' ? 'EC' : 'RSA';
+    if (c.jwks && !c.jwks.keys.some((k) => k.kty === kty && (k.alg === undefined || k.alg === alg))) {
+      zctx.addIssue({ code: 'custom', path: ['jwks'], message: `no registered key can sign ${alg} assertions` });
+    }
+  });
 export type ClientInput = z.input<typeof clientInputSchema>;
 
 export interface RegisteredClient {
@@ -146,6 +190,8 @@ export async function registerClient(
           : {}),
         ...(c.jwks ? { jwks: c.jwks } : {}),
         ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
+        ...(c.tokenEndpointAuthSigningAlg ? { token_endpoint_auth_signing_alg: c.tokenEndpointAuthSigningAlg } : {}),
+        'urn:opencis:require_pkce': c.requirePkce,
         'urn:opencis:access_token_ttl': c.accessTokenTtlSeconds,
         'urn:opencis:refresh_token_ttl': c.refreshTokenTtlSeconds,
       };

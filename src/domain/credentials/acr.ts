@@ -2,8 +2,11 @@ import type { Aal } from './assurance.ts';
 
 /**
  * CIS2 `acr_values` (DOMAIN §7) and what satisfies each. A session satisfies a value when its level and the methods it
- * used (`amr`) meet the rule. AAL1_USERPASS and AAL2_NHSMAIL are CIS2 values OpenCIS does not offer (no passwords; no
- * NHSmail push): they are not advertised and a request for only those is refused.
+ * used (`amr`) meet the rule. AAL2_NHSMAIL is met by a sign-in through an organisation's upstream OpenID Connect identity
+ * provider (NHSmail is Microsoft Entra ID) linked to the person's record. AAL1_USERPASS is a CIS2 value OpenCIS does not
+ * offer (no passwords): it is not advertised, and a request naming only values OpenCIS does not offer is answered
+ * `unmet_authentication_requirements` (OpenID Connect Unmet Authentication Requirements 1.0), an error the relying party
+ * can act on.
  */
 export interface AcrRule {
   /** Levels that satisfy the value. */
@@ -12,6 +15,8 @@ export interface AcrRule {
   amr?: readonly string[];
   /** The level to ask for when stepping up to this value. */
   stepUp: Aal;
+  /** How to step up when only one way of signing in meets it: through an upstream identity provider. */
+  via?: 'upstream';
 }
 
 export const acrRules = {
@@ -24,6 +29,7 @@ export const acrRules = {
   AAL3_FIDO2: { aal: [3], amr: ['FIDO2', 'WHFB'], stepUp: 3 },
   AAL3_IOS: { aal: [3], amr: ['VIRTUAL_SMARTCARD'], stepUp: 3 },
   AAL2_TOTP: { aal: [2], amr: ['TOTP'], stepUp: 2 },
+  AAL2_NHSMAIL: { aal: [2], amr: ['NHSMAIL'], stepUp: 2, via: 'upstream' },
 } as const satisfies Record<string, AcrRule>;
 
 export type AcrValue = keyof typeof acrRules;

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { z } from 'zod';
+import { type AcrValue, supportedAcrValues } from '../domain/credentials/acr.ts';
 import { AppError } from '../domain/errors.ts';
 import { authorize } from '../domain/policy.ts';
 import { appendAudit } from '../services/audit.ts';
@@ -92,7 +93,18 @@ export const clientInputSchema = z
      * sends a code_challenge is always held to it.
      */
     requirePkce: z.boolean().default(false),
-    minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(3),
+    /**
+   * The least level a session must reach for this client, whatever acr_values it sends — where OpenCIS may be stricter
+   * than CIS2, which has no such floor. Default 2 (CIS2 offers AAL1 only in test environments): the client's own
+   * acr_values decide, as at CIS2.
+   */
+  minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(2),
+  /** What a request naming no acr_values asks for (client metadata default_acr_values); CIS2's default is AAL3_ANY. */
+  defaultAcrValues: z
+    .array(z.enum(supportedAcrValues as [AcrValue, ...AcrValue[]]))
+    .min(1)
+    .max(5)
+    .default(['AAL3_ANY']),
     accessTokenTtlSeconds: z.number().int().min(60).max(86_400).default(3_600),
     refreshTokenTtlSeconds: z
       .number()
@@ -192,6 +204,7 @@ export async function registerClient(
         ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
         ...(c.tokenEndpointAuthSigningAlg ? { token_endpoint_auth_signing_alg: c.tokenEndpointAuthSigningAlg } : {}),
         'urn:opencis:require_pkce': c.requirePkce,
+        default_acr_values: c.defaultAcrValues,
         'urn:opencis:access_token_ttl': c.accessTokenTtlSeconds,
         'urn:opencis:refresh_token_ttl': c.refreshTokenTtlSeconds,
       };

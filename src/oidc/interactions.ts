@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
-import { type AcrRule, acrCandidates, acrRules, satisfies } from '../domain/credentials/acr.ts';
+import { acrCandidates, meets, stepUpFor } from '../domain/credentials/acr.ts';
 import { AppError } from '../domain/errors.ts';
 import { sessionOf, type WebDeps } from '../http/deps.ts';
 import { storeFailure } from '../http/errors.ts';
@@ -87,12 +87,13 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
 
   /** Where the person stands: signed in well enough for this request (and which acr value they meet), or not. */
   function assess(d: Details, session: WebSession | null, client: unknown) {
-    const { candidates, unsupported } = acrCandidates(d.params.acr_values as string | undefined, minimumAal(client));
+    const floor = minimumAal(client);
+    const { candidates, unsupported } = acrCandidates(d.params.acr_values as string | undefined, floor);
     const reasons = (d.prompt.reasons ?? []) as string[];
     const needsFresh = reasons.includes('login_prompt') || reasons.includes('max_age');
     const freshEnough = !needsFresh || (session !== null && session.authenticatedAt.getTime() / 1000 >= (d.iat ?? 0));
-    const acr = session && freshEnough ? candidates.find((c) => satisfies(c, session)) : undefined;
-    return { candidates, unsupported, acr };
+    const acr = session && freshEnough ? candidates.find((c) => meets(c, session, floor)) : undefined;
+    return { candidates, unsupported, acr, floor };
   }
 
   async function complete(
@@ -142,7 +143,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     allowFormRedirect(req, d);
     const client = await deps.provider().Client.find(String(d.params.client_id));
     const session = await sessionOf(deps, req);
-    const { candidates, unsupported, acr } = assess(d, session, client);
+    const { candidates, unsupported, acr, floor } = assess(d, session, client);
     if (unsupported) {
       // OpenID Connect Unmet Authentication Requirements 1.0: an error the relying party can act on.
       return finish(req, reply, {
@@ -153,8 +154,8 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     if (!session || !acr) {
       // Step up (or sign in): ask for the weakest level that meets the relying party's first choice, through an
       // upstream identity provider when that is the only way to meet it (AAL2_NHSMAIL).
-      const rule: AcrRule = acrRules[candidates[0]!];
-      const query = `${rule.stepUp === 3 ? '&aal=3' : ''}${rule.via === 'upstream' ? '&via=upstream' : ''}`;
+      const stepUp = stepUpFor(candidates[0]!, floor);
+      const query = `${stepUp.aal === 3 ? '&aal=3' : ''}${stepUp.via === 'upstream' ? '&via=upstream' : ''}`;
       return reply.redirect(`/signin?return=${encodeURIComponent(req.url)}${query}`, 303);
     }
     if (!asksForRole(d.params.scope)) return complete(req, reply, d, session, acr, null);

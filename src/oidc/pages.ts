@@ -34,20 +34,23 @@ const AUTO_SUBMIT = "document.addEventListener('DOMContentLoaded',function(){doc
 /**
  * Whether RP-initiated logout may go straight through (as CIS2 does) instead of asking "Do you want to sign out?": the
  * relying party sent an `id_token_hint` that the library verified (its signature, issuer and audience) and that was
- * issued to this browser's session — the same person, and the session id the provider gave that relying party. A hint
- * of someone else, of another session, or none at all: the person is asked, so that a link elsewhere cannot sign them
- * out unawares.
+ * issued in this browser's session — the same person, and the session id the provider gave that relying party (or, for
+ * a client that gets no sid, the same sign-in: its auth_time). A hint of someone else, of another session, or none at
+ * all: the person is asked, so that a link elsewhere cannot sign them out unawares.
  */
 function hintIsThisSession(ctx: KoaContextWithOIDC): boolean {
   const hint = ctx.oidc.entities.IdTokenHint as
-    | { payload?: { sub?: unknown; sid?: unknown; aud?: unknown } }
+    | { payload?: { sub?: unknown; sid?: unknown; auth_time?: unknown } }
     | undefined;
   const client = ctx.oidc.entities.Client;
   const session = ctx.oidc.session;
   if (!hint?.payload || !client || !session?.accountId) return false;
   if (hint.payload.sub !== session.accountId) return false;
-  const sid = session.sidFor(client.clientId);
-  return typeof sid === 'string' && hint.payload.sid === sid;
+  if (hint.payload.sid !== undefined) {
+    const sid = session.sidFor(client.clientId);
+    return typeof sid === 'string' && hint.payload.sid === sid;
+  }
+  return typeof hint.payload.auth_time === 'number' && hint.payload.auth_time === session.authTime();
 }
 
 export async function errorPage(

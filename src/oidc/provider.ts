@@ -1,5 +1,5 @@
 import Provider, { type Adapter, type Configuration, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
-import { type AcrValue, acrCandidates, satisfies, supportedAcrValues } from '../domain/credentials/acr.ts';
+import { type AcrValue, acrCandidates, meets, supportedAcrValues } from '../domain/credentials/acr.ts';
 import { type Aal, authenticationMethods } from '../domain/credentials/assurance.ts';
 import { ukDate } from '../domain/dates.ts';
 import { SESSION_COOKIE } from '../http/web.ts';
@@ -56,9 +56,10 @@ function minimumAalOf(ctx: KoaContextWithOIDC): 1 | 2 | 3 {
 function acrMetBySession(ctx: KoaContextWithOIDC): AcrValue | undefined {
   const session = ctx.oidc.session;
   if (!session?.accountId) return undefined;
-  const { candidates } = acrCandidates(ctx.oidc.params?.acr_values as string | undefined, minimumAalOf(ctx));
+  const floor = minimumAalOf(ctx);
+  const { candidates } = acrCandidates(ctx.oidc.params?.acr_values as string | undefined, floor);
   const reached = { aal: aalOfAmr(session.amr), amr: session.amr ?? [] };
-  return candidates.find((acr) => satisfies(acr, reached));
+  return candidates.find((acr) => meets(acr, reached, floor));
 }
 
 /**
@@ -78,7 +79,8 @@ function policy(deps: ProviderDeps) {
       return web?.userId === accountId ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
     }),
   );
-  // First of OpenCIS's checks, so that with prompt=none too the relying party learns that no sign-in could meet it.
+  // Before every other check (the library's "no session" among them), so that with prompt=none too the relying party
+  // learns that no sign-in could meet what it asked for.
   login.checks.add(
     new Check(
       'acr_unsupported',
@@ -89,6 +91,7 @@ function policy(deps: ProviderDeps) {
         return unsupported ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
       },
     ),
+    0,
   );
   login.checks.add(
     new Check('acr_values', 'the session does not meet the requested assurance', (ctx) => {

@@ -196,7 +196,10 @@ test(`[${backend}] API: register returns the secret once; list shows the client 
   const body = created.json() as { client: ClientJson; clientSecret: string };
   assert.match(body.client.clientId, /^[1-9]\d{11}\.apps\.national$/);
   assert.equal(body.client.status, 'active');
-  assert.equal(body.client.minimumAal, 3);
+  // CIS2's rules by default: no floor above what the client asks (AAL2), AAL3_ANY when it asks nothing, no PKCE demand.
+  assert.equal(body.client.minimumAal, 2);
+  assert.deepEqual(body.client.metadata.default_acr_values, ['AAL3_ANY']);
+  assert.equal(body.client.metadata['urn:opencis:require_pkce'], false);
   assert.equal(body.client.metadata.token_endpoint_auth_method, 'client_secret_basic');
   assert.deepEqual(body.client.metadata.grant_types, ['authorization_code', 'refresh_token']);
   assert.equal(body.client.metadata['urn:opencis:access_token_ttl'], 3600, 'extra metadata survives serialisation');

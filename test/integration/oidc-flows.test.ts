@@ -61,7 +61,7 @@ let leaver: Person;
 let retried: Person;
 
 // Relying parties.
-let basic: Rp; // client_secret_basic, minimum AAL 3 (the default)
+let basic: Rp; // client_secret_basic, minimum AAL 3 (registered so: OpenCIS's floor above CIS2's)
 let post: Rp; // client_secret_post
 let aal2: Rp; // client_secret_basic, minimum AAL 2
 let other: Rp; // a second relying party (SSO, token ownership)
@@ -176,13 +176,19 @@ before(async () => {
       redirectUris: [CALLBACK, CALLBACK2],
       tokenEndpointAuthMethod: 'client_secret_basic',
       scopes: ['openid', 'profile', 'nationalrbacaccess', 'selectedrole'],
+      minimumAal: 3,
       ...input,
     });
     return { clientId: reg.client.clientId, secret: reg.clientSecret };
   };
   basic = await register({ name: 'EPR basic' });
   post = await register({ name: 'EPR post', tokenEndpointAuthMethod: 'client_secret_post' });
-  aal2 = await register({ name: 'Rota app', minimumAal: 2, scopes: ['openid'] });
+  aal2 = await register({
+    name: 'Rota app',
+    minimumAal: 2,
+    scopes: ['openid'],
+    defaultAcrValues: ['AAL2_OR_AAL3_ANY'],
+  });
   other = await register({ name: 'Pathology' });
   offline = await register({
     name: 'Offline EPR',
@@ -512,7 +518,7 @@ test(`[${backend}] acr_values naming only values OpenCIS does not offer: the rel
   assert.equal(tokens.claims()!.acr, 'AAL3_SMARTCARD');
 });
 
-test(`[${backend}] acr_values below the client's minimum level are raised to the minimum`, async () => {
+test(`[${backend}] acr_values below the client's minimum level: the session is raised to the minimum, acr stays what was asked and met`, async () => {
   const config = await configFor(basic); // minimum AAL 3
   const weak = await signIn(one, 2, ['TOTP']);
   const started = await start(config, { acr_values: 'AAL2_TOTP' });
@@ -521,8 +527,19 @@ test(`[${backend}] acr_values below the client's minimum level are raised to the
   assert.equal(query(landed.url).get('aal'), '3');
   const strong = await signIn(one, 3, ['FIDO2']);
   const { tokens } = await signInAt(config, strong, { acr_values: 'AAL2_TOTP' });
+  // AAL2_TOTP cannot be met at AAL3: the client's floor value is used instead.
   assert.equal(tokens.claims()!.acr, 'AAL3_ANY');
-  // No acr_values: the client's floor (AAL3_ANY here, AAL2_OR_AAL3_ANY for a client whose minimum is AAL2).
+  // AAL2_OR_AAL3_ANY can: an AAL2 session is sent to step up to AAL3; an AAL3 session meets it, and acr says so.
+  const asked = await follow(
+    (await start(config, { acr_values: 'AAL2_OR_AAL3_ANY' })).url,
+    await signIn(one, 2, ['PASSKEY']),
+  );
+  assert.ok(isSignIn(asked.url), asked.url);
+  assert.equal(query(asked.url).get('aal'), '3');
+  const met = await signInAt(config, await signIn(one, 3, ['SMARTCARD']), { acr_values: 'AAL2_OR_AAL3_ANY' });
+  assert.equal(met.tokens.claims()!.acr, 'AAL2_OR_AAL3_ANY');
+  assert.equal(met.tokens.claims()!.authentication_assurance_level, 3);
+  // No acr_values: the registered default (default_acr_values: AAL3_ANY unless registered otherwise, as CIS2).
   assert.equal((await signInAt(config, await signIn(one, 3, ['SMARTCARD']))).tokens.claims()!.acr, 'AAL3_ANY');
   const low = await configFor(aal2);
   assert.equal((await signInAt(low, await signIn(one, 2, ['PASSKEY']))).tokens.claims()!.acr, 'AAL2_OR_AAL3_ANY');

@@ -62,7 +62,7 @@ export const clientCommand: Command = {
                                [--auth ${AUTH_METHODS.join('|')}]
                                [--jwks FILE] [--jwks-uri URI] [--auth-signing-alg ${CLIENT_AUTH_ALGS.join('|')}]
                                [--scopes "openid profile …"] [--alg ${ALGS.join('|')}] [--minimum-aal 2|3]
-                               [--require-pkce]
+                               [--require-pkce] [--default-acr "AAL3_ANY …"]
                                [--access-token-ttl SECONDS] [--refresh-token-ttl SECONDS] [--client-id ID]
        opencis client list
        opencis client disable CLIENT_ID
@@ -79,8 +79,9 @@ register  registers a clinical system that signs its users in through OpenCIS an
             --require-pkce    demand PKCE (S256) of this client too; CIS2 does not, so by default a client that
                               sends no code_challenge is not refused (one that sends it is held to it)
             --alg             ID token signing algorithm (default RS256)
-            --minimum-aal     the least assurance level it accepts, whatever acr_values it sends (default 3; 1 only
-                              for test environments)
+            --minimum-aal     the least assurance level it accepts, whatever acr_values it sends (default 2, as
+                              CIS2: its acr_values decide; 3 to hold it to AAL3; 1 only for test environments)
+            --default-acr     what a request naming no acr_values asks for (default AAL3_ANY, as CIS2)
             --access-token-ttl   seconds (60–86400, default 3600)
             --refresh-token-ttl  seconds (0–2592000, default 43200)
             --client-id       a client ID of your choosing (default: 12 random digits + ".apps.national")
@@ -109,6 +110,7 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
         'client-id': { type: 'string' },
         'auth-signing-alg': { type: 'string' },
         'require-pkce': { type: 'boolean' },
+        'default-acr': { type: 'string' },
       },
       2,
     );
@@ -145,6 +147,9 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
             ? { tokenEndpointAuthSigningAlg: oneOf('auth-signing-alg', values['auth-signing-alg'], CLIENT_AUTH_ALGS) }
             : {}),
           ...(values['require-pkce'] ? { requirePkce: true } : {}),
+          ...(values['default-acr']
+            ? { defaultAcrValues: values['default-acr'].split(/[\s,]+/).filter(Boolean) as ClientInput['defaultAcrValues'] }
+            : {}),
           ...(values['access-token-ttl'] !== undefined
             ? { accessTokenTtlSeconds: wholeSeconds('access-token-ttl', values['access-token-ttl']) }
             : {}),

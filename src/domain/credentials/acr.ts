@@ -45,19 +45,30 @@ export function satisfies(acr: AcrValue, session: { aal: Aal; amr: readonly stri
   return rule.amr === undefined || rule.amr.some((m) => session.amr.includes(m));
 }
 
-/** The client's floor as an acr value: what is asked for when the request names none. */
+/**
+ * Whether a session meets an acr value for a relying party: the value's rule, and the client's floor (its registered
+ * minimum level, where OpenCIS may be stricter than CIS2). The acr the relying party gets is still the value it asked
+ * for: the floor raises the session, never rewrites the claim.
+ */
+export function meets(acr: AcrValue, session: { aal: Aal; amr: readonly string[] }, minimumAal: 1 | 2 | 3): boolean {
+  return session.aal >= minimumAal && satisfies(acr, session);
+}
+
+/** How to sign in again for a value: its level raised to the client's floor, and through an upstream IdP if need be. */
+export function stepUpFor(acr: AcrValue, minimumAal: 1 | 2 | 3): { aal: Aal; via?: 'upstream' } {
+  const rule: AcrRule = acrRules[acr];
+  return { aal: Math.max(rule.stepUp, minimumAal) as Aal, ...(rule.via ? { via: rule.via } : {}) };
+}
+
+/** The client's floor as an acr value: what is asked for when neither the request nor the registration names one. */
 export function defaultAcrFor(minimumAal: 1 | 2 | 3): AcrValue {
   return minimumAal >= 3 ? 'AAL3_ANY' : 'AAL2_OR_AAL3_ANY';
 }
 
-export function aalOfAcr(acr: AcrValue): Aal {
-  return Math.min(...acrRules[acr].aal) as Aal;
-}
-
 /**
- * The values to try, in the client's order of preference: the requested supported values whose level is not below the
- * client's minimum; the client's default when nothing usable was asked for. `unsupported` is true when values were
- * asked for and none of them is one OpenCIS offers.
+ * The values to try, in the client's order of preference: the requested supported values that a session at or above
+ * the client's floor can meet; the client's default when nothing usable was asked for. `unsupported` is true when
+ * values were asked for and none of them is one OpenCIS offers.
  */
 export function acrCandidates(
   requested: string | undefined,
@@ -66,6 +77,6 @@ export function acrCandidates(
   const asked = (requested ?? '').split(/\s+/).filter(Boolean);
   const known = asked.filter(isAcrValue);
   if (asked.length > 0 && known.length === 0) return { candidates: [], unsupported: true };
-  const usable = known.filter((v) => aalOfAcr(v) >= minimumAal);
+  const usable = known.filter((v) => (acrRules[v].aal as readonly Aal[]).some((level) => level >= minimumAal));
   return { candidates: usable.length > 0 ? usable : [defaultAcrFor(minimumAal)], unsupported: false };
 }

@@ -46,6 +46,8 @@ export const statements = [
   'authenticator:enrol',
   // relying parties (OpenID Connect clients)
   'client:register',
+  // upstream OpenID Connect identity providers (NHSmail…): the operator's alone, no RA role grants it
+  'idp:register',
 ] as const;
 export type Statement = (typeof statements)[number];
 

@@ -94,17 +94,17 @@ export const clientInputSchema = z
      */
     requirePkce: z.boolean().default(false),
     /**
-   * The least level a session must reach for this client, whatever acr_values it sends — where OpenCIS may be stricter
-   * than CIS2, which has no such floor. Default 2 (CIS2 offers AAL1 only in test environments): the client's own
-   * acr_values decide, as at CIS2.
-   */
-  minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(2),
-  /** What a request naming no acr_values asks for (client metadata default_acr_values); CIS2's default is AAL3_ANY. */
-  defaultAcrValues: z
-    .array(z.enum(supportedAcrValues as [AcrValue, ...AcrValue[]]))
-    .min(1)
-    .max(5)
-    .default(['AAL3_ANY']),
+     * The least level a session must reach for this client, whatever acr_values it sends — where OpenCIS may be stricter
+     * than CIS2, which has no such floor. Default 2 (CIS2 offers AAL1 only in test environments): the client's own
+     * acr_values decide, as at CIS2.
+     */
+    minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(2),
+    /** What a request naming no acr_values asks for (client metadata default_acr_values); CIS2's default is AAL3_ANY. */
+    defaultAcrValues: z
+      .array(z.enum(supportedAcrValues as [AcrValue, ...AcrValue[]]))
+      .min(1)
+      .max(5)
+      .default(['AAL3_ANY']),
     accessTokenTtlSeconds: z.number().int().min(60).max(86_400).default(3_600),
     refreshTokenTtlSeconds: z
       .number()

@@ -701,6 +701,14 @@ test(`[${backend}] an ended role profile never appears in claims; ending it ends
   await endRoleProfile(server.operator(), ender.roleIds[0]!, 'moved on');
   // CIS2: removing a role ends the sessions that may carry it — the access token stops working.
   await waitFor('the access token to be revoked', async () => (await userinfoStatus(tokens.access_token)) === 401);
+  // …and the SSO session with it (revoked first, destroyed last): the next authorization must not start on it.
+  await waitFor('the SSO session to end', async () => {
+    const { rows } = await server.t.db.query(
+      "SELECT 1 FROM oidc_payloads WHERE model = 'Session' AND account_id = $1 AND (expires_at IS NULL OR expires_at > now())",
+      [ender.userId],
+    );
+    return rows.length === 0;
+  });
 
   // The next sign-in (the OpenCIS session is still good) lists and releases only the two roles in effect.
   const next = await start(config, { scope });

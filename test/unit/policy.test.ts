@@ -54,6 +54,7 @@ const matrix: Record<Statement, string> = {
   'card:cancel': 'MAR...',
   'authenticator:enrol': 'MAR...',
   'client:register': 'M.....',
+  'idp:register': '......', // the operator's alone
 };
 
 /** What may reach a person with no organisation yet (a new starter): DOMAIN §5 procedures 1–3. */

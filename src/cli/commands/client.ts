@@ -148,7 +148,11 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
             : {}),
           ...(values['require-pkce'] ? { requirePkce: true } : {}),
           ...(values['default-acr']
-            ? { defaultAcrValues: values['default-acr'].split(/[\s,]+/).filter(Boolean) as ClientInput['defaultAcrValues'] }
+            ? {
+                defaultAcrValues: values['default-acr']
+                  .split(/[\s,]+/)
+                  .filter(Boolean) as ClientInput['defaultAcrValues'],
+              }
             : {}),
           ...(values['access-token-ttl'] !== undefined
             ? { accessTokenTtlSeconds: wholeSeconds('access-token-ttl', values['access-token-ttl']) }

@@ -86,13 +86,25 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
   }
 
   /** Where the person stands: signed in well enough for this request (and which acr value they meet), or not. */
+  /**
+   * Whether the person's sign-in is recent enough for this request (OpenID Connect Core §3.1.2.1): prompt=login (and
+   * max_age=0, the same) needs a sign-in made for this request, after it began; max_age=N one within the last N
+   * seconds — or one made for this request.
+   */
+  function freshEnough(d: Details, session: WebSession): boolean {
+    const signedInAt = session.authenticatedAt.getTime() / 1000;
+    const duringThisRequest = signedInAt >= (d.iat ?? 0);
+    const reasons = (d.prompt.reasons ?? []) as string[];
+    const maxAge = d.params.max_age === undefined ? undefined : Number(d.params.max_age);
+    if (reasons.includes('login_prompt') || maxAge === 0) return duringThisRequest;
+    if (maxAge === undefined || !Number.isFinite(maxAge)) return true;
+    return duringThisRequest || signedInAt >= deps.clock.now().getTime() / 1000 - maxAge;
+  }
+
   function assess(d: Details, session: WebSession | null, client: unknown) {
     const floor = minimumAal(client);
     const { candidates, unsupported } = acrCandidates(d.params.acr_values as string | undefined, floor);
-    const reasons = (d.prompt.reasons ?? []) as string[];
-    const needsFresh = reasons.includes('login_prompt') || reasons.includes('max_age');
-    const freshEnough = !needsFresh || (session !== null && session.authenticatedAt.getTime() / 1000 >= (d.iat ?? 0));
-    const acr = session && freshEnough ? candidates.find((c) => meets(c, session, floor)) : undefined;
+    const acr = session && freshEnough(d, session) ? candidates.find((c) => meets(c, session, floor)) : undefined;
     return { candidates, unsupported, acr, floor };
   }
 

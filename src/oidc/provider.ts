@@ -71,7 +71,7 @@ function policy(deps: ProviderDeps) {
   const prompts = base();
   const login = prompts.get('login')!;
   login.checks.add(
-    new Check('web_session', 'the OpenCIS session has ended', async (ctx) => {
+    new Check('web_session', 'the OpenCIS session has ended', 'login_required', async (ctx) => {
       const { oidc } = ctx;
       const accountId = oidc.session!.accountId;
       if (!accountId || oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
@@ -94,18 +94,23 @@ function policy(deps: ProviderDeps) {
     0,
   );
   login.checks.add(
-    new Check('acr_values', 'the session does not meet the requested assurance', (ctx) => {
+    new Check('acr_values', 'the session does not meet the requested assurance', 'login_required', (ctx) => {
       const { oidc } = ctx;
       if (!oidc.session!.accountId || oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
       return acrMetBySession(ctx) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
     }),
   );
   login.checks.add(
-    new Check('select_role', 'the relying party asked for a role profile to be chosen', (ctx) => {
-      const { oidc } = ctx;
-      if (oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
-      return asksForRole(oidc.params!.scope) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
-    }),
+    new Check(
+      'select_role',
+      'the relying party asked for a role profile to be chosen',
+      'interaction_required',
+      (ctx) => {
+        const { oidc } = ctx;
+        if (oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
+        return asksForRole(oidc.params!.scope) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+      },
+    ),
   );
   return prompts;
 }

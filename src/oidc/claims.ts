@@ -188,7 +188,7 @@ async function claimsFrom(
     given_name: person.given_name,
     family_name: person.family_name,
     uid: person.user_id,
-    email: person.email ?? undefined,
+    ...(person.email ? { email: person.email } : {}),
   };
   if (use === 'id_token') return idTokenClaims;
   const labels = await catalogueLabels(q, state.catalogue_version ?? null);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { CLIENT_AUTH_ALGS } from '../../oidc/client-keys.ts';
+import { type ClientSettings, updateClientSettings } from '../../oidc/client-settings.ts';
 import {
   CIS2_SCOPES,
   type ClientInput,
@@ -56,7 +57,7 @@ function readJwks(file: string): ClientInput['jwks'] {
 }
 
 export const clientCommand: Command = {
-  summary: 'Relying parties (OpenID Connect clients): register, list, disable, enable',
+  summary: 'Relying parties (OpenID Connect clients): register, list, set, disable, enable',
   help: `Usage: opencis client register --name NAME --redirect-uri URI [--redirect-uri URI2 …]
                                [--post-logout-uri URI …] [--backchannel-logout-uri URI]
                                [--auth ${AUTH_METHODS.join('|')}]
@@ -65,6 +66,7 @@ export const clientCommand: Command = {
                                [--require-pkce] [--default-acr "AAL3_ANY …"]
                                [--access-token-ttl SECONDS] [--refresh-token-ttl SECONDS] [--client-id ID]
        opencis client list
+       opencis client set CLIENT_ID [--pkce required|optional] [--minimum-aal 1|2|3] [--default-acr "AAL3_ANY …"]
        opencis client disable CLIENT_ID
        opencis client enable CLIENT_ID
 
@@ -87,6 +89,9 @@ register  registers a clinical system that signs its users in through OpenCIS an
             --client-id       a client ID of your choosing (default: 12 random digits + ".apps.national")
           Redirect URIs must be https (http only for localhost).
 list      every relying party: client ID, status, authentication method, name, redirect URIs
+set       changes the settings where OpenCIS may be stricter than CIS2 (see docs/cis2.md): PKCE demanded or not,
+          the least assurance level, the default acr_values. Clients registered before these settings existed keep
+          PKCE required until set otherwise.
 disable   stops a relying party at once: no new sign-ins, code redemptions, refreshes or userinfo calls
 enable    enables a disabled relying party again
 
@@ -110,6 +115,7 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
         'client-id': { type: 'string' },
         'auth-signing-alg': { type: 'string' },
         'require-pkce': { type: 'boolean' },
+        pkce: { type: 'string' },
         'default-acr': { type: 'string' },
       },
       2,
@@ -186,6 +192,28 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
         }
         return 0;
       }
+      case 'set': {
+        if (!id) throw new UsageError('set needs a CLIENT_ID');
+        const pkce = oneOf('pkce', values.pkce, ['required', 'optional'] as const);
+        const aal = oneOf('minimum-aal', values['minimum-aal'], ['1', '2', '3'] as const);
+        const settings: ClientSettings = {
+          ...(pkce ? { requirePkce: pkce === 'required' } : {}),
+          ...(aal ? { minimumAal: Number(aal) as 1 | 2 | 3 } : {}),
+          ...(values['default-acr']
+            ? {
+                defaultAcrValues: values['default-acr']
+                  .split(/[\s,]+/)
+                  .filter(Boolean) as ClientSettings['defaultAcrValues'],
+              }
+            : {}),
+        };
+        if (Object.keys(settings).length === 0) {
+          throw new UsageError('set needs --pkce, --minimum-aal or --default-acr');
+        }
+        await withOperatorContext((ctx) => updateClientSettings(ctx, id, settings));
+        io.out(`client ${id} updated`);
+        return 0;
+      }
       case 'disable':
       case 'enable': {
         if (!id) throw new UsageError(`${verb} needs a CLIENT_ID`);
@@ -195,7 +223,7 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
         return 0;
       }
       default:
-        throw new UsageError('expected register, list, disable or enable');
+        throw new UsageError('expected register, list, set, disable or enable');
     }
   },
 };

@@ -7,6 +7,7 @@ import { bootstrapCommand } from './commands/bootstrap.ts';
 import { caCommand } from './commands/ca.ts';
 import { cardCommand } from './commands/card.ts';
 import { clientCommand } from './commands/client.ts';
+import { idpCommand } from './commands/idp.ts';
 import { importCommand } from './commands/import.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { oidcCommand } from './commands/oidc.ts';
@@ -28,6 +29,7 @@ const commands: Record<string, Command> = {
   authenticator: authenticatorCommand,
   client: clientCommand,
   oidc: oidcCommand,
+  idp: idpCommand,
 };
 
 function usage(): string {

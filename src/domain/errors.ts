@@ -187,6 +187,34 @@ export const errorCatalogue = {
     status: 401,
     message: 'The card agent session is not valid or has ended. Sign in with the card again.',
   },
+  // upstream identity providers (federated sign-in, AAL2_NHSMAIL)
+  'upstream.idp_not_found': { status: 404, message: 'No upstream identity provider has that ID.' },
+  'upstream.idp_exists': { status: 409, message: 'An upstream identity provider with that ID is registered already.' },
+  'upstream.unavailable': {
+    status: 503,
+    message: 'Your organisation’s sign-in service is not answering. Try again shortly, or sign in another way.',
+  },
+  'upstream.response_invalid': {
+    status: 400,
+    message:
+      'Your organisation’s sign-in service sent an answer that cannot be trusted, so you are not signed in. Try again.',
+  },
+  'upstream.denied': { status: 400, message: 'Signing in through your organisation was cancelled or refused.' },
+  'upstream.flow_invalid': {
+    status: 400,
+    message: 'This sign-in has expired or was started in another window. Start again.',
+  },
+  'upstream.not_linked': {
+    status: 403,
+    message:
+      'This account is not linked to a Care Identity record. Ask your Registration Authority to link it, or sign in another way and link it from your account page.',
+  },
+  'upstream.organisation_not_allowed': {
+    status: 403,
+    message: 'This way of signing in is not offered to people in your organisation.',
+  },
+  'upstream.already_linked': { status: 409, message: 'That account is already linked to a Care Identity record.' },
+  'upstream.link_not_found': { status: 404, message: 'No such linked account.' },
   // OpenID Connect
   'oidc.client_not_found': { status: 404, message: 'No relying party has that client ID.' },
   'oidc.no_role_profile': {

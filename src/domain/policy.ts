@@ -58,6 +58,8 @@ export const statements = [
   // relying parties (OpenID Connect clients and RA API clients), owned by an organisation
   'client:register',
   'client:manage', // disable, enable, edit, re-key
+  // upstream OpenID Connect identity providers (NHSmail…): the operator's alone, no RA role grants it
+  'idp:register',
 ] as const;
 export type Statement = (typeof statements)[number];
 

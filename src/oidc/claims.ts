@@ -5,11 +5,24 @@ import type { Queryable } from '../storage/database.ts';
 
 /**
  * CIS2 claims (DOMAIN §7), built from the person's record and the role profiles in effect at this moment — an ended
- * role profile never appears. Scopes release claims as CIS2 does; the ID token carries only the identity and assurance
- * claims (CIS2 relying parties call userinfo once at sign-in for the rest).
+ * role profile never appears. Scopes release claims as CIS2 does; the ID token carries the identity, assurance and
+ * binding claims and, with their scopes, the name and email (CIS2 relying parties call userinfo once at sign-in for
+ * the rest). `azp`, `at_hash` and `s_hash` are listed under openid so that the library lets the ID token carry them
+ * (provider.ts adds them to ID tokens only).
  */
 export const scopeClaims: Record<string, string[]> = {
-  openid: ['sub', 'acr', 'amr', 'auth_time', 'sid', 'id_assurance_level', 'authentication_assurance_level'],
+  openid: [
+    'sub',
+    'acr',
+    'amr',
+    'auth_time',
+    'sid',
+    'azp',
+    'at_hash',
+    's_hash',
+    'id_assurance_level',
+    'authentication_assurance_level',
+  ],
   profile: ['name', 'given_name', 'family_name', 'uid'],
   email: ['email'],
   nhsperson: ['nhsid_useruid', 'title', 'initials', 'middle_names', 'display_name', 'idassurancelevel'],
@@ -28,7 +41,14 @@ export const scopeClaims: Record<string, string[]> = {
   ],
   organisationalmemberships: ['nhsid_org_memberships'],
   selectedrole: ['selected_roleid'],
+  changedrole: ['selected_roleid'],
 };
+
+/** Requested scopes that ask for a role to be chosen at this sign-in (CIS2's selectedrole, or changedrole). */
+export function asksForRole(scope: unknown): boolean {
+  const scopes = String(scope ?? '').split(' ');
+  return scopes.includes('selectedrole') || scopes.includes('changedrole');
+}
 
 export interface GrantContext {
   aal: number;
@@ -157,24 +177,25 @@ async function claimsFrom(
   if (!state) return { sub: userId };
   const person = state.person;
   const selected = grant?.personRoleId ?? undefined;
+  const display = person.preferred_name ?? `${person.given_name} ${person.family_name}`;
   const idTokenClaims = {
     sub: person.user_id,
     id_assurance_level: person.identity_assurance_level,
     ...(grant ? { authentication_assurance_level: grant.aal } : {}),
     ...(selected ? { selected_roleid: selected } : {}),
+    // profile and email (released by those scopes only, in the ID token as in userinfo)
+    name: display,
+    given_name: person.given_name,
+    family_name: person.family_name,
+    uid: person.user_id,
+    ...(person.email ? { email: person.email } : {}),
   };
   if (use === 'id_token') return idTokenClaims;
   const labels = await catalogueLabels(q, state.catalogue_version ?? null);
   const roles = effectiveRolesFrom(state.roles ?? [], day, labels.inclusions);
   const orgs = state.orgs ?? [];
-  const display = person.preferred_name ?? `${person.given_name} ${person.family_name}`;
   return {
     ...idTokenClaims,
-    name: display,
-    given_name: person.given_name,
-    family_name: person.family_name,
-    uid: person.user_id,
-    email: person.email ?? undefined,
     nhsid_useruid: person.user_id,
     title: person.title ?? undefined,
     initials: initials(person),

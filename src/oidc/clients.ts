@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { z } from 'zod';
+import { type AcrValue, supportedAcrValues } from '../domain/credentials/acr.ts';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize, homeOrganisationsWhere, organisationsWhere, type Target } from '../domain/policy.ts';
@@ -7,6 +8,7 @@ import { appendAudit } from '../services/audit.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { parseInput } from '../services/validation.ts';
 import type { Queryable } from '../storage/database.ts';
+import { CLIENT_AUTH_ALGS, publicJwkSetSchema } from './client-keys.ts';
 
 /**
  * The relying-party registry: clinical systems that sign their users in through OpenCIS. RA Managers register them
@@ -26,59 +28,113 @@ export const CIS2_SCOPES = [
   'professionalmemberships',
   'organisationalmemberships',
   'selectedrole',
+  // CIS2's scope for changing role (with prompt=login): the role list is shown again, as for selectedrole.
+  'changedrole',
   'offline_access',
 ] as const;
+
+/**
+ * The scopes a relying party may ask for when its registration names none: what CIS2 applications ask for (NHS
+ * England's manage-breast-screening: openid profile email nhsperson associatedorgs; manage-vaccinations-in-schools:
+ * openid profile email nationalrbacaccess associatedorgs, plus selectedrole or changedrole), so an unmodified CIS2
+ * client is not refused invalid_scope. Refresh tokens (offline_access) and the membership scopes are asked for.
+ */
+export const DEFAULT_SCOPES = [
+  'openid',
+  'profile',
+  'email',
+  'nhsperson',
+  'associatedorgs',
+  'nationalrbacaccess',
+  'selectedrole',
+  'changedrole',
+] as const satisfies readonly (typeof CIS2_SCOPES)[number][];
 
 const SECRET_PURPOSE = 'oidc.client-secret';
 const url = z.url().max(2_000);
 
-export const clientInputSchema = z.object({
-  name: z.string().trim().min(1).max(200),
-  /**
-   * The organisation that owns it: its RA Managers (in that organisation's subtree) register and manage it. Required
-   * when an RA Manager registers a relying party in more than one organisation; an API client's is its `apiAccess`
-   * organisation. Absent for the operator's national clients (CLI), which only the operator manages.
-   */
-  odsCode: z
-    .string()
-    .regex(/^[A-Z0-9]{3,6}$/)
-    .optional(),
-  clientId: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]{3,100}$/)
-    .optional(),
-  redirectUris: z.array(url).max(20).default([]),
-  /**
-   * An API client (OAuth client credentials) instead of a sign-in client: it scripts the RA work of one organisation
-   * (and its subtree) with the listed RA activities — B0274 RA agent, B0267 ID checker, B1300 sponsor, B0264 LSA.
-   */
-  apiAccess: z
-    .object({
-      odsCode: z.string().regex(/^[A-Z0-9]{3,6}$/),
-      activities: z
-        .array(z.enum(['B0274', 'B0267', 'B1300', 'B0264']))
-        .min(1)
-        .max(4),
-    })
-    .optional(),
-  postLogoutRedirectUris: z.array(url).max(20).default([]),
-  backchannelLogoutUri: url.optional(),
-  tokenEndpointAuthMethod: z
-    .enum(['private_key_jwt', 'client_secret_basic', 'client_secret_post'])
-    .default('private_key_jwt'),
-  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) }).optional(),
-  jwksUri: url.optional(),
-  scopes: z.array(z.enum(CIS2_SCOPES)).min(1).default(['openid', 'profile', 'nationalrbacaccess', 'selectedrole']),
-  idTokenSignedResponseAlg: z.enum(['RS256', 'ES256', 'PS256']).default('RS256'),
-  minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(3),
-  accessTokenTtlSeconds: z.number().int().min(60).max(86_400).default(3_600),
-  refreshTokenTtlSeconds: z
-    .number()
-    .int()
-    .min(0)
-    .max(30 * 86_400)
-    .default(12 * 3_600),
-});
+export const clientInputSchema = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    /**
+     * The organisation that owns it: its RA Managers (in that organisation's subtree) register and manage it. Required
+     * when an RA Manager registers a relying party in more than one organisation; an API client's is its `apiAccess`
+     * organisation. Absent for the operator's national clients (CLI), which only the operator manages.
+     */
+    odsCode: z
+      .string()
+      .regex(/^[A-Z0-9]{3,6}$/)
+      .optional(),
+    clientId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{3,100}$/)
+      .optional(),
+    redirectUris: z.array(url).max(20).default([]),
+    /**
+     * An API client (OAuth client credentials) instead of a sign-in client: it scripts the RA work of one organisation
+     * (and its subtree) with the listed RA activities — B0274 RA agent, B0267 ID checker, B1300 sponsor, B0264 LSA.
+     */
+    apiAccess: z
+      .object({
+        odsCode: z.string().regex(/^[A-Z0-9]{3,6}$/),
+        activities: z
+          .array(z.enum(['B0274', 'B0267', 'B1300', 'B0264']))
+          .min(1)
+          .max(4),
+      })
+      .optional(),
+    postLogoutRedirectUris: z.array(url).max(20).default([]),
+    backchannelLogoutUri: url.optional(),
+    tokenEndpointAuthMethod: z
+      .enum(['private_key_jwt', 'client_secret_basic', 'client_secret_post'])
+      .default('private_key_jwt'),
+    jwks: publicJwkSetSchema.optional(),
+    jwksUri: url.optional(),
+    /** private_key_jwt only: the one algorithm its assertions must use. Unset: any of RS256, RS512, PS256, ES256. */
+    tokenEndpointAuthSigningAlg: z.enum(CLIENT_AUTH_ALGS).optional(),
+    scopes: z
+      .array(z.enum(CIS2_SCOPES))
+      .min(1)
+      .default([...DEFAULT_SCOPES]),
+    idTokenSignedResponseAlg: z.enum(['RS256', 'ES256', 'PS256']).default('RS256'),
+    /**
+     * Where OpenCIS may be stricter than CIS2: PKCE demanded of this (confidential) client too. CIS2 supports PKCE but
+     * does not require it of confidential clients, so the default is off: an unmodified CIS2 client works. A client that
+     * sends a code_challenge is always held to it.
+     */
+    requirePkce: z.boolean().default(false),
+    /**
+     * The least level a session must reach for this client, whatever acr_values it sends — where OpenCIS may be stricter
+     * than CIS2, which has no such floor. Default 2 (CIS2 offers AAL1 only in test environments): the client's own
+     * acr_values decide, as at CIS2.
+     */
+    minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(2),
+    /** What a request naming no acr_values asks for (client metadata default_acr_values); CIS2's default is AAL3_ANY. */
+    defaultAcrValues: z
+      .array(z.enum(supportedAcrValues as [AcrValue, ...AcrValue[]]))
+      .min(1)
+      .max(5)
+      .default(['AAL3_ANY']),
+    accessTokenTtlSeconds: z.number().int().min(60).max(86_400).default(3_600),
+    refreshTokenTtlSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400)
+      .default(12 * 3_600),
+  })
+  .superRefine((c, zctx) => {
+    const alg = c.tokenEndpointAuthSigningAlg;
+    if (!alg) return;
+    if (c.tokenEndpointAuthMethod !== 'private_key_jwt') {
+      zctx.addIssue({ code: 'custom', path: ['tokenEndpointAuthSigningAlg'], message: 'only for private_key_jwt' });
+      return;
+    }
+    const kty = alg === 'ES256' ? 'EC' : 'RSA';
+    if (c.jwks && !c.jwks.keys.some((k) => k.kty === kty && (k.alg === undefined || k.alg === alg))) {
+      zctx.addIssue({ code: 'custom', path: ['jwks'], message: `no registered key can sign ${alg} assertions` });
+    }
+  });
 export type ClientInput = z.input<typeof clientInputSchema>;
 
 export interface RegisteredClient {
@@ -158,6 +214,9 @@ export async function registerClient(
           : {}),
         ...(c.jwks ? { jwks: c.jwks } : {}),
         ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
+        ...(c.tokenEndpointAuthSigningAlg ? { token_endpoint_auth_signing_alg: c.tokenEndpointAuthSigningAlg } : {}),
+        'urn:opencis:require_pkce': c.requirePkce,
+        default_acr_values: c.defaultAcrValues,
         'urn:opencis:access_token_ttl': c.accessTokenTtlSeconds,
         'urn:opencis:refresh_token_ttl': c.refreshTokenTtlSeconds,
       };
@@ -215,7 +274,7 @@ function ownerOf(ctx: ServiceContext, c: z.output<typeof clientInputSchema>): st
 }
 
 /** A client's owner and who last changed its status, as the policy sees them. */
-async function clientTarget(q: Queryable, clientId: string): Promise<Target & { kind: 'client' }> {
+export async function clientTarget(q: Queryable, clientId: string): Promise<Target & { kind: 'client' }> {
   const { rows } = await q.query<{ ods_code: string | null; status: string; status_changed_by: string | null }>(
     'SELECT ods_code, status, status_changed_by FROM oidc_clients WHERE client_id = $1',
     [clientId],

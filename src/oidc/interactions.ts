@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
-import { acrCandidates, acrRules, satisfies } from '../domain/credentials/acr.ts';
+import { acrCandidates, meets, stepUpFor } from '../domain/credentials/acr.ts';
 import { AppError } from '../domain/errors.ts';
 import { sessionOf, type WebDeps } from '../http/deps.ts';
 import { storeFailure } from '../http/errors.ts';
 import { type EffectiveRole, effectiveRoles } from '../services/access.ts';
 import type { WebSession } from '../services/sessions.ts';
-import { saveGrantContext } from './claims.ts';
+import { asksForRole, saveGrantContext } from './claims.ts';
 
 /**
  * OpenCIS's side of a CIS2 sign-in (DOMAIN §7): the library hands over at /oidc/interaction/{uid}; we make sure the
@@ -71,29 +71,41 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
   }
 
   /**
-   * provider.interactionFinished(…, { mergeWithLastSubmission: false }) on the interaction `details` loaded in this
-   * request: the library's own steps (store the result for the interaction's remaining lifetime, 303 to its returnTo)
-   * without reading the interaction, and its session, from storage a second time.
+   * Hands the result to the library (provider.interactionResult: it stores the result on the interaction and answers
+   * where the browser goes next, the authorization's resume), and sends the browser there.
    */
-  async function finish(reply: FastifyReply, d: Details, result: Record<string, unknown>): Promise<FastifyReply> {
-    reply.hijack();
-    d.result = result as Details['result'];
-    await d.save(d.exp - Math.floor(Date.now() / 1000));
-    reply.raw.statusCode = 303;
-    reply.raw.setHeader('Location', d.returnTo);
-    reply.raw.setHeader('Content-Length', '0');
-    reply.raw.end();
-    return reply;
+  async function finish(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    result: Parameters<Provider['interactionResult']>[2],
+  ): Promise<FastifyReply> {
+    const returnTo = await deps.provider().interactionResult(req.raw, reply.raw, result, {
+      mergeWithLastSubmission: false,
+    });
+    return reply.redirect(returnTo, 303);
   }
 
   /** Where the person stands: signed in well enough for this request (and which acr value they meet), or not. */
-  function assess(d: Details, session: WebSession | null, client: unknown) {
-    const { candidates, unsupported } = acrCandidates(d.params.acr_values as string | undefined, minimumAal(client));
+  /**
+   * Whether the person's sign-in is recent enough for this request (OpenID Connect Core §3.1.2.1): prompt=login (and
+   * max_age=0, the same) needs a sign-in made for this request, after it began; max_age=N one within the last N
+   * seconds — or one made for this request.
+   */
+  function freshEnough(d: Details, session: WebSession): boolean {
+    const signedInAt = session.authenticatedAt.getTime() / 1000;
+    const duringThisRequest = signedInAt >= (d.iat ?? 0);
     const reasons = (d.prompt.reasons ?? []) as string[];
-    const needsFresh = reasons.includes('login_prompt') || reasons.includes('max_age');
-    const freshEnough = !needsFresh || (session !== null && session.authenticatedAt.getTime() / 1000 >= (d.iat ?? 0));
-    const acr = session && freshEnough ? candidates.find((c) => satisfies(c, session)) : undefined;
-    return { candidates, unsupported, acr };
+    const maxAge = d.params.max_age === undefined ? undefined : Number(d.params.max_age);
+    if (reasons.includes('login_prompt') || maxAge === 0) return duringThisRequest;
+    if (maxAge === undefined || !Number.isFinite(maxAge)) return true;
+    return duringThisRequest || signedInAt >= deps.clock.now().getTime() / 1000 - maxAge;
+  }
+
+  function assess(d: Details, session: WebSession | null, client: unknown) {
+    const floor = minimumAal(client);
+    const { candidates, unsupported } = acrCandidates(d.params.acr_values as string | undefined, floor);
+    const acr = session && freshEnough(d, session) ? candidates.find((c) => meets(c, session, floor)) : undefined;
+    return { candidates, unsupported, acr, floor };
   }
 
   async function complete(
@@ -126,7 +138,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       },
       'relying party sign-in',
     );
-    return finish(reply, d, {
+    return finish(req, reply, {
       login: {
         accountId: session.userId,
         acr,
@@ -143,20 +155,22 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     allowFormRedirect(req, d);
     const client = await deps.provider().Client.find(String(d.params.client_id));
     const session = await sessionOf(deps, req);
-    const { candidates, unsupported, acr } = assess(d, session, client);
+    const { candidates, unsupported, acr, floor } = assess(d, session, client);
     if (unsupported) {
-      return finish(reply, d, {
-        error: 'invalid_request',
-        error_description: 'none of the requested acr_values is supported',
+      // OpenID Connect Unmet Authentication Requirements 1.0: an error the relying party can act on.
+      return finish(req, reply, {
+        error: 'unmet_authentication_requirements',
+        error_description: 'none of the requested acr_values is offered by this OpenID Provider',
       });
     }
     if (!session || !acr) {
-      // Step up (or sign in): ask for the weakest level that meets the relying party's first choice.
-      const stepUp = acrRules[candidates[0]!].stepUp;
-      return reply.redirect(`/signin?return=${encodeURIComponent(req.url)}${stepUp === 3 ? '&aal=3' : ''}`, 303);
+      // Step up (or sign in): ask for the weakest level that meets the relying party's first choice, through an
+      // upstream identity provider when that is the only way to meet it (AAL2_NHSMAIL).
+      const stepUp = stepUpFor(candidates[0]!, floor);
+      const query = `${stepUp.aal === 3 ? '&aal=3' : ''}${stepUp.via === 'upstream' ? '&via=upstream' : ''}`;
+      return reply.redirect(`/signin?return=${encodeURIComponent(req.url)}${query}`, 303);
     }
-    const scopes = String(d.params.scope ?? '').split(' ');
-    if (!scopes.includes('selectedrole')) return complete(req, reply, d, session, acr, null);
+    if (!asksForRole(d.params.scope)) return complete(req, reply, d, session, acr, null);
     const roles = await effectiveRoles(deps.db, session.userId, deps.clock.now());
     if (roles.length === 0) {
       return reply.page(
@@ -222,8 +236,8 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
   });
 
   app.post(`${base}/abort`, csrf, async (req, reply) => {
-    const d = await details(req, reply);
-    return finish(reply, d, {
+    await details(req, reply);
+    return finish(req, reply, {
       error: 'access_denied',
       error_description: 'The person has no role profile in effect',
     });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 
 /**
@@ -17,13 +18,39 @@ function page(title: string, body: string): string {
 ${body}</div></div></main></div></body></html>`;
 }
 
-function send(ctx: KoaContextWithOIDC, html: string): void {
+function send(ctx: KoaContextWithOIDC, html: string, script?: string): void {
   ctx.type = 'html';
+  const scripts = script ? `script-src 'sha256-${createHash('sha256').update(script).digest('base64')}'; ` : '';
   ctx.set(
     'content-security-policy',
-    "default-src 'self'; style-src 'self'; form-action 'self' *; frame-ancestors 'none'; base-uri 'none'",
+    `default-src 'self'; ${scripts}style-src 'self'; form-action 'self' *; frame-ancestors 'none'; base-uri 'none'`,
   );
   ctx.body = html;
+}
+
+/** Submits the logout form as the page loads (the only script OpenCIS's OpenID Connect pages run; hashed in the CSP). */
+const AUTO_SUBMIT = "document.addEventListener('DOMContentLoaded',function(){document.forms[0].submit()});";
+
+/**
+ * Whether RP-initiated logout may go straight through (as CIS2 does) instead of asking "Do you want to sign out?": the
+ * relying party sent an `id_token_hint` that the library verified (its signature, issuer and audience) and that was
+ * issued in this browser's session — the same person, and the session id the provider gave that relying party (or, for
+ * a client that gets no sid, the same sign-in: its auth_time). A hint of someone else, of another session, or none at
+ * all: the person is asked, so that a link elsewhere cannot sign them out unawares.
+ */
+function hintIsThisSession(ctx: KoaContextWithOIDC): boolean {
+  const hint = ctx.oidc.entities.IdTokenHint as
+    | { payload?: { sub?: unknown; sid?: unknown; auth_time?: unknown } }
+    | undefined;
+  const client = ctx.oidc.entities.Client;
+  const session = ctx.oidc.session;
+  if (!hint?.payload || !client || !session?.accountId) return false;
+  if (hint.payload.sub !== session.accountId) return false;
+  if (hint.payload.sid !== undefined) {
+    const sid = session.sidFor(client.clientId);
+    return typeof sid === 'string' && hint.payload.sid === sid;
+  }
+  return typeof hint.payload.auth_time === 'number' && hint.payload.auth_time === session.authTime();
 }
 
 export async function errorPage(
@@ -43,6 +70,23 @@ export async function errorPage(
 }
 
 export async function logoutPage(ctx: KoaContextWithOIDC, form: string): Promise<void> {
+  if (hintIsThisSession(ctx)) {
+    // The library's form (its xsrf secret) with logout=yes: signs out of OpenCIS and every relying party, as a
+    // confirmed "Yes, sign me out" does. Without JavaScript the person presses the button.
+    const yes = form.replace('</form>', '<input type="hidden" name="logout" value="yes"/></form>');
+    send(
+      ctx,
+      page(
+        'Signing out',
+        `<h1 class="nhsuk-heading-l">Signing you out</h1>
+${yes}
+<noscript><button class="nhsuk-button" type="submit" form="op.logoutForm">Continue</button></noscript>
+<script>${AUTO_SUBMIT}</script>`,
+      ),
+      AUTO_SUBMIT,
+    );
+    return;
+  }
   send(
     ctx,
     page(

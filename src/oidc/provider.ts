@@ -1,5 +1,5 @@
-import Provider, { type Configuration, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
-import { acrCandidates, satisfies, supportedAcrValues } from '../domain/credentials/acr.ts';
+import Provider, { type Adapter, type Configuration, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import { type AcrValue, acrCandidates, meets, supportedAcrValues } from '../domain/credentials/acr.ts';
 import { type Aal, authenticationMethods } from '../domain/credentials/assurance.ts';
 import { ukDate } from '../domain/dates.ts';
 import { SESSION_COOKIE } from '../http/web.ts';
@@ -7,18 +7,21 @@ import type { Sealer } from '../secrets/sealer.ts';
 import type { Clock } from '../services/context.ts';
 import { currentSession, endSession } from '../services/sessions.ts';
 import type { Database } from '../storage/database.ts';
-import { cis2ClaimsForGrant, scopeClaims } from './claims.ts';
+import { asksForRole, cis2ClaimsForGrant, scopeClaims } from './claims.ts';
+import { CLIENT_AUTH_ALGS } from './client-keys.ts';
 import { API_SCOPE, CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
+import { keepingCodeState, stateOfRedeemedCode } from './code-state.ts';
 import type { SigningKeys } from './keys.ts';
 import { errorPage, loggedOutPage, logoutPage } from './pages.ts';
 import { takeClaims, takeDeferredConsume } from './read-together.ts';
 import { answerStoreFailuresWith503 } from './store-failures.ts';
 
 /**
- * oidc-provider configured as CIS2 (DOMAIN §7): the CIS2 endpoint names, authorization code flow only with PKCE S256,
- * private_key_jwt or client secrets, RS256 ID tokens by default, the NHS scopes and claims, acr_values and role
- * selection. Only what is OpenCIS's own is written here: accounts and claims, interactions, storage, keys, pages.
- * Every protocol step is the library's.
+ * oidc-provider configured as CIS2 (DOMAIN §7, docs/cis2.md): the CIS2 endpoint names, authorization code flow only
+ * (PKCE S256 when the client sends it, or its registration demands it), private_key_jwt (RS256, RS512, PS256, ES256)
+ * or client secrets, RS256 ID tokens by default, the NHS scopes and claims, acr_values and role selection, rotated
+ * refresh tokens. Only what is OpenCIS's own is written here, through the library's documented configuration: accounts
+ * and claims, interactions, storage, keys, pages. Every protocol step is the library's.
  */
 export interface ProviderDeps {
   issuer: string;
@@ -46,6 +49,20 @@ function minimumAalOf(ctx: KoaContextWithOIDC): 1 | 2 | 3 {
 }
 
 /**
+ * The acr value this request asked for (in its order of preference, raised to the client's minimum) that the SSO
+ * session meets, if any. CIS2's `acr` is "the acr value met" by this authentication request, not the one the session
+ * was first created for: a session made for AAL3_SMARTCARD that is reused for AAL2_OR_AAL3_ANY says AAL2_OR_AAL3_ANY.
+ */
+function acrMetBySession(ctx: KoaContextWithOIDC): AcrValue | undefined {
+  const session = ctx.oidc.session;
+  if (!session?.accountId) return undefined;
+  const floor = minimumAalOf(ctx);
+  const { candidates } = acrCandidates(ctx.oidc.params?.acr_values as string | undefined, floor);
+  const reached = { aal: aalOfAmr(session.amr), amr: session.amr ?? [] };
+  return candidates.find((acr) => meets(acr, reached, floor));
+}
+
+/**
  * The login prompt with OpenCIS's extra reasons to interact: the person's OpenCIS session has ended (signed out, idle
  * past its NIST limit, card cancelled, leaver…) — single sign-on never outlives it; an unmet acr_values; role selection.
  */
@@ -54,7 +71,7 @@ function policy(deps: ProviderDeps) {
   const prompts = base();
   const login = prompts.get('login')!;
   login.checks.add(
-    new Check('web_session', 'the OpenCIS session has ended', async (ctx) => {
+    new Check('web_session', 'the OpenCIS session has ended', 'login_required', async (ctx) => {
       const { oidc } = ctx;
       const accountId = oidc.session!.accountId;
       if (!accountId || oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
@@ -62,25 +79,57 @@ function policy(deps: ProviderDeps) {
       return web?.userId === accountId ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
     }),
   );
+  // Before every other check (the library's "no session" among them), so that with prompt=none too the relying party
+  // learns that no sign-in could meet what it asked for.
   login.checks.add(
-    new Check('acr_values', 'the session does not meet the requested assurance', (ctx) => {
+    new Check(
+      'acr_unsupported',
+      'none of the requested acr_values is offered by this OpenID Provider',
+      'unmet_authentication_requirements',
+      (ctx) => {
+        const { unsupported } = acrCandidates(ctx.oidc.params!.acr_values as string | undefined, minimumAalOf(ctx));
+        return unsupported ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+      },
+    ),
+    0,
+  );
+  login.checks.add(
+    new Check('acr_values', 'the session does not meet the requested assurance', 'login_required', (ctx) => {
       const { oidc } = ctx;
-      const session = oidc.session!;
-      if (!session.accountId || oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
-      const { candidates } = acrCandidates(oidc.params!.acr_values as string | undefined, minimumAalOf(ctx));
-      const reached = { aal: aalOfAmr(session.amr), amr: session.amr ?? [] };
-      return candidates.some((acr) => satisfies(acr, reached)) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+      if (!oidc.session!.accountId || oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
+      return acrMetBySession(ctx) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
     }),
   );
   login.checks.add(
-    new Check('select_role', 'the relying party asked for a role profile to be chosen', (ctx) => {
-      const { oidc } = ctx;
-      if (oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
-      const scopes = String(oidc.params!.scope ?? '').split(' ');
-      return scopes.includes('selectedrole') ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
-    }),
+    new Check(
+      'select_role',
+      'the relying party asked for a role profile to be chosen',
+      'interaction_required',
+      (ctx) => {
+        const { oidc } = ctx;
+        if (oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
+        return asksForRole(oidc.params!.scope) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+      },
+    ),
   );
   return prompts;
+}
+
+/**
+ * ID token claims that bind it to this response, as CIS2's carry them (DOMAIN §7): `azp` (the client it was issued to),
+ * `at_hash` (oidc-provider adds it only to ID tokens from the authorization endpoint; at the token endpoint an opaque
+ * access token's value is its jti) and `s_hash` (the state of the authorization request whose code is redeemed, see
+ * code-state.ts). The library hashes at_hash and s_hash with the ID token's algorithm.
+ */
+function idTokenBindings(ctx: KoaContextWithOIDC): Record<string, string> {
+  const out: Record<string, string> = {};
+  const clientId = ctx.oidc?.client?.clientId;
+  if (clientId) out.azp = clientId;
+  const accessToken = ctx.oidc?.entities?.AccessToken as { jti?: string } | undefined;
+  if (accessToken?.jti) out.at_hash = accessToken.jti;
+  const state = stateOfRedeemedCode(ctx);
+  if (state) out.s_hash = state;
+  return out;
 }
 
 export function createProvider(deps: ProviderDeps): Provider {
@@ -88,7 +137,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const clientAdapter = {
     find: (id: string) => clientMetadataForProvider(deps.db, deps.sealer, id),
   };
-  const artefacts = deps.adapter as (name: string) => object;
+  const artefacts = keepingCodeState(deps.adapter as (name: string) => Adapter);
   const configuration: Configuration = {
     adapter: ((name: string) => (name === 'Client' ? clientAdapter : artefacts(name))) as never,
     clients: [],
@@ -100,7 +149,8 @@ export function createProvider(deps: ProviderDeps): Provider {
         const now = deps.clock.now();
         // Read with the token, in the same request, when the adapter could (read-together.ts); otherwise read now.
         const known = takeClaims(ctx, sub, ukDate(now), grantId ?? null, kind);
-        return cis2ClaimsForGrant(deps.db, sub, now, kind, grantId, known) as never;
+        const claims = await cis2ClaimsForGrant(deps.db, sub, now, kind, grantId, known);
+        return (kind === 'id_token' ? { ...claims, ...idTokenBindings(ctx) } : claims) as never;
       },
     }),
     claims: scopeClaims,
@@ -108,13 +158,24 @@ export function createProvider(deps: ProviderDeps): Provider {
     acrValues: supportedAcrValues,
     conformIdTokenClaims: false,
     responseTypes: ['code'],
-    pkce: { required: () => true },
+    // CIS2 supports PKCE (S256 only) and requires it of public clients, not of confidential ones; OpenCIS registers
+    // confidential clients only, and demands it of those whose registration says so. A client that sends a
+    // code_challenge is always held to it at the token endpoint.
+    pkce: {
+      required: (_ctx, client) =>
+        client.clientAuthMethod === 'none' ||
+        (client as unknown as Record<string, unknown>)['urn:opencis:require_pkce'] === true,
+    },
     clientAuthMethods: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256'],
-      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256'],
+      // CIS2 documents RS512 for private_key_jwt client assertions (and NHS applications use it).
+      clientAuthSigningAlgValues: [...CLIENT_AUTH_ALGS],
       userinfoSigningAlgValues: ['RS256', 'PS256', 'ES256'],
     },
+    // A refresh gives a new refresh token and uses up the one presented (RFC 9700 §4.14.2); presenting a used one again
+    // revokes the grant, and every token it gave.
+    rotateRefreshToken: true,
     clientDefaults: {
       id_token_signed_response_alg: 'RS256',
       grant_types: ['authorization_code'],
@@ -125,6 +186,7 @@ export function createProvider(deps: ProviderDeps): Provider {
         'urn:opencis:access_token_ttl',
         'urn:opencis:refresh_token_ttl',
         'urn:opencis:minimum_aal',
+        'urn:opencis:require_pkce',
         'urn:opencis:api_ods',
         'urn:opencis:api_activities',
       ],
@@ -170,7 +232,13 @@ export function createProvider(deps: ProviderDeps): Provider {
     // bound to the SSO session (the library's expiresWithSession): signing out or a session end still ends it.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     loadExistingGrant: async (ctx) => {
-      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+      // Runs in every authorization (and its resume) before the code is made: the code records the session's acr, so
+      // the session's acr becomes the value this request asked for and the session meets (acrMetBySession). When it
+      // meets none, the acr_values check above sends the person to sign in again and the interaction sets it.
+      const session = ctx.oidc.session!;
+      const met = acrMetBySession(ctx);
+      if (met && session.acr !== met) session.acr = met;
+      const grantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(ctx.oidc.client!.clientId);
       return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
     },
     ttl: {
@@ -178,8 +246,13 @@ export function createProvider(deps: ProviderDeps): Provider {
         Number((client as unknown as Record<string, unknown>)['urn:opencis:access_token_ttl'] ?? 3_600),
       AuthorizationCode: 60,
       IdToken: 3_600,
-      RefreshToken: (_ctx, _token, client) =>
-        Number((client as unknown as Record<string, unknown>)['urn:opencis:refresh_token_ttl'] ?? 12 * 3_600),
+      // Counted from the first refresh token of the chain: rotation never extends a grant past its registered lifetime.
+      RefreshToken: (_ctx, token, client) =>
+        Math.max(
+          1,
+          Number((client as unknown as Record<string, unknown>)['urn:opencis:refresh_token_ttl'] ?? 12 * 3_600) -
+            token.totalLifetime(),
+        ),
       Interaction: 3_600,
       // The SSO session lasts as long as an AAL3 session may (NIST SP 800-63B-4: 12 hours); the web session's idle
       // limits apply at each interaction.
@@ -204,15 +277,6 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
   const provider = new Provider(deps.issuer, configuration);
   provider.proxy = true;
-  // CIS2 ID tokens carry at_hash (DOMAIN §7); oidc-provider adds it only to ID tokens from the authorization endpoint.
-  // Those from the token endpoint (code and refresh grants) get it here: an opaque access token's value is its jti.
-  const { IdToken } = provider;
-  const issue = IdToken.prototype.issue;
-  IdToken.prototype.issue = function issueWithAtHash(this: InstanceType<typeof IdToken>, options) {
-    const accessToken = options.use === 'idtoken' ? this.ctx?.oidc?.entities?.AccessToken : undefined;
-    if (accessToken?.jti && this.extra.at_hash === undefined) this.set('at_hash', accessToken.jti);
-    return issue.call(this, options);
-  };
   // First, so that it wraps the middleware below too: a store down or read-only answers 503, never server_error.
   answerStoreFailuresWith503(provider);
   // A code's (or refresh token's) use that the adapter deferred to the request's next write, when the request wrote

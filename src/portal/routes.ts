@@ -8,6 +8,8 @@ import { cardsOf, completeSelfServiceUnlock, requestSelfServiceUnlock } from '..
 import { consumeInvitation, peekInvitation, startEnrolment, verifyEnrolment } from '../services/enrolment.ts';
 import { startSession } from '../services/sessions.ts';
 import { confirmTotpEnrolment, removeTotp, startTotpEnrolment, totpAuthenticatorsOf } from '../services/totp.ts';
+import { listUpstreamIdps } from '../services/upstream-idps.ts';
+import { upstreamLinksOf, worksWhereProviderIsOffered } from '../services/upstream-links.ts';
 import {
   finishWebauthnRegistration,
   removeWebauthnCredential,
@@ -15,6 +17,7 @@ import {
   type WebauthnKind,
   webauthnCredentialsOf,
 } from '../services/webauthn.ts';
+import { upstreamOrigins } from '../signin/upstream.ts';
 import { findPersonByUserId } from '../storage/people.ts';
 import { withRenewal } from './renew.ts';
 
@@ -33,7 +36,18 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
     const ctx = contextFor(deps, req, personActor(session));
     const person = await findPersonByUserId(deps.db, session.userId);
     if (!person) throw new AppError('person.not_found');
+    const idps = await listUpstreamIdps(deps.db, 'active');
+    const links = await upstreamLinksOf(deps.db, session.userId);
+    const linkable = [];
+    for (const idp of idps) {
+      if (links.some((l) => l.idpId === idp.idpId)) continue;
+      if (await worksWhereProviderIsOffered(deps.db, idp, session.userId, deps.clock.now())) linkable.push(idp);
+    }
     return reply.page('account.njk', {
+      upstreamLinks: links.map((l) => ({ ...l, idpName: idps.find((i) => i.idpId === l.idpId)?.name ?? l.idpId })),
+      linkableIdps: linkable,
+      // Linking starts with a form whose redirect ends at the provider.
+      formActionOrigins: upstreamOrigins(linkable),
       title: 'Your account',
       signedIn: true,
       session,

@@ -6,6 +6,7 @@ import { finishCardSignIn, startCardChallenge } from '../services/cards.ts';
 import { endSession, type SignInResult, startSession } from '../services/sessions.ts';
 import { signInWithTotp } from '../services/totp.ts';
 import { finishWebauthnAuthentication, startWebauthnAuthentication } from '../services/webauthn.ts';
+import { upstreamChoices, upstreamOrigins } from './upstream.ts';
 
 /**
  * The sign-in pages: smartcard (through the card agent), WebAuthn (security keys, Windows Hello, passkeys) and
@@ -33,12 +34,17 @@ export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void 
     const q = req.query as Record<string, unknown>;
     const session = await sessionOf(deps, req);
     const returnTo = safeReturnPath(q.return);
+    const upstreamIdps = await upstreamChoices(deps);
     return reply.page('signin.njk', {
       title: 'Sign in',
       returnTo,
       requiredAal: q.aal === '3' ? 3 : 2,
+      // A relying party asked for AAL2_NHSMAIL: only the organisations' own sign-in services meet it.
+      onlyUpstream: q.via === 'upstream',
+      upstreamIdps,
       signedIn: session !== null,
-      formActionOrigins: await relyingPartyOrigins(returnTo),
+      // The upstream sign-in buttons are forms whose redirects end at the provider.
+      formActionOrigins: [...(await relyingPartyOrigins(returnTo)), ...upstreamOrigins(upstreamIdps)],
     });
   });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -196,7 +196,10 @@ test(`[${backend}] API: register returns the secret once; list shows the client 
   const body = created.json() as { client: ClientJson; clientSecret: string };
   assert.match(body.client.clientId, /^[1-9]\d{11}\.apps\.national$/);
   assert.equal(body.client.status, 'active');
-  assert.equal(body.client.minimumAal, 3);
+  // CIS2's rules by default: no floor above what the client asks (AAL2), AAL3_ANY when it asks nothing, no PKCE demand.
+  assert.equal(body.client.minimumAal, 2);
+  assert.deepEqual(body.client.metadata.default_acr_values, ['AAL3_ANY']);
+  assert.equal(body.client.metadata['urn:opencis:require_pkce'], false);
   assert.equal(body.client.metadata.token_endpoint_auth_method, 'client_secret_basic');
   assert.deepEqual(body.client.metadata.grant_types, ['authorization_code', 'refresh_token']);
   assert.equal(body.client.metadata['urn:opencis:access_token_ttl'], 3600, 'extra metadata survives serialisation');
@@ -427,7 +430,6 @@ test(`[${backend}] CLI: client register, list, disable; validation and exit code
     assert.match(secretClient.stderr, /shown this once/);
 
     const publicJwks = join(dataDir, 'jwks.json');
-    const { generateKeyPairSync } = await import('node:crypto');
     const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
     writeFileSync(publicJwks, JSON.stringify({ keys: [{ ...jwk, kid: 'rp-1', use: 'sig', alg: 'ES256' }] }));
     const keyClient = await cli(clientCommand, [
@@ -444,6 +446,46 @@ test(`[${backend}] CLI: client register, list, disable; validation and exit code
     assert.equal(keyClient.code, 0, keyClient.stderr);
     assert.doesNotMatch(keyClient.stdout, /client_secret/);
     const keyClientId = /^client_id {6}(\S+)$/m.exec(keyClient.stdout)![1]!;
+    assert.match(keyClient.stdout, /^require_pkce {3}no$/m, 'CIS2: PKCE not demanded of a confidential client');
+
+    // The settings where OpenCIS may be stricter than CIS2: an RS512 client held to PKCE, then given CIS2's rules.
+    const rsaJwks = join(dataDir, 'rsa.jwks.json');
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+    writeFileSync(rsaJwks, JSON.stringify({ keys: [{ ...rsa, kid: 'rsa-1', alg: 'RS512' }] }));
+    const shortJwks = join(dataDir, 'short.jwks.json');
+    const short = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+    writeFileSync(shortJwks, JSON.stringify({ keys: [{ ...short, kid: 'short-1', alg: 'RS512' }] }));
+    const base = ['register', '--name', 'Screening', '--redirect-uri', 'https://bs.example.nhs.uk/cb'];
+    assert.equal((await cli(clientCommand, [...base, '--jwks', rsaJwks, '--auth-signing-alg', 'HS256'])).code, 2);
+    const tooShort = await cli(clientCommand, [...base, '--jwks', shortJwks]);
+    assert.equal(tooShort.code, 1);
+    assert.match(tooShort.stderr, /request\.invalid/);
+    const strict = await cli(clientCommand, [
+      ...base,
+      '--jwks',
+      rsaJwks,
+      '--auth-signing-alg',
+      'RS512',
+      '--require-pkce',
+      '--default-acr',
+      'AAL2_OR_AAL3_ANY',
+      '--client-id',
+      '200000000002.apps.national',
+    ]);
+    assert.equal(strict.code, 0, strict.stderr);
+    assert.match(strict.stdout, /^require_pkce {3}yes$/m);
+    assert.equal((await cli(clientCommand, ['set', '200000000002.apps.national'])).code, 2);
+    assert.equal((await cli(clientCommand, ['set', '200000000002.apps.national', '--pkce', 'maybe'])).code, 2);
+    const set = await cli(clientCommand, [
+      'set',
+      '200000000002.apps.national',
+      '--pkce',
+      'optional',
+      '--minimum-aal',
+      '3',
+    ]);
+    assert.equal(set.code, 0, set.stderr);
+    assert.equal((await cli(clientCommand, ['set', '999999999999.apps.national', '--pkce', 'required'])).code, 1);
 
     const duplicate = await cli(clientCommand, [
       'register',
@@ -477,7 +519,7 @@ test(`[${backend}] CLI: client register, list, disable; validation and exit code
     const list = await cli(clientCommand, ['list']);
     assert.equal(list.code, 0);
     const lines = list.stdout.split('\n');
-    assert.equal(lines.length, 2);
+    assert.equal(lines.length, 3);
     assert.match(
       lines[0]!,
       /^200000000001\.apps\.national {2}active {4}client_secret_basic {2}AAL2 {2}Ward EPR {2}https:\/\/epr\.example\.nhs\.uk\/callback http:\/\/localhost:8080\/callback$/,
@@ -500,12 +542,25 @@ test(`[${backend}] CLI: client register, list, disable; validation and exit code
       assert.equal(m['urn:opencis:access_token_ttl'], 900);
       assert.equal(m['urn:opencis:refresh_token_ttl'], 7200);
       assert.deepEqual(m.grant_types, ['authorization_code', 'refresh_token']);
+      const screening = await db.query<{ metadata: Record<string, unknown>; minimum_aal: number }>(
+        "SELECT metadata, minimum_aal FROM oidc_clients WHERE client_id = '200000000002.apps.national'",
+      );
+      assert.equal(screening.rows[0]!.metadata.token_endpoint_auth_signing_alg, 'RS512');
+      assert.equal(screening.rows[0]!.metadata['urn:opencis:require_pkce'], false, 'set --pkce optional');
+      assert.deepEqual(screening.rows[0]!.metadata.default_acr_values, ['AAL2_OR_AAL3_ANY']);
+      assert.equal(screening.rows[0]!.minimum_aal, 3);
       const audit = await db.query<{ action: string }>(
         "SELECT action FROM audit_events WHERE action LIKE 'oidc.client%' ORDER BY seq",
       );
       assert.deepEqual(
         audit.rows.map((r) => r.action),
-        ['oidc.client_registered', 'oidc.client_registered', 'oidc.client_disabled'],
+        [
+          'oidc.client_registered',
+          'oidc.client_registered',
+          'oidc.client_registered',
+          'oidc.client_settings_changed',
+          'oidc.client_disabled',
+        ],
       );
     } finally {
       await db.close();

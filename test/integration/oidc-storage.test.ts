@@ -180,11 +180,17 @@ test(`[${backend}] claims: one statement each; ended role profiles never appear;
 
   counted.statements.length = 0;
   const idToken = await cis2ClaimsForGrant(counted.db, person.userId, clock.now(), 'id_token', 'grant-claims');
+  // The ID token's set: identity and assurance, and the profile and email claims (the library keeps those only with
+  // their scopes).
   assert.deepEqual(idToken, {
     sub: person.userId,
     id_assurance_level: 3,
     authentication_assurance_level: 3,
     selected_roleid: kept.personRoleId,
+    name: `${person.givenName} ${person.familyName}`,
+    given_name: person.givenName,
+    family_name: person.familyName,
+    uid: person.userId,
   });
   assert.equal(counted.statements.length, 1);
 

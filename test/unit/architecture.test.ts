@@ -110,6 +110,7 @@ const SQL_STILL_OUTSIDE_STORAGE: readonly string[] = [
   'jobs/scheduler.ts',
   'oidc/adapter.ts',
   'oidc/claims.ts',
+  'oidc/client-settings.ts',
   'oidc/clients.ts',
   'oidc/keys.ts',
   'oidc/logout.ts',
@@ -146,6 +147,8 @@ const SQL_STILL_OUTSIDE_STORAGE: readonly string[] = [
   'services/startup.ts',
   'services/synthetic.ts',
   'services/totp.ts',
+  'services/upstream-idps.ts',
+  'services/upstream-links.ts',
   'services/webauthn.ts',
 ];
 

@@ -62,6 +62,7 @@ const matrix: Record<Statement, string> = {
   'authenticator:enrol': 'MAR...',
   'client:register': 'M.....',
   'client:manage': 'M.....',
+  'idp:register': '......', // the operator's alone
 };
 
 /** What may reach a person with no organisation yet (a new starter): DOMAIN §5 procedures 1–2. */

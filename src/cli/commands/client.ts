@@ -1,5 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { CIS2_SCOPES, type ClientInput, listClients, registerClient, setClientStatus } from '../../oidc/clients.ts';
+import { CLIENT_AUTH_ALGS } from '../../oidc/client-keys.ts';
+import { type ClientSettings, updateClientSettings } from '../../oidc/client-settings.ts';
+import {
+  CIS2_SCOPES,
+  type ClientInput,
+  DEFAULT_SCOPES,
+  listClients,
+  registerClient,
+  setClientStatus,
+} from '../../oidc/clients.ts';
 import type { Command } from '../command.ts';
 import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
@@ -21,7 +30,7 @@ function oneOf<T extends string>(name: string, raw: string | undefined, allowed:
 }
 
 /** The JWK Set of a private_key_jwt client, from a file: `{"keys":[…]}` (a single JWK is accepted and wrapped). */
-function readJwks(file: string): { keys: Record<string, unknown>[] } {
+function readJwks(file: string): ClientInput['jwks'] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -43,35 +52,46 @@ function readJwks(file: string): { keys: Record<string, unknown>[] } {
       throw new UsageError(`--jwks ${file} holds a private key: register the public key only`);
     }
   }
-  return { keys: keys as Record<string, unknown>[] };
+  // Checked in full (key types, sizes, algorithms) by the registration itself.
+  return { keys } as ClientInput['jwks'];
 }
 
 export const clientCommand: Command = {
-  summary: 'Relying parties (OpenID Connect clients): register, list, disable, enable',
+  summary: 'Relying parties (OpenID Connect clients): register, list, set, disable, enable',
   help: `Usage: opencis client register --name NAME --redirect-uri URI [--redirect-uri URI2 …]
                                [--post-logout-uri URI …] [--backchannel-logout-uri URI]
                                [--auth ${AUTH_METHODS.join('|')}]
-                               [--jwks FILE] [--jwks-uri URI] [--scopes "openid profile …"]
-                               [--alg ${ALGS.join('|')}] [--minimum-aal 2|3]
+                               [--jwks FILE] [--jwks-uri URI] [--auth-signing-alg ${CLIENT_AUTH_ALGS.join('|')}]
+                               [--scopes "openid profile …"] [--alg ${ALGS.join('|')}] [--minimum-aal 2|3]
+                               [--require-pkce] [--default-acr "AAL3_ANY …"]
                                [--access-token-ttl SECONDS] [--refresh-token-ttl SECONDS] [--client-id ID]
        opencis client list
+       opencis client set CLIENT_ID [--pkce required|optional] [--minimum-aal 1|2|3] [--default-acr "AAL3_ANY …"]
        opencis client disable CLIENT_ID
        opencis client enable CLIENT_ID
 
 register  registers a clinical system that signs its users in through OpenCIS and prints its client ID. With
           --auth client_secret_basic or client_secret_post it also prints the client secret: it is shown this once
           and cannot be shown again. private_key_jwt (the default, as CIS2 prefers) needs the client's public keys:
-          --jwks FILE (a JWK Set) or --jwks-uri URI.
-            --scopes          scopes it may ask for (default "openid profile nationalrbacaccess selectedrole"); add
+          --jwks FILE (a JWK Set) or --jwks-uri URI; RSA keys of 2048 bits or more, or EC P-256.
+            --auth-signing-alg  the one algorithm its client assertions must use (default: any of
+                              ${CLIENT_AUTH_ALGS.join(', ')})
+            --scopes          scopes it may ask for (default "${DEFAULT_SCOPES.join(' ')}"); add
                               offline_access to allow refresh tokens. Known: ${CIS2_SCOPES.join(' ')}
+            --require-pkce    demand PKCE (S256) of this client too; CIS2 does not, so by default a client that
+                              sends no code_challenge is not refused (one that sends it is held to it)
             --alg             ID token signing algorithm (default RS256)
-            --minimum-aal     the least assurance level it accepts, whatever acr_values it sends (default 3; 1 only
-                              for test environments)
+            --minimum-aal     the least assurance level it accepts, whatever acr_values it sends (default 2, as
+                              CIS2: its acr_values decide; 3 to hold it to AAL3; 1 only for test environments)
+            --default-acr     what a request naming no acr_values asks for (default AAL3_ANY, as CIS2)
             --access-token-ttl   seconds (60–86400, default 3600)
             --refresh-token-ttl  seconds (0–2592000, default 43200)
             --client-id       a client ID of your choosing (default: 12 random digits + ".apps.national")
           Redirect URIs must be https (http only for localhost).
 list      every relying party: client ID, status, authentication method, name, redirect URIs
+set       changes the settings where OpenCIS may be stricter than CIS2 (see docs/cis2.md): PKCE demanded or not,
+          the least assurance level, the default acr_values. Clients registered before these settings existed keep
+          PKCE required until set otherwise.
 disable   stops a relying party at once: no new sign-ins, code redemptions, refreshes or userinfo calls
 enable    enables a disabled relying party again
 
@@ -93,6 +113,10 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
         'access-token-ttl': { type: 'string' },
         'refresh-token-ttl': { type: 'string' },
         'client-id': { type: 'string' },
+        'auth-signing-alg': { type: 'string' },
+        'require-pkce': { type: 'boolean' },
+        pkce: { type: 'string' },
+        'default-acr': { type: 'string' },
       },
       2,
     );
@@ -125,6 +149,17 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
           ...(scopes ? { scopes: scopes as ClientInput['scopes'] } : {}),
           ...(values.alg ? { idTokenSignedResponseAlg: oneOf('alg', values.alg, ALGS) } : {}),
           ...(aal ? { minimumAal: Number(aal) as 1 | 2 | 3 } : {}),
+          ...(values['auth-signing-alg']
+            ? { tokenEndpointAuthSigningAlg: oneOf('auth-signing-alg', values['auth-signing-alg'], CLIENT_AUTH_ALGS) }
+            : {}),
+          ...(values['require-pkce'] ? { requirePkce: true } : {}),
+          ...(values['default-acr']
+            ? {
+                defaultAcrValues: values['default-acr']
+                  .split(/[\s,]+/)
+                  .filter(Boolean) as ClientInput['defaultAcrValues'],
+              }
+            : {}),
           ...(values['access-token-ttl'] !== undefined
             ? { accessTokenTtlSeconds: wholeSeconds('access-token-ttl', values['access-token-ttl']) }
             : {}),
@@ -137,6 +172,7 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
         io.out(`name           ${client.name}`);
         io.out(`auth           ${String(client.metadata.token_endpoint_auth_method)}`);
         io.out(`scopes         ${String(client.metadata.scope)}`);
+        io.out(`require_pkce   ${client.metadata['urn:opencis:require_pkce'] === true ? 'yes' : 'no'}`);
         if (clientSecret) {
           io.out(`client_secret  ${clientSecret}`);
           io.err('The client secret is shown this once: give it to the relying party now. It cannot be shown again.');
@@ -156,6 +192,28 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
         }
         return 0;
       }
+      case 'set': {
+        if (!id) throw new UsageError('set needs a CLIENT_ID');
+        const pkce = oneOf('pkce', values.pkce, ['required', 'optional'] as const);
+        const aal = oneOf('minimum-aal', values['minimum-aal'], ['1', '2', '3'] as const);
+        const settings: ClientSettings = {
+          ...(pkce ? { requirePkce: pkce === 'required' } : {}),
+          ...(aal ? { minimumAal: Number(aal) as 1 | 2 | 3 } : {}),
+          ...(values['default-acr']
+            ? {
+                defaultAcrValues: values['default-acr']
+                  .split(/[\s,]+/)
+                  .filter(Boolean) as ClientSettings['defaultAcrValues'],
+              }
+            : {}),
+        };
+        if (Object.keys(settings).length === 0) {
+          throw new UsageError('set needs --pkce, --minimum-aal or --default-acr');
+        }
+        await withOperatorContext((ctx) => updateClientSettings(ctx, id, settings));
+        io.out(`client ${id} updated`);
+        return 0;
+      }
       case 'disable':
       case 'enable': {
         if (!id) throw new UsageError(`${verb} needs a CLIENT_ID`);
@@ -165,7 +223,7 @@ Exit codes: 0 done, 1 refused (invalid registration, unknown client ID), 2 usage
         return 0;
       }
       default:
-        throw new UsageError('expected register, list, disable or enable');
+        throw new UsageError('expected register, list, set, disable or enable');
     }
   },
 };

@@ -2,8 +2,11 @@ import type { Aal } from './assurance.ts';
 
 /**
  * CIS2 `acr_values` (DOMAIN §7) and what satisfies each. A session satisfies a value when its level and the methods it
- * used (`amr`) meet the rule. AAL1_USERPASS and AAL2_NHSMAIL are CIS2 values OpenCIS does not offer (no passwords; no
- * NHSmail push): they are not advertised and a request for only those is refused.
+ * used (`amr`) meet the rule. AAL2_NHSMAIL is met by a sign-in through an organisation's upstream OpenID Connect identity
+ * provider (NHSmail is Microsoft Entra ID) linked to the person's record. AAL1_USERPASS is a CIS2 value OpenCIS does not
+ * offer (no passwords): it is not advertised, and a request naming only values OpenCIS does not offer is answered
+ * `unmet_authentication_requirements` (OpenID Connect Unmet Authentication Requirements 1.0), an error the relying party
+ * can act on.
  */
 export interface AcrRule {
   /** Levels that satisfy the value. */
@@ -12,6 +15,8 @@ export interface AcrRule {
   amr?: readonly string[];
   /** The level to ask for when stepping up to this value. */
   stepUp: Aal;
+  /** How to step up when only one way of signing in meets it: through an upstream identity provider. */
+  via?: 'upstream';
 }
 
 export const acrRules = {
@@ -24,6 +29,7 @@ export const acrRules = {
   AAL3_FIDO2: { aal: [3], amr: ['FIDO2', 'WHFB'], stepUp: 3 },
   AAL3_IOS: { aal: [3], amr: ['VIRTUAL_SMARTCARD'], stepUp: 3 },
   AAL2_TOTP: { aal: [2], amr: ['TOTP'], stepUp: 2 },
+  AAL2_NHSMAIL: { aal: [2], amr: ['NHSMAIL'], stepUp: 2, via: 'upstream' },
 } as const satisfies Record<string, AcrRule>;
 
 export type AcrValue = keyof typeof acrRules;
@@ -39,19 +45,30 @@ export function satisfies(acr: AcrValue, session: { aal: Aal; amr: readonly stri
   return rule.amr === undefined || rule.amr.some((m) => session.amr.includes(m));
 }
 
-/** The client's floor as an acr value: what is asked for when the request names none. */
+/**
+ * Whether a session meets an acr value for a relying party: the value's rule, and the client's floor (its registered
+ * minimum level, where OpenCIS may be stricter than CIS2). The acr the relying party gets is still the value it asked
+ * for: the floor raises the session, never rewrites the claim.
+ */
+export function meets(acr: AcrValue, session: { aal: Aal; amr: readonly string[] }, minimumAal: 1 | 2 | 3): boolean {
+  return session.aal >= minimumAal && satisfies(acr, session);
+}
+
+/** How to sign in again for a value: its level raised to the client's floor, and through an upstream IdP if need be. */
+export function stepUpFor(acr: AcrValue, minimumAal: 1 | 2 | 3): { aal: Aal; via?: 'upstream' } {
+  const rule: AcrRule = acrRules[acr];
+  return { aal: Math.max(rule.stepUp, minimumAal) as Aal, ...(rule.via ? { via: rule.via } : {}) };
+}
+
+/** The client's floor as an acr value: what is asked for when neither the request nor the registration names one. */
 export function defaultAcrFor(minimumAal: 1 | 2 | 3): AcrValue {
   return minimumAal >= 3 ? 'AAL3_ANY' : 'AAL2_OR_AAL3_ANY';
 }
 
-export function aalOfAcr(acr: AcrValue): Aal {
-  return Math.min(...acrRules[acr].aal) as Aal;
-}
-
 /**
- * The values to try, in the client's order of preference: the requested supported values whose level is not below the
- * client's minimum; the client's default when nothing usable was asked for. `unsupported` is true when values were
- * asked for and none of them is one OpenCIS offers.
+ * The values to try, in the client's order of preference: the requested supported values that a session at or above
+ * the client's floor can meet; the client's default when nothing usable was asked for. `unsupported` is true when
+ * values were asked for and none of them is one OpenCIS offers.
  */
 export function acrCandidates(
   requested: string | undefined,
@@ -60,6 +77,6 @@ export function acrCandidates(
   const asked = (requested ?? '').split(/\s+/).filter(Boolean);
   const known = asked.filter(isAcrValue);
   if (asked.length > 0 && known.length === 0) return { candidates: [], unsupported: true };
-  const usable = known.filter((v) => aalOfAcr(v) >= minimumAal);
+  const usable = known.filter((v) => (acrRules[v].aal as readonly Aal[]).some((level) => level >= minimumAal));
   return { candidates: usable.length > 0 ? usable : [defaultAcrFor(minimumAal)], unsupported: false };
 }

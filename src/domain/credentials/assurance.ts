@@ -10,6 +10,8 @@ export const authenticationMethods = {
   platform: { aal: 3, amr: 'WHFB' },
   passkey: { aal: 2, amr: 'PASSKEY' },
   totp: { aal: 2, amr: 'TOTP' },
+  // An organisation's own identity provider (NHSmail: Microsoft Entra ID with Microsoft Authenticator), federated.
+  upstream: { aal: 2, amr: 'NHSMAIL' },
 } as const satisfies Record<string, { aal: Aal; amr: string }>;
 
 export type AuthenticationMethod = keyof typeof authenticationMethods;

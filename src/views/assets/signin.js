@@ -41,7 +41,7 @@
     return data;
   }
 
-  document.getElementById('card-signin').addEventListener('click', async () => {
+  document.getElementById('card-signin')?.addEventListener('click', async () => {
     errorBox.hidden = true;
     const passcodeInput = document.getElementById('card-passcode');
     try {
@@ -56,7 +56,7 @@
     }
   });
 
-  document.getElementById('webauthn-signin').addEventListener('click', async () => {
+  document.getElementById('webauthn-signin')?.addEventListener('click', async () => {
     errorBox.hidden = true;
     try {
       const { challengeId, options } = await post('/signin/webauthn/options', {});

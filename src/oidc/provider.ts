@@ -1,7 +1,8 @@
-import Provider, { type Configuration, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { type Adapter, type Configuration, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { acrCandidates, satisfies, supportedAcrValues } from '../domain/credentials/acr.ts';
 import { type Aal, authenticationMethods } from '../domain/credentials/assurance.ts';
 import { ukDate } from '../domain/dates.ts';
+import { isStorableText } from '../domain/text.ts';
 import { SESSION_COOKIE } from '../http/web.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { Clock } from '../services/context.ts';
@@ -9,8 +10,9 @@ import { currentSession, endSession } from '../services/sessions.ts';
 import type { Database } from '../storage/database.ts';
 import { cis2ClaimsForGrant, scopeClaims } from './claims.ts';
 import { API_SCOPE, CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
+import { answerInvalidInputWith400, refusingUnstorableText } from './hostile-input.ts';
 import type { SigningKeys } from './keys.ts';
-import { errorPage, loggedOutPage, logoutPage } from './pages.ts';
+import { loggedOutPage, logoutPage, renderError } from './pages.ts';
 import { takeClaims, takeDeferredConsume } from './read-together.ts';
 import { answerStoreFailuresWith503 } from './store-failures.ts';
 
@@ -85,10 +87,11 @@ function policy(deps: ProviderDeps) {
 
 export function createProvider(deps: ProviderDeps): Provider {
   // Clients live in the relying-party registry (oidc_clients): the library asks the 'Client' adapter for them by ID.
+  // A client ID no client can have (NUL, a lone surrogate) is simply not found: invalid_client, never a database error.
   const clientAdapter = {
-    find: (id: string) => clientMetadataForProvider(deps.db, deps.sealer, id),
+    find: async (id: string) => (isStorableText(id) ? clientMetadataForProvider(deps.db, deps.sealer, id) : undefined),
   };
-  const artefacts = deps.adapter as (name: string) => object;
+  const artefacts = refusingUnstorableText(deps.adapter as (name: string) => Adapter) as (name: string) => object;
   const configuration: Configuration = {
     adapter: ((name: string) => (name === 'Client' ? clientAdapter : artefacts(name))) as never,
     clients: [],
@@ -187,7 +190,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       Grant: 12 * 3_600,
       ClientCredentials: 600,
     },
-    renderError: errorPage,
+    renderError,
     clockTolerance: 5,
     // Back-channel logout to relying parties on the health network (private addresses) is allowed for the exact
     // endpoints RA Managers registered; anything else keeps the library's SSRF protection.
@@ -203,6 +206,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
   };
   const provider = new Provider(deps.issuer, configuration);
+  // Koa's proxy mode reads X-Forwarded-Proto/-Host/-For — but only the values OpenCIS's Fastify app decided to believe
+  // (TRUST_PROXY): mount.ts replaces them on every request with Fastify's own protocol, host and client address, so a
+  // forged header from an untrusted peer never changes an issuer-derived URL or redirect.
   provider.proxy = true;
   // CIS2 ID tokens carry at_hash (DOMAIN §7); oidc-provider adds it only to ID tokens from the authorization endpoint.
   // Those from the token endpoint (code and refresh grants) get it here: an opaque access token's value is its jti.
@@ -215,6 +221,8 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
   // First, so that it wraps the middleware below too: a store down or read-only answers 503, never server_error.
   answerStoreFailuresWith503(provider);
+  // Then: a value the database refused is bad input (400 invalid_request), and unknown paths get OAuth-shaped JSON.
+  answerInvalidInputWith400(provider);
   // A code's (or refresh token's) use that the adapter deferred to the request's next write, when the request wrote
   // nothing after it (it failed before giving a token): recorded before the response leaves. A replay found then has
   // its grant revoked; the request failed already, so its answer stands.

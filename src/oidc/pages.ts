@@ -31,7 +31,13 @@ function send(ctx: KoaContextWithOIDC, html: string): void {
  * errors may be a page. Every other endpoint is called by a relying party's code and answers JSON, whatever its Accept
  * header says — the library would otherwise render an HTML page for `Accept: text/html` anywhere in it.
  */
-const BROWSER_ROUTES = new Set(['authorization', 'resume', 'end_session', 'end_session_confirm', 'end_session_success']);
+const BROWSER_ROUTES = new Set([
+  'authorization',
+  'resume',
+  'end_session',
+  'end_session_confirm',
+  'end_session_success',
+]);
 const BROWSER_PATHS = /\/(authorize(\/[^/]+)?|connect\/endSession(\/confirm|\/success)?)$/;
 
 function browserFacing(ctx: KoaContextWithOIDC): boolean {

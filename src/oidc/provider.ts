@@ -9,6 +9,7 @@ import type { Clock } from '../services/context.ts';
 import { currentSession, endSession } from '../services/sessions.ts';
 import type { Database } from '../storage/database.ts';
 import { cis2ClaimsForGrant, scopeClaims } from './claims.ts';
+import { limitClientAuthentication } from './client-auth-limits.ts';
 import { API_SCOPE, CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
 import { answerInvalidInputWith400, refusingUnstorableText } from './hostile-input.ts';
 import type { SigningKeys } from './keys.ts';
@@ -223,6 +224,8 @@ export function createProvider(deps: ProviderDeps): Provider {
   answerStoreFailuresWith503(provider);
   // Then: a value the database refused is bad input (400 invalid_request), and unknown paths get OAuth-shaped JSON.
   answerInvalidInputWith400(provider);
+  // Failed client authentications count against the caller's address (client secrets are guessable secrets too).
+  limitClientAuthentication(provider, deps);
   // A code's (or refresh token's) use that the adapter deferred to the request's next write, when the request wrote
   // nothing after it (it failed before giving a token): recorded before the response leaves. A replay found then has
   // its grant revoked; the request failed already, so its answer stands.

@@ -6,6 +6,7 @@ import { assignRoleProfile, createPosition } from '../../src/services/access.ts'
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { backend } from '../support/db.ts';
+import { databaseDigest as digestOf } from '../support/digest.ts';
 import { saveTestOrganisations } from '../support/organisations.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
@@ -60,25 +61,7 @@ after(async () => {
   await s?.close();
 });
 
-/**
- * A digest of every row of every table, per table: equal before and after means nothing at all was written (`except`:
- * tables a refusal is meant to write to, such as the audit trail of refusals). A difference names the table.
- */
-async function databaseDigest(except: string[] = []): Promise<string> {
-  const { rows: tables } = await s.t.db.query<{ name: string }>(
-    `SELECT table_name AS name FROM information_schema.tables
-     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`,
-  );
-  const digests: string[] = [];
-  for (const { name } of tables) {
-    if (except.includes(name)) continue;
-    const { rows } = await s.t.db.query<{ d: string | null }>(
-      `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) AS d FROM "${name}" t`,
-    );
-    digests.push(`${name}: ${rows[0]?.d ?? '-'}`);
-  }
-  return digests.join('\n');
-}
+const databaseDigest = (except: string[] = []) => digestOf(s.t.db, except);
 
 /** Every route of the app, from Fastify's own route tree: [method, path] with `:params` and `*` as registered. */
 function routes(): [string, string][] {

@@ -239,3 +239,69 @@ test('wrong passcodes at once to two agents on the same card (two processes): ex
     for (const { child } of agents) child.kill('SIGTERM');
   }
 });
+
+/** A request from a program of another user (uid 65534, "nobody"): it may write any Origin and Host it likes. */
+function asAnotherUser(port: number, path: string, origin: string | null): Promise<{ status: number; text: string }> {
+  const script = `
+    const http = require('node:http');
+    const req = http.request({ host: '127.0.0.1', port: ${port}, path: ${JSON.stringify(path)}, method: 'GET',
+      headers: { host: '127.0.0.1:${port}'${origin ? `, origin: ${JSON.stringify(origin)}` : ''} } }, (res) => {
+      let t = ''; res.on('data', (c) => { t += c; }); res.on('end', () => process.stdout.write(JSON.stringify({ status: res.statusCode, text: t })));
+    });
+    req.on('error', (e) => process.stdout.write(JSON.stringify({ status: 0, text: e.message })));
+    req.end();`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { uid: 65534, gid: 65534, cwd: '/' });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', () => resolve(JSON.parse(out) as { status: number; text: string }));
+  });
+}
+
+test('programs of another user on the same computer (a terminal server) get nothing: not the ticket, not the card', async (t) => {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
+    t.skip('needs root to run a client as another user');
+    return;
+  }
+  const agent = await startCardAgent({
+    modulePath: MODULE,
+    tokenLabel: LABEL,
+    port: 0,
+    allowedOrigins: [ORIGIN],
+    cis1AllowedOrigins: ['https://pas.example.nhs.uk'],
+    serverUrl: server.url,
+    log: () => {},
+  });
+  try {
+    // The agent's own user: its local programs and its browser pages are answered.
+    const own = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: agent.port, path: '/v1/cis1/ticket', headers: { host: `127.0.0.1:${agent.port}` } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    // (no CIS1 session: 409 cis1.no_session, or 423 cis1.card_locked after the tests above — not 403)
+    assert.ok([409, 423].includes(own), `a local program of this user is answered: ${own}`);
+    // Another user's program, with no Origin (a "local program"), or forging an allowed Origin: refused.
+    for (const [path, origin] of [
+      ['/v1/cis1/ticket', null],
+      ['/v1/cis1/ticket', 'https://pas.example.nhs.uk'],
+      ['/v1/status', ORIGIN],
+    ] as const) {
+      const res = await asAnotherUser(agent.port, path, origin);
+      assert.equal(res.status, 403, `${path} ${origin}: ${res.text}`);
+      assert.equal((JSON.parse(res.text) as { error: { code: string } }).error.code, 'agent.other_user');
+      assert.doesNotMatch(res.text, /ticket"|certificate"/);
+    }
+  } finally {
+    await agent.close();
+  }
+});

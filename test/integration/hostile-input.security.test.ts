@@ -6,7 +6,7 @@ import { assignRoleProfile, createPosition } from '../../src/services/access.ts'
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { backend } from '../support/db.ts';
-import { databaseDigest as digestOf } from '../support/digest.ts';
+import { databaseDigest as digestOf, REFUSAL_TABLES } from '../support/digest.ts';
 import { saveTestOrganisations } from '../support/organisations.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
@@ -61,7 +61,7 @@ after(async () => {
   await s?.close();
 });
 
-const databaseDigest = (except: string[] = []) => digestOf(s.t.db, except);
+const databaseDigest = (except: readonly string[] = []) => digestOf(s.t.db, except);
 
 /** Every route of the app, from Fastify's own route tree: [method, path] with `:params` and `*` as registered. */
 function routes(): [string, string][] {
@@ -254,7 +254,8 @@ const authorizeParams = (extra: Record<string, string>) => ({
 });
 
 test(`[${backend}] OIDC: a NUL (or other invalid text) in any parameter gets the OAuth error, as JSON, never server_error`, async () => {
-  const digest = await databaseDigest();
+  // Failed client authentications count against the address (secrets.security.test.ts): nothing else changes.
+  const digest = await databaseDigest(REFUSAL_TABLES);
   const token = (extra: Record<string, string>) => ({
     grant_type: 'authorization_code',
     code: 'code-1',
@@ -353,7 +354,7 @@ test(`[${backend}] OIDC: a NUL (or other invalid text) in any parameter gets the
   });
   assert.equal(page.statusCode, 400);
   assert.match(String(page.headers['content-type']), /^text\/html/);
-  assert.equal(await databaseDigest(), digest, 'no row changed');
+  assert.equal(await databaseDigest(REFUSAL_TABLES), digest, 'no row changed');
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -369,8 +370,8 @@ const HOSTILE_ACCEPTS = [
 ];
 
 test(`[${backend}] errors from JSON routes are JSON with a dotted code whatever Accept says`, async () => {
-  // CIS1 audits each refusal (cis1.security.test.ts); nothing else may change.
-  const audit = ['audit_events', 'audit_lanes'];
+  // CIS1 audits each refusal (cis1.security.test.ts) and counts wrong credentials; nothing else may change.
+  const audit = REFUSAL_TABLES;
   const digest = await databaseDigest(audit);
   const cases: [string, 'GET' | 'POST', string, Record<string, string>, string | undefined, number, string][] = [
     [
@@ -565,4 +566,55 @@ test(`[${backend}] OIDC: a forged X-Forwarded-Proto/Host from an untrusted peer 
   } finally {
     await behind.close();
   }
+});
+
+test(`[${backend}] prototype-pollution keys and huge arrays to every POST route: 4xx, never a 500; nothing polluted`, async () => {
+  const posts = routes()
+    .filter(([m, path]) => m === 'POST' && !path.startsWith('/oidc'))
+    .map(([, path]) =>
+      path
+        .replace(/:userId/g, managerId)
+        .replace(/:[A-Za-z]+/g, '1')
+        .replace('*', 'x'),
+    );
+  const json = { cookie, 'csrf-token': csrf, 'content-type': 'application/json' };
+  const form = { cookie, 'content-type': 'application/x-www-form-urlencoded' };
+  const query = '?__proto__[polluted]=1&constructor.prototype.polluted=1';
+  const failures: string[] = [];
+  // A poisoned JSON body is refused before any handler (400; the OCSP responder refuses every non-OCSP body: 415).
+  const digest = await databaseDigest(REFUSAL_TABLES);
+  for (const url of posts) {
+    for (const payload of [
+      '{"__proto__":{"polluted":true},"userId":"1"}',
+      '{"constructor":{"prototype":{"polluted":true}}}',
+      '{"documents":[{"__proto__":{"polluted":true}}]}',
+    ]) {
+      const res = await s.app.inject({ method: 'POST', url: `${url}${query}`, headers: json, payload });
+      if (res.statusCode !== (url === '/pki/ocsp' ? 415 : 400)) failures.push(`${url} ${payload} → ${res.statusCode}`);
+    }
+  }
+  assert.equal(await databaseDigest(REFUSAL_TABLES), digest, 'no row changed');
+  // Forms and queries keep such keys as plain field names; huge arrays are refused by the schemas' limits. (Routes
+  // that take no body — a challenge, signing out — answer as usual.)
+  const huge = JSON.stringify({
+    familyName: 'Big',
+    documents: Array.from({ length: 100_000 }, () => ({})),
+    redirectUris: Array(50_000).fill('https://x.example/cb'),
+  });
+  for (const url of posts) {
+    for (const [what, headers, payload] of [
+      [
+        'form',
+        form,
+        `_csrf=${encodeURIComponent(csrf)}&__proto__[polluted]=1&constructor[prototype][polluted]=1&__proto__=x`,
+      ],
+      ['huge arrays', json, huge],
+    ] as const) {
+      const res = await s.app.inject({ method: 'POST', url: `${url}${query}`, headers, payload });
+      if (res.statusCode >= 500) failures.push(`${url} [${what}] → ${res.statusCode} ${res.body.slice(0, 100)}`);
+    }
+  }
+  assert.deepEqual(failures, []);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  assert.equal(Object.hasOwn(Object.prototype, 'polluted'), false);
 });

@@ -1,9 +1,12 @@
+import 'reflect-metadata';
 import assert from 'node:assert/strict';
+import { webcrypto } from 'node:crypto';
 import { after, before, test } from 'node:test';
+import * as x509 from '@peculiar/x509';
 import * as OTPAuth from 'otpauth';
 import { AppError } from '../../src/domain/errors.ts';
 import { nationalIdFromSequence } from '../../src/domain/identity/user-id.ts';
-import { ensureCertificateAuthority, revokeCertificate } from '../../src/pki/ca.ts';
+import { activeAuthority, ensureCertificateAuthority, revokeCertificate } from '../../src/pki/ca.ts';
 import { attemptPolicies } from '../../src/services/attempts.ts';
 import {
   type CardConfig,
@@ -301,4 +304,52 @@ test(`[${backend}] smartcard sign-in: one challenge signed once and sent twice a
     ),
     'auth.failed',
   );
+});
+
+test(`[${backend}] smartcard sign-in: a copy of a holder's certificate from a rogue CA of the same name is refused`, async () => {
+  const p = await newPerson();
+  const c = await issueCard(p.userId);
+  // The attacker makes a CA with OpenCIS's CA name and issues the holder's certificate again — same serial, subject,
+  // user ID and extensions — for a key of their own, with which they sign the challenge.
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const ours = new x509.X509Certificate((await activeAuthority(t.db))!.certificateDer);
+  const rogue = await x509.X509CertificateGenerator.createSelfSigned({
+    name: ours.subjectName,
+    keys,
+    signingAlgorithm: alg,
+    notBefore: ours.notBefore,
+    notAfter: ours.notAfter,
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+  });
+  const original = new x509.X509Certificate(Buffer.from(c.certificate, 'base64'));
+  const attacker = new SoftwareCardKey();
+  const publicKey = await webcrypto.subtle.importKey(
+    'spki',
+    Buffer.from(attacker.spkiBase64(), 'base64'),
+    { name: 'ECDSA', namedCurve: 'P-256' },
+    true,
+    ['verify'],
+  );
+  const forged = await x509.X509CertificateGenerator.create({
+    serialNumber: original.serialNumber,
+    subject: original.subjectName,
+    issuer: rogue.subjectName,
+    notBefore: original.notBefore,
+    notAfter: original.notAfter,
+    publicKey,
+    signingKey: keys.privateKey,
+    signingAlgorithm: alg,
+    extensions: original.extensions,
+  });
+  const refusal = [...REFUSAL_TABLES, 'auth_challenges'];
+  const digest = await databaseDigest(t.db, refusal);
+  assert.equal(await codeOf(cardSignIn(attacker, Buffer.from(forged.rawData).toString('base64'))), 'auth.failed');
+  assert.equal(await databaseDigest(t.db, refusal), digest);
+  const { rows } = await t.db.query<{ reason: string }>(
+    "SELECT reason FROM audit_events WHERE action = 'signin.failed' ORDER BY seq DESC LIMIT 1",
+  );
+  assert.equal(rows[0]?.reason, 'pki.certificate_untrusted');
+  // The holder's own card still signs in.
+  assert.equal((await cardSignIn(c.key, c.certificate)).userId, p.userId);
 });

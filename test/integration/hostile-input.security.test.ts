@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
 import { registerClient } from '../../src/oidc/clients.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
-import { backend } from '../support/db.ts';
+import { TestClock, testSealer } from '../support/context.ts';
+import { backend, createTestDatabase } from '../support/db.ts';
 import { databaseDigest as digestOf, REFUSAL_TABLES } from '../support/digest.ts';
 import { saveTestOrganisations } from '../support/organisations.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
@@ -617,4 +621,50 @@ test(`[${backend}] prototype-pollution keys and huge arrays to every POST route:
   assert.deepEqual(failures, []);
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
   assert.equal(Object.hasOwn(Object.prototype, 'polluted'), false);
+});
+
+test(`[${backend}] the net under the guard: a value the database refuses (22021, 22P05, 22P02, 54000) is a 400, not a 500`, async () => {
+  // A route that hands the database a value the guard never saw (decoded from a header, as Basic credentials are).
+  const t = await createTestDatabase();
+  const app = await buildApp({
+    config: loadConfig({ PORT: '0', DEMO_DATA: 'false', LOG_LEVEL: 'silent' }),
+    db: t.db,
+    sealer: testSealer,
+    clock: new TestClock(),
+    logger: false,
+  });
+  app.get('/test/unchecked/:as', async (req) => {
+    const value = Buffer.from(String(req.headers['x-value'] ?? ''), 'base64').toString('utf8');
+    const as = (req.params as { as: string }).as;
+    if (as === 'indexed') {
+      await t.db.transaction(async (tx) => {
+        await tx.query('CREATE TEMP TABLE IF NOT EXISTS unchecked_values (v text PRIMARY KEY) ON COMMIT DROP');
+        await tx.query('INSERT INTO unchecked_values (v) VALUES ($1)', [value]);
+      });
+      return { ok: true };
+    }
+    await t.db.query(`SELECT $1::${as === 'json' ? 'jsonb' : as === 'uuid' ? 'uuid' : 'text'} AS v`, [value]);
+    return { ok: true };
+  });
+  try {
+    const incompressible = randomBytes(6_000).toString('base64');
+    for (const [as, value, code] of [
+      ['text', 'a\u0000b', 'request.invalid_text'],
+      ['json', '{"a":"\\u0000"}', 'request.invalid_text'],
+      ['json', '{"a":"\\ud800"}', 'request.invalid'],
+      ['uuid', 'not-a-uuid', 'request.invalid'],
+      ['indexed', incompressible, 'request.invalid'],
+    ] as const) {
+      const res = await app.inject({
+        method: 'GET',
+        url: `/test/unchecked/${as}`,
+        headers: { 'x-value': Buffer.from(value).toString('base64') },
+      });
+      assert.equal(res.statusCode, 400, `${as}: ${res.body}`);
+      assert.equal(errorCode(res), code, as);
+    }
+  } finally {
+    await app.close();
+    await t.close();
+  }
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { homedir, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 
 /**
@@ -11,21 +11,41 @@ import { join } from 'node:path';
  * — and their counter objects, written and removed under each other, gave spurious errors. The lock makes the
  * read–try–count of one job whole.
  *
- * The lock is a file created exclusively (O_EXCL) in the temporary directory, named after the user and the module,
- * holding the owner's pid; it is removed when the job ends. A lock whose owner has died (a crash) is taken over.
+ * The lock is a file created exclusively (O_EXCL) in a directory of the user's own (lockDirectory), named after the
+ * module, holding the owner's pid; it is removed when the job ends. A lock whose owner has died (a crash) is taken
+ * over.
  */
 const WAIT_MS = 30_000;
 
 export function lockPathFor(modulePath: string): string {
-  const user = (() => {
-    try {
-      return String(userInfo().uid);
-    } catch {
-      return 'user';
-    }
-  })();
   const id = createHash('sha256').update(modulePath).digest('hex').slice(0, 16);
-  return join(tmpdir(), `opencis-card-agent-${user}-${id}.lock`);
+  return join(lockDirectory(), `card-agent-${id}.lock`);
+}
+
+/**
+ * The user's own runtime directory (XDG_RUNTIME_DIR, mode 0700), else a private one in their home: never a directory
+ * other users can write to, where one could plant the lock file and keep the agent waiting.
+ */
+function lockDirectory(): string {
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  if (runtime) return runtime;
+  for (const dir of [join(homedir(), '.cache', 'opencis'), join(tmpdir(), `opencis-${userId()}`)]) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if ((statSync(dir).mode & 0o077) === 0 || dir.startsWith(homedir())) return dir;
+    } catch {
+      // try the next
+    }
+  }
+  return tmpdir();
+}
+
+function userId(): string {
+  try {
+    return String(userInfo().uid);
+  } catch {
+    return 'user';
+  }
 }
 
 function ownerAlive(path: string): boolean {

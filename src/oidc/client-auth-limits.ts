@@ -1,6 +1,6 @@
 import type Provider from 'oidc-provider';
 import { AppError } from '../domain/errors.ts';
-import { assertSecretNotLocked, recordWrongSecret, secretKey } from '../services/attempts.ts';
+import { secretGuard } from '../http/secret-limits.ts';
 import type { Clock } from '../services/context.ts';
 import type { Database } from '../storage/database.ts';
 
@@ -10,15 +10,16 @@ const CLIENT_AUTH_PATHS = new Set(['/access_token', '/introspect', '/token/revok
 /**
  * Client secrets are guessable secrets too: every failed client authentication at the token, introspection and
  * revocation endpoints (invalid_client) counts against the caller's address, and an address at the limit gets 429
- * until its lock ends (services/attempts.ts). Counted per address only: a client ID is public, so a per-client lock
+ * until its lock ends (services/attempts.ts; looked up only for addresses that failed here lately: secret-limits.ts).
+ * Counted per address only: a client ID is public, so a per-client lock
  * would let anyone shut a relying party out. A documented provider middleware, installed before the library's routes.
  */
 export function limitClientAuthentication(provider: Provider, deps: { db: Database; clock: Clock }): void {
+  const guard = secretGuard(deps, 'client_secret');
   provider.use(async (ctx, next) => {
     if (ctx.method !== 'POST' || !CLIENT_AUTH_PATHS.has(ctx.path)) return next();
-    const counter = secretKey('client_secret', ctx.ip);
     try {
-      await assertSecretNotLocked(deps.db, counter, deps.clock.now());
+      await guard.assertNotLocked(ctx.ip);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       const { retryAfterSeconds } = err.details as { retryAfterSeconds: number };
@@ -33,8 +34,6 @@ export function limitClientAuthentication(provider: Provider, deps: { db: Databa
     }
     await next();
     const body = ctx.body as { error?: unknown } | undefined;
-    if (ctx.status === 401 && body?.error === 'invalid_client') {
-      await recordWrongSecret(deps.db, counter, deps.clock.now());
-    }
+    if (ctx.status === 401 && body?.error === 'invalid_client') await guard.recordWrong(ctx.ip);
   });
 }

@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
  * an attestation statement is signed by its certificate; whether that certificate comes from a manufacturer the
  * service trusts is decided here: the x5c chain must verify, certificate by certificate, up to one of the configured
  * root certificates (WEBAUTHN_ATTESTATION_ROOTS, a PEM bundle such as those in the FIDO Metadata Service), every
- * certificate in date at the service's clock and every issuer a CA. With no roots configured nothing is trusted, so no WebAuthn key reaches AAL3 — the safe default.
+ * certificate in date at the service's clock and every issuer within the chain a CA. With no roots configured nothing is trusted, so no WebAuthn key reaches AAL3 — the safe default.
  */
 export interface AttestationRoots {
   roots(): readonly X509Certificate[];
@@ -71,6 +71,8 @@ export function attestationChainTrusted(
   return roots.some(
     (root) =>
       inDate(root, at) &&
-      (top.fingerprint256 === root.fingerprint256 || (root.ca && top.checkIssued(root) && top.verify(root.publicKey))),
+      // A configured root is a trust anchor (RFC 5280 §6.1.1 (d)): its name and key are trusted as configured, whatever
+      // its own extensions say (Chromium's virtual authenticator's is a self-signed end-entity certificate).
+      (top.fingerprint256 === root.fingerprint256 || (top.checkIssued(root) && top.verify(root.publicKey))),
   );
 }

@@ -14,6 +14,7 @@ import { registerCis1Routes } from './cis1/routes.ts';
 import { type Config, trustProxyOption } from './config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
 import { errorBody, installErrorHandling } from './http/errors.ts';
+import { installInputGuard } from './http/input-guard.ts';
 import { installMetrics } from './http/metrics.ts';
 import { installOperationsMetrics } from './http/operations-metrics.ts';
 import { installWeb } from './http/web.ts';
@@ -106,6 +107,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   installErrorHandling(app);
+  installInputGuard(app);
 
   await app.register(swagger, {
     openapi: {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { contextFor, type WebDeps } from '../http/deps.ts';
+import { limitWrongSecrets } from '../http/secret-limits.ts';
 import { certifyCard, redeemCardGrant, reportCardEvent } from '../services/cards.ts';
 
 /**
@@ -9,9 +10,12 @@ import { certifyCard, redeemCardGrant, reportCardEvent } from '../services/cards
  */
 export function registerCardAgentApi(app: FastifyInstance, deps: WebDeps): void {
   const tags = ['card agent'];
+  // A grant is a secret: wrong (or spent) ones count against the caller's address.
+  const grants = limitWrongSecrets(deps, 'card_grant', ['card.grant_invalid']);
   app.post(
     '/api/v1/card-agent/redeem',
     {
+      ...grants,
       schema: {
         tags,
         summary: 'Redeem a one-time card grant (issue, set passcode, unlock)',
@@ -27,6 +31,7 @@ export function registerCardAgentApi(app: FastifyInstance, deps: WebDeps): void 
   app.post(
     '/api/v1/card-agent/certificate',
     {
+      ...grants,
       schema: {
         tags,
         summary: 'Certify the public key generated on a card being issued',

@@ -3,7 +3,8 @@
  *
  * Anything on the machine (and any web page the user opens) can reach a loopback port, so every request must prove
  * it comes from an OpenCIS page: loopback socket only, Host exactly 127.0.0.1:<port> or localhost:<port> (defeats
- * DNS rebinding), and an Origin that is one of the configured OpenCIS origins (a page elsewhere cannot drive the card).
+ * DNS rebinding), a program of the user the agent runs as (peer.ts: on a shared computer, nobody else's), and an
+ * Origin that is one of the configured OpenCIS origins (a page elsewhere cannot drive the card).
  * JSON bodies only, so a cross-site form can never be a "simple" request. The passcode stays on this machine: it goes
  * to the card, never to the server, and is never logged; nor are grants, PINs or signatures.
  *
@@ -27,6 +28,7 @@ import {
 } from '../cis1/agent-page.ts';
 import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../domain/credentials/card-login.ts';
 import { describePasscodeProblem, passcodeProblem } from '../domain/credentials/passcode.ts';
+import { peerUser } from './peer.ts';
 import {
   assertSameCard,
   CardError,
@@ -45,7 +47,7 @@ import {
 
 export const DEFAULT_AGENT_PORT = 7327;
 /** Refusals of callers (not of requests): reported to the server's audit trail when a CIS1 session is open. */
-const REFUSALS = new Set(['agent.forbidden', 'agent.host_not_allowed', 'agent.origin_not_allowed']);
+const REFUSALS = new Set(['agent.forbidden', 'agent.other_user', 'agent.host_not_allowed', 'agent.origin_not_allowed']);
 const MAX_BODY_BYTES = 16 * 1024;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -136,6 +138,7 @@ export interface RunningCardAgent {
 
 const agentErrorCatalogue = {
   'agent.forbidden': { status: 403, message: 'The card agent answers only this computer.' },
+  'agent.other_user': { status: 403, message: 'The card agent answers only the programs of the person signed in.' },
   'agent.host_not_allowed': { status: 403, message: 'The request was not addressed to the card agent.' },
   'agent.origin_not_allowed': { status: 403, message: 'This web page may not use the card agent.' },
   'agent.not_found': { status: 404, message: 'There is nothing at this address.' },
@@ -628,6 +631,15 @@ export async function startCardAgent(input: CardAgentOptions): Promise<RunningCa
   const routes = new Map([...routesFor(module, options.tokenLabel, server), ...cis1RoutesFor(cis1)]);
   let port = options.port;
 
+  /** Only programs of the user this agent runs as (peer.ts); where the system cannot tell, the other rules alone. */
+  const ownUid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  async function admitUser(req: IncomingMessage): Promise<void> {
+    if (ownUid === undefined) return;
+    const peer = await peerUser(req.socket.remotePort, port);
+    if (peer === 'unknown') return;
+    if (peer === 'not_found' || peer.uid !== ownUid) throw AgentError.of('agent.other_user');
+  }
+
   /** Checks the caller against the route's rule; returns the origin to allow in CORS headers, if any. */
   function admit(req: IncomingMessage, access: Access): string | undefined {
     const origin = req.headers.origin;
@@ -667,6 +679,7 @@ export async function startCardAgent(input: CardAgentOptions): Promise<RunningCa
     let code = '';
     try {
       if (!isLoopbackAddress(req.socket.remoteAddress)) throw AgentError.of('agent.forbidden');
+      await admitUser(req);
       const host = (req.headers.host ?? '').toLowerCase();
       if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) throw AgentError.of('agent.host_not_allowed');
       const origin = req.headers.origin;

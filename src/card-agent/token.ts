@@ -5,13 +5,15 @@
  *   CKR_CRYPTOKI_ALREADY_INITIALIZED), so there is one `Pkcs11Module` per library path, and every call goes through
  *   its one queue.
  * - Each job initialises the library, works and finalises it again: no session or login outlives a job, and a card
- *   inserted, removed or created by another program (pkcs11-tool, softhsm2-util) is seen by the next job.
+ *   inserted, removed or created by another program (pkcs11-tool, softhsm2-util) is seen by the next job. Jobs of
+ *   other processes of the same user on the same module wait too (process-lock.ts), so counting tries stays whole.
  * - SoftHSM2 (the virtual smartcard) has no retry counter, so the agent keeps the card's: a public data object
  *   counting consecutive wrong passcodes (DOMAIN §6: three wrong passcodes lock a card).
  */
 import { createHash, createPublicKey, randomBytes, randomInt, X509Certificate } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { PASSCODE_MAX_TRIES } from '../domain/credentials/passcode.ts';
+import { lockPathFor, withProcessLock } from './process-lock.ts';
 
 type Handle = Buffer;
 
@@ -61,6 +63,7 @@ const cardErrorCatalogue = {
   },
   'card.unsupported_key': { status: 409, message: 'The key on this card is of a kind the agent cannot use.' },
   'card.reader_unavailable': { status: 503, message: 'The smartcard software (PKCS#11 module) could not be loaded.' },
+  'card.busy': { status: 409, message: 'Another program is using the card. Try again in a moment.' },
   'card.error': { status: 500, message: 'The card reported an error.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -139,35 +142,46 @@ export function openPkcs11Module(path: string): Pkcs11Module {
 export class Pkcs11Module {
   private lib: pkcs11js.PKCS11 | undefined;
   private readonly queue = new SerialQueue();
+  private readonly lockPath: string;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string) {
+    this.lockPath = lockPathFor(path);
+  }
 
   /** Runs `job` with the library initialised; closes every session it opened and finalises afterwards. */
   run<T>(job: (cryptoki: Cryptoki) => Promise<T> | T): Promise<T> {
-    return this.queue.run(async () => {
-      const lib = this.load();
-      let ownsInitialisation = true;
-      try {
-        lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-      } catch (err) {
-        // Someone else in this process initialised it outside the queue: work within theirs, leave it to them.
-        if (pkcs11ReturnValue(err) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw toCardError(err);
-        ownsInitialisation = false;
-      }
-      const cryptoki = new Cryptoki(lib);
-      try {
-        return await job(cryptoki);
-      } finally {
-        cryptoki.closeSessions();
-        if (ownsInitialisation) {
-          try {
-            lib.C_Finalize();
-          } catch {
-            // nothing left to release
-          }
+    return this.queue.run(() =>
+      withProcessLock(
+        this.lockPath,
+        () => this.runNow(job),
+        () => new CardError('card.busy'),
+      ),
+    );
+  }
+
+  private async runNow<T>(job: (cryptoki: Cryptoki) => Promise<T> | T): Promise<T> {
+    const lib = this.load();
+    let ownsInitialisation = true;
+    try {
+      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    } catch (err) {
+      // Someone else in this process initialised it outside the queue: work within theirs, leave it to them.
+      if (pkcs11ReturnValue(err) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw toCardError(err);
+      ownsInitialisation = false;
+    }
+    const cryptoki = new Cryptoki(lib);
+    try {
+      return await job(cryptoki);
+    } finally {
+      cryptoki.closeSessions();
+      if (ownsInitialisation) {
+        try {
+          lib.C_Finalize();
+        } catch {
+          // nothing left to release
         }
       }
-    });
+    }
   }
 
   /** Opens the token (by label, else the first initialised one) in a read/write session for the length of `job`. */

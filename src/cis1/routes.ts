@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../domain/errors.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
+import { limitWrongSecrets } from '../http/secret-limits.ts';
 import { appendAudit } from '../services/audit.ts';
 import { startCardChallenge } from '../services/cards.ts';
 import { idpMetadata } from './assertion.ts';
@@ -90,8 +91,18 @@ function auditFrameworkRefusal(deps: WebDeps) {
 }
 
 export function registerCis1Routes(app: FastifyInstance, deps: WebDeps): void {
-  const onError = auditFrameworkRefusal(deps);
-  const options = (summary: string) => ({ bodyLimit: BODY_LIMIT, onError, schema: { tags, summary } });
+  const audited = auditFrameworkRefusal(deps);
+  // Tickets, client secrets and agent session secrets are secrets: wrong ones count against the caller's address.
+  const limits = {
+    agent: limitWrongSecrets(deps, 'cis1_session', ['cis1.agent_session_invalid']),
+    application: limitWrongSecrets(deps, 'cis1_validate', ['cis1.client_invalid', 'cis1.ticket_invalid']),
+  };
+  const options = (summary: string, limit?: ReturnType<typeof limitWrongSecrets>) => ({
+    bodyLimit: BODY_LIMIT,
+    onError: limit ? [audited, limit.onError] : audited,
+    ...(limit ? { onRequest: limit.onRequest } : {}),
+    schema: { tags, summary },
+  });
 
   app.get(
     '/cis1/metadata.xml',
@@ -113,31 +124,37 @@ export function registerCis1Routes(app: FastifyInstance, deps: WebDeps): void {
     startCis1Session(contextFor(deps, req), deps.card, req.body, { ip: req.ip ?? null }),
   );
 
-  app.post('/cis1/session/role', options('Card agent: select or switch the role profile'), async (req) =>
+  app.post('/cis1/session/role', options('Card agent: select or switch the role profile', limits.agent), async (req) =>
     selectCis1Role(contextFor(deps, req), agentCredentials(req), { personRoleId: body(req).personRoleId }),
   );
 
-  app.post('/cis1/session/heartbeat', options('Card agent: the card is still in; renew the idle limit'), async (req) =>
-    renewCis1Session(contextFor(deps, req), agentCredentials(req)),
+  app.post(
+    '/cis1/session/heartbeat',
+    options('Card agent: the card is still in; renew the idle limit', limits.agent),
+    async (req) => renewCis1Session(contextFor(deps, req), agentCredentials(req)),
   );
 
   app.post(
     '/cis1/session/end',
-    options('Card agent: end the session (card removed, signed out)'),
+    options('Card agent: end the session (card removed, signed out)', limits.agent),
     async (req, reply) => {
       await endCis1Session(contextFor(deps, req), agentCredentials(req), body(req).reason);
       return reply.status(204).send();
     },
   );
 
-  app.post('/cis1/session/event', options('Card agent: report a caller it refused (audited)'), async (req, reply) => {
-    await recordAgentEvent(contextFor(deps, req), agentCredentials(req), body(req));
-    return reply.status(204).send();
-  });
+  app.post(
+    '/cis1/session/event',
+    options('Card agent: report a caller it refused (audited)', limits.agent),
+    async (req, reply) => {
+      await recordAgentEvent(contextFor(deps, req), agentCredentials(req), body(req));
+      return reply.status(204).send();
+    },
+  );
 
   app.post(
     '/cis1/validate',
-    options('Application: validate a ticket; returns a signed SAML role assertion'),
+    options('Application: validate a ticket; returns a signed SAML role assertion', limits.application),
     async (req, reply) => {
       const { assertion } = await validateTicket(contextFor(deps, req), issuerOf(deps), validationInput(req), {
         assertionReuseMs: deps.config.CIS1_ASSERTION_REUSE_SECONDS * 1000,

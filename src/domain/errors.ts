@@ -5,6 +5,12 @@
 export const errorCatalogue = {
   // request shape
   'request.invalid': { status: 400, message: 'The request is not valid.' },
+  'request.invalid_text': {
+    status: 400,
+    message:
+      'The request contains text that cannot be accepted: a NUL character, or malformed Unicode or percent-encoding.',
+  },
+  'request.too_deep': { status: 400, message: 'The request body is nested too deeply.' },
   'request.malformed_json': { status: 400, message: 'The request body is not valid JSON.' },
   'request.unsupported_media_type': { status: 415, message: 'The request content type is not supported.' },
   'request.too_large': { status: 413, message: 'The request body is too large.' },

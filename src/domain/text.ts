@@ -35,3 +35,36 @@ export function optionalText(max: number) {
         .nullable(),
     );
 }
+
+/**
+ * Text no database column can hold as given: NUL (PostgreSQL refuses 0x00 in text and `\u0000` in jsonb, SQLSTATE
+ * 22021 / 22P05) and lone UTF-16 surrogates (not Unicode at all: silently stored as U+FFFD in text, refused in jsonb).
+ * Such a value is never a real name, code or token, so it is refused at the door (400), wherever it is.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what is looked for
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export function isStorableText(value: string): boolean {
+  return !UNSTORABLE.test(value);
+}
+
+const PERCENT_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * True when percent-encoded bytes in `encoded` (a query string, a form body) are not UTF-8 — `%FF`, an encoded
+ * surrogate `%ED%A0%80`, an overlong `%C0%80`, a cut-off sequence — or encode NUL. Browsers never send these; the
+ * form and query parsers would otherwise keep such bytes as literal text or replace them with U+FFFD.
+ */
+export function hasInvalidPercentEncoding(encoded: string): boolean {
+  for (const run of encoded.match(PERCENT_RUN) ?? []) {
+    const bytes = Buffer.from(run.replaceAll('%', ''), 'hex');
+    if (bytes.includes(0)) return true;
+    try {
+      STRICT_UTF8.decode(bytes);
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}

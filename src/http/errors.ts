@@ -90,10 +90,66 @@ export function retryAfterSeconds(failure: 'read_only' | 'unavailable'): number 
   return failure === 'read_only' ? 60 : 5;
 }
 
-/** A person's browser navigating (not a script calling an API) gets an HTML error page. */
+/**
+ * Routes that scripts, relying parties and card agents call (the REST API, CIS1, the PKI responders, health and
+ * metrics): their errors are JSON whatever Accept says — a client sending `text/html` somewhere in Accept (as many
+ * HTTP libraries and proxies do) must still get a body it can read, with its code. The OpenID Connect endpoints answer
+ * in OAuth's own error shape (src/oidc/mount.ts).
+ */
+const JSON_AREAS = ['/api/', '/cis1/', '/pki/', '/health', '/metrics'];
+
+function inJsonArea(path: string): boolean {
+  return JSON_AREAS.some((area) => path.startsWith(area) || `${path}/` === area);
+}
+
+/** The q-value Accept gives `type` (most specific range wins, RFC 9110 §12.5.1); 0 when not acceptable. */
+export function acceptQuality(accept: string, type: string): number {
+  const [major] = type.split('/');
+  let best = { specificity: -1, q: 0 };
+  for (const part of accept.split(',').slice(0, 50)) {
+    const [range = '', ...params] = part.split(';').map((p) => p.trim().toLowerCase());
+    const specificity = range === type ? 2 : range === `${major}/*` ? 1 : range === '*/*' ? 0 : -1;
+    if (specificity < best.specificity || specificity < 0) continue;
+    const qParam = params.find((p) => p.startsWith('q='));
+    const q = qParam ? Number(qParam.slice(2)) : 1;
+    best = { specificity, q: Number.isFinite(q) && q >= 0 && q <= 1 ? q : 0 };
+  }
+  return best.q;
+}
+
+/**
+ * A person's browser navigating to a page (not a script calling an API) gets an HTML error page: only outside the JSON
+ * areas, for a request that is not itself JSON, and when Accept prefers HTML to JSON.
+ */
 function wantsPage(req: FastifyRequest, reply: FastifyReply): boolean {
+  if (typeof reply.page !== 'function') return false;
+  if (inJsonArea(req.url.split('?')[0]!)) return false;
+  if (/^application\/([a-z.+-]+\+)?json\b/i.test(String(req.headers['content-type'] ?? ''))) return false;
   const accept = req.headers.accept ?? '';
-  return accept.includes('text/html') && !req.url.startsWith('/api/') && typeof reply.page === 'function';
+  return acceptQuality(accept, 'text/html') > acceptQuality(accept, 'application/json');
+}
+
+/**
+ * SQLSTATEs that mean the database could not take a value as sent — bad input, not a fault, so a 400 (and nothing was
+ * written: the statement's transaction rolled back). The input guard (input-guard.ts) refuses such text first; this is
+ * the net under it, for any value a route passed on unchecked.
+ */
+export function codeForDatabaseRefusal(err: unknown): ErrorCode | undefined {
+  const code = (err as { code?: unknown }).code;
+  switch (code) {
+    case '22021': // character_not_in_repertoire: NUL, or bytes that are not UTF-8
+    case '22P05': // untranslatable_character: \u0000 in jsonb
+      return 'request.invalid_text';
+    case '22P02': // invalid_text_representation: a malformed uuid, number or JSON text
+    case '22001': // string_data_right_truncation
+    case '22003': // numeric_value_out_of_range
+    case '22007': // invalid_datetime_format
+    case '22008': // datetime_field_overflow
+    case '54000': // program_limit_exceeded: e.g. a value too long for an index
+    case '54001': // statement_too_complex: a value nested too deeply
+      return 'request.invalid';
+  }
+  return undefined;
 }
 
 function send(req: FastifyRequest, reply: FastifyReply, code: ErrorCode, details?: unknown) {
@@ -116,6 +172,15 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const code = codeForFrameworkError(err);
     if (code) return send(req, reply, code);
+    const refused = codeForDatabaseRefusal(err);
+    if (refused) {
+      // Logged (with its SQLSTATE, never the value): a route that let such a value through should be fixed.
+      req.log.warn(
+        { err: { code: (err as { code?: string }).code }, route: req.routeOptions.url },
+        'database refused input',
+      );
+      return send(req, reply, refused);
+    }
     const failure = storeFailure(err);
     if (failure === 'read_only') {
       req.log.warn('write refused: database is read-only');

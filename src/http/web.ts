@@ -7,6 +7,7 @@ import csrf from '@fastify/csrf-protection';
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import nunjucks from 'nunjucks';
+import { parseFormStrictly } from './input-guard.ts';
 
 const VIEWS = join(dirname(fileURLToPath(import.meta.url)), '..', 'views');
 export const SESSION_COOKIE = 'opencis_session';
@@ -30,7 +31,7 @@ export interface WebOptions {
 export async function installWeb(app: FastifyInstance, options: WebOptions): Promise<void> {
   const secure = options.publicUrl.startsWith('https://');
   await app.register(cookie);
-  await app.register(formbody, { bodyLimit: 65_536 });
+  await app.register(formbody, { bodyLimit: 65_536, parser: parseFormStrictly });
   await app.register(csrf, {
     cookieKey: 'opencis_csrf',
     cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure, signed: false },

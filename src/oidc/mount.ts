@@ -1,10 +1,11 @@
 import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type Provider from 'oidc-provider';
 import { ukDate } from '../domain/dates.ts';
+import { AppError } from '../domain/errors.ts';
 import type { WebDeps } from '../http/deps.ts';
-import { storeFailure } from '../http/errors.ts';
+import { acceptQuality, storeFailure } from '../http/errors.ts';
 import { postgresAdapterFactory, redisAdapterFactory, redisSessionIndex } from './adapter.ts';
 import { registerInteractionRoutes } from './interactions.ts';
 import { ensureSigningKeys, KEY_RELOAD_SECONDS, loadSigningKeys } from './keys.ts';
@@ -144,14 +145,36 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
       scope.removeAllContentTypeParsers();
       // Leave the body unread: oidc-provider parses it itself.
       scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
+      // Refusals before the library sees the request (the input guard's, on the query) answer in OAuth's error shape.
+      scope.setErrorHandler((err, req, reply) => {
+        if (!(err instanceof AppError) || err.status >= 500) throw err;
+        const out = { error: 'invalid_request', error_description: err.message };
+        const page = /\/(authorize|connect\/endSession)$/.test(req.url.split('?')[0]!);
+        const accept = req.headers.accept ?? '';
+        if (page && acceptQuality(accept, 'text/html') > acceptQuality(accept, 'application/json')) {
+          return reply.page(
+            'error.njk',
+            { title: 'There is a problem', message: err.message, code: out.error },
+            err.status,
+          );
+        }
+        return reply.status(err.status).header('cache-control', 'no-store').send(out);
+      });
       const pass = async (
-        req: { raw: IncomingMessage & { originalUrl?: string } },
+        req: FastifyRequest<{ Body: unknown }>,
         reply: { hijack(): void; raw: import('node:http').ServerResponse },
       ) => {
         reply.hijack();
-        const raw = req.raw;
+        const raw = req.raw as IncomingMessage & { originalUrl?: string };
         raw.originalUrl = raw.url;
         raw.url = raw.url!.slice(options.mountPath.length) || '/';
+        // The library believes X-Forwarded-* (provider.proxy): hand it exactly what Fastify decided under TRUST_PROXY —
+        // the forwarded protocol and host only from a trusted proxy, else the connection's own — never what a client
+        // wrote. Otherwise a forged header would move the endpoints in discovery, the audience private_key_jwt
+        // assertions are checked against, and every absolute URL the library builds.
+        raw.headers['x-forwarded-proto'] = req.protocol;
+        raw.headers['x-forwarded-host'] = req.host;
+        raw.headers['x-forwarded-for'] = req.ip;
         await callback(raw, reply.raw);
       };
       scope.all('/*', { schema: { hide: true } }, pass);

@@ -53,6 +53,54 @@ function hintIsThisSession(ctx: KoaContextWithOIDC): boolean {
   return typeof hint.payload.auth_time === 'number' && hint.payload.auth_time === session.authTime();
 }
 
+/**
+ * The endpoints a person's browser is sent to (authorization, its resume, end session and its confirmation): their
+ * errors may be a page. Every other endpoint is called by a relying party's code and answers JSON, whatever its Accept
+ * header says — the library would otherwise render an HTML page for `Accept: text/html` anywhere in it.
+ */
+const BROWSER_ROUTES = new Set([
+  'authorization',
+  'resume',
+  'end_session',
+  'end_session_confirm',
+  'end_session_success',
+]);
+const BROWSER_PATHS = /\/(authorize(\/[^/]+)?|connect\/endSession(\/confirm|\/success)?)$/;
+
+function browserFacing(ctx: KoaContextWithOIDC): boolean {
+  const route = (ctx.oidc as { route?: string } | undefined)?.route;
+  return route !== undefined ? BROWSER_ROUTES.has(route) : BROWSER_PATHS.test(ctx.path);
+}
+
+/**
+ * The library's `renderError` (called when it would show a page): a page at the browser-facing endpoints, JSON at
+ * every other endpoint.
+ */
+export async function renderError(
+  ctx: KoaContextWithOIDC,
+  out: { error: string; error_description?: string },
+): Promise<void> {
+  if (browserFacing(ctx)) {
+    await errorPage(ctx, out);
+    return;
+  }
+  ctx.type = 'json';
+  ctx.body = out;
+}
+
+/** An OAuth error answer from OpenCIS's own middleware: a page for a browser at a browser-facing endpoint, else JSON. */
+export async function answerError(
+  ctx: KoaContextWithOIDC,
+  out: { error: string; error_description?: string },
+): Promise<void> {
+  if (browserFacing(ctx) && ctx.accepts('json', 'html') === 'html') {
+    await errorPage(ctx, out);
+    return;
+  }
+  ctx.type = 'json';
+  ctx.body = out;
+}
+
 export async function errorPage(
   ctx: KoaContextWithOIDC,
   out: { error: string; error_description?: string },

@@ -2,17 +2,20 @@ import Provider, { type Adapter, type Configuration, interactionPolicy, type Koa
 import { type AcrValue, acrCandidates, meets, supportedAcrValues } from '../domain/credentials/acr.ts';
 import { type Aal, authenticationMethods } from '../domain/credentials/assurance.ts';
 import { ukDate } from '../domain/dates.ts';
+import { isStorableText } from '../domain/text.ts';
 import { SESSION_COOKIE } from '../http/web.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { Clock } from '../services/context.ts';
 import { currentSession, endSession } from '../services/sessions.ts';
 import type { Database } from '../storage/database.ts';
 import { asksForRole, cis2ClaimsForGrant, scopeClaims } from './claims.ts';
+import { limitClientAuthentication } from './client-auth-limits.ts';
 import { CLIENT_AUTH_ALGS } from './client-keys.ts';
 import { API_SCOPE, CIS2_SCOPES, clientMetadataForProvider } from './clients.ts';
 import { keepingCodeState, stateOfRedeemedCode } from './code-state.ts';
+import { answerInvalidInputWith400, refusingUnstorableText } from './hostile-input.ts';
 import type { SigningKeys } from './keys.ts';
-import { errorPage, loggedOutPage, logoutPage } from './pages.ts';
+import { loggedOutPage, logoutPage, renderError } from './pages.ts';
 import { takeClaims, takeDeferredConsume } from './read-together.ts';
 import { answerStoreFailuresWith503 } from './store-failures.ts';
 
@@ -134,10 +137,13 @@ function idTokenBindings(ctx: KoaContextWithOIDC): Record<string, string> {
 
 export function createProvider(deps: ProviderDeps): Provider {
   // Clients live in the relying-party registry (oidc_clients): the library asks the 'Client' adapter for them by ID.
+  // A client ID no client can have (NUL, a lone surrogate) is simply not found: invalid_client, never a database error.
   const clientAdapter = {
-    find: (id: string) => clientMetadataForProvider(deps.db, deps.sealer, id),
+    find: async (id: string) => (isStorableText(id) ? clientMetadataForProvider(deps.db, deps.sealer, id) : undefined),
   };
-  const artefacts = keepingCodeState(deps.adapter as (name: string) => Adapter);
+  const artefacts = refusingUnstorableText(keepingCodeState(deps.adapter as (name: string) => Adapter)) as (
+    name: string,
+  ) => object;
   const configuration: Configuration = {
     adapter: ((name: string) => (name === 'Client' ? clientAdapter : artefacts(name))) as never,
     clients: [],
@@ -260,7 +266,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       Grant: 12 * 3_600,
       ClientCredentials: 600,
     },
-    renderError: errorPage,
+    renderError,
     clockTolerance: 5,
     // Back-channel logout to relying parties on the health network (private addresses) is allowed for the exact
     // endpoints RA Managers registered; anything else keeps the library's SSRF protection.
@@ -276,9 +282,16 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
   };
   const provider = new Provider(deps.issuer, configuration);
+  // Koa's proxy mode reads X-Forwarded-Proto/-Host/-For — but only the values OpenCIS's Fastify app decided to believe
+  // (TRUST_PROXY): mount.ts replaces them on every request with Fastify's own protocol, host and client address, so a
+  // forged header from an untrusted peer never changes an issuer-derived URL or redirect.
   provider.proxy = true;
   // First, so that it wraps the middleware below too: a store down or read-only answers 503, never server_error.
   answerStoreFailuresWith503(provider);
+  // Then: a value the database refused is bad input (400 invalid_request), and unknown paths get OAuth-shaped JSON.
+  answerInvalidInputWith400(provider);
+  // Failed client authentications count against the caller's address (client secrets are guessable secrets too).
+  limitClientAuthentication(provider, deps);
   // A code's (or refresh token's) use that the adapter deferred to the request's next write, when the request wrote
   // nothing after it (it failed before giving a token): recorded before the response leaves. A replay found then has
   // its grant revoked; the request failed already, so its answer stands.

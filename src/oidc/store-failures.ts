@@ -1,7 +1,7 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { retryAfterSeconds, storeFailure } from '../http/errors.ts';
-import { errorPage } from './pages.ts';
+import { answerError } from './pages.ts';
 
 type Failure = NonNullable<ReturnType<typeof storeFailure>>;
 
@@ -42,7 +42,6 @@ export function answerStoreFailuresWith503(provider: Provider): void {
     ctx.set('retry-after', String(retryAfterSeconds(failure)));
     ctx.set('cache-control', 'no-store');
     ctx.remove('location');
-    if (ctx.accepts('json', 'html') === 'html') await errorPage(ctx as unknown as KoaContextWithOIDC, out);
-    else ctx.body = out;
+    await answerError(ctx as unknown as KoaContextWithOIDC, out);
   });
 }

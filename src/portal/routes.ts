@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { contextFor, personActor, requireApiSession, requirePageSession, type WebDeps } from '../http/deps.ts';
+import { limitWrongSecrets } from '../http/secret-limits.ts';
 import { clientInfo, SESSION_COOKIE, setSessionCookie } from '../http/web.ts';
 import { effectiveRoles } from '../services/access.ts';
 import { cardsOf, completeSelfServiceUnlock, requestSelfServiceUnlock } from '../services/cards.ts';
@@ -139,7 +140,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
   app.post('/enrol/start', csrf, async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     try {
-      await startEnrolment(contextFor(deps, req), deps.outbox, { email: body.email });
+      await startEnrolment(contextFor(deps, req), deps.outbox, { email: body.email, ip: req.ip });
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'request.invalid') throw err;
       return reply.page(
@@ -188,21 +189,23 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
   });
 
   // One-time enrolment links (opencis bootstrap, RA invitations): register a security key at up to the invited level.
-  app.get('/enrol/invite', hidden, async (req, reply) => {
+  // The link's token is a secret: wrong ones count against the caller's address.
+  const invitation = limitWrongSecrets(deps, 'enrolment_invitation', ['card.grant_invalid']);
+  app.get('/enrol/invite', { ...hidden, ...invitation }, async (req, reply) => {
     const token = (req.query as Record<string, unknown>).t;
     const invite = await peekInvitation(contextFor(deps, req), token);
     const person = await findPersonByUserId(deps.db, invite.userId);
     return reply.page('invite.njk', { title: 'Set up your security key', token, person, maxAal: invite.maxAal });
   });
 
-  app.post('/enrol/invite/options', csrf, async (req) => {
+  app.post('/enrol/invite/options', { ...csrf, ...invitation }, async (req) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const invite = await peekInvitation(contextFor(deps, req), body.token);
     const kind: WebauthnKind = body.kind === 'platform' ? 'platform' : 'security_key';
     return startWebauthnRegistration(contextFor(deps, req), deps.rp, { userId: invite.userId, kind });
   });
 
-  app.post('/enrol/invite/verify', csrf, async (req, reply) => {
+  app.post('/enrol/invite/verify', { ...csrf, ...invitation }, async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const ctx = contextFor(deps, req);
     const invite = await peekInvitation(ctx, body.token);
@@ -245,7 +248,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
   app.post('/card/unlock/request', csrf, async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     try {
-      await requestSelfServiceUnlock(contextFor(deps, req), deps.outbox, { userId: body.userId });
+      await requestSelfServiceUnlock(contextFor(deps, req), deps.outbox, { userId: body.userId, ip: req.ip });
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'person.invalid_user_id') throw err;
       return reply.page(

@@ -103,3 +103,55 @@ export async function recordSuccess(q: Queryable, keys: { key: string }[]): Prom
     ]);
   }
 }
+
+/**
+ * Sending one-time codes (self-service unlock, enrolment): each send is a try that success never gives back, so
+ * nobody can flood a person's phone or mailbox, or keep voiding the code they are about to type, by asking again and
+ * again. Per person 3 codes in 15 minutes; per address the address policy.
+ */
+export const codeSendPolicy: AttemptPolicy = { limit: 3, windowMs: 15 * 60_000, lockMs: 15 * 60_000 };
+
+/**
+ * Wrong long random secrets — enrolment links, card grants, CIS1 tickets and session secrets, client secrets at the
+ * token endpoint. 256 random bits cannot be guessed, yet no address may try them without end (a weak or leaked
+ * secret, a scan for stale links): each wrong one counts against the caller's address, and at the address limit it is
+ * locked out for `lockMs`. A right secret costs nothing, so the check is one read on the way in.
+ */
+export function secretKey(kind: string, ip: string | null): { key: string; policy: AttemptPolicy } | null {
+  return ip ? { key: `secret_${kind}:ip:${ip}`, policy: attemptPolicies.ip } : null;
+}
+
+/** Refuses (auth.rate_limited) while the address is locked out for this kind of secret; writes nothing. */
+export async function assertSecretNotLocked(q: Queryable, counter: { key: string } | null, now: Date): Promise<void> {
+  if (!counter) return;
+  const { rows } = await q.query<{ locked_until: Date | null }>(
+    'SELECT locked_until FROM attempt_counters WHERE counter_key = $1',
+    [counter.key],
+  );
+  const until = rows[0]?.locked_until ? new Date(rows[0].locked_until) : null;
+  if (until && until > now) {
+    throw new AppError('auth.rate_limited', { retryAfterSeconds: Math.ceil((until.getTime() - now.getTime()) / 1000) });
+  }
+}
+
+/** A wrong secret: one more failure in the window; at the limit the address locks. */
+export async function recordWrongSecret(
+  q: Queryable,
+  counter: { key: string; policy: AttemptPolicy } | null,
+  now: Date,
+): Promise<void> {
+  if (!counter) return;
+  const { policy } = counter;
+  await q.query(
+    `INSERT INTO attempt_counters (counter_key, failures, window_start) VALUES ($1, 1, $2)
+     ON CONFLICT (counter_key) DO UPDATE SET
+       failures = CASE WHEN attempt_counters.window_start < $3 THEN 1 ELSE attempt_counters.failures + 1 END,
+       window_start = CASE WHEN attempt_counters.window_start < $3 THEN $2 ELSE attempt_counters.window_start END`,
+    [counter.key, now, new Date(now.getTime() - policy.windowMs)],
+  );
+  await q.query(
+    `UPDATE attempt_counters SET locked_until = $2, failures = 0, window_start = $3
+     WHERE counter_key = $1 AND failures >= $4 AND (locked_until IS NULL OR locked_until <= $3)`,
+    [counter.key, new Date(now.getTime() + policy.lockMs), now, policy.limit],
+  );
+}

@@ -12,7 +12,7 @@ import { appendAudit } from './audit.ts';
 import { consumeChallenge, createChallenge } from './challenges.ts';
 import type { ServiceContext } from './context.ts';
 import type { NotificationOutbox } from './notifications.ts';
-import { redeemOneTimeCode, sendOneTimeCode } from './one-time-codes.ts';
+import { mayRequestCode, redeemOneTimeCode, sendOneTimeCode } from './one-time-codes.ts';
 import { endSessionsOf, hashToken, type SignInResult } from './sessions.ts';
 import { personTarget } from './targets.ts';
 
@@ -328,9 +328,10 @@ export async function unlockGrant(ctx: ServiceContext, cardId: string, reason: s
 export async function requestSelfServiceUnlock(
   ctx: ServiceContext,
   outbox: NotificationOutbox,
-  input: { userId: unknown },
+  input: { userId: unknown; ip?: string | null },
 ): Promise<void> {
   if (typeof input.userId !== 'string' || !isNationalId(input.userId)) throw new AppError('person.invalid_user_id');
+  if (!(await mayRequestCode(ctx.db, 'card_unlock', input.userId, input.ip, ctx.clock.now()))) return;
   const person = await findPersonByUserId(ctx.db, input.userId);
   if (person?.status !== 'active') return;
   const card = (

@@ -7,7 +7,7 @@ import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './at
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import type { NotificationOutbox } from './notifications.ts';
-import { redeemOneTimeCode, sendOneTimeCode } from './one-time-codes.ts';
+import { mayRequestCode, redeemOneTimeCode, sendOneTimeCode } from './one-time-codes.ts';
 import { hashToken, type SignInResult } from './sessions.ts';
 import { personTarget } from './targets.ts';
 
@@ -22,12 +22,13 @@ export const ENROLMENT_AMR = 'ENROLMENT';
 export async function startEnrolment(
   ctx: ServiceContext,
   outbox: NotificationOutbox,
-  input: { email: unknown },
+  input: { email: unknown; ip?: string | null },
 ): Promise<void> {
   const email = typeof input.email === 'string' ? input.email.trim().toLowerCase() : '';
   if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email) || email.length > 254) {
     throw new AppError('request.invalid', { problems: [{ field: 'email', message: 'Enter an email address' }] });
   }
+  if (!(await mayRequestCode(ctx.db, 'enrolment', email, input.ip, ctx.clock.now()))) return;
   const { rows } = await ctx.db.query<{ user_id: string }>(
     "SELECT user_id FROM people WHERE email = $1 AND status = 'active' AND email_verified_at IS NOT NULL LIMIT 2",
     [email],

@@ -2,7 +2,7 @@ import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../domain/errors.ts';
 import type { Person } from '../domain/identity/person.ts';
 import type { Queryable } from '../storage/database.ts';
-import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
+import { assertNotLocked, codeSendPolicy, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import type { ServiceContext } from './context.ts';
 import type { Channel, NotificationOutbox } from './notifications.ts';
 import { hashToken } from './sessions.ts';
@@ -37,6 +37,29 @@ export async function contactVerification(q: Queryable, userId: string) {
     emailVerifiedAt: rows[0]?.email_verified_at ? new Date(rows[0].email_verified_at).toISOString() : null,
     mobileVerifiedAt: rows[0]?.mobile_verified_at ? new Date(rows[0].mobile_verified_at).toISOString() : null,
   };
+}
+
+/**
+ * Counts a request for a code before anything is looked up (services/attempts.ts codeSendPolicy). Over the address's
+ * limit: 429 (it says nothing about anyone). Over the limit for the person asked about (a user ID or an email address,
+ * recorded or not): false — send nothing and answer as usual, so the page still reveals nothing, the person's phone
+ * or mailbox is not flooded, and the code they already have is not voided by someone else's request.
+ */
+export async function mayRequestCode(
+  q: Queryable,
+  purpose: CodePurpose,
+  subject: string,
+  ip: string | null | undefined,
+  now: Date,
+): Promise<boolean> {
+  await assertNotLocked(q, counterKeys(`otc_send_${purpose}`, null, ip ?? null), now);
+  try {
+    await assertNotLocked(q, [{ key: `otc_send_${purpose}:for:${subject}`, policy: codeSendPolicy }], now);
+    return true;
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'auth.rate_limited') return false;
+    throw err;
+  }
 }
 
 /**

@@ -289,6 +289,8 @@ test(`[${backend}] unknown, disabled and wrongly authenticated applications are 
     tokenEndpointAuthMethod: 'client_secret_basic',
   });
   await setClientStatus(ctx(), disabled.client.clientId, 'disabled');
+  // Counted before the attempts start: they run at once, and the first are audited before the last is sent.
+  const before = await auditCount('cis1.validation_refused');
   const attempts: [string, Promise<Answer>][] = [
     ['unknown application', call('/cis1/validate', { ticket }, basicAuth('123456789012.apps.national', 'secret'))],
     ['wrong secret', call('/cis1/validate', { ticket }, basicAuth(basic.clientId, `${basic.secret}x`))],
@@ -313,7 +315,6 @@ test(`[${backend}] unknown, disabled and wrongly authenticated applications are 
     ['malformed client id', call('/cis1/validate', { ticket, client_id: '<x/>', client_secret: 'x' })],
     ['garbage Basic header', call('/cis1/validate', { ticket }, { authorization: 'Basic %%%' })],
   ];
-  const before = await auditCount('cis1.validation_refused');
   for (const [what, attempt] of attempts) {
     const res = await attempt;
     assert.equal(res.status, 401, what);

@@ -87,6 +87,8 @@ async function cluster(redisUrl: string | undefined): Promise<Cluster> {
       LOG_LEVEL: 'silent',
       DEMO_DATA: 'false',
       ALLOW_EXAMPLE_NI_PREFIX: 'true',
+      // The test plays the load balancer, from loopback: its X-Forwarded-Host/-Proto are believed from there only.
+      TRUST_PROXY: '127.0.0.1',
       ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
     });
     const app = await buildApp({

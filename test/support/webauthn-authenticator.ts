@@ -311,6 +311,11 @@ export interface AttestationCertificateOptions {
   leafIsCa?: boolean;
   notBefore?: Date;
   notAfter?: Date;
+  /**
+   * Issue the leaf from an intermediate certificate (itself issued by the root) instead of the root: a proper CA
+   * (`ca: true`), or an end-entity certificate posing as one (`ca: false`, no key usage). x5c is then [leaf, intermediate].
+   */
+  intermediate?: { ca: boolean };
 }
 
 /**
@@ -340,6 +345,31 @@ export async function createPackedAttestation(options: AttestationCertificateOpt
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
     ],
   });
+  let issuer = { subject: root.subject, key: rootKeys.privateKey };
+  const chain: Uint8Array[] = [];
+  if (options.intermediate) {
+    const keys = (await webcrypto.subtle.generateKey(ES256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const intermediate = await x509.X509CertificateGenerator.create({
+      serialNumber: randomBytes(8)
+        .toString('hex')
+        .replace(/^[89a-f]/, '3'),
+      subject: 'C=GB, O=OpenCIS Test, OU=Authenticator Attestation, CN=OpenCIS Test Intermediate',
+      issuer: root.subject,
+      notBefore,
+      notAfter,
+      publicKey: keys.publicKey,
+      signingKey: rootKeys.privateKey,
+      signingAlgorithm: ES256,
+      extensions: options.intermediate.ca
+        ? [
+            new x509.BasicConstraintsExtension(true, 0, true),
+            new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+          ]
+        : [new x509.BasicConstraintsExtension(false, undefined, true)],
+    });
+    issuer = { subject: intermediate.subject, key: keys.privateKey };
+    chain.push(new Uint8Array(intermediate.rawData));
+  }
   const leafKeys = (await webcrypto.subtle.generateKey(ES256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(options.leafIsCa ?? false, undefined, true)];
   if (options.aaguidExtension !== false) {
@@ -354,17 +384,17 @@ export async function createPackedAttestation(options: AttestationCertificateOpt
       .toString('hex')
       .replace(/^[89a-f]/, '2'),
     subject: options.subject ?? 'C=GB, O=OpenCIS Test, OU=Authenticator Attestation, CN=OpenCIS Test Key',
-    issuer: root.subject,
+    issuer: issuer.subject,
     notBefore,
     notAfter,
     publicKey: leafKeys.publicKey,
-    signingKey: rootKeys.privateKey,
+    signingKey: issuer.key,
     signingAlgorithm: ES256,
     extensions,
   });
   return {
     privateKey: KeyObject.from(leafKeys.privateKey),
-    x5c: [new Uint8Array(leaf.rawData)],
+    x5c: [new Uint8Array(leaf.rawData), ...chain],
     rootPem: root.toString('pem'),
   };
 }

@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
  * an attestation statement is signed by its certificate; whether that certificate comes from a manufacturer the
  * service trusts is decided here: the x5c chain must verify, certificate by certificate, up to one of the configured
  * root certificates (WEBAUTHN_ATTESTATION_ROOTS, a PEM bundle such as those in the FIDO Metadata Service), every
- * certificate in date. With no roots configured nothing is trusted, so no WebAuthn key reaches AAL3 — the safe default.
+ * certificate in date at the service's clock and every issuer within the chain a CA. With no roots configured nothing is trusted, so no WebAuthn key reaches AAL3 — the safe default.
  */
 export interface AttestationRoots {
   roots(): readonly X509Certificate[];
@@ -62,12 +62,17 @@ export function attestationChainTrusted(
   }
   if (!chain.every((c) => inDate(c, at))) return false;
   for (let i = 0; i + 1 < chain.length; i++) {
-    if (!chain[i]!.checkIssued(chain[i + 1]!) || !chain[i]!.verify(chain[i + 1]!.publicKey)) return false;
+    const issuer = chain[i + 1]!;
+    // Only a CA issues certificates (RFC 5280 §6.1.4 (k)): an end-entity certificate of a trusted manufacturer — say an
+    // attestation certificate whose key was extracted from one device — must not vouch for a certificate of its own.
+    if (!issuer.ca || !chain[i]!.checkIssued(issuer) || !chain[i]!.verify(issuer.publicKey)) return false;
   }
   const top = chain.at(-1)!;
   return roots.some(
     (root) =>
       inDate(root, at) &&
+      // A configured root is a trust anchor (RFC 5280 §6.1.1 (d)): its name and key are trusted as configured, whatever
+      // its own extensions say (Chromium's virtual authenticator's is a self-signed end-entity certificate).
       (top.fingerprint256 === root.fingerprint256 || (top.checkIssued(root) && top.verify(root.publicKey))),
   );
 }

@@ -54,6 +54,9 @@ async function widenFormAction(req: FastifyRequest, reply: FastifyReply, payload
   return payload;
 }
 
+/** Set when an interaction sends a signed-in person to sign in again (prompt=login, max_age): its uid and the time. */
+const REAUTH_COOKIE = 'opencis_reauth';
+
 export function registerInteractionRoutes(app: FastifyInstance, deps: InteractionDeps): void {
   const base = `${deps.mountPath}/interaction/:uid`;
   const csrf = { preHandler: app.csrfProtection, schema: { hide: true }, onSend: widenFormAction };
@@ -91,9 +94,12 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
    * max_age=0, the same) needs a sign-in made for this request, after it began; max_age=N one within the last N
    * seconds — or one made for this request.
    */
-  function freshEnough(d: Details, session: WebSession): boolean {
+  function freshEnough(d: Details, session: WebSession, askedAt: number | null): boolean {
     const signedInAt = session.authenticatedAt.getTime() / 1000;
-    const duringThisRequest = signedInAt >= (d.iat ?? 0);
+    // A sign-in made for this request is one after this interaction sent the person to sign in (it noted when, to the
+    // millisecond, in a cookie). The interaction's own iat is in whole seconds: a sign-in a moment before the request,
+    // in the same second, would pass for one made for it.
+    const duringThisRequest = askedAt !== null && signedInAt * 1000 > askedAt;
     const reasons = (d.prompt.reasons ?? []) as string[];
     const maxAge = d.params.max_age === undefined ? undefined : Number(d.params.max_age);
     if (reasons.includes('login_prompt') || maxAge === 0) return duringThisRequest;
@@ -101,10 +107,17 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     return duringThisRequest || signedInAt >= deps.clock.now().getTime() / 1000 - maxAge;
   }
 
-  function assess(d: Details, session: WebSession | null, client: unknown) {
+  /** When this interaction sent the person to sign in again (ms), from the cookie it set; null if it has not. */
+  function reauthAskedAt(req: FastifyRequest, d: Details): number | null {
+    const [uid, at] = String(req.cookies[REAUTH_COOKIE] ?? '').split('.');
+    return uid === d.uid && /^[0-9]{13}$/.test(at ?? '') ? Number(at) : null;
+  }
+
+  function assess(d: Details, session: WebSession | null, client: unknown, askedAt: number | null = null) {
     const floor = minimumAal(client);
     const { candidates, unsupported } = acrCandidates(d.params.acr_values as string | undefined, floor);
-    const acr = session && freshEnough(d, session) ? candidates.find((c) => meets(c, session, floor)) : undefined;
+    const acr =
+      session && freshEnough(d, session, askedAt) ? candidates.find((c) => meets(c, session, floor)) : undefined;
     return { candidates, unsupported, acr, floor };
   }
 
@@ -155,7 +168,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     allowFormRedirect(req, d);
     const client = await deps.provider().Client.find(String(d.params.client_id));
     const session = await sessionOf(deps, req);
-    const { candidates, unsupported, acr, floor } = assess(d, session, client);
+    const { candidates, unsupported, acr, floor } = assess(d, session, client, reauthAskedAt(req, d));
     if (unsupported) {
       // OpenID Connect Unmet Authentication Requirements 1.0: an error the relying party can act on.
       return finish(req, reply, {
@@ -168,6 +181,15 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       // upstream identity provider when that is the only way to meet it (AAL2_NHSMAIL).
       const stepUp = stepUpFor(candidates[0]!, floor);
       const query = `${stepUp.aal === 3 ? '&aal=3' : ''}${stepUp.via === 'upstream' ? '&via=upstream' : ''}`;
+      if (reauthAskedAt(req, d) === null) {
+        reply.setCookie(REAUTH_COOKIE, `${d.uid}.${Date.now()}`, {
+          path: deps.mountPath,
+          httpOnly: true,
+          sameSite: 'lax',
+          secure: deps.config.PUBLIC_URL.startsWith('https://'),
+          maxAge: 3_600,
+        });
+      }
       return reply.redirect(`/signin?return=${encodeURIComponent(req.url)}${query}`, 303);
     }
     if (!asksForRole(d.params.scope)) return complete(req, reply, d, session, acr, null);
@@ -213,7 +235,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     allowFormRedirect(req, d);
     const session = await sessionOf(deps, req);
     const client = await deps.provider().Client.find(String(d.params.client_id));
-    const { acr } = assess(d, session, client);
+    const { acr } = assess(d, session, client, reauthAskedAt(req, d));
     if (!session || !acr) return reply.redirect(`${deps.mountPath}/interaction/${d.uid}`, 303);
     const chosen = String(((req.body ?? {}) as Record<string, unknown>).personRoleId ?? '');
     const roles = await effectiveRoles(deps.db, session.userId, deps.clock.now());

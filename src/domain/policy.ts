@@ -172,13 +172,15 @@ const raAgent: readonly Statement[] = [
 const advancedRaAgent: readonly Statement[] = [...raAgent, 'position:create', 'position:update', 'ra:appoint_staff'];
 
 // DOMAIN §5, "RA Manager": everything below, appoint RA staff and managers, set RA policy, approve any request in
-// their subtree. Loading the national catalogue and creating organisations stay with the operator.
+// their subtree, and add organisations within it (a site, a ward: the target is the new organisation's parent; issue
+// #14's "first day" journey). Loading the national catalogue and top-level organisations stay with the operator.
 const raManager: readonly Statement[] = [
   ...advancedRaAgent,
   'ra:appoint_manager',
   'ra:set_policy',
   'audit:read',
   'client:register',
+  'organisation:create',
   'organisation:update',
 ];
 
@@ -203,6 +205,7 @@ const conditions: Partial<Record<RaRole, Partial<Record<Statement, (target: Targ
  */
 const newStarterStatements: ReadonlySet<Statement> = new Set<Statement>([
   'person:read',
+  'audit:read', // their history so far (registration, identity checks, requests), for those who may read audit
   'person:create',
   'person:change_name',
   'person:verify_identity',

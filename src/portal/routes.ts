@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { contextFor, personActor, requireApiSession, requirePageSession, type WebDeps } from '../http/deps.ts';
+import { signedInAs } from '../http/signed-in.ts';
 import { clientInfo, SESSION_COOKIE, setSessionCookie } from '../http/web.ts';
 import { effectiveRoles } from '../services/access.ts';
 import { cardsOf, completeSelfServiceUnlock, requestSelfServiceUnlock } from '../services/cards.ts';
@@ -16,6 +17,7 @@ import {
   webauthnCredentialsOf,
 } from '../services/webauthn.ts';
 import { findPersonByUserId } from '../storage/people.ts';
+import { jobRoleTitle } from './job-roles.ts';
 import { withRenewal } from './renew.ts';
 
 /**
@@ -33,12 +35,18 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
     const ctx = contextFor(deps, req, personActor(session));
     const person = await findPersonByUserId(deps.db, session.userId);
     if (!person) throw new AppError('person.not_found');
+    const roles = session.aal >= 2 ? await effectiveRoles(deps.db, session.userId, deps.clock.now()) : [];
     return reply.page('account.njk', {
       title: 'Your account',
       signedIn: true,
+      signedInAs: await signedInAs(deps.db, session.userId),
+      done:
+        (req.query as Record<string, unknown>).done === 'removed'
+          ? 'Removed. Sessions opened with it have ended.'
+          : undefined,
       session,
       person,
-      roles: session.aal >= 2 ? await effectiveRoles(deps.db, session.userId, deps.clock.now()) : [],
+      roles: roles.map((r) => ({ ...r, jobRoles: r.jobRoles.map((j) => ({ ...j, title: jobRoleTitle(j.roleName) })) })),
       cards: session.aal >= 2 ? withRenewal(await cardsOf(deps.db, session.userId), deps.clock.now()) : [],
       credentials: await webauthnCredentialsOf(ctx, session.userId),
       totps: await totpAuthenticatorsOf(ctx, session.userId),
@@ -75,7 +83,12 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
       userId: session.userId,
       issuer: 'OpenCIS',
     });
-    return reply.page('totp-setup.njk', { title: 'Add an authenticator app', signedIn: true, ...started });
+    return reply.page('totp-setup.njk', {
+      title: 'Add an authenticator app',
+      signedIn: true,
+      signedInAs: await signedInAs(deps.db, session.userId),
+      ...started,
+    });
   });
 
   app.post('/account/totp/confirm', csrf, async (req, reply) => {
@@ -97,6 +110,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
         {
           title: 'Add an authenticator app',
           signedIn: true,
+          signedInAs: await signedInAs(deps.db, session.userId),
           totpId,
           secret: '(as before)',
           uri: '',
@@ -116,7 +130,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
     if (id.startsWith('webauthn:')) await removeWebauthnCredential(ctx, session.userId, id.slice(9));
     else if (id.startsWith('totp:')) await removeTotp(ctx, session.userId, id.slice(5));
     else throw new AppError('authenticator.not_found');
-    return reply.redirect('/account', 303);
+    return reply.redirect('/account?done=removed', 303);
   });
 
   // Self-service enrolment: verified email + one-time code + NI number → enrolment-only session.

@@ -62,7 +62,11 @@ export async function saveOrganisation(
   const org = validateNewOrganisation(input);
   return ctx.db.transaction(async (tx) => {
     const existing = await findOrganisation(tx, org.odsCode, true);
-    authorize(ctx.actor, existing ? 'organisation:update' : 'organisation:create', { odsCode: org.odsCode });
+    // A new organisation is created within its parent (an RA Manager adds one under their subtree); one without a
+    // parent is national, and only the operator creates those.
+    authorize(ctx.actor, existing ? 'organisation:update' : 'organisation:create', {
+      odsCode: existing ? org.odsCode : (org.parentOdsCode ?? org.odsCode),
+    });
     if (existing && !options.upsert) throw new AppError('organisation.exists');
     if (org.parentOdsCode) {
       if (org.parentOdsCode === org.odsCode) throw new AppError('organisation.hierarchy_cycle');

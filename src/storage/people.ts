@@ -196,3 +196,14 @@ export async function personOrgCodes(q: Queryable, userId: string): Promise<stri
   );
   return rows.map((r) => r.ods_code);
 }
+
+/** Display names of people by user ID (for lists that name people beside their IDs); unknown IDs are left out. */
+export async function displayNames(q: Queryable, userIds: readonly string[]): Promise<Map<string, string>> {
+  const ids = [...new Set(userIds)].filter((id) => /^[0-9]{12}$/.test(id));
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query<{ user_id: string; given_name: string; family_name: string; preferred_name: string }>(
+    'SELECT user_id, given_name, family_name, preferred_name FROM people WHERE user_id = ANY($1::text[])',
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.user_id, r.preferred_name ?? `${r.given_name} ${r.family_name}`]));
+}

@@ -381,7 +381,7 @@ test(`[${backend}] an RA Agent outside the person's organisation gets 403 on the
     [`/ra/people/${who.subject}/name`, { givenName: 'X', familyName: 'Y', evidenceType: 'deed_poll' }],
     [`/ra/people/${who.subject}/roles/${subjectRoleId}/end`, { reason: 'outside' }],
     [`/ra/people/${who.subject}/cards/${cardId}/cancel`, { choice: 'lost' }],
-    [`/ra/people/${who.subject}/authenticators/remove`, { id: 'totp:1' }],
+    [`/ra/people/${who.subject}/authenticators/totp:1/remove`, { reason: 'outside' }],
   ] as const) {
     const res = await postForm(other, url, fields);
     assert.equal(res.statusCode, 403, `${url}: ${res.body.slice(0, 200)}`);
@@ -398,21 +398,35 @@ test(`[${backend}] the request page shows only the decisions the policy allows; 
   const sponsor = await signedIn(who.sponsor);
   const own = await get(sponsor, `/ra/requests/${requestId}`);
   assert.equal(own.statusCode, 200);
-  assert.doesNotMatch(own.body, /id="approve-submit"/);
-  assert.match(own.body, /id="withdraw-submit"/);
+  assert.doesNotMatch(own.body, /value="approve"/);
+  assert.match(own.body, /value="withdraw"/);
   const manager = await signedIn(who.manager);
   const page = await get(manager, `/ra/requests/${requestId}`);
-  assert.match(page.body, /id="approve-submit"/);
-  assert.match(page.body, /id="reject-submit"/);
+  // One decision form: a radio for each decision the policy allows, one reason box, one button.
+  assert.equal((page.body.match(/<form method="post" action="\/ra\/requests\/\d+\/decide"/g) ?? []).length, 1);
+  assert.match(page.body, /value="approve"/);
+  assert.match(page.body, /value="reject"/);
+  assert.equal((page.body.match(/<textarea/g) ?? []).length, 1);
   const queue = await get(manager, '/ra/requests');
   assert.match(queue.body, new RegExp(`href="/ra/requests/${requestId}"`));
-  const reject = await postForm(manager, `/ra/requests/${requestId}/reject`, { rejectReason: '' });
+  const reject = await postForm(manager, `/ra/requests/${requestId}/decide`, { decision: 'reject', reason: '' });
   assert.equal(reject.statusCode, 400);
-  assert.match(reject.body, /href="#rejectReason"/);
-  const approve = await postForm(manager, `/ra/requests/${requestId}/approve`, { approveReason: 'ok', version: '1' });
+  assert.match(reject.body, /href="#reason"/);
+  const none = await postForm(manager, `/ra/requests/${requestId}/decide`, { decision: 'approve-all' });
+  assert.equal(none.statusCode, 400);
+  assert.match(none.body, /href="#decision-0"/);
+  const approve = await postForm(manager, `/ra/requests/${requestId}/decide`, {
+    decision: 'approve',
+    reason: 'ok',
+    version: '1',
+  });
   assert.equal(approve.statusCode, 303, approve.body.slice(0, 300));
+  assert.equal(approve.headers.location, `/ra/requests/${requestId}?done=request_approved`);
   assert.equal((await getRequest(op(), requestId)).status, 'approved');
-  const again = await postForm(manager, `/ra/requests/${requestId}/approve`, { version: '1' });
+  const banner = await get(manager, String(approve.headers.location));
+  assert.match(banner.body, /nhsuk-notification-banner--success/);
+  assert.match(banner.body, /Request approved/);
+  const again = await postForm(manager, `/ra/requests/${requestId}/decide`, { decision: 'approve', version: '1' });
   assert.equal(again.statusCode, 400);
   assert.match(again.body, /already been approved/);
 });
@@ -423,7 +437,7 @@ test(`[${backend}] suspend and restore through the forms; the history shows a su
   await assignRoleProfile(op(), { userId: person.userId, positionId: pos.clerk, startDate: TODAY });
   const suspended = await postForm(b, `/ra/people/${person.userId}/suspend`, { reason: 'Investigation' });
   assert.equal(suspended.statusCode, 303);
-  assert.equal(suspended.headers.location, `/ra/people/${person.userId}`);
+  assert.equal(suspended.headers.location, `/ra/people/${person.userId}?done=suspended`);
   assert.equal((await getPerson(op(), person.userId)).status, 'suspended');
   const page = await get(b, `/ra/people/${person.userId}`);
   assert.match(page.body, /href="\/ra\/people\/\d+\/restore"/);
@@ -534,7 +548,8 @@ test(`[${backend}] register with an identity check: details and documents, dupli
     withoutPhoto: '1',
   });
   assert.equal(plain.statusCode, 303, plain.body.slice(0, 500));
-  const second = await getPerson(op(), String(plain.headers.location).split('/').at(-1)!);
+  assert.match(String(plain.headers.location), /\?done=registered_unverified$/);
+  const second = await getPerson(op(), String(plain.headers.location).split('?')[0]!.split('/').at(-1)!);
   assert.notEqual(second.userId, userId);
   assert.equal(second.identityAssuranceLevel, 1);
   // Their identity check is recorded later from their page (the photo comes as JSON from the page's script).
@@ -666,8 +681,11 @@ test(`[${backend}] organisations, positions, access requests and card issue from
     reason: 'New starter',
   });
   assert.equal(sent.statusCode, 303, sent.body.slice(0, 500));
-  const reqId = String(sent.headers.location).split('/').at(-1)!;
-  assert.equal((await getRequest(op(), reqId)).status, 'approved');
+  // Given at once: back to the person, whose record has the role profile, with a success banner.
+  assert.equal(sent.headers.location, `/ra/people/${person.userId}?done=position_given`);
+  const given = await get(b, String(sent.headers.location));
+  assert.match(given.body, /Position given/);
+  assert.match(given.body, /Ward nurse/);
 
   // Card issue at the desk: the page's script gets a grant as JSON (the card agent does the rest).
   const issue = await postJson(b, `/ra/people/${who.subject}/cards`, { kind: 'virtual' });

@@ -33,7 +33,7 @@ const matrix: Record<Statement, string> = {
   'person:leaver': 'MAR...',
   'application:review': 'MAR.I.',
   'organisation:read': 'MARSIL',
-  'organisation:create': '......',
+  'organisation:create': 'M.....', // within their subtree: the target is the new organisation's parent
   'organisation:update': 'M.....',
   'catalogue:load': '......',
   'position:create': 'MA....',
@@ -62,6 +62,7 @@ const unscopedStatements: readonly Statement[] = ['client:register'];
 
 const newStarterStatements: readonly Statement[] = [
   'person:read',
+  'audit:read',
   'person:create',
   'person:change_name',
   'person:verify_identity',

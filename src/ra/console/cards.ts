@@ -22,6 +22,7 @@ import {
   unlockGrant,
 } from '../../services/cards.ts';
 import { getPerson } from '../../services/people.ts';
+import { withDone } from './banners.ts';
 import { confirmPage } from './confirm.ts';
 import { FormErrors, formValues, text } from './forms.ts';
 import { param, personTarget, type RaCaller, raApi, raPage, renderRa } from './guard.ts';
@@ -219,6 +220,6 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
       );
     }
     await cancelCard(caller.ctx, card.cardId, reason);
-    return reply.redirect(`/ra/people/${person.userId}`, 303);
+    return reply.redirect(withDone(`/ra/people/${person.userId}`, 'card_cancelled'), 303);
   });
 }

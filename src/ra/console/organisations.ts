@@ -5,6 +5,7 @@ import type { WebDeps } from '../../http/deps.ts';
 import { createPosition } from '../../services/access.ts';
 import { listCatalogue } from '../../services/catalogue.ts';
 import { getOrganisation } from '../../services/organisations.ts';
+import { withDone } from './banners.ts';
 import { type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, list, text } from './forms.ts';
 import { param, type RaCaller, raPage, renderRa } from './guard.ts';
 import { childrenOf, positionsOf } from './queries.ts';
@@ -85,7 +86,7 @@ export function registerRaOrganisations(app: FastifyInstance, deps: WebDeps): vo
         activities: list(values, 'activities'),
         assignable: text(values, 'assignable') === 'yes',
       });
-      return reply.redirect(`/ra/organisations/${position.odsCode}#positions`, 303);
+      return reply.redirect(withDone(`/ra/organisations/${position.odsCode}#positions`, 'position_created'), 303);
     } catch (err) {
       return page(req, reply, caller, values, formErrorsFrom(err, positionFields, { id: 'positionName' }));
     }

@@ -9,7 +9,6 @@ import type { WebDeps } from '../../http/deps.ts';
 import { findPosition, roleProfilesOf } from '../../services/access.ts';
 import { auditTrailOf } from '../../services/audit.ts';
 import { cardsOf } from '../../services/cards.ts';
-import { findOrganisation } from '../../services/organisations.ts';
 import { getPerson, type SearchQuery, searchPeople } from '../../services/people.ts';
 import { organisationsWhere } from '../../services/ra/common.ts';
 import { identityChecksOf, listRequests, personPhoto } from '../../services/ra.ts';
@@ -19,6 +18,7 @@ import { documentsView } from './documents.ts';
 import { dateField, type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, text } from './forms.ts';
 import { mayAnywhere, param, personTarget, type RaCaller, raPage, renderRa } from './guard.ts';
 import { dateTime, dayName, historyLine, identityLevelNames, statusColours } from './labels.ts';
+import { NameBook, userIdsIn } from './names.ts';
 
 /** The person a page is about: a valid user ID, read access in their organisations (DOMAIN §3 reach). */
 export async function personFor(
@@ -141,26 +141,43 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
     const may = (s: Statement, t: Target = target) => isAllowed(caller.actor, s, t);
     const today = ukDate(deps.clock.now());
 
-    const checks = (await identityChecksOf(caller.ctx, userId)).map((c) => ({
+    const rawChecks = await identityChecksOf(caller.ctx, userId);
+    const rawProfiles = await roleProfilesOf(caller.ctx, userId);
+    // listRequests has no filter by person: the caller's visible pending requests, narrowed to this person.
+    const rawPending = (await listRequests(caller.ctx, { status: 'pending', limit: 500 })).filter(
+      (x) => x.userId === userId,
+    );
+    const rawHistory = may('audit:read')
+      ? (await auditTrailOf(deps.db, 'person', userId)).reverse().slice(0, 100)
+      : null;
+    const names = await NameBook.load(
+      deps.db,
+      [
+        ...rawChecks.map((c) => c.checkedBy),
+        ...rawPending.map((r) => r.requestedBy),
+        ...userIdsIn((rawHistory ?? []).map((e) => e.actor)),
+      ],
+      [...(target.odsCodes ?? []), ...rawProfiles.map((p) => p.odsCode)],
+    );
+
+    const checks = rawChecks.map((c) => ({
       checkedAt: dateTime(c.checkedAt),
       method: c.method === 'face_to_face' ? 'Face to face' : 'Remote (video)',
       place: c.place,
-      checkedBy: c.checkedBy,
+      checkedBy: names.actor(c.checkedBy),
       level: c.resultingLevel,
       documents: documentsView(c.documents),
     }));
 
     const profiles = [];
-    for (const rp of await roleProfilesOf(caller.ctx, userId)) {
+    for (const rp of rawProfiles) {
       const position = await findPosition(deps.db, rp.positionId);
-      const org = await findOrganisation(deps.db, rp.odsCode);
       const t = { odsCode: rp.odsCode, userId };
       profiles.push({
         personRoleId: rp.personRoleId,
         positionName: position?.name ?? rp.positionId,
         jobRoles: position?.jobRoles.join(', ') ?? '',
-        odsCode: rp.odsCode,
-        orgName: org?.name ?? rp.odsCode,
+        organisation: names.organisation(rp.odsCode),
         startDate: dayName(rp.startDate),
         endDate: rp.endDate ? dayName(rp.endDate) : 'No end date',
         status: isEffectiveOn(rp, today)
@@ -209,29 +226,23 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
         lastUsed: t.lastUsedAt ? dateTime(t.lastUsedAt) : 'Never',
         warning: false,
       })),
-    ];
+    ].map((a) => ({ ...a, removeHref: `/ra/people/${userId}/authenticators/${encodeURIComponent(a.id)}/remove` }));
 
-    // listRequests has no filter by person: the caller's visible pending requests, narrowed to this person.
     const pending = [];
-    for (const r of (await listRequests(caller.ctx, { status: 'pending', limit: 500 })).filter(
-      (x) => x.userId === userId,
-    )) {
+    for (const r of rawPending) {
       const position = await findPosition(deps.db, r.positionId);
       pending.push({
         requestId: r.requestId,
         positionName: position?.name ?? r.positionId,
         odsCode: r.odsCode,
         startDate: dayName(r.startDate),
-        requestedBy: r.requestedBy,
+        requestedBy: names.actor(r.requestedBy),
         expires: dayName(r.expiresAt),
       });
     }
 
-    const history = may('audit:read')
-      ? (await auditTrailOf(deps.db, 'person', userId))
-          .reverse()
-          .slice(0, 100)
-          .map((e) => ({ ...historyLine(e), at: dateTime(e.at) }))
+    const history = rawHistory
+      ? rawHistory.map((e) => ({ ...historyLine(e), at: dateTime(e.at), who: names.actor(e.actor) }))
       : null;
 
     const status = person.status;
@@ -244,6 +255,7 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
       requestAccess: status === 'active' && accessOrganisations(caller, userId).length > 0,
       identityCheck: status !== 'deceased' && may('person:verify_identity'),
       issueCard: status === 'active' && person.identityAssuranceLevel >= 3 && may('card:issue'),
+      invite: status === 'active' && may('authenticator:enrol'),
     };
 
     return renderRa(reply, caller, 'ra/person.njk', {
@@ -258,7 +270,7 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
         level: identityLevelNames[person.identityAssuranceLevel],
         identityAssuranceLevel: person.identityAssuranceLevel,
         hasPhoto: person.photoRef !== null,
-        organisations: target.odsCodes ?? [],
+        organisations: (target.odsCodes ?? []).map((o) => names.organisation(o)),
       },
       checks,
       profiles,
@@ -268,8 +280,11 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
       canRemoveAuthenticators,
       pending,
       history,
+      auditLink: may('audit:read') ? `/ra/audit?person=${userId}` : null,
       actions,
-      anyAction: Object.values(actions).some(Boolean),
+      changes:
+        actions.changeName || actions.requestAccess || actions.identityCheck || actions.issueCard || actions.invite,
+      statusChanges: actions.suspend || actions.restore || actions.leaver || actions.rejoin,
       statusColours,
     });
   });

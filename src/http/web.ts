@@ -41,6 +41,7 @@ export async function installWeb(app: FastifyInstance, options: WebOptions): Pro
     throwOnUndefined: false,
   });
   env.addGlobal('cardAgentUrl', options.cardAgentUrl);
+  env.addFilter('number', (n: unknown) => (typeof n === 'number' ? new Intl.NumberFormat('en-GB').format(n) : ''));
 
   app.decorateReply('page', function page(this: FastifyReply, template: string, context = {}, status = 200) {
     const req = this.request;

@@ -341,8 +341,8 @@ test(`[${backend}] search: a GET whose address holds the terms; total, previous 
   assert.equal(rowsOf(first.body).length, 20);
   assert.match(first.body, /21 people match\. This page shows 20\./);
   assert.doesNotMatch(first.body, /id="previous-page"/);
-  const nextHref = /id="next-page"/.test(first.body) && /href="([^"]+)" id="next-page"/.exec(first.body)![1]!;
-  assert.ok(nextHref && nextHref.includes('familyName=Pager') && nextHref.includes('after='));
+  const nextHref = /href="([^"]+)" id="next-page"/.exec(first.body)?.[1] ?? '';
+  assert.ok(nextHref.includes('familyName=Pager') && nextHref.includes('after='), nextHref);
   const second = await get(b, nextHref.replaceAll('&amp;', '&'));
   assert.equal(second.statusCode, 200);
   assert.equal(rowsOf(second.body).length, 1);

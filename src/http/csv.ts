@@ -44,7 +44,7 @@ export function sendCsv<T>(reply: FastifyReply, e: CsvExport<T>): FastifyReply {
     }
     if (cut) {
       yield csvLine([
-        `Export cut at ${e.limit.toLocaleString('en-GB')} rows: narrow the filters (organisation, dates) to export the rest.`,
+        `Export cut at ${e.limit.toLocaleString('en-GB')} rows: narrow the filters (organisation and dates) to export the rest.`,
       ]);
     }
     await e.done?.(written, cut);

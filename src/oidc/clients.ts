@@ -183,6 +183,7 @@ export async function setClientStatus(
   ctx: ServiceContext,
   clientId: string,
   status: 'active' | 'disabled',
+  reason: string | null = null,
 ): Promise<void> {
   authorize(ctx.actor, 'client:register');
   await ctx.db.transaction(async (tx) => {
@@ -198,6 +199,7 @@ export async function setClientStatus(
       targetId: clientId,
       before: null,
       after: { status },
+      reason,
     });
   });
   forgetCachedClient(clientId);

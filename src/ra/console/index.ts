@@ -12,6 +12,7 @@ import { registerRaAssets } from './assets.ts';
 import { registerRaAudit } from './audit.ts';
 import { registerRaCards } from './cards.ts';
 import { registerRaChanges } from './changes.ts';
+import { registerRaClients } from './clients.ts';
 import { registerRaHome } from './home.ts';
 import { registerRaIdentityCheck } from './identity-check.ts';
 import { registerRaOrganisations } from './organisations.ts';
@@ -38,4 +39,5 @@ export function registerRaConsole(app: FastifyInstance, deps: WebDeps): void {
   registerRaOrganisations(app, deps);
   registerRaReports(app, deps);
   registerRaAudit(app, deps);
+  registerRaClients(app, deps);
 }

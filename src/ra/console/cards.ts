@@ -70,6 +70,8 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
       person: who,
       ready: person.status === 'active' && person.identityAssuranceLevel >= 3,
       configured: Boolean(deps.card.transportSoPin),
+      publicOrigin: new URL(deps.config.PUBLIC_URL).origin,
+      canInvite: person.status === 'active' && isAllowed(caller.actor, 'authenticator:enrol', target),
       step: 'start',
     });
   });

@@ -15,6 +15,7 @@ import { registerRaChanges } from './changes.ts';
 import { registerRaClients } from './clients.ts';
 import { registerRaHome } from './home.ts';
 import { registerRaIdentityCheck } from './identity-check.ts';
+import { registerRaInvitations } from './invite.ts';
 import { registerRaOrganisations } from './organisations.ts';
 import { registerRaPeople } from './people.ts';
 import { registerRaProfiles } from './profiles.ts';
@@ -34,6 +35,7 @@ export function registerRaConsole(app: FastifyInstance, deps: WebDeps): void {
   registerRaRegistration(app, deps);
   registerRaIdentityCheck(app, deps);
   registerRaCards(app, deps);
+  registerRaInvitations(app, deps);
   registerRaApplications(app, deps);
   registerRaRequests(app, deps);
   registerRaOrganisations(app, deps);

@@ -24,6 +24,7 @@ import { registerRaConsole } from './ra/console/index.ts';
 import type { Sealer } from './secrets/sealer.ts';
 import { listCatalogue } from './services/catalogue.ts';
 import type { Clock } from './services/context.ts';
+import { isDemoInstallation } from './services/demo.ts';
 import { fileTransport, type NotificationTransport } from './services/notifications.ts';
 import { registerSignInRoutes } from './signin/routes.ts';
 import type { Database } from './storage/database.ts';
@@ -119,12 +120,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   installMetrics(app);
   await installWeb(app, { publicUrl: deps.config.PUBLIC_URL, cardAgentUrl: deps.config.CARD_AGENT_URL });
+  // Demo mode (DEMO_DATA on and the demo data seeded) trusts Chromium's virtual security key too: the demo's way in.
+  const demo = deps.config.DEMO_DATA ? await isDemoInstallation(deps.db) : false;
   const web: WebDeps = {
     config: deps.config,
     db: deps.db,
     clock: deps.clock,
     sealer: deps.sealer,
-    rp: relyingPartyFrom(deps.config),
+    rp: relyingPartyFrom(deps.config, { demo }),
     card: cardConfigFrom(deps.config),
     transport:
       deps.transport ??

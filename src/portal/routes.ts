@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify';
+import { jobRoleTitle } from '../domain/access/job-role-name.ts';
 import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { contextFor, personActor, requireApiSession, requirePageSession, type WebDeps } from '../http/deps.ts';
 import { signedInAs } from '../http/signed-in.ts';
 import { clientInfo, SESSION_COOKIE, setSessionCookie } from '../http/web.ts';
 import { effectiveRoles } from '../services/access.ts';
+import { explainBelowAal3 } from '../services/assurance-explained.ts';
 import { cardsOf, completeSelfServiceUnlock, requestSelfServiceUnlock } from '../services/cards.ts';
 import { consumeInvitation, peekInvitation, startEnrolment, verifyEnrolment } from '../services/enrolment.ts';
 import { startSession } from '../services/sessions.ts';
@@ -17,7 +19,6 @@ import {
   webauthnCredentialsOf,
 } from '../services/webauthn.ts';
 import { findPersonByUserId } from '../storage/people.ts';
-import { jobRoleTitle } from './job-roles.ts';
 import { withRenewal } from './renew.ts';
 
 /**
@@ -48,7 +49,13 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
       person,
       roles: roles.map((r) => ({ ...r, jobRoles: r.jobRoles.map((j) => ({ ...j, title: jobRoleTitle(j.roleName) })) })),
       cards: session.aal >= 2 ? withRenewal(await cardsOf(deps.db, session.userId), deps.clock.now()) : [],
-      credentials: await webauthnCredentialsOf(ctx, session.userId),
+      // A key at AAL2 says why (its maker is not trusted, it is a synced passkey…): issue #14.
+      credentials: await Promise.all(
+        (await webauthnCredentialsOf(ctx, session.userId)).map(async (c) => ({
+          ...c,
+          why: c.aal < 3 ? (await explainBelowAal3(deps.db, deps.rp, `webauthn:${c.credentialId}`)).why : null,
+        })),
+      ),
       totps: await totpAuthenticatorsOf(ctx, session.userId),
     });
   });

@@ -27,6 +27,8 @@ export interface RelyingPartyConfig {
   aal3Aaguids: ReadonlySet<string>;
   /** Manufacturer roots an attestation must chain to for AAL3. */
   attestationRoots: AttestationRoots;
+  /** Demo mode: Chromium's virtual security key is trusted too (authenticators/webauthn/demo-trust.ts). */
+  demo?: boolean;
 }
 
 export type WebauthnKind = 'security_key' | 'platform' | 'passkey';

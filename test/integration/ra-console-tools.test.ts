@@ -274,3 +274,45 @@ test(`[${backend}] documents: a problem with one document is not also reported a
   assert.match(two.body, /Where the check took place <span class="ra-required">\(required\)<\/span>/);
   assert.match(two.body, /id="place" name="place" type="text" value="RA office" aria-required="true"/);
 });
+
+test(`[${backend}] an RA Manager adds an organisation within theirs; nobody else, and nowhere else`, async () => {
+  const page = await h.get(manager, '/ra/organisations/RR8');
+  assert.match(page.body, /Add an organisation within Test Trust/);
+  const missing = await h.postForm(manager, '/ra/organisations/RR8/organisations', { childOdsCode: 'RR815' });
+  assert.equal(missing.statusCode, 400);
+  assert.match(missing.body, /href="#childName"/);
+  const added = await h.postForm(manager, '/ra/organisations/RR8/organisations', {
+    childOdsCode: 'rr815',
+    childName: 'Test Site Three',
+    childType: 'site',
+  });
+  assert.equal(added.statusCode, 303, added.body.slice(0, 300));
+  assert.equal(added.headers.location, '/ra/organisations/RR815?done=organisation_created');
+  const site = await h.get(manager, String(added.headers.location));
+  assert.equal(bannerOf(site.body), 'Organisation created.');
+  assert.match(site.body, /href="\/ra\/organisations\/RR8">RR8</);
+  const twice = await h.postForm(manager, '/ra/organisations/RR8/organisations', {
+    childOdsCode: 'RR815',
+    childName: 'Again',
+    childType: 'site',
+  });
+  assert.equal(twice.statusCode, 400);
+  assert.match(twice.body, /already exists/);
+  // An RA Agent may not; nor may the RA Manager outside their subtree, or at the top of the tree.
+  const agent = await h.signedIn(who.agent);
+  assert.doesNotMatch((await h.get(agent, '/ra/organisations/RR8')).body, /Add an organisation within/);
+  const byAgent = await h.postForm(agent, '/ra/organisations/RR8/organisations', {
+    childOdsCode: 'RR816',
+    childName: 'Agent site',
+    childType: 'site',
+  });
+  assert.equal(byAgent.statusCode, 403);
+  const elsewhere = await h.postForm(manager, '/ra/organisations/RX1/organisations', {
+    childOdsCode: 'RX101',
+    childName: 'Other site',
+    childType: 'site',
+  });
+  assert.equal(elsewhere.statusCode, 403);
+  const { rows } = await h.t.db.query("SELECT ods_code FROM organisations WHERE ods_code IN ('RR816', 'RX101')");
+  assert.equal(rows.length, 0);
+});

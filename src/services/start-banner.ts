@@ -29,7 +29,7 @@ export async function startBanner(
             '     The demo trusts this virtual key at AAL3; outside demo mode it counts as AAL2.',
             '  2. Open this one-time link (24 hours; a new one is printed at every start) and choose "Set up a security key":',
             `     ${link}`,
-            `  3. Go to ${url}/ra and choose "Sign in with a security key or passkey".`,
+            `  3. Go to ${url}/ra (to sign in again later: "Sign in with a security key or passkey").`,
           ]
         : ['The demo RA Manager (Alex Morgan) is not active: no demo sign-in link.']),
     ];

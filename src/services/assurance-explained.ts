@@ -22,18 +22,17 @@ export interface AssuranceExplained {
   why: string;
 }
 
+/** Why, as the end of "It counts as AAL<n> because …". */
 const whys: Record<BelowAal3, string> = {
   synced_passkey:
-    'it is a passkey that syncs between devices. A synced key can be copied, so it never counts as AAL3 (NIST SP 800-63B).',
-  no_attestation: 'the key did not say who made it (it gave no attestation), so it counts as AAL2.',
-  model_not_trusted:
-    "this key's model is not on this server's trusted list (WEBAUTHN_AAL3_AAGUIDS), so it counts as AAL2.",
+    'it is a passkey that syncs between devices: a synced key can be copied, so it never counts as AAL3 (NIST SP 800-63B).',
+  no_attestation: 'the key did not say who made it (it gave no attestation).',
+  model_not_trusted: "this key's model is not on this server's trusted list (WEBAUTHN_AAL3_AAGUIDS).",
   maker_not_trusted:
-    "this key's maker is not on the trusted list (its attestation does not chain to a root in WEBAUTHN_ATTESTATION_ROOTS), so it counts as AAL2.",
-  authenticator_app: 'an authenticator app counts as AAL2.',
-  enrolment_only:
-    'you have only confirmed your email address and National Insurance number (enrolment), which is AAL1.',
-  unknown: 'the way you signed in counts as less than AAL3.',
+    "this key's maker is not on the trusted list: its attestation does not chain to a root in WEBAUTHN_ATTESTATION_ROOTS.",
+  authenticator_app: 'codes from an authenticator app can be phished, so apps never count as AAL3 (NIST SP 800-63B).',
+  enrolment_only: 'you have only confirmed your email address and National Insurance number (enrolment).',
+  unknown: 'that way of signing in does not reach AAL3.',
 };
 
 /** Why a WebAuthn credential was rated AAL2 when it was registered. */

@@ -288,6 +288,7 @@ test("a new RA team's first day: organisation, position, a person registered and
 
   // The RA Manager finds it in the audit view, by the person, with names beside IDs.
   await page.goto(`${url}/ra/audit`);
+  await page.click('#audit-filter summary');
   await page.fill('#person', userId);
   await page.click('#audit-filter-submit');
   await page.waitForURL(new RegExp(`/ra/audit\\?person=${userId}`));

@@ -77,7 +77,7 @@ test(`[${backend}] a sign-in below AAL3 at the RA console says which level it re
     assert.match(page.body, /This needs AAL3; you are signed in at AAL2/);
     assert.match(
       page.body,
-      /You signed in with your (security key|passkey) &quot;Blue key&quot;, which counts as AAL2/,
+      /You signed in with your (security key|passkey) &quot;Blue key&quot;\. It counts as AAL2 because/,
     );
     assert.match(page.body, why);
     assert.match(
@@ -105,14 +105,17 @@ test(`[${backend}] a sign-in below AAL3 at the RA console says which level it re
     const page = await listed.get(b, '/signin?return=%2Fra&aal=3');
     assert.match(
       page.body,
-      /maker is not on the trusted list \(its attestation does not chain to a root in WEBAUTHN_ATTESTATION_ROOTS\)/,
+      /maker is not on the trusted list: its attestation does not chain to a root in WEBAUTHN_ATTESTATION_ROOTS/,
     );
   } finally {
     await listed.close();
   }
   // An authenticator app.
   const b = await sessionWith(manager, 'totp:some-app', 2);
-  assert.match((await h.get(b, '/signin?return=%2Fra&aal=3')).body, /an authenticator app counts as AAL2/);
+  assert.match(
+    (await h.get(b, '/signin?return=%2Fra&aal=3')).body,
+    /It counts as AAL2 because codes from an authenticator app can be phished/,
+  );
   // Not signed in: no explanation, just the sign-in.
   assert.doesNotMatch((await h.get(null, '/signin?return=%2Fra&aal=3')).body, /assurance-explained/);
 });

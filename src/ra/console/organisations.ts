@@ -1,11 +1,11 @@
 /** An organisation: details, children, positions (assignable or not), and a new position if the caller may. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../../domain/errors.ts';
+import { type OrganisationType, organisationTypes } from '../../domain/organisations/organisation.ts';
 import { isAllowed } from '../../domain/policy.ts';
 import type { WebDeps } from '../../http/deps.ts';
 import { createPosition } from '../../services/access.ts';
 import { listCatalogue } from '../../services/catalogue.ts';
-import { AppError } from '../../domain/errors.ts';
-import { type OrganisationType, organisationTypes } from '../../domain/organisations/organisation.ts';
 import { getOrganisation, saveOrganisation } from '../../services/organisations.ts';
 import { withDone } from './banners.ts';
 import { type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, list, text } from './forms.ts';

@@ -156,12 +156,14 @@ const sortColumns: Record<PersonSort, { columns: string[]; desc: boolean }> = {
 export const SEARCH_COUNT_CAP = 10_000;
 
 /**
- * An organisation filter is read one of two ways. Few people (a practice, a ward: at most MEMBERS_FIRST_UP_TO): their
- * person-organisation links first, then those people, sorted — a scan of the whole name index in order, probing each
- * person's links, took 7 s for a practice of 87 among 1.3 M. Many (an ICB and below): the name order first, probing
- * each person's links, which finds a page soon because so many match. (bench/search-console.ts, 2026-12.)
+ * An organisation filter is read one of two ways. Everyone at an organisation with few people (a practice, a trust: at
+ * most MEMBERS_FIRST_UP_TO): their person-organisation links first, then those people, sorted — a scan of the whole
+ * name index in order, probing each person's links, took 7 s for a practice of 87 among 1.3 M. Many (an ICB and
+ * below): the name order first, probing each person's links, which finds a page soon because so many match. With a
+ * name as well, the name narrows first unless the organisation is tiny (bench/search-console.ts, 2026-12).
  */
 const MEMBERS_FIRST_UP_TO = 20_000;
+const MEMBERS_FIRST_WITH_A_NAME_UP_TO = 500;
 
 interface SearchSql {
   /** `WITH …` prefix, when the search starts from an organisation's members. */
@@ -186,7 +188,8 @@ async function searchSql(q: Queryable, s: PersonSearch, filters: PersonFilters):
       [filters.odsCodes, MEMBERS_FIRST_UP_TO + 1],
     );
     params.push(filters.odsCodes);
-    if (Number(rows[0]?.n ?? 0) <= MEMBERS_FIRST_UP_TO) {
+    const members = Number(rows[0]?.n ?? 0);
+    if (members <= (s.by === 'organisation' ? MEMBERS_FIRST_UP_TO : MEMBERS_FIRST_WITH_A_NAME_UP_TO)) {
       prefix = `WITH members AS MATERIALIZED (SELECT DISTINCT user_id FROM person_orgs WHERE ods_code = ANY($${params.length}::text[])) `;
       from = 'members JOIN people USING (user_id)';
     } else {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { cardConfigFrom } from '../../src/http/deps.ts';
+import { getCard, startCardIssue } from '../../src/services/cards.ts';
 import { requestAccess } from '../../src/services/ra.ts';
 import { personActorWithPowers } from '../../src/services/ra-powers.ts';
 import { bannerOf, type ConsoleBrowser, type ConsoleHarness, consoleHarness, TODAY } from '../support/console.ts';
@@ -315,4 +317,30 @@ test(`[${backend}] an RA Manager adds an organisation within theirs; nobody else
   assert.equal(elsewhere.statusCode, 403);
   const { rows } = await h.t.db.query("SELECT ods_code FROM organisations WHERE ods_code IN ('RR816', 'RX101')");
   assert.equal(rows.length, 0);
+});
+
+test(`[${backend}] cancelling a card asks why and what happened; both are kept in the audit trail`, async () => {
+  const { card } = await startCardIssue(
+    h.op(),
+    { ...cardConfigFrom(h.config), transportSoPin: '12345678' },
+    { userId: who.nurse, kind: 'physical' },
+  );
+  const href = `/ra/people/${who.nurse}/cards/${card.cardId}/cancel`;
+  const confirm = await h.get(manager, href);
+  assert.match(confirm.body, /Why is the card being cancelled\?/);
+  assert.match(confirm.body, /id="reason"/);
+  const noNote = await h.postForm(manager, href, { choice: 'lost', reason: '' });
+  assert.equal(noNote.statusCode, 400);
+  assert.match(noNote.body, /href="#reason"/);
+  const noChoice = await h.postForm(manager, href, { choice: 'eaten', reason: 'x' });
+  assert.equal(noChoice.statusCode, 400);
+  assert.equal((await getCard(h.t.db, card.cardId)).status, 'issuing');
+  const done = await h.postForm(manager, href, { choice: 'lost', reason: 'Left on the bus, reported by phone' });
+  assert.equal(done.headers.location, `/ra/people/${who.nurse}?done=card_cancelled`);
+  assert.equal((await getCard(h.t.db, card.cardId)).status, 'cancelled');
+  const { rows } = await h.t.db.query<{ reason: string; after: { reason: string } }>(
+    "SELECT reason, after FROM audit_events WHERE action = 'card.cancelled' AND target_id = $1",
+    [who.nurse],
+  );
+  assert.deepEqual([rows[0]?.reason, rows[0]?.after.reason], ['Left on the bus, reported by phone', 'lost']);
 });

@@ -194,6 +194,7 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
     warning: 'The card stops working at once: its certificate is revoked and sessions opened with it end.',
     choices: cancelReasons,
     choiceLegend: 'Why is the card being cancelled?',
+    reasonRequired: true,
   };
 
   app.get('/ra/people/:userId/cards/:cardId/cancel', hidden, async (req, reply) => {
@@ -209,9 +210,11 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
     const { person, card } = await cardOfPerson(deps, req, caller);
     const values = formValues(req.body);
     const reason = cancelReasons.find((r) => r.value === text(values, 'choice'))?.value;
-    if (!reason) {
+    const note = textSchema(1000).safeParse(text(values, 'reason'));
+    if (!reason || !note.success) {
       const errors = new FormErrors();
-      errors.add('choice', 'Choose why the card is being cancelled', `choice-${cancelReasons[0]!.value}`);
+      if (!reason) errors.add('choice', 'Choose why the card is being cancelled', `choice-${cancelReasons[0]!.value}`);
+      if (!note.success) errors.add('reason', 'Enter what happened, for the audit trail (at most 1000 characters)');
       return confirmPage(
         deps,
         req,
@@ -221,7 +224,7 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
         400,
       );
     }
-    await cancelCard(caller.ctx, card.cardId, reason);
+    await cancelCard(caller.ctx, card.cardId, reason, note.data);
     return reply.redirect(withDone(`/ra/people/${person.userId}`, 'card_cancelled'), 303);
   });
 }

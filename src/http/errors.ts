@@ -129,7 +129,6 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     // Unexpected: log the error (stack included) on the server, show the client nothing of it.
     req.log.error({ err }, 'unexpected error');
-    if (process.env.DEBUG_500) console.error(err);
     return send(req, reply, 'internal.error');
   });
 

@@ -217,7 +217,7 @@ export function sendAuditCsv(
         e.targetType,
         e.targetId ?? '',
         about.name,
-        e.reason ?? '',
+        historyLine(e).reason ?? '',
         e.requestId ?? '',
       ];
     },

@@ -244,7 +244,8 @@ const advancedRaAgent: readonly Statement[] = [...raAgent, 'position:create', 'p
 
 // DOMAIN §5, "RA Manager": everything below, appoint RA staff and managers, set RA policy, approve any request in
 // their subtree, decide a leaver or suspension nationally, register and manage their organisation's relying parties
-// and API clients. Loading the national catalogue and creating organisations stay with the operator.
+// and API clients, and add organisations within their subtree (a site, a practice: the target is the new
+// organisation's parent). Loading the national catalogue and top-level organisations stay with the operator.
 const raManager: readonly Statement[] = [
   ...advancedRaAgent,
   'ra:appoint_manager',
@@ -252,6 +253,7 @@ const raManager: readonly Statement[] = [
   'audit:read',
   'client:register',
   'client:manage',
+  'organisation:create',
   'organisation:update',
   'person:decide_nationally',
 ];
@@ -280,6 +282,7 @@ const conditions: Partial<Record<RaRole, Partial<Record<Statement, (target: Targ
 /** Statements about nobody in particular, allowed to whoever holds them somewhere (national directory, new people). */
 const nationalStatements: ReadonlySet<Statement> = new Set<Statement>([
   'person:read',
+  'audit:read', // their history so far (registration, identity checks, requests), for those who may read audit
   'person:create',
   'person:verify_identity',
 ]);
@@ -292,6 +295,7 @@ const newStarterStatements: ReadonlySet<Statement> = new Set<Statement>([
   'person:read',
   'person:change_name',
   'person:verify_identity',
+  'audit:read', // their history (registration, identity checks), for the RA Managers who will give them access
 ]);
 
 /**

@@ -47,3 +47,14 @@ export async function positionsOf(q: Queryable, odsCode: string): Promise<Positi
     workgroups: r.workgroups,
   }));
 }
+
+/** Organisation names by ODS code, for lists that name organisations beside their codes. */
+export async function organisationNames(q: Queryable, odsCodes: readonly string[]): Promise<Map<string, string>> {
+  const codes = [...new Set(odsCodes)];
+  if (codes.length === 0) return new Map();
+  const { rows } = await q.query<{ ods_code: string; name: string }>(
+    'SELECT ods_code, name FROM organisations WHERE ods_code = ANY($1::text[])',
+    [codes],
+  );
+  return new Map(rows.map((r) => [r.ods_code, r.name]));
+}

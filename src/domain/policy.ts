@@ -144,7 +144,12 @@ export type Target =
       requestedOnBehalfOf: string | null;
     }
   /** A relying party or API client: the organisation that owns it (none: the operator's); whether the operator locked it. */
-  | { kind: 'client'; client: { odsCode: string | null; lockedByOperator: boolean } };
+  | { kind: 'client'; client: { odsCode: string | null; lockedByOperator: boolean } }
+  /**
+   * A change to a position that people hold: what it appointed and what it will appoint (changing a position changes
+   * the access of everyone who holds it), and who holds it now.
+   */
+  | { kind: 'position_change'; before: PositionFacts; after: PositionFacts; holders: readonly string[] };
 
 /**
  * The RA roles of DOMAIN §5. A person holds them through RBAC positions; each role profile gives the roles its job
@@ -359,6 +364,8 @@ function organisationsOf(statement: Statement, target: Target): { orgs: readonly
       return { orgs: [target.profile.odsCode], every: false };
     case 'client':
       return { orgs: target.client.odsCode ? [target.client.odsCode] : [], every: false };
+    case 'position_change':
+      return { orgs: [target.before.odsCode], every: false };
     case 'person': {
       const held = [...new Set(target.person.profiles.map((p) => p.odsCode))];
       if (nationalEffectStatements.has(statement) && held.length > 0) return { orgs: held, every: true };
@@ -373,6 +380,8 @@ function appointmentsTouched(statement: Statement, target: Target): { odsCode: s
     return appointingStatements.has(statement) ? [target.position] : [];
   }
   if (target.kind === 'role_profile') return appointingStatements.has(statement) ? [target.profile] : [];
+  // A position's holders are appointed anew to what it will appoint; taking away what it appointed is ending it.
+  if (target.kind === 'position_change') return [target.before, target.after];
   if (target.kind === 'person' && conferringStatements.has(statement)) return [...target.person.profiles];
   return [];
 }
@@ -420,6 +429,8 @@ function granted(powers: readonly RaPower[], statement: Statement, target: Targe
 
 /** Segregation of duties (DOMAIN §5): nobody changes their own record or access, nobody approves their own request. */
 function separated(selves: readonly string[], statement: Statement, target: Target): boolean {
+  // Changing a position one holds is changing one's own access.
+  if (target.kind === 'position_change' && target.holders.some((h) => selves.includes(h))) return false;
   const person = personOf(target);
   if (person && selves.includes(person.userId)) return statement === 'person:read';
   if (target.kind === 'request' && statement === 'request:approve') {

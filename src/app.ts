@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { registerAuditApi } from './api/audit.ts';
 import { registerAuthenticatorApi } from './api/authenticators.ts';
 import { registerCardAgentApi } from './api/card-agent.ts';
 import { registerClientApi } from './api/clients.ts';
@@ -27,6 +28,7 @@ import { registerRaConsole } from './ra/console/index.ts';
 import type { Sealer } from './secrets/sealer.ts';
 import { listCatalogue } from './services/catalogue.ts';
 import type { Clock } from './services/context.ts';
+import { isDemoInstallation } from './services/demo.ts';
 import { createOutbox, type NotificationTransport, type OutboxSender } from './services/notifications.ts';
 import { registerSignInRoutes } from './signin/routes.ts';
 import { registerUpstreamRoutes } from './signin/upstream.ts';
@@ -139,12 +141,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Registered before the routes' hooks: the outbox stops (its pass in flight finished) before the database closes.
   app.addHook('onClose', async () => outbox.stop());
   await installWeb(app, { publicUrl: deps.config.PUBLIC_URL, cardAgentUrl: deps.config.CARD_AGENT_URL });
+  // Demo mode (DEMO_DATA on and the demo data seeded) trusts Chromium's virtual security key too: the demo's way in.
+  const demo = deps.config.DEMO_DATA ? await isDemoInstallation(deps.db) : false;
   const web: WebDeps = {
     config: deps.config,
     db: deps.db,
     clock: deps.clock,
     sealer: deps.sealer,
-    rp: relyingPartyFrom(deps.config),
+    rp: relyingPartyFrom(deps.config, { demo }),
     card: cardConfigFrom(deps.config),
     outbox,
   };
@@ -159,6 +163,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerClientApi(app, web);
   registerRaApi(app, web);
   registerOperationsReports(app, web);
+  registerAuditApi(app, web);
   registerRaConsole(app, web);
   // While Redis is down a request must fail fast (503 with Retry-After), not wait: a command waits for at most two
   // reconnection attempts (≤ 0.5 s apart) and one that gets no answer gives up after 2 s; ioredis keeps reconnecting.

@@ -6,6 +6,7 @@ import { registerJobs, startScheduler } from './jobs/scheduler.ts';
 import { createLogger } from './logger.ts';
 import { transportFromConfig } from './notifications/transports.ts';
 import { systemClock } from './services/context.ts';
+import { startBanner } from './services/start-banner.ts';
 import { prepareDatabase } from './services/startup.ts';
 import type { Database } from './storage/database.ts';
 
@@ -76,19 +77,18 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
     '',
     `OpenCIS is running at ${url}`,
     `  ${url}/                      start page`,
+    `  ${url}/ra                    Registration Authority console`,
     `  ${url}/health                service health`,
     `  ${url}/api/openapi.json      API description`,
     `  ${url}/api/v1/rbac/catalogue National RBAC catalogue`,
     `  ${url}/metrics               Prometheus metrics`,
     `Database: ${db.kind === 'pglite' ? `embedded PGlite in ${config.DATA_DIR}` : 'PostgreSQL server (DATABASE_URL)'}`,
-    ...(seededDemo
-      ? [
-          'Demo data was seeded. Demo people (user ID, name, role profiles):',
-          ...seededDemo.map((p) => `  ${p.userId}  ${p.name} (${p.roles})`),
-          'They have no way to sign in yet: create the first RA Manager with `npx opencis bootstrap --help`,',
-          'or give a demo person a security key with `npx opencis authenticator invite USER_ID`.',
-        ]
-      : []),
+    ...(await startBanner(
+      { ...jobContext, actor: { kind: 'system', id: 'system:demo' } },
+      config,
+      url,
+      seededDemo !== null,
+    )),
     '',
   ];
   process.stdout.write(`${lines.filter((l) => l !== '').join('\n')}\n`);

@@ -244,7 +244,16 @@ export const errorCatalogue = {
     status: 503,
     message: 'The service is read-only at the moment (maintenance). Nothing was changed; try again later.',
   },
-  'service.data_dir_locked': { status: 503, message: 'Another OpenCIS process is using this data directory.' },
+  'service.data_dir_locked': {
+    status: 503,
+    message:
+      'Another OpenCIS process (the server?) is using this data directory. Stop it first (Ctrl-C where it runs), then run this again.',
+  },
+  'bootstrap.ra_manager_exists': {
+    status: 409,
+    message:
+      'An RA Manager already exists, so there is nothing to bootstrap: RA Managers appoint further RA staff in the console.',
+  },
   'internal.error': { status: 500, message: 'Something went wrong on our side. It has been logged.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

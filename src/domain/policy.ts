@@ -144,7 +144,12 @@ export type Target =
       requestedOnBehalfOf: string | null;
     }
   /** A relying party or API client: the organisation that owns it (none: the operator's); whether the operator locked it. */
-  | { kind: 'client'; client: { odsCode: string | null; lockedByOperator: boolean } };
+  | { kind: 'client'; client: { odsCode: string | null; lockedByOperator: boolean } }
+  /**
+   * A change to a position that people hold: what it appointed and what it will appoint (changing a position changes
+   * the access of everyone who holds it), and who holds it now.
+   */
+  | { kind: 'position_change'; before: PositionFacts; after: PositionFacts; holders: readonly string[] };
 
 /**
  * The RA roles of DOMAIN §5. A person holds them through RBAC positions; each role profile gives the roles its job
@@ -244,7 +249,8 @@ const advancedRaAgent: readonly Statement[] = [...raAgent, 'position:create', 'p
 
 // DOMAIN §5, "RA Manager": everything below, appoint RA staff and managers, set RA policy, approve any request in
 // their subtree, decide a leaver or suspension nationally, register and manage their organisation's relying parties
-// and API clients. Loading the national catalogue and creating organisations stay with the operator.
+// and API clients, and add organisations within their subtree (a site, a practice: the target is the new
+// organisation's parent). Loading the national catalogue and top-level organisations stay with the operator.
 const raManager: readonly Statement[] = [
   ...advancedRaAgent,
   'ra:appoint_manager',
@@ -252,6 +258,7 @@ const raManager: readonly Statement[] = [
   'audit:read',
   'client:register',
   'client:manage',
+  'organisation:create',
   'organisation:update',
   'person:decide_nationally',
 ];
@@ -280,6 +287,7 @@ const conditions: Partial<Record<RaRole, Partial<Record<Statement, (target: Targ
 /** Statements about nobody in particular, allowed to whoever holds them somewhere (national directory, new people). */
 const nationalStatements: ReadonlySet<Statement> = new Set<Statement>([
   'person:read',
+  'audit:read', // their history so far (registration, identity checks, requests), for those who may read audit
   'person:create',
   'person:verify_identity',
 ]);
@@ -292,6 +300,7 @@ const newStarterStatements: ReadonlySet<Statement> = new Set<Statement>([
   'person:read',
   'person:change_name',
   'person:verify_identity',
+  'audit:read', // their history (registration, identity checks), for the RA Managers who will give them access
 ]);
 
 /**
@@ -355,6 +364,8 @@ function organisationsOf(statement: Statement, target: Target): { orgs: readonly
       return { orgs: [target.profile.odsCode], every: false };
     case 'client':
       return { orgs: target.client.odsCode ? [target.client.odsCode] : [], every: false };
+    case 'position_change':
+      return { orgs: [target.before.odsCode], every: false };
     case 'person': {
       const held = [...new Set(target.person.profiles.map((p) => p.odsCode))];
       if (nationalEffectStatements.has(statement) && held.length > 0) return { orgs: held, every: true };
@@ -369,6 +380,8 @@ function appointmentsTouched(statement: Statement, target: Target): { odsCode: s
     return appointingStatements.has(statement) ? [target.position] : [];
   }
   if (target.kind === 'role_profile') return appointingStatements.has(statement) ? [target.profile] : [];
+  // A position's holders are appointed anew to what it will appoint; taking away what it appointed is ending it.
+  if (target.kind === 'position_change') return [target.before, target.after];
   if (target.kind === 'person' && conferringStatements.has(statement)) return [...target.person.profiles];
   return [];
 }
@@ -416,6 +429,8 @@ function granted(powers: readonly RaPower[], statement: Statement, target: Targe
 
 /** Segregation of duties (DOMAIN §5): nobody changes their own record or access, nobody approves their own request. */
 function separated(selves: readonly string[], statement: Statement, target: Target): boolean {
+  // Changing a position one holds is changing one's own access.
+  if (target.kind === 'position_change' && target.holders.some((h) => selves.includes(h))) return false;
   const person = personOf(target);
   if (person && selves.includes(person.userId)) return statement === 'person:read';
   if (target.kind === 'request' && statement === 'request:approve') {

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { attestationRootsFromFile } from '../authenticators/webauthn/attestation-trust.ts';
+import { DEMO_AAGUID, withDemoRoot } from '../authenticators/webauthn/demo-trust.ts';
 import type { Config } from '../config.ts';
 import type { Aal } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
@@ -24,18 +25,24 @@ export interface WebDeps {
   outbox: NotificationOutbox;
 }
 
-export function relyingPartyFrom(config: Config): RelyingPartyConfig {
+/**
+ * The WebAuthn relying party and which keys count as AAL3: the configured roots and models, and — in demo mode only
+ * (DEMO_DATA on and the demo data seeded, `demo` here) — Chromium's virtual security key too.
+ */
+export function relyingPartyFrom(config: Config, options: { demo?: boolean } = {}): RelyingPartyConfig {
   const url = new URL(config.PUBLIC_URL);
+  const roots = attestationRootsFromFile(config.WEBAUTHN_ATTESTATION_ROOTS);
+  const aaguids = config.WEBAUTHN_AAL3_AAGUIDS.split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+  const demo = options.demo === true && config.DEMO_DATA;
   return {
     rpId: config.WEBAUTHN_RP_ID ?? url.hostname,
     rpName: 'OpenCIS',
     origin: url.origin,
-    attestationRoots: attestationRootsFromFile(config.WEBAUTHN_ATTESTATION_ROOTS),
-    aal3Aaguids: new Set(
-      config.WEBAUTHN_AAL3_AAGUIDS.split(',')
-        .map((s) => s.trim().toLowerCase())
-        .filter(Boolean),
-    ),
+    attestationRoots: demo ? withDemoRoot(roots) : roots,
+    aal3Aaguids: new Set(demo ? [...aaguids, DEMO_AAGUID] : aaguids),
+    demo,
   };
 }
 

@@ -42,6 +42,7 @@ export async function installWeb(app: FastifyInstance, options: WebOptions): Pro
     throwOnUndefined: false,
   });
   env.addGlobal('cardAgentUrl', options.cardAgentUrl);
+  env.addFilter('number', (n: unknown) => (typeof n === 'number' ? new Intl.NumberFormat('en-GB').format(n) : ''));
 
   app.decorateReply('page', function page(this: FastifyReply, template: string, context = {}, status = 200) {
     const req = this.request;
@@ -70,7 +71,31 @@ export async function installWeb(app: FastifyInstance, options: WebOptions): Pro
     reply.header('cache-control', 'public, max-age=86400').type('text/css; charset=utf-8');
     return css;
   });
-  for (const file of ['opencis.css', 'signin.js', 'account.js', 'card.js', 'invite.js']) {
+  // The design system's own script, for its header (items that do not fit go under "More": WCAG 1.4.10 reflow at
+  // 320 px) and its notification banners. Served from here (script-src 'self'); the source-map comment is dropped.
+  const frontendJs = nhsukFile(join('nhsuk', `nhsuk-frontend-${nhsukVersion()}.min.js`))
+    .toString('utf8')
+    .replace(/\/\/# sourceMappingURL=\S+\s*$/, '');
+  app.get('/assets/nhsuk-frontend.js', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('cache-control', 'public, max-age=86400').type('text/javascript; charset=utf-8');
+    return frontendJs;
+  });
+  // The icons its stylesheet refers to (e.g. the cross of an error message), and OpenCIS's own favicon.
+  for (const icon of NHSUK_ICONS) {
+    const body = nhsukFile(join('nhsuk', 'assets', 'images', icon));
+    app.get(`/assets/images/${icon}`, { schema: { hide: true } }, async (_req, reply) => {
+      reply.header('cache-control', 'public, max-age=86400').type('image/svg+xml');
+      return body;
+    });
+  }
+  const favicon = readFileSync(join(VIEWS, 'assets', 'favicon.svg'));
+  for (const path of ['/favicon.ico', '/assets/favicon.svg']) {
+    app.get(path, { schema: { hide: true } }, async (_req, reply) => {
+      reply.header('cache-control', 'public, max-age=86400').type('image/svg+xml');
+      return favicon;
+    });
+  }
+  for (const file of ['opencis.css', 'opencis.js', 'signin.js', 'account.js', 'card.js', 'invite.js']) {
     const body = readFileSync(join(VIEWS, 'assets', file), 'utf8');
     const type = file.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8';
     app.get(`/assets/${file}`, { schema: { hide: true } }, async (_req, reply) => {
@@ -93,15 +118,34 @@ function formActionOrigins(context: Record<string, unknown>): string {
     .join('');
 }
 
+/** Icons of the design system that its stylesheet or our pages use. */
+const NHSUK_ICONS = [
+  'nhsuk-icon-cross.svg',
+  'nhsuk-icon-arrow-down.svg',
+  'nhsuk-icon-arrow-up.svg',
+  'nhsuk-icon-arrow-up-down.svg',
+] as const;
+
+function nhsukDir(): string {
+  const require = createRequire(import.meta.url);
+  return join(dirname(require.resolve('nhsuk-frontend/package.json')), 'dist');
+}
+
+function nhsukVersion(): string {
+  const dir = dirname(nhsukDir());
+  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+function nhsukFile(path: string): Buffer {
+  return readFileSync(join(nhsukDir(), path));
+}
+
 /**
  * NHS.UK frontend's stylesheet loads Frutiger from an NHS website. Pages must work offline and under `font-src 'self'`,
  * so the @font-face rules are dropped and the design system's own fallback stack (Arial) is used.
  */
 function nhsukStylesheet(): string {
-  const require = createRequire(import.meta.url);
-  const dir = dirname(require.resolve('nhsuk-frontend/package.json'));
-  const version = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
-  const raw = readFileSync(join(dir, 'dist', 'nhsuk', `nhsuk-frontend-${version}.min.css`), 'utf8');
+  const raw = nhsukFile(join('nhsuk', `nhsuk-frontend-${nhsukVersion()}.min.css`)).toString('utf8');
   return raw.replace(/@font-face\{[^}]*\}/g, '').replace(/\/\*# sourceMappingURL=[^*]*\*\//g, '');
 }
 

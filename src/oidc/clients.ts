@@ -53,88 +53,89 @@ export const DEFAULT_SCOPES = [
 const SECRET_PURPOSE = 'oidc.client-secret';
 const url = z.url().max(2_000);
 
-export const clientInputSchema = z
-  .object({
-    name: z.string().trim().min(1).max(200),
-    /**
-     * The organisation that owns it: its RA Managers (in that organisation's subtree) register and manage it. Required
-     * when an RA Manager registers a relying party in more than one organisation; an API client's is its `apiAccess`
-     * organisation. Absent for the operator's national clients (CLI), which only the operator manages.
-     */
-    odsCode: z
-      .string()
-      .regex(/^[A-Z0-9]{3,6}$/)
-      .optional(),
-    clientId: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]{3,100}$/)
-      .optional(),
-    redirectUris: z.array(url).max(20).default([]),
-    /**
-     * An API client (OAuth client credentials) instead of a sign-in client: it scripts the RA work of one organisation
-     * (and its subtree) with the listed RA activities — B0274 RA agent, B0267 ID checker, B1300 sponsor, B0264 LSA.
-     */
-    apiAccess: z
-      .object({
-        odsCode: z.string().regex(/^[A-Z0-9]{3,6}$/),
-        activities: z
-          .array(z.enum(['B0274', 'B0267', 'B1300', 'B0264']))
-          .min(1)
-          .max(4),
-      })
-      .optional(),
-    postLogoutRedirectUris: z.array(url).max(20).default([]),
-    backchannelLogoutUri: url.optional(),
-    tokenEndpointAuthMethod: z
-      .enum(['private_key_jwt', 'client_secret_basic', 'client_secret_post'])
-      .default('private_key_jwt'),
-    jwks: publicJwkSetSchema.optional(),
-    jwksUri: url.optional(),
-    /** private_key_jwt only: the one algorithm its assertions must use. Unset: any of RS256, RS512, PS256, ES256. */
-    tokenEndpointAuthSigningAlg: z.enum(CLIENT_AUTH_ALGS).optional(),
-    scopes: z
-      .array(z.enum(CIS2_SCOPES))
-      .min(1)
-      .default([...DEFAULT_SCOPES]),
-    idTokenSignedResponseAlg: z.enum(['RS256', 'ES256', 'PS256']).default('RS256'),
-    /**
-     * Where OpenCIS may be stricter than CIS2: PKCE demanded of this (confidential) client too. CIS2 supports PKCE but
-     * does not require it of confidential clients, so the default is off: an unmodified CIS2 client works. A client that
-     * sends a code_challenge is always held to it.
-     */
-    requirePkce: z.boolean().default(false),
-    /**
-     * The least level a session must reach for this client, whatever acr_values it sends — where OpenCIS may be stricter
-     * than CIS2, which has no such floor. Default 2 (CIS2 offers AAL1 only in test environments): the client's own
-     * acr_values decide, as at CIS2.
-     */
-    minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(2),
-    /** What a request naming no acr_values asks for (client metadata default_acr_values); CIS2's default is AAL3_ANY. */
-    defaultAcrValues: z
-      .array(z.enum(supportedAcrValues as [AcrValue, ...AcrValue[]]))
-      .min(1)
-      .max(5)
-      .default(['AAL3_ANY']),
-    accessTokenTtlSeconds: z.number().int().min(60).max(86_400).default(3_600),
-    refreshTokenTtlSeconds: z
-      .number()
-      .int()
-      .min(0)
-      .max(30 * 86_400)
-      .default(12 * 3_600),
-  })
-  .superRefine((c, zctx) => {
-    const alg = c.tokenEndpointAuthSigningAlg;
-    if (!alg) return;
-    if (c.tokenEndpointAuthMethod !== 'private_key_jwt') {
-      zctx.addIssue({ code: 'custom', path: ['tokenEndpointAuthSigningAlg'], message: 'only for private_key_jwt' });
-      return;
-    }
-    const kty = alg === 'ES256' ? 'EC' : 'RSA';
-    if (c.jwks && !c.jwks.keys.some((k) => k.kty === kty && (k.alg === undefined || k.alg === alg))) {
-      zctx.addIssue({ code: 'custom', path: ['jwks'], message: `no registered key can sign ${alg} assertions` });
-    }
-  });
+/** A registration's fields, unchecked as a whole (edits pick from it; registration adds the cross-field checks). */
+export const clientInputFields = z.object({
+  name: z.string().trim().min(1).max(200),
+  /**
+   * The organisation that owns it: its RA Managers (in that organisation's subtree) register and manage it. Required
+   * when an RA Manager registers a relying party in more than one organisation; an API client's is its `apiAccess`
+   * organisation. Absent for the operator's national clients (CLI), which only the operator manages.
+   */
+  odsCode: z
+    .string()
+    .regex(/^[A-Z0-9]{3,6}$/)
+    .optional(),
+  clientId: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{3,100}$/)
+    .optional(),
+  redirectUris: z.array(url).max(20).default([]),
+  /**
+   * An API client (OAuth client credentials) instead of a sign-in client: it scripts the RA work of one organisation
+   * (and its subtree) with the listed RA activities — B0274 RA agent, B0267 ID checker, B1300 sponsor, B0264 LSA.
+   */
+  apiAccess: z
+    .object({
+      odsCode: z.string().regex(/^[A-Z0-9]{3,6}$/),
+      activities: z
+        .array(z.enum(['B0274', 'B0267', 'B1300', 'B0264']))
+        .min(1)
+        .max(4),
+    })
+    .optional(),
+  postLogoutRedirectUris: z.array(url).max(20).default([]),
+  backchannelLogoutUri: url.optional(),
+  tokenEndpointAuthMethod: z
+    .enum(['private_key_jwt', 'client_secret_basic', 'client_secret_post'])
+    .default('private_key_jwt'),
+  jwks: publicJwkSetSchema.optional(),
+  jwksUri: url.optional(),
+  /** private_key_jwt only: the one algorithm its assertions must use. Unset: any of RS256, RS512, PS256, ES256. */
+  tokenEndpointAuthSigningAlg: z.enum(CLIENT_AUTH_ALGS).optional(),
+  scopes: z
+    .array(z.enum(CIS2_SCOPES))
+    .min(1)
+    .default([...DEFAULT_SCOPES]),
+  idTokenSignedResponseAlg: z.enum(['RS256', 'ES256', 'PS256']).default('RS256'),
+  /**
+   * Where OpenCIS may be stricter than CIS2: PKCE demanded of this (confidential) client too. CIS2 supports PKCE but
+   * does not require it of confidential clients, so the default is off: an unmodified CIS2 client works. A client that
+   * sends a code_challenge is always held to it.
+   */
+  requirePkce: z.boolean().default(false),
+  /**
+   * The least level a session must reach for this client, whatever acr_values it sends — where OpenCIS may be stricter
+   * than CIS2, which has no such floor. Default 2 (CIS2 offers AAL1 only in test environments): the client's own
+   * acr_values decide, as at CIS2.
+   */
+  minimumAal: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(2),
+  /** What a request naming no acr_values asks for (client metadata default_acr_values); CIS2's default is AAL3_ANY. */
+  defaultAcrValues: z
+    .array(z.enum(supportedAcrValues as [AcrValue, ...AcrValue[]]))
+    .min(1)
+    .max(5)
+    .default(['AAL3_ANY']),
+  accessTokenTtlSeconds: z.number().int().min(60).max(86_400).default(3_600),
+  refreshTokenTtlSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 86_400)
+    .default(12 * 3_600),
+});
+
+export const clientInputSchema = clientInputFields.superRefine((c, zctx) => {
+  const alg = c.tokenEndpointAuthSigningAlg;
+  if (!alg) return;
+  if (c.tokenEndpointAuthMethod !== 'private_key_jwt') {
+    zctx.addIssue({ code: 'custom', path: ['tokenEndpointAuthSigningAlg'], message: 'only for private_key_jwt' });
+    return;
+  }
+  const kty = alg === 'ES256' ? 'EC' : 'RSA';
+  if (c.jwks && !c.jwks.keys.some((k) => k.kty === kty && (k.alg === undefined || k.alg === alg))) {
+    zctx.addIssue({ code: 'custom', path: ['jwks'], message: `no registered key can sign ${alg} assertions` });
+  }
+});
 export type ClientInput = z.input<typeof clientInputSchema>;
 
 export interface RegisteredClient {
@@ -293,6 +294,7 @@ export async function setClientStatus(
   ctx: ServiceContext,
   clientId: string,
   status: 'active' | 'disabled',
+  reason: string | null = null,
 ): Promise<void> {
   await ctx.db.transaction(async (tx) => {
     authorize(ctx.actor, 'client:manage', await clientTarget(tx, clientId));
@@ -306,6 +308,7 @@ export async function setClientStatus(
       targetId: clientId,
       before: null,
       after: { status },
+      reason,
     });
   });
   forgetCachedClient(clientId);

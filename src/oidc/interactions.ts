@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
+import { jobRoleTitle } from '../domain/access/job-role-name.ts';
 import { acrCandidates, meets, stepUpFor } from '../domain/credentials/acr.ts';
 import { AppError } from '../domain/errors.ts';
 import { sessionOf, type WebDeps } from '../http/deps.ts';
 import { storeFailure } from '../http/errors.ts';
+import { signedInAs } from '../http/signed-in.ts';
 import { type EffectiveRole, effectiveRoles } from '../services/access.ts';
 import type { WebSession } from '../services/sessions.ts';
 import { asksForRole, saveGrantContext } from './claims.ts';
@@ -201,16 +203,33 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
           title: 'You have no role profile',
           uid: d.uid,
           mountPath: deps.mountPath,
-          clientName: (client as { clientName?: string } | undefined)?.clientName,
+          clientName: clientNameOf(client) ?? undefined,
         },
         403,
       );
     }
     if (roles.length === 1) return complete(req, reply, d, session, acr, roles[0]!.personRoleId);
-    return renderRoles(reply, d, roles, (req.query as { q?: string }).q);
+    return renderRoles(reply, d, roles, (req.query as { q?: string }).q, clientNameOf(client), session.userId);
   });
 
-  function renderRoles(reply: FastifyReply, d: Details, roles: EffectiveRole[], q: string | undefined) {
+  function clientNameOf(client: unknown): string | null {
+    const name = (client as { clientName?: unknown } | undefined)?.clientName;
+    return typeof name === 'string' && name ? name : null;
+  }
+
+  /** Roles as people read them: the job role's own name, not the quoted national triple (DOMAIN §4). */
+  function readable(roles: EffectiveRole[]) {
+    return roles.map((r) => ({ ...r, jobRoles: r.jobRoles.map((j) => ({ ...j, title: jobRoleTitle(j.roleName) })) }));
+  }
+
+  async function renderRoles(
+    reply: FastifyReply,
+    d: Details,
+    roles: EffectiveRole[],
+    q: string | undefined,
+    clientName: string | null,
+    userId: string,
+  ) {
     const term = typeof q === 'string' ? q.trim().toLowerCase().slice(0, 100) : '';
     const shown = term
       ? roles.filter((r) =>
@@ -223,10 +242,13 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       title: 'Choose your role',
       uid: d.uid,
       mountPath: deps.mountPath,
-      roles: shown,
+      roles: readable(shown),
       total: roles.length,
       searchable: roles.length > SEARCH_ABOVE,
       q: term,
+      clientName,
+      signedIn: true,
+      signedInAs: await signedInAs(deps.db, userId),
     });
   }
 
@@ -246,9 +268,12 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
           title: 'Choose your role',
           uid: d.uid,
           mountPath: deps.mountPath,
-          roles,
+          roles: readable(roles),
           total: roles.length,
           searchable: roles.length > SEARCH_ABOVE,
+          clientName: clientNameOf(client),
+          signedIn: true,
+          signedInAs: await signedInAs(deps.db, session.userId),
           errors: [{ field: 'role-list', message: 'Choose one of your roles' }],
         },
         400,

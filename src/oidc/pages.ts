@@ -11,9 +11,9 @@ function escapeHtml(s: unknown): string {
 
 function page(title: string, body: string): string {
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)} – OpenCIS</title><link rel="stylesheet" href="/assets/nhsuk.css"><link rel="stylesheet" href="/assets/opencis.css"></head>
+<title>${escapeHtml(title)} – OpenCIS</title><link rel="icon" href="/assets/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/assets/nhsuk.css"><link rel="stylesheet" href="/assets/opencis.css"></head>
 <body><header class="nhsuk-header" role="banner"><div class="nhsuk-header__container nhsuk-width-container"><div class="nhsuk-header__service">
-<a class="nhsuk-header__service-logo" href="/" aria-label="OpenCIS homepage"><span class="nhsuk-header__service-name">OpenCIS – Care Identity</span></a></div></div></header>
+<a class="nhsuk-header__service-name" href="/">OpenCIS – Care Identity</a></div></div></header>
 <div class="nhsuk-width-container"><main class="nhsuk-main-wrapper" id="maincontent" role="main"><div class="nhsuk-grid-row"><div class="nhsuk-grid-column-two-thirds">
 ${body}</div></div></main></div></body></html>`;
 }

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../domain/errors.ts';
 import { requirePageSession, type WebDeps } from '../http/deps.ts';
+import { signedInAs } from '../http/signed-in.ts';
 import { type Card, cardsOf, SELF_RENEWAL_WINDOW_DAYS } from '../services/cards.ts';
 import type { Queryable } from '../storage/database.ts';
 import { findPersonByUserId } from '../storage/people.ts';
@@ -111,6 +112,7 @@ export function registerCardRenewalPages(app: FastifyInstance, deps: WebDeps): v
     return reply.page('card-renew.njk', {
       title: 'Renew your smartcard',
       signedIn: true,
+      signedInAs: await signedInAs(deps.db, session.userId),
       person,
       card,
       renewal,

@@ -1,10 +1,13 @@
 import type { FastifyInstance } from 'fastify';
+import { jobRoleTitle } from '../domain/access/job-role-name.ts';
 import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { contextFor, personActor, requireApiSession, requirePageSession, type WebDeps } from '../http/deps.ts';
 import { limitWrongSecrets } from '../http/secret-limits.ts';
+import { signedInAs } from '../http/signed-in.ts';
 import { clientInfo, SESSION_COOKIE, setSessionCookie } from '../http/web.ts';
 import { effectiveRoles } from '../services/access.ts';
+import { explainBelowAal3 } from '../services/assurance-explained.ts';
 import { cardsOf, completeSelfServiceUnlock, requestSelfServiceUnlock } from '../services/cards.ts';
 import { consumeInvitation, peekInvitation, startEnrolment, verifyEnrolment } from '../services/enrolment.ts';
 import { startSession } from '../services/sessions.ts';
@@ -44,6 +47,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
       if (links.some((l) => l.idpId === idp.idpId)) continue;
       if (await worksWhereProviderIsOffered(deps.db, idp, session.userId, deps.clock.now())) linkable.push(idp);
     }
+    const roles = session.aal >= 2 ? await effectiveRoles(deps.db, session.userId, deps.clock.now()) : [];
     return reply.page('account.njk', {
       upstreamLinks: links.map((l) => ({ ...l, idpName: idps.find((i) => i.idpId === l.idpId)?.name ?? l.idpId })),
       linkableIdps: linkable,
@@ -51,11 +55,22 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
       formActionOrigins: upstreamOrigins(linkable),
       title: 'Your account',
       signedIn: true,
+      signedInAs: await signedInAs(deps.db, session.userId),
+      done:
+        (req.query as Record<string, unknown>).done === 'removed'
+          ? 'Removed. Sessions opened with it have ended.'
+          : undefined,
       session,
       person,
-      roles: session.aal >= 2 ? await effectiveRoles(deps.db, session.userId, deps.clock.now()) : [],
+      roles: roles.map((r) => ({ ...r, jobRoles: r.jobRoles.map((j) => ({ ...j, title: jobRoleTitle(j.roleName) })) })),
       cards: session.aal >= 2 ? withRenewal(await cardsOf(deps.db, session.userId), deps.clock.now()) : [],
-      credentials: await webauthnCredentialsOf(ctx, session.userId),
+      // A key at AAL2 says why (its maker is not trusted, it is a synced passkey…): issue #14.
+      credentials: await Promise.all(
+        (await webauthnCredentialsOf(ctx, session.userId)).map(async (c) => ({
+          ...c,
+          why: c.aal < 3 ? (await explainBelowAal3(deps.db, deps.rp, `webauthn:${c.credentialId}`)).why : null,
+        })),
+      ),
       totps: await totpAuthenticatorsOf(ctx, session.userId),
     });
   });
@@ -90,7 +105,12 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
       userId: session.userId,
       issuer: 'OpenCIS',
     });
-    return reply.page('totp-setup.njk', { title: 'Add an authenticator app', signedIn: true, ...started });
+    return reply.page('totp-setup.njk', {
+      title: 'Add an authenticator app',
+      signedIn: true,
+      signedInAs: await signedInAs(deps.db, session.userId),
+      ...started,
+    });
   });
 
   app.post('/account/totp/confirm', csrf, async (req, reply) => {
@@ -112,6 +132,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
         {
           title: 'Add an authenticator app',
           signedIn: true,
+          signedInAs: await signedInAs(deps.db, session.userId),
           totpId,
           secret: '(as before)',
           uri: '',
@@ -131,7 +152,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
     if (id.startsWith('webauthn:')) await removeWebauthnCredential(ctx, session.userId, id.slice(9));
     else if (id.startsWith('totp:')) await removeTotp(ctx, session.userId, id.slice(5));
     else throw new AppError('authenticator.not_found');
-    return reply.redirect('/account', 303);
+    return reply.redirect('/account?done=removed', 303);
   });
 
   // Self-service enrolment: verified email + one-time code + NI number → enrolment-only session.

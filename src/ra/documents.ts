@@ -141,7 +141,11 @@ export function checkIdentityDocuments(documents: readonly IdentityDocument[], t
       message: `at least one proof of address issued in the last ${ADDRESS_PROOF_MONTHS} months is needed`,
     });
   }
-  if (counted < MINIMUM_DOCUMENTS) {
+  // Too few documents only when fewer were given: a document with a problem of its own is reported by that problem
+  // (saying "at least 3 are needed" beside three entered documents misled RAs, issue #14).
+  if (documents.length < MINIMUM_DOCUMENTS) {
+    problems.push({ field: 'documents', message: `at least ${MINIMUM_DOCUMENTS} documents are needed` });
+  } else if (counted < MINIMUM_DOCUMENTS && problems.length === 0) {
     problems.push({ field: 'documents', message: `at least ${MINIMUM_DOCUMENTS} acceptable documents are needed` });
   }
   return problems;

@@ -32,13 +32,35 @@ export async function raManagerExists(ctx: ServiceContext): Promise<boolean> {
   return rows.length > 0;
 }
 
+export interface RaManagerLine {
+  userId: string;
+  name: string;
+  odsCode: string;
+  orgName: string;
+}
+
+/** Who the RA Managers are (at most 20), so that a refused bootstrap can say whom to ask. */
+export async function raManagers(ctx: ServiceContext): Promise<RaManagerLine[]> {
+  const { rows } = await ctx.db.query<{ user_id: string; name: string; ods_code: string; org_name: string }>(
+    `SELECT DISTINCT p.user_id, p.given_name || ' ' || p.family_name AS name, o.ods_code, o.name AS org_name
+     FROM role_profiles rp JOIN position_job_roles pj ON pj.position_id = rp.position_id
+       JOIN people p ON p.user_id = rp.user_id JOIN positions pos ON pos.position_id = rp.position_id
+       JOIN organisations o ON o.ods_code = pos.ods_code
+     WHERE pj.job_role_code = 'R5080' AND rp.status = 'active' AND p.status = 'active'
+       AND rp.start_date <= $1 AND (rp.end_date IS NULL OR rp.end_date >= $1)
+     ORDER BY o.ods_code, p.user_id LIMIT 20`,
+    [ukDate(ctx.clock.now())],
+  );
+  return rows.map((r) => ({ userId: r.user_id, name: r.name, odsCode: r.ods_code, orgName: r.org_name }));
+}
+
 export async function bootstrapRaManager(
   ctx: ServiceContext,
   input: BootstrapInput,
   publicUrl: string,
 ): Promise<{ userId: string; link: string; expiresInHours: number }> {
   if (await raManagerExists(ctx)) {
-    throw new AppError('auth.forbidden', { reason: 'an RA Manager already exists: RA Managers appoint further ones' });
+    throw new AppError('bootstrap.ra_manager_exists', { raManagers: await raManagers(ctx) });
   }
   if (!(await findOrganisation(ctx.db, input.odsCode.trim().toUpperCase()))) {
     await saveOrganisation(ctx, { odsCode: input.odsCode, name: input.orgName, type: input.orgType ?? 'other' });

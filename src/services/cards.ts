@@ -432,8 +432,14 @@ export async function reportCardEvent(ctx: ServiceContext, input: unknown): Prom
 }
 
 /** Cancel a card (lost, stolen, damaged, leaver…): its certificate is revoked at once and its sessions end. */
-export async function cancelCard(ctx: ServiceContext, cardId: string, reason: CancelReason): Promise<Card> {
-  return ctx.db.transaction(async (tx) => cancelCardIn(tx, ctx, cardId, reason));
+/** Cancels a card; `note` (the RA's own words, e.g. "left on the bus") goes in the audit record's reason. */
+export async function cancelCard(
+  ctx: ServiceContext,
+  cardId: string,
+  reason: CancelReason,
+  note: string | null = null,
+): Promise<Card> {
+  return ctx.db.transaction(async (tx) => cancelCardIn(tx, ctx, cardId, reason, note));
 }
 
 export async function cancelCardIn(
@@ -441,6 +447,7 @@ export async function cancelCardIn(
   ctx: ServiceContext,
   cardId: string,
   reason: CancelReason,
+  note: string | null = null,
 ): Promise<Card> {
   const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
   if (!card) throw new AppError('card.not_found');
@@ -470,6 +477,7 @@ export async function cancelCardIn(
     targetId: card.user_id,
     before: { cardId, status: card.status },
     after: { cardId, status: 'cancelled', reason },
+    reason: note ?? reason,
   });
   return fromRow((await cardsWhere(tx, 'c.card_id = $1', [cardId]))[0]!);
 }

@@ -1,6 +1,8 @@
 import { ukDate } from '../domain/dates.ts';
+import type { Queryable } from '../storage/database.ts';
 import { assignRoleProfile, createPosition } from './access.ts';
 import type { ServiceContext } from './context.ts';
+import { createEnrolmentInvitation } from './enrolment.ts';
 import { saveOrganisation } from './organisations.ts';
 import { registerPerson } from './people.ts';
 
@@ -46,6 +48,7 @@ const demoPeople = [
     ni: 'QQ123456A',
     email: 'alex.morgan@demo.nhs.example',
     roles: [2],
+    what: "RA Manager at Demo Teaching Hospitals (RR8): the demo's way into the RA console",
   },
   {
     givenName: 'Priya',
@@ -54,6 +57,7 @@ const demoPeople = [
     ni: 'QQ123456B',
     email: 'priya.shah@demo.nhs.example',
     roles: [3],
+    what: 'RA Agent at RR8',
   },
   {
     givenName: 'Siobhán',
@@ -62,6 +66,7 @@ const demoPeople = [
     ni: 'QQ123456C',
     email: 'siobhan.obrien@demo.nhs.example',
     roles: [0],
+    what: 'ward nurse at RR8 (one role profile)',
   },
   {
     givenName: 'Tomasz',
@@ -70,6 +75,7 @@ const demoPeople = [
     ni: 'QQ223456A',
     email: 'tomasz.nowak@demo.nhs.example',
     roles: [1, 6, 8],
+    what: 'consultant, GP and pharmacist (three role profiles: a list at sign-in)',
   },
   {
     givenName: 'Zoë',
@@ -78,8 +84,12 @@ const demoPeople = [
     ni: 'QQ223456B',
     email: 'zoe.nguyen@demo.nhs.example',
     roles: [0, 1, 4, 5, 7, 8, 9],
+    what: 'seven role profiles (a list with search at sign-in)',
   },
 ] as const;
+
+/** The demo's RA Manager (Alex Morgan), found by their demo NI number. */
+const DEMO_RA_MANAGER_NI = 'QQ123456A';
 
 export async function seedDemo(
   ctx: ServiceContext,
@@ -103,5 +113,50 @@ export async function seedDemo(
     }
     out.push({ userId: person.userId, name: `${d.givenName} ${d.familyName}`, roles: d.roles.length });
   }
+  await ctx.db.query('INSERT INTO demo_installation (id, seeded_at) VALUES (true, $1) ON CONFLICT (id) DO NOTHING', [
+    ctx.clock.now(),
+  ]);
   return { people: out };
+}
+
+/**
+ * Demo mode: DEMO_DATA on and this database seeded with the demo data. Only then does the demo's short way into the
+ * RA console exist (a trusted virtual security key, a printed one-time link); a production database never has the row.
+ */
+export async function isDemoInstallation(q: Queryable): Promise<boolean> {
+  const { rows } = await q.query('SELECT 1 FROM demo_installation LIMIT 1');
+  return rows.length > 0;
+}
+
+export interface DemoPerson {
+  userId: string;
+  name: string;
+  what: string;
+}
+
+/** The demo people, as the start banner and README list them. */
+export async function demoPeopleOf(q: Queryable): Promise<DemoPerson[]> {
+  const { rows } = await q.query<{ user_id: string; ni_number: string; given_name: string; family_name: string }>(
+    'SELECT user_id, ni_number, given_name, family_name FROM people WHERE ni_number = ANY($1::text[])',
+    [demoPeople.map((p) => p.ni)],
+  );
+  return demoPeople.flatMap((d) => {
+    const r = rows.find((x) => x.ni_number === d.ni);
+    return r ? [{ userId: r.user_id, name: `${r.given_name} ${r.family_name}`, what: d.what }] : [];
+  });
+}
+
+/**
+ * A fresh one-time link (24 hours, AAL3) for the demo RA Manager to register a security key — printed at every start
+ * in demo mode, so a newcomer who lost their virtual key (DevTools forgets it) simply restarts. Refused outside demo
+ * mode by the caller's check; null when the demo RA Manager is not there (or has left).
+ */
+export async function demoConsoleLink(ctx: ServiceContext, publicUrl: string): Promise<string | null> {
+  const { rows } = await ctx.db.query<{ user_id: string }>(
+    "SELECT user_id FROM people WHERE ni_number = $1 AND status = 'active'",
+    [DEMO_RA_MANAGER_NI],
+  );
+  if (!rows[0]) return null;
+  const token = await createEnrolmentInvitation(ctx, { userId: rows[0].user_id, maxAal: 3, ttlHours: 24 });
+  return `${publicUrl}/enrol/invite?t=${token}`;
 }

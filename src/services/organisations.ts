@@ -6,7 +6,7 @@ import {
   normaliseOdsCode,
   type Organisation,
 } from '../domain/organisations/organisation.ts';
-import { authorize } from '../domain/policy.ts';
+import { authorize, type Target } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -62,10 +62,17 @@ export async function saveOrganisation(
   const org = validateNewOrganisation(input);
   return ctx.db.transaction(async (tx) => {
     const existing = await findOrganisation(tx, org.odsCode, true);
-    authorize(ctx.actor, existing ? 'organisation:update' : 'organisation:create', {
-      kind: 'organisation',
-      odsCode: org.odsCode,
-    });
+    // A new organisation goes below one of the actor's (one at the top of the hierarchy is the operator's). Moving one
+    // needs the power over it and over where it goes: re-parenting must not hand a subtree, and the people in it, to
+    // another RA, nor take one from them (Keycloak CVE-2026-9099, re-parenting a privileged group).
+    const parent: Target = org.parentOdsCode
+      ? { kind: 'organisation', odsCode: org.parentOdsCode }
+      : { kind: 'national' };
+    if (!existing) authorize(ctx.actor, 'organisation:create', parent);
+    else {
+      authorize(ctx.actor, 'organisation:update', { kind: 'organisation', odsCode: org.odsCode });
+      if (existing.parentOdsCode !== org.parentOdsCode) authorize(ctx.actor, 'organisation:update', parent);
+    }
     if (existing && !options.upsert) throw new AppError('organisation.exists');
     if (org.parentOdsCode) {
       if (org.parentOdsCode === org.odsCode) throw new AppError('organisation.hierarchy_cycle');

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ukDate } from '../domain/dates.ts';
+import { isCalendarDate, ukDate } from '../domain/dates.ts';
 import { AppError } from '../domain/errors.ts';
 import { duplicateNameKey, normaliseName } from '../domain/identity/names.ts';
 import { isValidNiNumber, normaliseNiNumber } from '../domain/identity/ni-number.ts';
@@ -9,13 +9,16 @@ import {
   newPersonSchema,
   type Person,
   type PersonStatus,
+  personStatuses,
 } from '../domain/identity/person.ts';
 import { isNationalId, nationalIdFromSequence } from '../domain/identity/user-id.ts';
+import { isOdsCode, normaliseOdsCode } from '../domain/organisations/organisation.ts';
 import { authorize } from '../domain/policy.ts';
 import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '../storage/database.ts';
 import * as people from '../storage/people.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
+import { subtreeOf } from './organisations.ts';
 import { personTarget } from './targets.ts';
 import { parseInput } from './validation.ts';
 
@@ -155,27 +158,74 @@ export async function changePersonStatus(
   });
 }
 
-export type SearchQuery =
+export type SearchQuery = (
   | { userId: string }
   | { niNumber: string }
   | { email: string }
-  | { familyName: string; givenName?: string; dateOfBirth?: string };
+  | { familyName: string; givenName?: string; dateOfBirth?: string }
+  | Record<never, never>
+) & {
+  /** Only people who work for this organisation or one within it. With no other term, everyone there. */
+  odsCode?: string | null;
+  status?: PersonStatus | null;
+};
+
+export type SearchSort = people.PersonSort;
+export const searchSorts: readonly SearchSort[] = ['name', 'name_desc', 'dob', 'dob_desc'];
 
 export interface SearchPage {
   people: Person[];
   /** Opaque: pass back as `after` for the next page; null on the last page. */
   next: string | null;
+  /** Opaque: pass back as `before` for the page before this one; null on the first page. */
+  previous: string | null;
+  /** When asked for: how many match, up to `people.SEARCH_COUNT_CAP` (`more` says there are more than that). */
+  total?: { count: number; more: boolean };
 }
 
-/** RA person search by user ID, NI number, email, or name prefix (+ given name prefix, + date of birth). */
+/**
+ * RA person search by user ID, NI number, email, or name prefix (+ given name prefix, + date of birth), optionally
+ * narrowed to an organisation (and those within it) and a status — or everyone in an organisation. National, as CIS
+ * is: an RA searches everyone so as not to register a person twice; the person's page then checks their reach.
+ */
 export async function searchPeople(
   ctx: ServiceContext,
   query: SearchQuery,
-  page: { limit?: number; after?: string | null } = {},
+  page: {
+    limit?: number;
+    after?: string | null;
+    before?: string | null;
+    sort?: SearchSort;
+    withTotal?: boolean;
+  } = {},
 ): Promise<SearchPage> {
   authorize(ctx.actor, 'person:read', { kind: 'national' });
   const limit = Math.min(Math.max(page.limit ?? 20, 1), 100);
-  const after = page.after ? decodeCursor(page.after) : null;
+  const sort = page.sort ?? 'name';
+  if (!searchSorts.includes(sort)) {
+    throw new AppError('request.invalid', { field: 'sort', message: 'is one of name, name_desc, dob, dob_desc' });
+  }
+  if (page.after && page.before) {
+    throw new AppError('request.invalid', { field: 'after', message: 'give either after or before, not both' });
+  }
+  const after = page.after ? decodeCursor(page.after, sort) : null;
+  const before = page.before ? decodeCursor(page.before, sort) : null;
+  const filters: people.PersonFilters = {};
+  if (query.status != null) {
+    if (!(personStatuses as readonly string[]).includes(query.status)) {
+      throw new AppError('request.invalid', { field: 'status', message: `is one of ${personStatuses.join(', ')}` });
+    }
+    filters.status = query.status;
+  }
+  if (query.odsCode != null && query.odsCode !== '') {
+    const code = normaliseOdsCode(query.odsCode);
+    if (!isOdsCode(code)) throw new AppError('request.invalid', { field: 'odsCode', message: 'is not an ODS code' });
+    const codes = await subtreeOf(ctx.db, code);
+    if (codes.length === 0) {
+      throw new AppError('request.invalid', { field: 'odsCode', message: 'no organisation has that ODS code' });
+    }
+    filters.odsCodes = codes;
+  }
   let search: people.PersonSearch;
   if ('userId' in query) {
     if (!isNationalId(query.userId)) throw new AppError('person.invalid_user_id');
@@ -186,7 +236,7 @@ export async function searchPeople(
     search = { by: 'niNumber', niNumber: ni };
   } else if ('email' in query) {
     search = { by: 'email', email: query.email.trim().toLowerCase() };
-  } else {
+  } else if ('familyName' in query) {
     const familyPrefix = normaliseName(query.familyName);
     if (familyPrefix.length < 2) {
       throw new AppError('request.invalid', {
@@ -200,20 +250,52 @@ export async function searchPeople(
       givenPrefix: query.givenName ? normaliseName(query.givenName) || null : null,
       dateOfBirth: query.dateOfBirth ?? null,
     };
+  } else if (filters.odsCodes) {
+    search = { by: 'organisation' };
+  } else {
+    throw new AppError('request.invalid', {
+      field: 'familyName',
+      message: 'give a family name, a user ID, an NI number, an email address or an organisation',
+    });
   }
-  const res = await people.searchPeople(ctx.db, search, { limit, after });
-  return { people: res.people, next: res.last ? encodeCursor(res.last) : null };
+  const res = await people.searchPeople(ctx.db, search, { limit, after, before, sort, filters });
+  const total = page.withTotal ? await people.countPeople(ctx.db, search, filters) : undefined;
+  return {
+    people: res.people,
+    next: res.last ? encodeCursor(res.last, sort) : null,
+    previous: res.first ? encodeCursor(res.first, sort) : null,
+    ...(total === undefined
+      ? {}
+      : {
+          total: {
+            count: Math.min(total, people.SEARCH_COUNT_CAP),
+            more: total > people.SEARCH_COUNT_CAP,
+          },
+        }),
+  };
 }
 
-function encodeCursor(c: people.SearchCursor): string {
-  return Buffer.from(JSON.stringify([c.familyKey, c.givenKey, c.userId])).toString('base64url');
+/** A cursor names its sort, so one from another order is refused rather than read wrongly. */
+function encodeCursor(c: people.SearchCursor, sort: SearchSort): string {
+  const keys = [c.familyKey, c.givenKey, c.userId, ...(c.dateOfBirth ? [c.dateOfBirth] : [])];
+  return Buffer.from(JSON.stringify(sort === 'name' ? keys : [sort, ...keys])).toString('base64url');
 }
 
-function decodeCursor(s: string): people.SearchCursor {
+function decodeCursor(s: string, sort: SearchSort): people.SearchCursor {
   try {
+    if (s.length > 1_000) throw new Error('long');
     const v: unknown = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'string' && x.length <= 200)) {
-      return { familyKey: v[0], givenKey: v[1], userId: v[2] };
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length <= 200)) {
+      const [named, ...rest] = sort === 'name' ? ['name', ...v] : v;
+      const dob = sort === 'dob' || sort === 'dob_desc';
+      if (named === sort && rest.length === (dob ? 4 : 3) && (!dob || isCalendarDate(rest[3]!))) {
+        return {
+          familyKey: rest[0]!,
+          givenKey: rest[1]!,
+          userId: rest[2]!,
+          ...(dob ? { dateOfBirth: rest[3]! } : {}),
+        };
+      }
     }
   } catch {
     // fall through

@@ -145,7 +145,13 @@ export async function signInWithTotp(
   throw await fail('wrong code');
 }
 
-export async function removeTotp(ctx: ServiceContext, userId: string, totpId: string): Promise<void> {
+/** Removes an authenticator app (its owner or an RA); `reason` is kept in the audit trail (the RA console asks for it). */
+export async function removeTotp(
+  ctx: ServiceContext,
+  userId: string,
+  totpId: string,
+  reason: string | null = null,
+): Promise<void> {
   // Holders manage their own authenticators; anyone else needs the RA power over that person (policy).
   if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
     authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, userId));
@@ -162,6 +168,7 @@ export async function removeTotp(ctx: ServiceContext, userId: string, totpId: st
       targetId: userId,
       before: { totpId },
       after: null,
+      reason,
     });
   });
 }

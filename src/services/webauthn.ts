@@ -28,6 +28,8 @@ export interface RelyingPartyConfig {
   aal3Aaguids: ReadonlySet<string>;
   /** Manufacturer roots an attestation must chain to for AAL3. */
   attestationRoots: AttestationRoots;
+  /** Demo mode: Chromium's virtual security key is trusted too (authenticators/webauthn/demo-trust.ts). */
+  demo?: boolean;
 }
 
 export type WebauthnKind = 'security_key' | 'platform' | 'passkey';
@@ -389,11 +391,12 @@ async function failSignIn(ctx: ServiceContext, userId: string | null, reason: st
   return new AppError('auth.failed');
 }
 
-/** Removes a credential (its owner or an RA); sessions it opened end. */
+/** Removes a credential (its owner or an RA); sessions it opened end. `reason` is kept in the audit trail. */
 export async function removeWebauthnCredential(
   ctx: ServiceContext,
   userId: string,
   credentialId: string,
+  reason: string | null = null,
 ): Promise<void> {
   // Holders manage their own authenticators; anyone else needs the RA power over that person (policy).
   if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
@@ -415,6 +418,7 @@ export async function removeWebauthnCredential(
       targetId: userId,
       before: { credentialId },
       after: null,
+      reason,
     });
   });
 }

@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../domain/errors.ts';
 import { contextFor, sessionOf, type WebDeps } from '../http/deps.ts';
+import { signedInAs } from '../http/signed-in.ts';
 import { clearSessionCookie, clientInfo, SESSION_COOKIE, safeReturnPath, setSessionCookie } from '../http/web.ts';
+import { explainBelowAal3 } from '../services/assurance-explained.ts';
 import { finishCardSignIn, startCardChallenge } from '../services/cards.ts';
 import { endSession, type SignInResult, startSession } from '../services/sessions.ts';
 import { signInWithTotp } from '../services/totp.ts';
@@ -15,6 +17,22 @@ import { upstreamChoices, upstreamOrigins } from './upstream.ts';
  */
 export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void {
   const csrf = { preHandler: app.csrfProtection, schema: { hide: true } };
+
+  /** During an OpenID Connect sign-in, the name of the service the person is signing in to. */
+  async function relyingPartyName(returnTo: string): Promise<string | null> {
+    const prefix = `${deps.config.OIDC_PATH}/interaction/`;
+    const uid = returnTo.startsWith(prefix) ? returnTo.slice(prefix.length) : '';
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(uid) || !app.hasDecorator('oidc')) return null;
+    try {
+      const interaction = await app.oidc.provider().Interaction.find(uid);
+      const clientId = interaction?.params?.client_id;
+      if (typeof clientId !== 'string') return null;
+      const client = await app.oidc.provider().Client.find(clientId);
+      return (client as { clientName?: string } | undefined)?.clientName ?? null;
+    } catch {
+      return null;
+    }
+  }
 
   /** During an OpenID Connect sign-in, the relying party the flow will end at (its redirect URI's origin). */
   async function relyingPartyOrigins(returnTo: string): Promise<string[]> {
@@ -35,14 +53,29 @@ export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void 
     const session = await sessionOf(deps, req);
     const returnTo = safeReturnPath(q.return);
     const upstreamIdps = await upstreamChoices(deps);
+    const requiredAal = q.aal === '3' ? 3 : 2;
+    // Signed in, but below what the page asked for (the console, an AAL3 relying party): say which level was
+    // reached, why, and what to do — rather than the same sign-in page again with no word (issue #14).
+    const below =
+      session && session.aal < requiredAal
+        ? {
+            reached: session.aal,
+            needed: requiredAal,
+            ...(await explainBelowAal3(deps.db, deps.rp, session.authenticatorId)),
+            demo: deps.rp.demo === true,
+          }
+        : null;
     return reply.page('signin.njk', {
       title: 'Sign in',
       returnTo,
-      requiredAal: q.aal === '3' ? 3 : 2,
+      requiredAal,
+      below,
       // A relying party asked for AAL2_NHSMAIL: only the organisations' own sign-in services meet it.
       onlyUpstream: q.via === 'upstream',
       upstreamIdps,
       signedIn: session !== null,
+      signedInAs: session ? await signedInAs(deps.db, session.userId) : undefined,
+      relyingParty: await relyingPartyName(returnTo),
       // The upstream sign-in buttons are forms whose redirects end at the provider.
       formActionOrigins: [...(await relyingPartyOrigins(returnTo)), ...upstreamOrigins(upstreamIdps)],
     });

@@ -123,30 +123,81 @@ export type PersonSearch =
   | { by: 'userId'; userId: string }
   | { by: 'niNumber'; niNumber: string }
   | { by: 'email'; email: string }
-  | { by: 'name'; familyPrefix: string; givenPrefix: string | null; dateOfBirth: string | null };
+  | { by: 'name'; familyPrefix: string; givenPrefix: string | null; dateOfBirth: string | null }
+  /** Everyone in the organisations of the filter (an RA's "who works here"), in the chosen order. */
+  | { by: 'organisation' };
 
-/** Keyset position after the last result of a page: family key, given key and user ID (all index columns). */
+/** How results are ordered: by name (family, given, user ID) or by date of birth (then name), either way round. */
+export type PersonSort = 'name' | 'name_desc' | 'dob' | 'dob_desc';
+
+export interface PersonFilters {
+  /** Only people linked to one of these organisations (an organisation and those within it). */
+  odsCodes?: readonly string[] | null;
+  status?: PersonStatus | null;
+}
+
+/** Keyset position of a row in the sort order: the values of the sort's columns, user ID last (all index columns). */
 export interface SearchCursor {
   familyKey: string;
   givenKey: string;
   userId: string;
+  /** With the date-of-birth sorts. */
+  dateOfBirth?: string;
 }
 
+const sortColumns: Record<PersonSort, { columns: string[]; desc: boolean }> = {
+  name: { columns: ['family_key', 'given_key', 'user_id'], desc: false },
+  name_desc: { columns: ['family_key', 'given_key', 'user_id'], desc: true },
+  dob: { columns: ['date_of_birth', 'family_key', 'given_key', 'user_id'], desc: false },
+  dob_desc: { columns: ['date_of_birth', 'family_key', 'given_key', 'user_id'], desc: true },
+};
+
+/** Above this many matches the count says "more than" (counting every match of a broad search costs a scan). */
+export const SEARCH_COUNT_CAP = 10_000;
+
 /**
- * RA person search. Every branch is one index range scan (see 0001_identity_core.sql) read in index order, so a page
- * costs the same however many people match; pages continue from a keyset cursor rather than an offset.
+ * An organisation filter is read one of two ways. Everyone at an organisation with few people (a practice, a trust: at
+ * most MEMBERS_FIRST_UP_TO): their person-organisation links first, then those people, sorted — a scan of the whole
+ * name index in order, probing each person's links, took 7 s for a practice of 87 among 1.3 M. Many (an ICB and
+ * below): the name order first, probing each person's links, which finds a page soon because so many match. With a
+ * name as well, the name narrows first unless the organisation is tiny (bench/search-console.ts, 2026-12).
  */
-export async function searchPeople(
-  q: Queryable,
-  s: PersonSearch,
-  page: { limit: number; after: SearchCursor | null },
-): Promise<{ people: Person[]; last: SearchCursor | null }> {
+const MEMBERS_FIRST_UP_TO = 20_000;
+const MEMBERS_FIRST_WITH_A_NAME_UP_TO = 500;
+
+interface SearchSql {
+  /** `WITH …` prefix, when the search starts from an organisation's members. */
+  with: string;
+  from: string;
+  where: string[];
+  params: unknown[];
+}
+
+async function searchSql(q: Queryable, s: PersonSearch, filters: PersonFilters): Promise<SearchSql> {
   const params: unknown[] = [];
   const where: string[] = [];
   const add = (sql: string, value: unknown) => {
     params.push(value);
     where.push(sql.replace('?', `$${params.length}`));
   };
+  let prefix = '';
+  let from = 'people';
+  if (filters.odsCodes) {
+    const { rows } = await q.query<{ n: string }>(
+      'SELECT count(*)::text AS n FROM (SELECT 1 FROM person_orgs WHERE ods_code = ANY($1::text[]) LIMIT $2) m',
+      [filters.odsCodes, MEMBERS_FIRST_UP_TO + 1],
+    );
+    params.push(filters.odsCodes);
+    const members = Number(rows[0]?.n ?? 0);
+    if (members <= (s.by === 'organisation' ? MEMBERS_FIRST_UP_TO : MEMBERS_FIRST_WITH_A_NAME_UP_TO)) {
+      prefix = `WITH members AS MATERIALIZED (SELECT DISTINCT user_id FROM person_orgs WHERE ods_code = ANY($${params.length}::text[])) `;
+      from = 'members JOIN people USING (user_id)';
+    } else {
+      where.push(
+        `user_id IN (SELECT po.user_id FROM person_orgs po WHERE po.ods_code = ANY($${params.length}::text[]))`,
+      );
+    }
+  }
   switch (s.by) {
     case 'userId':
       add('user_id = ?', s.userId);
@@ -162,26 +213,106 @@ export async function searchPeople(
       add('family_key LIKE ?', `${escapeLike(s.familyPrefix)}%`);
       if (s.givenPrefix) add('given_key LIKE ?', `${escapeLike(s.givenPrefix)}%`);
       break;
+    case 'organisation':
+      if (!filters.odsCodes) where.push('false');
+      break;
   }
-  if (page.after) {
-    params.push(page.after.familyKey, page.after.givenKey, page.after.userId);
-    const n = params.length;
-    where.push(`(family_key, given_key, user_id) > ($${n - 2}, $${n - 1}, $${n})`);
+  if (filters.status) add('status = ?', filters.status);
+  return { with: prefix, from, where: where.length ? where : ['true'], params };
+}
+
+/**
+ * RA person search. Every branch is one index range scan (see 0001_identity_core.sql) read in index order, so a page
+ * costs the same however many people match; pages continue from a keyset cursor (after the last row, or before the
+ * first for the previous page) rather than an offset. An organisation filter is a semi-join on person_orgs by
+ * organisation (0050).
+ */
+export async function searchPeople(
+  q: Queryable,
+  s: PersonSearch,
+  page: {
+    limit: number;
+    after: SearchCursor | null;
+    before?: SearchCursor | null;
+    sort?: PersonSort;
+    filters?: PersonFilters;
+  },
+): Promise<{ people: Person[]; last: SearchCursor | null; first: SearchCursor | null; hasPrevious: boolean }> {
+  const sort = sortColumns[page.sort ?? 'name'];
+  const sql = await searchSql(q, s, page.filters ?? {});
+  const { where, params } = sql;
+  const backwards = !page.after && Boolean(page.before);
+  const cursor = page.after ?? page.before ?? null;
+  if (cursor) {
+    const values = sort.columns.map((c) =>
+      c === 'date_of_birth'
+        ? (cursor.dateOfBirth ?? '')
+        : c === 'family_key'
+          ? cursor.familyKey
+          : c === 'given_key'
+            ? cursor.givenKey
+            : cursor.userId,
+    );
+    const first = params.length + 1;
+    params.push(...values);
+    // Forwards in ascending order is ">"; either reversal (descending order, or paging backwards) flips it.
+    const op = sort.desc !== backwards ? '<' : '>';
+    const placeholders = values.map((_, i) => `$${first + i}${sort.columns[i] === 'date_of_birth' ? '::date' : ''}`);
+    where.push(`(${sort.columns.join(', ')}) ${op} (${placeholders.join(', ')})`);
   }
+  const direction = sort.desc !== backwards ? 'DESC' : 'ASC';
   params.push(page.limit + 1);
-  const { rows } = await q.query<PersonRow & { family_key: string; given_key: string }>(
-    `SELECT ${COLUMNS}, family_key, given_key FROM people WHERE ${where.join(' AND ')}
-     ORDER BY family_key, given_key, user_id LIMIT $${params.length}`,
+  const { rows } = await q.query<PersonRow & { family_key: string; given_key: string; dob_text: string }>(
+    `${sql.with}SELECT ${COLUMNS}, family_key, given_key, to_char(date_of_birth, 'YYYY-MM-DD') AS dob_text
+     FROM ${sql.from} WHERE ${where.join(' AND ')}
+     ORDER BY ${sort.columns.map((c) => `${c} ${direction}`).join(', ')} LIMIT $${params.length}`,
     params,
   );
   const more = rows.length > page.limit;
-  const pageRows = more ? rows.slice(0, page.limit) : rows;
+  const pageRows = (more ? rows.slice(0, page.limit) : rows).slice();
+  if (backwards) pageRows.reverse();
+  const key = (r: (typeof rows)[number]): SearchCursor => ({
+    familyKey: r.family_key,
+    givenKey: r.given_key,
+    userId: r.user_id,
+    ...(sort.columns[0] === 'date_of_birth' ? { dateOfBirth: r.dob_text } : {}),
+  });
+  const firstRow = pageRows[0];
   const lastRow = pageRows.at(-1);
+  // Forwards: a next page when there were more rows; a previous one whenever we came from a cursor. Backwards: the
+  // other way round (we came from the page after this one).
+  const hasNext = backwards ? cursor !== null : more;
+  const hasPrevious = backwards ? more : cursor !== null;
   return {
     people: pageRows.map(personFromRow),
-    last:
-      more && lastRow ? { familyKey: lastRow.family_key, givenKey: lastRow.given_key, userId: lastRow.user_id } : null,
+    last: hasNext && lastRow ? key(lastRow) : null,
+    first: hasPrevious && firstRow ? key(firstRow) : null,
+    hasPrevious,
   };
+}
+
+/** How many people match, counted up to SEARCH_COUNT_CAP + 1 (so "more than 10,000" can be said without a scan). */
+export async function countPeople(q: Queryable, s: PersonSearch, filters: PersonFilters = {}): Promise<number> {
+  const sql = await searchSql(q, s, filters);
+  const { where, params } = sql;
+  params.push(SEARCH_COUNT_CAP + 1);
+  const { rows } = await q.query<{ n: string }>(
+    `${sql.with}SELECT count(*)::text AS n FROM (SELECT 1 FROM ${sql.from} WHERE ${where.join(' AND ')}
+     LIMIT $${params.length}) m`,
+    params,
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** The organisations each person works for (their person-organisation links), for result lists. */
+export async function organisationsOfPeople(q: Queryable, userIds: readonly string[]): Promise<Map<string, string[]>> {
+  if (userIds.length === 0) return new Map();
+  const { rows } = await q.query<{ user_id: string; ods_codes: string[] }>(
+    `SELECT user_id, array_agg(ods_code ORDER BY ods_code) AS ods_codes FROM person_orgs
+     WHERE user_id = ANY($1::text[]) GROUP BY user_id`,
+    [[...new Set(userIds)]],
+  );
+  return new Map(rows.map((r) => [r.user_id, r.ods_codes]));
 }
 
 function escapeLike(s: string): string {
@@ -195,4 +326,15 @@ export async function personOrgCodes(q: Queryable, userId: string): Promise<stri
     [userId],
   );
   return rows.map((r) => r.ods_code);
+}
+
+/** Display names of people by user ID (for lists that name people beside their IDs); unknown IDs are left out. */
+export async function displayNames(q: Queryable, userIds: readonly string[]): Promise<Map<string, string>> {
+  const ids = [...new Set(userIds)].filter((id) => /^[0-9]{12}$/.test(id));
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query<{ user_id: string; given_name: string; family_name: string; preferred_name: string }>(
+    'SELECT user_id, given_name, family_name, preferred_name FROM people WHERE user_id = ANY($1::text[])',
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.user_id, r.preferred_name ?? `${r.given_name} ${r.family_name}`]));
 }

@@ -261,7 +261,11 @@ test('AAL3_ANY with only a passkey: the sign-in page asks for a stronger sign-in
   await page.waitForURL((u) => u.pathname === '/signin');
   await page.waitForLoadState('load');
   assert.equal(new URL(page.url()).searchParams.get('return'), returnTo);
-  assert.match((await page.textContent('main')) ?? '', /needs a smartcard or a security key/);
+  // …and the page says which level the passkey reached, why, and what to do (issue #14).
+  const explained = (await page.textContent('#assurance-explained')) ?? '';
+  assert.match(explained, /This needs AAL3; you are signed in at AAL2/);
+  assert.match(explained, /passkey that syncs between devices/);
+  assert.match(explained, /What to do:/);
   assert.equal(callbacks.length, before, 'no callback at the relying party');
   const { rows } = await server.t.db.query<{ aal: number; amr: string[] }>(
     'SELECT aal, amr FROM web_sessions WHERE user_id = $1 AND ended_at IS NULL ORDER BY created_at DESC LIMIT 1',

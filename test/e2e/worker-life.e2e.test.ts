@@ -286,7 +286,7 @@ test('2. ID check: the RA Manager verifies the application after the video call 
   await fillDocuments(page, '7731');
   await page.fill('#notes', 'Video call; face matches the selfie and the passport photo.');
   await page.click('#verify-submit');
-  await expectUrl(page, `${url}/ra/applications/${applicationId}`);
+  await expectUrl(page, `${url}/ra/applications/${applicationId}?done=application_verified`);
   assert.match(await textOf(page, '#application-status'), /verified/);
   await visit(page, 'verified application', 'ra-application-verified');
   const personHref = await page.getAttribute('.nhsuk-summary-list a[href^="/ra/people/"]', 'href');
@@ -297,7 +297,7 @@ test('2. ID check: the RA Manager verifies the application after the video call 
   await expectUrl(page, `${url}/ra/people/${workerId}`);
   assert.equal(await textOf(page, '#person-name'), WORKER_NAME);
   assert.match(await textOf(page, '#person-level'), /Level 2/);
-  assert.match(await textOf(page, '#identity-checks ~ table caption'), /Remote \(video\) check.*identity level 2/);
+  assert.match(await textOf(page, '#identity-checks + p'), /Remote \(video\) check.*identity level 2/);
   // Level 2 is not enough for a card yet.
   assert.equal(await page.locator(`a[href="/ra/people/${workerId}/cards/new"]`).count(), 0);
   await visit(page, 'person at level 2', 'ra-person-level2');
@@ -311,7 +311,7 @@ test('2. ID check: the RA Manager verifies the application after the video call 
   await page.setInputFiles('#photo', { name: 'portrait.png', mimeType: 'image/png', buffer: tinyPng() });
   await page.waitForSelector('#photo-preview:not([hidden])');
   await page.click('form[data-photo-form] button[type=submit]');
-  await expectUrl(page, `${url}/ra/people/${workerId}`);
+  await expectUrl(page, `${url}/ra/people/${workerId}?done=identity_checked`);
   assert.match(await textOf(page, '#person-level'), /Level 3/);
   const { rows } = await server.t.db.query<{ identity_assurance_level: number; status: string }>(
     'SELECT identity_assurance_level, status FROM people WHERE user_id = $1',
@@ -353,11 +353,11 @@ test('3. sponsor request: a Sponsor (B1300) with their own security key asks for
   await page.fill('#reason', 'Starts on ward 9 on Monday as the ward clerk');
   await visit(page, 'request access: the position', 'sponsor-access-position');
   await page.click('button[type=submit]:has-text("Send the request")');
-  await page.waitForURL(/\/ra\/requests\/[0-9a-f-]+$/, { timeout: 20_000 });
-  requestId = page.url().split('/').at(-1)!;
+  await page.waitForURL(/\/ra\/requests\/[0-9a-f-]+\?done=request_sent$/, { timeout: 20_000 });
+  requestId = page.url().split('?')[0]!.split('/').at(-1)!;
   assert.match(await textOf(page, '#request-status'), /pending/);
   // Segregation of duties: the Sponsor cannot approve their own request.
-  assert.equal(await page.locator('#approve-submit').count(), 0);
+  assert.equal(await page.locator('#decision-form input[value=approve]').count(), 0);
   assert.match(await textOf(page, 'main'), /You made this request, so someone else must decide it/);
   await visit(page, 'the request (Sponsor)', 'sponsor-request');
 
@@ -376,13 +376,15 @@ test('4. RA approval: the RA Manager approves the request; the role profile appe
   await visit(page, 'request queue', 'ra-requests');
   await page.click(`#pending-queue a[href="/ra/requests/${requestId}"]`);
   await expectUrl(page, `${url}/ra/requests/${requestId}`);
-  assert.match(await textOf(page, 'main'), new RegExp(`Requested by ?${sponsorId}`));
+  // Names beside IDs: who asked.
+  assert.match(await textOf(page, 'main'), new RegExp(`Requested by ?[^(]+\\(${sponsorId}\\)`));
   await visit(page, 'the request (RA Manager)', 'ra-request');
-  await page.fill('#approveReason', 'Checked with the ward manager');
-  await page.click('#approve-submit');
-  await expectUrl(page, `${url}/ra/requests/${requestId}`);
+  await page.check('#decision-form input[value=approve]');
+  await page.fill('#reason', 'Checked with the ward manager');
+  await page.click('#decision-submit');
+  await expectUrl(page, `${url}/ra/requests/${requestId}?done=request_approved`);
   assert.match(await textOf(page, '#request-status'), /approved/);
-  assert.match(await textOf(page, 'main'), new RegExp(`by ${managerId}`));
+  assert.match(await textOf(page, 'main'), new RegExp(`by [^(]+\\(${managerId}\\)`));
   await visit(page, 'approved request', 'ra-request-approved');
 
   await page.click(`a[href="/ra/people/${workerId}"]`);
@@ -469,7 +471,7 @@ test('7. leaver: the RA Manager marks the worker as a leaver; the card is cancel
   await visit(page, 'leaver page', 'ra-leaver');
   await page.fill('#reason', 'Resigned; last day today');
   await page.click('button[type=submit]:has-text("Mark as a leaver")');
-  await expectUrl(page, `${url}/ra/people/${workerId}`);
+  await expectUrl(page, `${url}/ra/people/${workerId}?done=leaver`);
   assert.match(await textOf(page, '#person-status'), /left/);
   assert.match(await textOf(page, `#cards tbody tr:has-text("${cardId}")`), /cancelled/);
   assert.match(await textOf(page, `#role-profiles tbody tr:has-text("${POSITION}")`), /ended/);

@@ -277,16 +277,16 @@ test(`[${backend}] without a session, or at AAL2, RA pages send the browser to s
       assert.equal(res.headers.location, `/signin?return=${encodeURIComponent(url)}&aal=3`);
     }
   }
-  const res = await postForm(aal2, '/ra/people/search', { familyName: 'Raman' });
+  const res = await get(aal2, '/ra/people/search?familyName=Raman');
   assert.equal(res.statusCode, 303);
   assert.match(String(res.headers.location), /^\/signin\?return=.*&aal=3$/);
 });
 
 test(`[${backend}] forms need the CSRF token: missing or forged tokens get 403`, async () => {
   const b = await signedIn(who.manager);
-  const missing = await postForm(b, '/ra/people/search', { familyName: 'Raman' }, null);
+  const missing = await postForm(b, `/ra/people/${who.subject}/suspend`, { reason: 'no token' }, null);
   assert.equal(missing.statusCode, 403);
-  const forged = await postForm(b, '/ra/people/search', { familyName: 'Raman' }, 'forged-token-value');
+  const forged = await postForm(b, `/ra/people/${who.subject}/suspend`, { reason: 'forged' }, 'forged-token-value');
   assert.equal(forged.statusCode, 403);
   const suspend = await postForm(b, `/ra/people/${who.subject}/suspend`, { reason: 'forged' }, 'x');
   assert.equal(suspend.statusCode, 403);
@@ -298,58 +298,96 @@ test(`[${backend}] forms need the CSRF token: missing or forged tokens get 403`,
     payload: '{"kind":"physical"}',
   });
   assert.equal(json.statusCode, 403);
-  const ok = await postForm(b, '/ra/people/search', { familyName: 'Raman' });
-  assert.equal(ok.statusCode, 200);
+  const ok = await postForm(b, `/ra/people/${who.subject}/name`, { givenName: 'Priya', familyName: 'Raman' });
+  assert.equal(ok.statusCode, 400, 'with the token the form is read (and asks for the evidence)');
+  assert.equal((await getPerson(op(), who.subject)).status, 'active');
 });
 
-test(`[${backend}] search: terms are POSTed, results link by user ID, pages follow the cursor`, async () => {
+test(`[${backend}] search: a GET whose address holds the terms; total, previous and next pages, sorting`, async () => {
   const b = await signedIn(who.manager);
-  const found = await postForm(b, '/ra/people/search', { familyName: 'ram' });
+  const search = (q: Record<string, string>) => get(b, `/ra/people/search?${new URLSearchParams(q).toString()}`);
+  const found = await search({ familyName: 'ram' });
   assert.equal(found.statusCode, 200);
   assert.match(found.body, new RegExp(`href="/ra/people/${who.subject}"`));
   assert.match(found.body, /id="search-results"/);
-  const none = await postForm(b, '/ra/people/search', {});
+  assert.match(found.body, /id="search-total"[^>]*>\s*1 person matches/);
+  // Results come before the form, and the form is a GET (no CSRF token, nothing posted).
+  assert.ok(found.body.indexOf('id="search-results"') < found.body.indexOf('id="search-form"'));
+  assert.match(found.body, /<form method="get" action="\/ra\/people\/search"/);
+  // Organisation and status columns.
+  assert.match(found.body, /St James&#39;s University Hospital|RR813/);
+  assert.match(found.body, /nhsuk-tag--green">active/);
+  const empty = await get(b, '/ra/people/search');
+  assert.equal(empty.statusCode, 200);
+  assert.doesNotMatch(empty.body, /id="search-results"/);
+  const none = await search({ status: 'active' });
   assert.equal(none.statusCode, 400);
   assert.match(none.body, /nhsuk-error-summary/);
   assert.match(none.body, /href="#userId"/);
-  const short = await postForm(b, '/ra/people/search', { familyName: 'r' });
+  const short = await search({ familyName: 'r' });
   assert.equal(short.statusCode, 400);
   assert.match(short.body, /href="#familyName"/);
-  // Paging: 20 a page; the cursor rides in a hidden field of the "Next page" form, with the search terms.
+  // Paging: 20 a page, with the total; next and previous follow keyset cursors in the address.
   for (let i = 0; i < 21; i++) {
     await registerPerson(op(), {
       givenName: `Page${String(i).padStart(2, '0')}`,
       familyName: 'Pager',
-      dateOfBirth: '1990-01-01',
+      dateOfBirth: `19${String(60 + i)}-01-01`,
     });
   }
-  const first = await postForm(b, '/ra/people/search', { familyName: 'Pager' });
+  const rowsOf = (html: string) => [...html.matchAll(/<a href="\/ra\/people\/(\d{12})">/g)].map((m) => m[1]);
+  const first = await search({ familyName: 'Pager' });
   assert.equal(first.statusCode, 200);
-  assert.equal((first.body.match(/<tr class="nhsuk-table__row">\s*<td/g) ?? []).length, 20);
-  const after = /name="after" value="([^"]+)"/.exec(first.body)![1]!;
-  assert.match(first.body, /<input type="hidden" name="familyName" value="Pager">/);
-  const second = await postForm(b, '/ra/people/search', { familyName: 'Pager', after });
+  assert.equal(rowsOf(first.body).length, 20);
+  assert.match(first.body, /21 people match\. This page shows 20\./);
+  assert.doesNotMatch(first.body, /id="previous-page"/);
+  const nextHref = /href="([^"]+)" id="next-page"/.exec(first.body)?.[1] ?? '';
+  assert.ok(nextHref.includes('familyName=Pager') && nextHref.includes('after='), nextHref);
+  const second = await get(b, nextHref.replaceAll('&amp;', '&'));
   assert.equal(second.statusCode, 200);
-  assert.equal((second.body.match(/<tr class="nhsuk-table__row">\s*<td/g) ?? []).length, 1);
+  assert.equal(rowsOf(second.body).length, 1);
   assert.doesNotMatch(second.body, /id="next-page"/);
-  assert.doesNotMatch(first.body, /action="[^"]*\?/, 'no form carries anything in its URL');
-  const byDob = await postForm(b, '/ra/people/search', {
-    familyName: 'Raman',
-    'dob-day': '12',
-    'dob-month': '4',
-    'dob-year': '1981',
-  });
+  const prevHref = /href="([^"]+)" id="previous-page"/.exec(second.body)![1]!;
+  const back = await get(b, prevHref.replaceAll('&amp;', '&'));
+  assert.deepEqual(rowsOf(back.body), rowsOf(first.body), 'previous leads back to the first page');
+  // Sorting: by name Z to A, and by date of birth (oldest first); the column header says which.
+  const za = await search({ familyName: 'Pager', sort: 'name_desc' });
+  assert.deepEqual(rowsOf(za.body), [...rowsOf(first.body), ...rowsOf(second.body)].reverse().slice(0, 20));
+  assert.match(za.body, /aria-sort="descending"><a href="[^"]*sort=name"/);
+  const byAge = await search({ familyName: 'Pager', sort: 'dob' });
+  assert.match(byAge.body, /Page00[\s\S]*Page01/);
+  const byAgeNext = /href="([^"]+)" id="next-page"/.exec(byAge.body)![1]!.replaceAll('&amp;', '&');
+  assert.match((await get(b, byAgeNext)).body, /Page20/);
+  // A cursor from another order is refused, not misread.
+  const mixed = await get(b, byAgeNext.replace('sort=dob', 'sort=name'));
+  assert.equal(mixed.statusCode, 400);
+  // Filters: organisation (with the organisations within it) and status; an organisation alone lists who works there.
+  const atSite = await search({ org: 'RR813' });
+  assert.equal(atSite.statusCode, 200);
+  assert.match(atSite.body, new RegExp(`href="/ra/people/${who.subject}"`));
+  const atTrust = await search({ familyName: 'Raman', org: 'rr8' });
+  assert.match(atTrust.body, new RegExp(`href="/ra/people/${who.subject}"`), 'RR8 includes its site RR813');
+  const elsewhere = await search({ familyName: 'Raman', org: 'RX1' });
+  assert.match(elsewhere.body, /Nobody matches/);
+  const suspendedOnly = await search({ familyName: 'Raman', status: 'suspended' });
+  assert.match(suspendedOnly.body, /Nobody matches/);
+  const byDob = await search({ familyName: 'Raman', 'dob-day': '12', 'dob-month': '4', 'dob-year': '1981' });
   assert.match(byDob.body, new RegExp(who.subject));
-  const badDob = await postForm(b, '/ra/people/search', {
-    familyName: 'Raman',
-    'dob-day': '31',
-    'dob-month': '2',
-    'dob-year': '1981',
-  });
-  assert.equal(badDob.statusCode, 400);
-  assert.match(badDob.body, /href="#dob-day"/);
-  const cursor = await postForm(b, '/ra/people/search', { familyName: 'Console', after: 'not-a-cursor' });
-  assert.equal(cursor.statusCode, 400);
+  // Bad filters and cursors: a clear message on the page, a 400.
+  for (const [q, href] of [
+    [{ familyName: 'Raman', 'dob-day': '31', 'dob-month': '2', 'dob-year': '1981' }, '#dob-day'],
+    [{ familyName: 'Raman', org: 'NOWHERE1' }, '#org'],
+    [{ familyName: 'Raman', org: 'ZZZ99' }, '#org'],
+    [{ familyName: 'Raman', status: 'asleep' }, '#status'],
+    [{ familyName: 'Raman', sort: 'shoe_size' }, '#sort'],
+    [{ familyName: 'Console', after: 'not-a-cursor' }, '#familyName'],
+    [{ familyName: 'Console', after: 'x'.repeat(5000) }, '#familyName'],
+    [{ familyName: 'Console', after: Buffer.from('["a","b"]').toString('base64url') }, '#familyName'],
+  ] as const) {
+    const res = await search(q);
+    assert.equal(res.statusCode, 400, JSON.stringify(q));
+    assert.match(res.body, new RegExp(`href="${href}"`), JSON.stringify(q));
+  }
 });
 
 test(`[${backend}] script in free text is rendered escaped, never as markup`, async () => {
@@ -364,7 +402,7 @@ test(`[${backend}] script in free text is rendered escaped, never as markup`, as
   assert.match(request.body, /Cover on ward 7 &lt;b&gt;bold&lt;\/b&gt; &amp; &quot;quoted&quot;/);
   const application = await get(b, `/ra/applications/${applicationId}`);
   assert.doesNotMatch(application.body, /<script>x\(\)/);
-  const echoed = await postForm(b, '/ra/people/search', { familyName: '"><script>alert(1)</script>' });
+  const echoed = await get(b, `/ra/people/search?familyName=${encodeURIComponent('"><script>alert(1)</script>')}`);
   assert.doesNotMatch(echoed.body, /"><script>alert/);
   assert.match(echoed.body, /value="&quot;&gt;&lt;script&gt;alert\(1\)&lt;\/script&gt;"/);
   const reason = await postForm(b, `/ra/people/${who.subject}/suspend`, { reason: '' });
@@ -381,7 +419,7 @@ test(`[${backend}] an RA Agent outside the person's organisation gets 403 on the
     [`/ra/people/${who.subject}/name`, { givenName: 'X', familyName: 'Y', evidenceType: 'deed_poll' }],
     [`/ra/people/${who.subject}/roles/${subjectRoleId}/end`, { reason: 'outside' }],
     [`/ra/people/${who.subject}/cards/${cardId}/cancel`, { choice: 'lost' }],
-    [`/ra/people/${who.subject}/authenticators/remove`, { id: 'totp:1' }],
+    [`/ra/people/${who.subject}/authenticators/totp:1/remove`, { reason: 'outside' }],
   ] as const) {
     const res = await postForm(other, url, fields);
     assert.equal(res.statusCode, 403, `${url}: ${res.body.slice(0, 200)}`);
@@ -398,21 +436,35 @@ test(`[${backend}] the request page shows only the decisions the policy allows; 
   const sponsor = await signedIn(who.sponsor);
   const own = await get(sponsor, `/ra/requests/${requestId}`);
   assert.equal(own.statusCode, 200);
-  assert.doesNotMatch(own.body, /id="approve-submit"/);
-  assert.match(own.body, /id="withdraw-submit"/);
+  assert.doesNotMatch(own.body, /value="approve"/);
+  assert.match(own.body, /value="withdraw"/);
   const manager = await signedIn(who.manager);
   const page = await get(manager, `/ra/requests/${requestId}`);
-  assert.match(page.body, /id="approve-submit"/);
-  assert.match(page.body, /id="reject-submit"/);
+  // One decision form: a radio for each decision the policy allows, one reason box, one button.
+  assert.equal((page.body.match(/<form method="post" action="\/ra\/requests\/\d+\/decide"/g) ?? []).length, 1);
+  assert.match(page.body, /value="approve"/);
+  assert.match(page.body, /value="reject"/);
+  assert.equal((page.body.match(/<textarea/g) ?? []).length, 1);
   const queue = await get(manager, '/ra/requests');
   assert.match(queue.body, new RegExp(`href="/ra/requests/${requestId}"`));
-  const reject = await postForm(manager, `/ra/requests/${requestId}/reject`, { rejectReason: '' });
+  const reject = await postForm(manager, `/ra/requests/${requestId}/decide`, { decision: 'reject', reason: '' });
   assert.equal(reject.statusCode, 400);
-  assert.match(reject.body, /href="#rejectReason"/);
-  const approve = await postForm(manager, `/ra/requests/${requestId}/approve`, { approveReason: 'ok', version: '1' });
+  assert.match(reject.body, /href="#reason"/);
+  const none = await postForm(manager, `/ra/requests/${requestId}/decide`, { decision: 'approve-all' });
+  assert.equal(none.statusCode, 400);
+  assert.match(none.body, /href="#decision-0"/);
+  const approve = await postForm(manager, `/ra/requests/${requestId}/decide`, {
+    decision: 'approve',
+    reason: 'ok',
+    version: '1',
+  });
   assert.equal(approve.statusCode, 303, approve.body.slice(0, 300));
+  assert.equal(approve.headers.location, `/ra/requests/${requestId}?done=request_approved`);
   assert.equal((await getRequest(op(), requestId)).status, 'approved');
-  const again = await postForm(manager, `/ra/requests/${requestId}/approve`, { version: '1' });
+  const banner = await get(manager, String(approve.headers.location));
+  assert.match(banner.body, /nhsuk-notification-banner--success/);
+  assert.match(banner.body, /Request approved/);
+  const again = await postForm(manager, `/ra/requests/${requestId}/decide`, { decision: 'approve', version: '1' });
   assert.equal(again.statusCode, 400);
   assert.match(again.body, /already been approved/);
 });
@@ -423,7 +475,7 @@ test(`[${backend}] suspend and restore through the forms; the history shows a su
   await assignRoleProfile(op(), { userId: person.userId, positionId: pos.clerk, startDate: TODAY });
   const suspended = await postForm(b, `/ra/people/${person.userId}/suspend`, { reason: 'Investigation' });
   assert.equal(suspended.statusCode, 303);
-  assert.equal(suspended.headers.location, `/ra/people/${person.userId}`);
+  assert.equal(suspended.headers.location, `/ra/people/${person.userId}?done=suspended`);
   assert.equal((await getPerson(op(), person.userId)).status, 'suspended');
   const page = await get(b, `/ra/people/${person.userId}`);
   assert.match(page.body, /href="\/ra\/people\/\d+\/restore"/);
@@ -534,7 +586,8 @@ test(`[${backend}] register with an identity check: details and documents, dupli
     withoutPhoto: '1',
   });
   assert.equal(plain.statusCode, 303, plain.body.slice(0, 500));
-  const second = await getPerson(op(), String(plain.headers.location).split('/').at(-1)!);
+  assert.match(String(plain.headers.location), /\?done=registered_unverified$/);
+  const second = await getPerson(op(), String(plain.headers.location).split('?')[0]!.split('/').at(-1)!);
   assert.notEqual(second.userId, userId);
   assert.equal(second.identityAssuranceLevel, 1);
   // Their identity check is recorded later from their page (the photo comes as JSON from the page's script).
@@ -666,8 +719,11 @@ test(`[${backend}] organisations, positions, access requests and card issue from
     reason: 'New starter',
   });
   assert.equal(sent.statusCode, 303, sent.body.slice(0, 500));
-  const reqId = String(sent.headers.location).split('/').at(-1)!;
-  assert.equal((await getRequest(op(), reqId)).status, 'approved');
+  // Given at once: back to the person, whose record has the role profile, with a success banner.
+  assert.equal(sent.headers.location, `/ra/people/${person.userId}?done=position_given`);
+  const given = await get(b, String(sent.headers.location));
+  assert.match(given.body, /Position given/);
+  assert.match(given.body, /Ward nurse/);
 
   // Card issue at the desk: the page's script gets a grant as JSON (the card agent does the rest).
   const issue = await postJson(b, `/ra/people/${who.subject}/cards`, { kind: 'virtual' });

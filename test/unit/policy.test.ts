@@ -40,7 +40,7 @@ const matrix: Record<Statement, string> = {
   'person:decide_nationally': 'M.....',
   'application:review': 'MAR.I.',
   'organisation:read': 'MARSIL',
-  'organisation:create': '......',
+  'organisation:create': 'M.....', // within their subtree: the target is the new organisation's parent
   'organisation:update': 'M.....',
   'catalogue:load': '......',
   'position:create': 'MA....',
@@ -65,8 +65,13 @@ const matrix: Record<Statement, string> = {
   'idp:register': '......', // the operator's alone
 };
 
-/** What may reach a person with no organisation yet (a new starter): DOMAIN §5 procedures 1–2. */
-const newStarterStatements: readonly Statement[] = ['person:read', 'person:change_name', 'person:verify_identity'];
+/** What may reach a person with no organisation yet (a new starter): DOMAIN §5 procedures 1–2, and their history. */
+const newStarterStatements: readonly Statement[] = [
+  'person:read',
+  'person:change_name',
+  'person:verify_identity',
+  'audit:read',
+];
 
 function granted(row: string, column: string): boolean {
   const i = columns.indexOf(column);

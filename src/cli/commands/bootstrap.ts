@@ -1,5 +1,7 @@
 import { loadConfig } from '../../config.ts';
-import { bootstrapRaManager } from '../../services/bootstrap.ts';
+import { AppError } from '../../domain/errors.ts';
+import { bootstrapRaManager, raManagers } from '../../services/bootstrap.ts';
+import { isDemoInstallation } from '../../services/demo.ts';
 import type { Command } from '../command.ts';
 import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
@@ -29,22 +31,41 @@ Refused once an RA Manager exists: further RA staff are appointed by RA Managers
     const missing = required.filter((k) => !values[k]);
     if (missing.length > 0) throw new UsageError(`missing ${missing.map((m) => `--${m}`).join(', ')}`);
     const config = loadConfig();
-    const res = await withOperatorContext((ctx) =>
-      bootstrapRaManager(
-        ctx,
-        {
-          odsCode: values.ods!,
-          orgName: values['org-name']!,
-          orgType: values['org-type'],
-          givenName: values['given-name']!,
-          familyName: values['family-name']!,
-          dateOfBirth: values['date-of-birth']!,
-          email: values.email!,
-          niNumber: values['ni-number'],
-        },
-        config.PUBLIC_URL,
-      ),
-    );
+    const res = await withOperatorContext(async (ctx) => {
+      try {
+        return await bootstrapRaManager(
+          ctx,
+          {
+            odsCode: values.ods!,
+            orgName: values['org-name']!,
+            orgType: values['org-type'],
+            givenName: values['given-name']!,
+            familyName: values['family-name']!,
+            dateOfBirth: values['date-of-birth']!,
+            email: values.email!,
+            niNumber: values['ni-number'],
+          },
+          config.PUBLIC_URL,
+        );
+      } catch (err) {
+        if (!(err instanceof AppError) || err.code !== 'bootstrap.ra_manager_exists') throw err;
+        // Say whom to ask, and how to get in on demo data, rather than a bare refusal.
+        const managers = (await raManagers(ctx)).map((m) => `  ${m.userId}  ${m.name}, ${m.orgName} (${m.odsCode})`);
+        const demo = config.DEMO_DATA && (await isDemoInstallation(ctx.db));
+        io.err(
+          [
+            `opencis bootstrap: ${err.message} [${err.code}]`,
+            'RA Managers now (user ID, name, organisation):',
+            ...managers,
+            demo
+              ? 'This is the demo data: Alex Morgan is the demo RA Manager. Start the server (npm start) and follow the one-time link it prints (README, "Quick start").'
+              : 'Ask one of them to appoint you in the RA console (/ra), or find them there with "Find a person".',
+          ].join('\n'),
+        );
+        return null;
+      }
+    });
+    if (!res) return 1;
     io.out(`RA Manager created: user ID ${res.userId}`);
     io.out(`One-time enrolment link (valid ${res.expiresInHours} hours; give it only to that person):`);
     io.out(`  ${res.link}`);

@@ -7,6 +7,7 @@ import type { WebDeps } from '../../http/deps.ts';
 import { findOrganisation } from '../../services/organisations.ts';
 import { requestAccess } from '../../services/ra.ts';
 import { positionTarget } from '../../services/targets.ts';
+import { withDone } from './banners.ts';
 import {
   dateField,
   dateValues,
@@ -65,7 +66,7 @@ export function registerRaAccess(app: FastifyInstance, deps: WebDeps): void {
       caller,
       'ra/access.njk',
       {
-        title: `Request access: ${personSummary(person).name}`,
+        title: `Give or request a position: ${personSummary(person).name}`,
         person: personSummary(person),
         organisations: [{ value: '', text: 'Choose an organisation' }, ...organisations],
         odsCode: chosen,
@@ -102,14 +103,16 @@ export function registerRaAccess(app: FastifyInstance, deps: WebDeps): void {
     if (!text(values, 'reason')) errors.add('reason', 'Enter the reason for the request');
     if (errors.any) return page(req, reply, caller, odsCode, values, errors);
     try {
-      const { request } = await requestAccess(caller.ctx, {
+      const { request, roleProfile } = await requestAccess(caller.ctx, {
         userId: person.userId,
         positionId,
         startDate: start.kind === 'date' ? start.value : '',
         endDate: end.kind === 'date' ? end.value : null,
         reason: text(values, 'reason'),
       });
-      return reply.redirect(`/ra/requests/${request.requestId}`, 303);
+      // Given at once (an assignable position, or an RA giving it): back to the person, whose record now has it.
+      if (roleProfile) return reply.redirect(withDone(`/ra/people/${person.userId}`, 'position_given'), 303);
+      return reply.redirect(withDone(`/ra/requests/${request.requestId}`, 'request_sent'), 303);
     } catch (err) {
       const e = formErrorsFrom(err, fields, { id: 'positionId', target: 'positionId-0' });
       return page(req, reply, caller, odsCode, values, e);

@@ -20,6 +20,7 @@ import {
   rejectApplication,
   verifyApplication,
 } from '../../services/ra.ts';
+import { withDone } from './banners.ts';
 import { documentFieldMap, documentRowsView, readDocuments } from './documents.ts';
 import {
   dateField,
@@ -246,7 +247,7 @@ export function registerRaApplications(app: FastifyInstance, deps: WebDeps): voi
         p === 'videoCheckedAt' ? { id: 'videoTime', label: 'Video call:' } : documentFieldMap(rowOf)(p);
       return applicationPage(req, reply, caller, values, formErrorsFrom(err, map, { id: 'videoTime' }));
     }
-    return reply.redirect(`/ra/applications/${applicationId}`, 303);
+    return reply.redirect(withDone(`/ra/applications/${applicationId}`, 'application_verified'), 303);
   });
 
   function duplicatesPage(
@@ -294,6 +295,6 @@ export function registerRaApplications(app: FastifyInstance, deps: WebDeps): voi
       const errors = formErrorsFrom(err, () => undefined, { id: 'rejectReason' });
       return applicationPage(req, reply, caller, undefined, errors, values);
     }
-    return reply.redirect(`/ra/applications/${applicationId}`, 303);
+    return reply.redirect(withDone(`/ra/applications/${applicationId}`, 'application_rejected'), 303);
   });
 }

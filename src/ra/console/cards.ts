@@ -22,6 +22,7 @@ import {
   unlockGrant,
 } from '../../services/cards.ts';
 import { getPerson } from '../../services/people.ts';
+import { withDone } from './banners.ts';
 import { confirmPage } from './confirm.ts';
 import { FormErrors, formValues, text } from './forms.ts';
 import { param, personTarget, type RaCaller, raApi, raPage, renderRa } from './guard.ts';
@@ -69,6 +70,8 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
       person: who,
       ready: person.status === 'active' && person.identityAssuranceLevel >= 3,
       configured: Boolean(deps.card.transportSoPin),
+      publicOrigin: new URL(deps.config.PUBLIC_URL).origin,
+      canInvite: person.status === 'active' && isAllowed(caller.actor, 'authenticator:enrol', target),
       step: 'start',
     });
   });
@@ -191,6 +194,7 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
     warning: 'The card stops working at once: its certificate is revoked and sessions opened with it end.',
     choices: cancelReasons,
     choiceLegend: 'Why is the card being cancelled?',
+    reasonRequired: true,
   };
 
   app.get('/ra/people/:userId/cards/:cardId/cancel', hidden, async (req, reply) => {
@@ -206,9 +210,11 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
     const { person, card } = await cardOfPerson(deps, req, caller);
     const values = formValues(req.body);
     const reason = cancelReasons.find((r) => r.value === text(values, 'choice'))?.value;
-    if (!reason) {
+    const note = textSchema(1000).safeParse(text(values, 'reason'));
+    if (!reason || !note.success) {
       const errors = new FormErrors();
-      errors.add('choice', 'Choose why the card is being cancelled', `choice-${cancelReasons[0]!.value}`);
+      if (!reason) errors.add('choice', 'Choose why the card is being cancelled', `choice-${cancelReasons[0]!.value}`);
+      if (!note.success) errors.add('reason', 'Enter what happened, for the audit trail (at most 1000 characters)');
       return confirmPage(
         deps,
         req,
@@ -218,7 +224,7 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
         400,
       );
     }
-    await cancelCard(caller.ctx, card.cardId, reason);
-    return reply.redirect(`/ra/people/${person.userId}`, 303);
+    await cancelCard(caller.ctx, card.cardId, reason, note.data);
+    return reply.redirect(withDone(`/ra/people/${person.userId}`, 'card_cancelled'), 303);
   });
 }

@@ -2,12 +2,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../domain/errors.ts';
 import { authorize } from '../../domain/policy.ts';
+import { text as textSchema } from '../../domain/text.ts';
 import type { WebDeps } from '../../http/deps.ts';
 import type { ServiceContext } from '../../services/context.ts';
 import { changeName, markLeaver, rejoin, restore, suspend } from '../../services/ra.ts';
-import { removeTotp } from '../../services/totp.ts';
-import { removeWebauthnCredential } from '../../services/webauthn.ts';
+import { removeTotp, totpAuthenticatorsOf } from '../../services/totp.ts';
+import { removeWebauthnCredential, webauthnCredentialsOf } from '../../services/webauthn.ts';
 import { nameChangeEvidenceTypes } from '../documents.ts';
+import { type DoneCode, withDone } from './banners.ts';
 import { confirmPage, reasonField } from './confirm.ts';
 import { type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, optional, text } from './forms.ts';
 import { param, type RaCaller, raPage, renderRa } from './guard.ts';
@@ -17,6 +19,7 @@ interface StatusAction {
   heading: string;
   button: string;
   warning?: string;
+  done: DoneCode;
   run: (ctx: ServiceContext, userId: string, input: unknown) => Promise<unknown>;
 }
 
@@ -25,20 +28,23 @@ const statusActions: Record<string, StatusAction> = {
     heading: 'Suspend',
     button: 'Suspend this person',
     warning: 'They lose all access at once and every session they have ends. You can restore them later.',
+    done: 'suspended',
     run: suspend,
   },
-  restore: { heading: 'Restore', button: 'Restore this person', run: restore },
+  restore: { heading: 'Restore', button: 'Restore this person', done: 'restored', run: restore },
   leaver: {
     heading: 'Mark as a leaver',
     button: 'Mark as a leaver',
     warning:
       'Every role profile ends today, every smartcard is cancelled and its certificate revoked, every security key, passkey and authenticator app is removed, pending requests are withdrawn and every session ends. This cannot be undone except by re-joining, which gives no access back.',
+    done: 'leaver',
     run: markLeaver,
   },
   rejoin: {
     heading: 'Re-join',
     button: 'Re-join under the same user ID',
     warning: 'They keep their user ID. Their access must be requested again.',
+    done: 'rejoined',
     run: rejoin,
   },
 };
@@ -98,7 +104,7 @@ export function registerRaChanges(app: FastifyInstance, deps: WebDeps): void {
           400,
         );
       }
-      return reply.redirect(`/ra/people/${person.userId}`, 303);
+      return reply.redirect(withDone(`/ra/people/${person.userId}`, action.done), 303);
     });
   }
 
@@ -158,19 +164,60 @@ export function registerRaChanges(app: FastifyInstance, deps: WebDeps): void {
     } catch (err) {
       return namePage(req, reply, caller, values, formErrorsFrom(err, nameFields, { id: 'familyName' }));
     }
-    return reply.redirect(`/ra/people/${person.userId}`, 303);
+    return reply.redirect(withDone(`/ra/people/${person.userId}`, 'name_changed'), 303);
   });
 
-  // Authenticators: the services remove without a policy check of their own, so the RA's power is checked here.
-  app.post('/ra/people/:userId/authenticators/remove', csrf, async (req, reply) => {
-    const caller = await raPage(deps, req, reply);
-    if (!caller) return reply;
+  // Removing a security key, passkey or app: a confirmation page with the reason the audit trail keeps. The services
+  // check the RA's power over the person (policy) and that the authenticator is this person's.
+  const removeCopy = (kind: string, nickname: string) => ({
+    heading: `Remove ${kind === 'totp' ? 'an authenticator app' : 'a security key or passkey'}`,
+    button: 'Remove it',
+    warning: `"${nickname}" stops working at once and the sessions opened with it end. They will need another way to sign in.`,
+    reasonRequired: true,
+  });
+
+  async function authenticatorOf(req: FastifyRequest, caller: RaCaller) {
     const { person, target } = await personFor(deps, caller, param(req, 'userId'));
     authorize(caller.actor, 'authenticator:enrol', target);
-    const id = text(formValues(req.body), 'id');
-    if (id.startsWith('webauthn:')) await removeWebauthnCredential(caller.ctx, person.userId, id.slice(9));
-    else if (id.startsWith('totp:')) await removeTotp(caller.ctx, person.userId, id.slice(5));
-    else throw new AppError('authenticator.not_found');
-    return reply.redirect(`/ra/people/${person.userId}`, 303);
+    const id = param(req, 'authenticatorId');
+    const [kind, rest] = [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)];
+    const found =
+      kind === 'webauthn'
+        ? (await webauthnCredentialsOf(caller.ctx, person.userId)).find((c) => c.credentialId === rest)
+        : kind === 'totp'
+          ? (await totpAuthenticatorsOf(caller.ctx, person.userId)).find((t) => t.totpId === rest)
+          : undefined;
+    if (!found) throw new AppError('authenticator.not_found');
+    return { person, kind, id: rest, nickname: found.nickname };
+  }
+
+  app.get('/ra/people/:userId/authenticators/:authenticatorId/remove', hidden, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    const a = await authenticatorOf(req, caller);
+    return confirmPage(deps, req, reply, caller, removeCopy(a.kind, a.nickname));
+  });
+
+  app.post('/ra/people/:userId/authenticators/:authenticatorId/remove', csrf, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    const a = await authenticatorOf(req, caller);
+    const values = formValues(req.body);
+    const reason = textSchema(1000).safeParse(text(values, 'reason'));
+    if (!reason.success) {
+      const errors = new FormErrors();
+      errors.add('reason', 'Enter why it is being removed (at most 1000 characters)');
+      return confirmPage(
+        deps,
+        req,
+        reply,
+        caller,
+        { ...removeCopy(a.kind, a.nickname), values, ...errors.view() },
+        400,
+      );
+    }
+    if (a.kind === 'webauthn') await removeWebauthnCredential(caller.ctx, a.person.userId, a.id, reason.data);
+    else await removeTotp(caller.ctx, a.person.userId, a.id, reason.data);
+    return reply.redirect(withDone(`/ra/people/${a.person.userId}`, 'authenticator_removed'), 303);
   });
 }

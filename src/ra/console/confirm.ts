@@ -24,7 +24,16 @@ export async function confirmPage(
     reply,
     caller,
     'ra/confirm.njk',
-    { person: who, values: {}, action: req.url.split('?')[0], ...ctx, title: `${String(ctx.heading)}: ${who.name}` },
+    {
+      person: who,
+      backHref: `/ra/people/${who.userId}`,
+      backText: who.name,
+      caption: `${who.name}, user ID ${who.userId}${ctx.cardId ? `, card ${String(ctx.cardId)}` : ''}`,
+      values: {},
+      action: req.url.split('?')[0],
+      ...ctx,
+      title: `${String(ctx.heading)}: ${who.name}`,
+    },
     status,
   );
 }

@@ -12,6 +12,7 @@ import {
   documentTypes,
   type IdentityDocument,
   identityDocumentSchema,
+  MINIMUM_DOCUMENTS,
 } from '../documents.ts';
 import { dateField, dateValues, type FieldMap, type FormErrors, type FormValues, text } from './forms.ts';
 import { categoryNames } from './labels.ts';
@@ -74,6 +75,7 @@ export interface ReadDocuments {
 export function readDocuments(values: FormValues, errors: FormErrors, now: Date): ReadDocuments {
   const documents: IdentityDocument[] = [];
   const rowOf: number[] = [];
+  let rowsWithType = 0;
   for (let i = 0; i < DOCUMENT_ROWS; i++) {
     const id = `doc${i}`;
     const type = text(values, `${id}-type`);
@@ -87,6 +89,7 @@ export function readDocuments(values: FormValues, errors: FormErrors, now: Date)
       }
       continue;
     }
+    rowsWithType++;
     if (!(documentTypes as readonly string[]).includes(type)) {
       errors.add(`${id}-type`, `${label}: choose a document type from the list`);
       continue;
@@ -116,7 +119,11 @@ export function readDocuments(values: FormValues, errors: FormErrors, now: Date)
     rowOf.push(i);
   }
   const map = documentFieldMap(rowOf);
+  // Rows with a problem of their own are not among `documents`, but they were given: "at least 3 documents are needed"
+  // beside three entered documents would mislead (each bad row has its own message).
   for (const p of checkIdentityDocuments(documents, ukDate(now))) {
+    if (p.field === 'documents' && /^at least \d+ documents/.test(p.message) && rowsWithType >= MINIMUM_DOCUMENTS)
+      continue;
     const f = map(p.field);
     if (f) errors.add(f.id, `${f.label} ${p.message}`, f.target);
   }

@@ -11,12 +11,16 @@ import type { ServiceContext } from '../../services/context.ts';
 import { personActorWithPowers } from '../../services/ra-powers.ts';
 import type { WebSession } from '../../services/sessions.ts';
 import { personTarget as loadPersonTarget } from '../../services/targets.ts';
+import { doneMessage } from './banners.ts';
+import { type SignedInAs, signedInAsRa } from './signed-in.ts';
 
 export interface RaCaller {
   session: WebSession;
   actor: Actor;
   roles: RaRole[];
   ctx: ServiceContext;
+  /** Who the header says is signed in, and in which role and organisation. */
+  header: SignedInAs;
 }
 
 /** For pages: the RA caller, or null when the request has been answered (redirect to sign in, or the 403 page). */
@@ -28,12 +32,17 @@ export async function raPage(deps: WebDeps, req: FastifyRequest, reply: FastifyR
   if (roles.length === 0) {
     await reply.page(
       'ra/forbidden.njk',
-      { title: 'You do not have Registration Authority access', signedIn: true },
+      {
+        title: 'You do not have Registration Authority access',
+        signedIn: true,
+        signedInAs: await signedInAsRa(deps.db, session.userId, deps.clock.now()),
+      },
       403,
     );
     return null;
   }
-  return { session, actor, roles, ctx: contextFor(deps, req, actor) };
+  const header = await signedInAsRa(deps.db, session.userId, deps.clock.now());
+  return { session, actor, roles, ctx: contextFor(deps, req, actor), header };
 }
 
 /** For the console's JSON endpoints (called by its scripts): the RA caller, or a catalogued 401/403. */
@@ -42,7 +51,7 @@ export async function raApi(deps: WebDeps, req: FastifyRequest): Promise<RaCalle
   const actor = await personActorWithPowers(deps.db, session.userId, deps.clock.now());
   const roles = raRolesOf(actor);
   if (roles.length === 0) throw new AppError('auth.forbidden');
-  return { session, actor, roles, ctx: contextFor(deps, req, actor) };
+  return { session, actor, roles, ctx: contextFor(deps, req, actor), header: { name: '' } };
 }
 
 export { mayAnywhere };
@@ -67,6 +76,8 @@ export function navFor(actor: Actor, path: string): NavItem[] {
     ['/ra/requests', 'Access requests', mayAnywhere(actor, 'request:create') || mayAnywhere(actor, 'request:approve')],
     ['/ra/applications', 'Applications', mayAnywhere(actor, 'application:review')],
     ['/ra/reports', 'Reports', mayAnywhere(actor, 'report:view')],
+    ['/ra/audit', 'Audit trail', mayAnywhere(actor, 'audit:read')],
+    ['/ra/clients', 'Relying parties', mayAnywhere(actor, 'client:register')],
   ];
   const current = items
     .filter(([href]) => path === href || (href !== '/ra' && path.startsWith(`${href}/`)))
@@ -86,7 +97,17 @@ export function renderRa(
   status = 200,
 ): FastifyReply {
   const path = reply.request.url.split('?')[0] ?? '/ra';
-  return reply.page(template, { signedIn: true, nav: navFor(caller.actor, path), ...context }, status);
+  return reply.page(
+    template,
+    {
+      signedIn: true,
+      signedInAs: caller.header,
+      nav: navFor(caller.actor, path),
+      done: status < 400 ? doneMessage(reply.request) : undefined,
+      ...context,
+    },
+    status,
+  );
 }
 
 /** Route parameters, as strings. */

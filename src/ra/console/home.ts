@@ -36,6 +36,8 @@ export function registerRaHome(app: FastifyInstance, deps: WebDeps): void {
         applications: may('application:review'),
         reports: may('report:view'),
         organisations: may('organisation:read'),
+        audit: may('audit:read'),
+        clients: may('client:register'),
       },
     });
   });

@@ -8,6 +8,7 @@ import { AppError } from '../../domain/errors.ts';
 import { isAllowed } from '../../domain/policy.ts';
 import type { WebDeps } from '../../http/deps.ts';
 import { verifyIdentity } from '../../services/ra.ts';
+import { withDone } from './banners.ts';
 import { documentFieldMap, documentRowsView, readDocuments } from './documents.ts';
 import { FormErrors, type FormValues, formErrorsFrom, formValues } from './forms.ts';
 import { param, type RaCaller, raApi, raPage, renderRa } from './guard.ts';
@@ -86,6 +87,6 @@ export function registerRaIdentityCheck(app: FastifyInstance, deps: WebDeps): vo
       const appErr = err instanceof AppError ? err : new AppError('request.invalid');
       return jsonProblems(reply, appErr.status, appErr.code, appErr.message, e.list);
     }
-    return reply.send({ userId: person.userId, redirect: `/ra/people/${person.userId}` });
+    return reply.send({ userId: person.userId, redirect: withDone(`/ra/people/${person.userId}`, 'identity_checked') });
   });
 }

@@ -85,7 +85,31 @@ const actionNames: Record<string, string> = {
   'enrolment.checks_failed': 'Self-service enrolment checks failed',
   'ra.refused': 'RA action refused',
   'oidc.signed_in': 'Signed in to a service',
+  'application.submitted': 'Apply for Care ID application sent',
+  'application.verified': 'Application verified',
+  'application.rejected': 'Application rejected',
+  'organisation.created': 'Organisation created',
+  'organisation.updated': 'Organisation changed',
+  'position.created': 'Position created',
+  'oidc.client_registered': 'Relying party registered',
+  'oidc.client_updated': 'Relying party changed',
+  'oidc.client_rekeyed': 'Relying party given new keys',
+  'oidc.client_disabled': 'Relying party disabled',
+  'oidc.client_active': 'Relying party enabled',
+  'audit.exported': 'Audit trail exported',
+  'report.exported': 'Report exported',
 };
+
+/** Every action the console has words for, by name: the audit view's "action" filter. */
+export function knownActions(): { value: string; text: string }[] {
+  return Object.entries(actionNames)
+    .map(([value, text]) => ({ value, text }))
+    .sort((a, b) => a.text.localeCompare(b.text, 'en-GB'));
+}
+
+export function actionName(code: string): string {
+  return actionNames[code] ?? humanise(code);
+}
 
 function humanise(code: string): string {
   const s = code.replace(/[._]+/g, ' ').trim();

@@ -4,6 +4,7 @@ import { AppError } from '../../domain/errors.ts';
 import type { WebDeps } from '../../http/deps.ts';
 import { findPosition, roleProfilesOf } from '../../services/access.ts';
 import { changeRoleDates, endPosition } from '../../services/ra.ts';
+import { withDone } from './banners.ts';
 import { confirmPage, reasonField } from './confirm.ts';
 import {
   dateField,
@@ -70,7 +71,7 @@ export function registerRaProfiles(app: FastifyInstance, deps: WebDeps): void {
         400,
       );
     }
-    return reply.redirect(`/ra/people/${person.userId}`, 303);
+    return reply.redirect(withDone(`/ra/people/${person.userId}`, 'role_ended'), 303);
   });
 
   async function datesPage(
@@ -130,6 +131,6 @@ export function registerRaProfiles(app: FastifyInstance, deps: WebDeps): void {
             : reasonField(path);
       return datesPage(req, reply, caller, values, formErrorsFrom(err, map, { id: 'endDate', target: 'endDate-day' }));
     }
-    return reply.redirect(`/ra/people/${person.userId}`, 303);
+    return reply.redirect(withDone(`/ra/people/${person.userId}`, 'dates_changed'), 303);
   });
 }

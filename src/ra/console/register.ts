@@ -12,6 +12,7 @@ import type { WebDeps } from '../../http/deps.ts';
 import { findDuplicates, registerPerson } from '../../services/people.ts';
 import { registerWithIdentityCheck } from '../../services/ra.ts';
 import type { IdentityDocument } from '../documents.ts';
+import { withDone } from './banners.ts';
 import { documentFieldMap, documentRowsView, documentsView, readDocuments } from './documents.ts';
 import { duplicateCandidates, FormErrors, type FormValues, formErrorsFrom, formValues, list, text } from './forms.ts';
 import { mayAnywhere, type RaCaller, raApi, raPage, renderRa } from './guard.ts';
@@ -201,9 +202,10 @@ export function registerRaRegistration(app: FastifyInstance, deps: WebDeps): voi
           photo: { data: photo },
           ...resolution,
         });
-        return reply
-          .status(res.created ? 201 : 200)
-          .send({ userId: res.person.userId, redirect: `/ra/people/${res.person.userId}` });
+        return reply.status(res.created ? 201 : 200).send({
+          userId: res.person.userId,
+          redirect: withDone(`/ra/people/${res.person.userId}`, res.created ? 'registered' : 'identity_checked'),
+        });
       } catch (err) {
         if (duplicateCandidates(err)) {
           return jsonProblems(
@@ -255,7 +257,7 @@ export function registerRaRegistration(app: FastifyInstance, deps: WebDeps): voi
       const person = await registerPerson(caller.ctx, reg.person, {
         confirmedDifferentFrom: resolution.confirmedDifferentFrom,
       });
-      return reply.redirect(`/ra/people/${person.userId}`, 303);
+      return reply.redirect(withDone(`/ra/people/${person.userId}`, 'registered_unverified'), 303);
     } catch (err) {
       const ids = duplicateCandidates(err);
       if (ids) return duplicatesPage(reply, caller, draft, await candidatesView(caller.ctx, ids, reg.person.niNumber));

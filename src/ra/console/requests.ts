@@ -21,9 +21,11 @@ import {
 } from '../../services/ra.ts';
 import { positionTarget, requestTarget } from '../../services/targets.ts';
 import { findPersonByUserId } from '../../storage/people.ts';
+import { withDone } from './banners.ts';
 import { FormErrors, type FormValues, formErrorsFrom, formValues, optional, text } from './forms.ts';
 import { mayAnywhere, param, type RaCaller, raPage, renderRa } from './guard.ts';
 import { dateTime, dayName, statusColours } from './labels.ts';
+import { NameBook } from './names.ts';
 
 export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
   const hidden = { schema: { hide: true } };
@@ -31,19 +33,24 @@ export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
 
   async function rows(requests: AccessRequest[]) {
     const positions = new Map<string, Position | undefined>();
+    const names = await NameBook.load(
+      deps.db,
+      requests.flatMap((r) => [r.userId, r.requestedBy]),
+      requests.map((r) => r.odsCode),
+    );
     const out = [];
     for (const r of requests) {
       if (!positions.has(r.positionId)) positions.set(r.positionId, await findPosition(deps.db, r.positionId));
-      const person = await findPersonByUserId(deps.db, r.userId);
       out.push({
         requestId: r.requestId,
         userId: r.userId,
-        name: person ? `${person.givenName} ${person.familyName}` : r.userId,
+        person: names.person(r.userId),
         positionName: positions.get(r.positionId)?.name ?? r.positionId,
+        organisation: names.organisation(r.odsCode),
         odsCode: r.odsCode,
         startDate: dayName(r.startDate),
         status: r.status,
-        requestedBy: r.requestedBy,
+        requestedBy: names.actor(r.requestedBy),
         expires: dayName(r.expiresAt),
         created: dateTime(r.createdAt),
       });
@@ -91,6 +98,24 @@ export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
       (r.requestedBy === caller.actor.id
         ? isAllowed(caller.actor, 'request:create', asking!)
         : isAllowed(caller.actor, 'request:approve', decision));
+    const names = await NameBook.load(
+      deps.db,
+      [r.requestedBy, ...(r.decidedBy ? [r.decidedBy] : []), ...r.history.map((h) => h.changedBy)],
+      [],
+    );
+    const choices = [
+      ...(mayDecide
+        ? [
+            {
+              value: 'approve',
+              text: 'Approve: give the position',
+              hint: 'The role profile starts on the start date.',
+            },
+            { value: 'reject', text: 'Reject', hint: 'Give the reason: the requester and the person see it.' },
+          ]
+        : []),
+      ...(mayWithdraw ? [{ value: 'withdraw', text: 'Withdraw the request', hint: 'Nobody decides it then.' }] : []),
+    ];
     return renderRa(
       reply,
       caller,
@@ -110,10 +135,10 @@ export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
           endDate: r.endDate ? dayName(r.endDate) : 'No end date',
           status: r.status,
           reason: r.reason,
-          requestedBy: r.requestedBy,
+          requestedBy: names.actor(r.requestedBy),
           created: dateTime(r.createdAt),
           expires: dateTime(r.expiresAt),
-          decidedBy: r.decidedBy,
+          decidedBy: r.decidedBy ? names.actor(r.decidedBy) : null,
           decidedAt: dateTime(r.decidedAt),
           decisionReason: r.decisionReason,
           personRoleId: r.personRoleId,
@@ -124,11 +149,12 @@ export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
           at: dateTime(h.changedAt),
           from: h.fromStatus ?? '',
           to: h.toStatus,
-          by: h.changedBy,
+          by: names.actor(h.changedBy),
           reason: h.reason,
         })),
         mayDecide,
         mayWithdraw,
+        choices,
         values,
         statusColours,
         ...(errors?.view() ?? {}),
@@ -143,37 +169,44 @@ export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
     return requestPage(req, reply, caller);
   });
 
+  // One decision form: approve, reject or withdraw (those the policy allows this caller), with one reason box. The
+  // services check the policy again, and the request's version (someone else may have decided it meanwhile).
   const decisions = {
-    approve: { field: 'approveReason', run: approveRequest },
-    reject: { field: 'rejectReason', run: rejectRequest },
-    withdraw: { field: 'withdrawReason', run: withdrawRequest },
+    approve: { run: approveRequest, done: 'request_approved' },
+    reject: { run: rejectRequest, done: 'request_rejected' },
+    withdraw: { run: withdrawRequest, done: 'request_withdrawn' },
   } as const;
 
-  for (const [name, d] of Object.entries(decisions)) {
-    app.post(`/ra/requests/:requestId/${name}`, csrf, async (req, reply) => {
-      const caller = await raPage(deps, req, reply);
-      if (!caller) return reply;
-      const requestId = param(req, 'requestId');
-      const values = formValues(req.body);
-      const reason = optional(values, d.field);
-      if (name === 'reject' && !reason) {
-        const errors = new FormErrors();
-        errors.add(d.field, 'Enter the reason for rejecting the request (the requester and the person see it)');
-        return requestPage(req, reply, caller, values, errors);
-      }
-      const version = Number(text(values, 'version'));
-      try {
-        await d.run(caller.ctx, requestId, {
-          reason,
-          ...(Number.isInteger(version) && version > 0 && name !== 'withdraw' ? { expectedVersion: version } : {}),
-        });
-      } catch (err) {
-        const errors = formErrorsFrom(err, (p) => (p === 'reason' ? { id: d.field, label: 'Reason:' } : undefined), {
-          id: d.field,
-        });
-        return requestPage(req, reply, caller, values, errors);
-      }
-      return reply.redirect(`/ra/requests/${requestId}`, 303);
-    });
-  }
+  app.post('/ra/requests/:requestId/decide', csrf, async (req, reply) => {
+    const caller = await raPage(deps, req, reply);
+    if (!caller) return reply;
+    const requestId = param(req, 'requestId');
+    const values = formValues(req.body);
+    const name = text(values, 'decision');
+    const errors = new FormErrors();
+    if (!Object.hasOwn(decisions, name)) {
+      errors.add('decision', 'Choose what to do with the request', 'decision-0');
+      return requestPage(req, reply, caller, values, errors);
+    }
+    const d = decisions[name as keyof typeof decisions];
+    const reason = optional(values, 'reason');
+    if (name === 'reject' && !reason) {
+      errors.add('reason', 'Enter the reason for rejecting the request (the requester and the person see it)');
+      return requestPage(req, reply, caller, values, errors);
+    }
+    const version = Number(text(values, 'version'));
+    try {
+      await d.run(caller.ctx, requestId, {
+        reason,
+        ...(Number.isInteger(version) && version > 0 && name !== 'withdraw' ? { expectedVersion: version } : {}),
+      });
+    } catch (err) {
+      const e = formErrorsFrom(err, (p) => (p === 'reason' ? { id: 'reason', label: 'Reason:' } : undefined), {
+        id: 'decision',
+        target: 'decision-0',
+      });
+      return requestPage(req, reply, caller, values, e);
+    }
+    return reply.redirect(withDone(`/ra/requests/${requestId}`, d.done), 303);
+  });
 }

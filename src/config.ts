@@ -104,6 +104,18 @@ export const configSchema = z.object({
     .describe(
       'Key that encrypts stored secrets (CA keys, card unblock secrets, TOTP seeds). Default: DATA_DIR/secrets.key.',
     ),
+  AUDIT_KEY_FILE: z
+    .string()
+    .optional()
+    .describe(
+      'File of the keys the audit trail is signed with (HMAC-SHA-256), one per line, newest first: a 32-byte base64 key (openssl rand -base64 32) or the word secrets-key (the key derived from SECRETS_KEY). The first signs new events and seals; the others only verify what they signed. Keep it away from the database and its backups. Default: the key derived from SECRETS_KEY.',
+    ),
+  AUDIT_SEAL_SINK: z
+    .string()
+    .optional()
+    .describe(
+      'File every audit seal is also appended to as one JSON line, outside the database (another disk or host, chattr +a, or a log shipper to write-once storage); audit verify then reports any seal the database has lost or changed. Default: none.',
+    ),
   WEBAUTHN_RP_ID: z
     .string()
     .regex(/^[a-z0-9.-]{1,253}$/)

@@ -31,7 +31,7 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
     requestId: null,
     allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
   };
-  const jobs = standardJobs(jobContext, transport, config.PUBLIC_URL);
+  const jobs = standardJobs(jobContext, transport, config.PUBLIC_URL, { auditSealSink: config.AUDIT_SEAL_SINK });
   await registerJobs(db, jobs);
   const scheduler = startScheduler(db, jobs, { logger });
   try {

@@ -199,6 +199,11 @@ export const errorCatalogue = {
   },
   // audit
   'audit.chain_broken': { status: 500, message: 'The audit chain does not verify.' },
+  'audit.adoption_required': {
+    status: 409,
+    message:
+      'The audit trail holds events written before audit keys and has no signed seal yet: an operator adopts them once with `opencis audit seal --adopt-unkeyed`.',
+  },
   // import
   'import.bad_header': { status: 400, message: 'The file does not have the expected columns.' },
   'import.malformed_row': { status: 400, message: 'The row is not valid CSV.' },

@@ -44,7 +44,12 @@ export async function vacuumEmbeddedDatabase(db: Database): Promise<number> {
 }
 
 /** Every scheduled job of a node (each runs once per period across the cluster). */
-export function standardJobs(ctx: ServiceContext, transport: NotificationTransport, publicUrl: string): Job[] {
+export function standardJobs(
+  ctx: ServiceContext,
+  transport: NotificationTransport,
+  publicUrl: string,
+  options: { auditSealSink?: string } = {},
+): Job[] {
   return [
     ...(ctx.db.kind === 'pglite'
       ? [{ name: 'embedded-vacuum', everySeconds: 3_600, run: () => vacuumEmbeddedDatabase(ctx.db) }]
@@ -54,6 +59,11 @@ export function standardJobs(ctx: ServiceContext, transport: NotificationTranspo
     { name: 'role-profile-end-dates', everySeconds: 900, run: () => endRoleProfilesPastEndDate(ctx) },
     { name: 'oidc-purge-expired', everySeconds: 3_600, run: () => purgeExpiredPayloads(ctx.db) },
     { name: 'crl-publish', everySeconds: 3_600, run: async () => (await currentCrl(ctx, publicUrl)).length },
-    { name: 'audit-seal', everySeconds: 3_600, run: async () => (await sealAudit(ctx.db, ctx.clock)).id },
+    // Never adopts unkeyed events (SealOptions.adoptUnkeyed): after an upgrade it fails, logged, until an operator has.
+    {
+      name: 'audit-seal',
+      everySeconds: 3_600,
+      run: async () => (await sealAudit(ctx, { sinkFile: options.auditSealSink })).id,
+    },
   ];
 }

@@ -9,10 +9,13 @@ import {
   GENESIS_HASH,
   type LaneTip,
   sealHash,
+  signingKey,
 } from '../domain/audit/chain.ts';
+import { AppError } from '../domain/errors.ts';
 import { actorLabel } from '../domain/policy.ts';
-import type { Database, Queryable } from '../storage/database.ts';
-import type { Clock, ServiceContext } from './context.ts';
+import type { Queryable } from '../storage/database.ts';
+import { appendToSink, lastSealIdInSink } from './audit-sink.ts';
+import type { ServiceContext } from './context.ts';
 
 /**
  * The lane each open transaction appends to. A transaction that audits several targets keeps to the lane of its first
@@ -31,11 +34,12 @@ function laneFor(event: Pick<AuditEventInput, 'targetType' | 'targetId'>, reques
 /**
  * Appends an event to its lane inside the caller's transaction, so the change and its audit record commit or roll
  * back together. Advancing the lane's head locks it until commit, so writers in one lane extend it one at a time and
- * it never forks; writers in other lanes do not wait. Callers append last, to hold the lock briefly.
+ * it never forks; writers in other lanes do not wait. Callers append last, to hold the lock briefly. The event's hash
+ * is keyed with the signing audit key (ctx.sealer), so no one without it can re-hash the lane after an edit.
  */
 export async function appendAudit(
   tx: Queryable,
-  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId'>,
+  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   event: Omit<AuditEventInput, 'actor' | 'requestId'>,
 ): Promise<AuditEvent> {
   const lane = laneOfTransaction.get(tx) ?? laneFor(event, ctx.requestId);
@@ -51,6 +55,7 @@ export async function appendAudit(
   const head = rows[0];
   if (!head) throw new Error(`audit lane ${lane} has no head row (migration 0011 not applied?)`);
   const at = ctx.clock.now();
+  const key = signingKey(ctx.sealer.auditKeys);
   const full: Omit<AuditEvent, 'hash'> = {
     seq: Number(head.seq),
     lane,
@@ -65,13 +70,15 @@ export async function appendAudit(
     requestId: ctx.requestId,
     reason: event.reason ?? null,
     prevHash: head.hash,
+    keyId: key.id,
   };
-  const hash = auditHash(full);
+  const hash = auditHash(full, key);
   await tx.query(
     `WITH appended AS (
        INSERT INTO audit_events
-         (seq, lane, lane_seq, at, actor, action, target_type, target_id, before, after, request_id, reason, prev_hash, hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         (seq, lane, lane_seq, at, actor, action, target_type, target_id, before, after, request_id, reason, prev_hash,
+          hash, key_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
      )
      UPDATE audit_lanes SET hash = $14 WHERE lane = $2`,
     [
@@ -89,6 +96,7 @@ export async function appendAudit(
       full.reason,
       full.prevHash,
       hash,
+      key.id,
     ],
   );
   return { ...full, hash };
@@ -109,6 +117,7 @@ export interface AuditRow {
   reason: string | null;
   prev_hash: string;
   hash: string;
+  key_id: string | null;
 }
 
 export function auditEventFromRow(r: AuditRow): AuditEvent {
@@ -126,6 +135,7 @@ export function auditEventFromRow(r: AuditRow): AuditEvent {
     requestId: r.request_id,
     reason: r.reason,
     prevHash: r.prev_hash,
+    keyId: r.key_id ?? null,
     hash: r.hash,
   };
 }
@@ -147,12 +157,13 @@ export async function laneHeads(db: Queryable): Promise<Map<number, LaneTip>> {
   return new Map(rows.map((r) => [Number(r.lane), { position: Number(r.lane_seq), hash: r.hash }]));
 }
 
-interface SealRow {
+export interface SealRow {
   id: string;
   at: Date;
   tips: [number, string][];
   prev_hash: string;
   hash: string;
+  key_id: string | null;
 }
 
 export function sealFromRow(r: SealRow): AuditSeal {
@@ -161,19 +172,49 @@ export function sealFromRow(r: SealRow): AuditSeal {
     at: new Date(r.at).toISOString(),
     tips: r.tips.map(([position, hash]) => ({ position: Number(position), hash })),
     prevHash: r.prev_hash,
+    keyId: r.key_id ?? null,
     hash: r.hash,
   };
 }
 
+export interface SealOptions {
+  /**
+   * Let this seal be the first signed one although events written before audit keys exist: it then vouches for them.
+   * Only an operator does this, once, after upgrading (`opencis audit seal`); the hourly job never does, so removing
+   * every signed seal and re-writing history in the old, unkeyed form is not signed again by the next seal.
+   */
+  adoptUnkeyed?: boolean;
+  /** AUDIT_SEAL_SINK: the file every seal is also appended to, one JSON line each (src/services/audit-sink.ts). */
+  sinkFile?: string;
+}
+
 /**
- * Records every lane's committed tip together under one hash, chained to the previous seal. The heads are read in one
- * statement, so the seal is one consistent moment of the trail. Note the printed hash outside the database: a seal
- * chain cut at its tail is as undetectable from inside as a lane's.
+ * Records every lane's committed tip together under one hash signed with the signing audit key, chained to the
+ * previous seal. The heads are read in one statement, so the seal is one consistent moment of the trail. A seal chain
+ * cut at its tail is as undetectable from inside the database as a lane's: ship seals to AUDIT_SEAL_SINK, or note the
+ * printed hash elsewhere.
  */
-export async function sealAudit(db: Database, clock: Clock): Promise<AuditSeal> {
-  return db.transaction(async (tx) => {
+export async function sealAudit(
+  ctx: Pick<ServiceContext, 'db' | 'clock' | 'sealer'>,
+  options: SealOptions = {},
+): Promise<AuditSeal & { adopted: number }> {
+  const key = signingKey(ctx.sealer.auditKeys);
+  const sealed = await ctx.db.transaction(async (tx) => {
     // One sealer at a time (the job runs once across the cluster, but the CLI can run beside it).
     await tx.query('SELECT pg_advisory_xact_lock(727275)');
+    const { rows: signed } = await tx.query<{ n: string }>(
+      'SELECT count(*)::text AS n FROM (SELECT 1 FROM audit_seals WHERE key_id IS NOT NULL LIMIT 1) s',
+    );
+    let adopted = 0;
+    if (signed[0]?.n === '0') {
+      // The first signed seal: whatever unkeyed events it records, it vouches for.
+      const { rows } = await tx.query<{ n: string }>(
+        'SELECT count(*)::text AS n FROM audit_events WHERE key_id IS NULL',
+      );
+      adopted = Number(rows[0]?.n ?? 0);
+      if (adopted > 0 && !options.adoptUnkeyed)
+        throw new AppError('audit.adoption_required', { unkeyedEvents: adopted });
+    }
     const heads = await laneHeads(tx);
     const tips = Array.from({ length: AUDIT_LANES }, (_, lane) => {
       const tip = heads.get(lane);
@@ -186,18 +227,34 @@ export async function sealAudit(db: Database, clock: Clock): Promise<AuditSeal> 
     const last = rows[0];
     const seal: Omit<AuditSeal, 'hash'> = {
       id: last ? Number(last.id) + 1 : 1,
-      at: clock.now().toISOString(),
+      at: ctx.clock.now().toISOString(),
       tips,
       prevHash: last?.hash ?? GENESIS_HASH,
+      keyId: key.id,
     };
-    const hash = sealHash(seal);
-    await tx.query('INSERT INTO audit_seals (id, at, tips, prev_hash, hash) VALUES ($1, $2, $3, $4, $5)', [
+    const hash = sealHash(seal, key);
+    await tx.query('INSERT INTO audit_seals (id, at, tips, prev_hash, hash, key_id) VALUES ($1, $2, $3, $4, $5, $6)', [
       seal.id,
       seal.at,
       JSON.stringify(tips.map((t) => [t.position, t.hash])),
       seal.prevHash,
       hash,
+      key.id,
     ]);
-    return { ...seal, hash };
+    return { ...seal, hash, adopted };
   });
+  // After the commit: a seal in the sink is always one the database has (or had).
+  if (options.sinkFile) await shipSeals(ctx.db, options.sinkFile);
+  return sealed;
+}
+
+/**
+ * Appends to the sink every seal the database has past the sink's last one (so a seal whose shipping failed goes with
+ * the next). Returns how many were shipped.
+ */
+export async function shipSeals(db: Queryable, file: string): Promise<number> {
+  const last = await lastSealIdInSink(file);
+  const { rows } = await db.query<SealRow>('SELECT * FROM audit_seals WHERE id > $1 ORDER BY id', [last]);
+  await appendToSink(file, rows.map(sealFromRow));
+  return rows.length;
 }

@@ -31,8 +31,9 @@ export class TestClock implements Clock {
   }
 }
 
-/** One random key per test process. */
-export const testSealer = createSealer(randomBytes(32));
+/** One random secrets key per test process; child `opencis` processes on a test database get it as SECRETS_KEY. */
+export const TEST_SECRETS_KEY = randomBytes(32).toString('base64');
+export const testSealer = createSealer(Buffer.from(TEST_SECRETS_KEY, 'base64'));
 
 export const operator: Actor = { kind: 'operator', id: 'cli:test@host' };
 

@@ -83,6 +83,23 @@ export const configSchema = z.object({
     .describe(
       "Which X-Forwarded-For/-Proto to believe: false (none), the load balancers' addresses or CIDRs (e.g. 10.0.0.5,10.1.0.0/16 — recommended), a hop count, or true (every hop: only if the load balancer replaces any X-Forwarded-For the client sent).",
     ),
+  OUTBOUND_ALLOWED_RANGES: z
+    .string()
+    .trim()
+    .default('')
+    .refine((v) => v === '' || v.split(',').every((a) => isProxyAddress(a.trim())), {
+      message: 'must be a comma-separated list of addresses or CIDR ranges, e.g. 10.20.0.0/16,fd00:20::/48',
+    })
+    .describe(
+      "Address ranges the server may send its own requests to although they are not public (relying parties' jwks_uri and back-channel logout on a closed health network; tests): comma-separated addresses or CIDRs. Every other loopback, private, link-local (incl. 169.254.169.254), CGNAT, ULA, multicast or reserved address is refused, after DNS resolution, at registration and at connect time.",
+    ),
+  OUTBOUND_ALLOW_HTTP: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true')
+    .describe(
+      'Allow plain http (not https) for the server’s own requests to addresses in OUTBOUND_ALLOWED_RANGES only (tests, closed networks). Everything else is https only.',
+    ),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

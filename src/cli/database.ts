@@ -1,4 +1,5 @@
 import { loadConfig } from '../config.ts';
+import { outboundPolicyFrom } from '../http/outbound.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { systemClock } from '../services/context.ts';
 import { prepareDatabase } from '../services/startup.ts';
@@ -19,6 +20,7 @@ export async function withOperatorContext<T>(fn: (ctx: ServiceContext) => Promis
       requestId: `cli-${process.pid}-${Date.now()}`,
       allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
       sealer,
+      outbound: outboundPolicyFrom(config),
     });
   } finally {
     await db.close();

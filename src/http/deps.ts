@@ -11,6 +11,7 @@ import type { NotificationTransport } from '../services/notifications.ts';
 import { currentSession, type WebSession } from '../services/sessions.ts';
 import type { RelyingPartyConfig } from '../services/webauthn.ts';
 import type { Database } from '../storage/database.ts';
+import { outboundPolicyFrom } from './outbound.ts';
 import { SESSION_COOKIE } from './web.ts';
 
 /** Everything route handlers need, built once per app from the configuration. */
@@ -56,6 +57,7 @@ export function contextFor(deps: WebDeps, req: FastifyRequest, actor?: Actor): S
     actor: actor ?? { kind: 'system', id: 'web:anonymous' },
     requestId: req.id,
     allowExampleNiPrefix: deps.config.ALLOW_EXAMPLE_NI_PREFIX,
+    outbound: outboundPolicyFrom(deps.config),
   };
 }
 

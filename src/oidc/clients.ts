@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { authorize } from '../domain/policy.ts';
+import { assertOutboundUris, STRICT_OUTBOUND } from '../http/outbound.ts';
 import { appendAudit } from '../services/audit.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { parseInput } from '../services/validation.ts';
@@ -113,6 +114,11 @@ export async function registerClient(
       });
     }
   }
+  // URIs the server itself fetches: refused unless https to public addresses (SSRF; src/http/outbound.ts).
+  await assertOutboundUris(ctx.outbound ?? STRICT_OUTBOUND, [
+    { field: 'jwksUri', uri: c.jwksUri },
+    { field: 'backchannelLogoutUri', uri: c.backchannelLogoutUri },
+  ]);
   const clientId = c.clientId ?? newClientId();
   const secret = c.tokenEndpointAuthMethod === 'private_key_jwt' ? null : randomBytes(32).toString('base64url');
   const metadata: Record<string, unknown> = c.apiAccess

@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import { ukDate } from '../domain/dates.ts';
 import type { WebDeps } from '../http/deps.ts';
 import { storeFailure } from '../http/errors.ts';
+import { outboundFetch, outboundPolicyFrom } from '../http/outbound.ts';
 import { postgresAdapterFactory, redisAdapterFactory, redisSessionIndex } from './adapter.ts';
 import { registerInteractionRoutes } from './interactions.ts';
 import { ensureSigningKeys, KEY_RELOAD_SECONDS, loadSigningKeys } from './keys.ts';
@@ -60,6 +61,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
     : postgresAdapterFactory(deps.db, () => ukDate(deps.clock.now()));
   const sessionIndex = options.redis ? redisSessionIndex(options.redis) : postgresSessionIndex(deps.db);
   let keys = await loadSigningKeys(ctx);
+  const fetch = outboundFetch(outboundPolicyFrom(deps.config));
   let provider = createProvider({
     issuer,
     mountPath: options.mountPath,
@@ -68,6 +70,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
     sealer: deps.sealer,
     keys,
     adapter,
+    fetch,
   });
   let callback = provider.callback();
   const watch = (p: Provider) => {
@@ -103,6 +106,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
         sealer: deps.sealer,
         keys,
         adapter,
+        fetch,
       });
       watch(provider);
       callback = provider.callback();

@@ -8,7 +8,9 @@ import { createLogger } from './logger.ts';
 import { systemClock } from './services/context.ts';
 import { fileTransport } from './services/notifications.ts';
 import { prepareDatabase } from './services/startup.ts';
+import { ADMIN_SOCKET_NAME, serveAdminSocket } from './storage/admin-socket.ts';
 import type { Database } from './storage/database.ts';
+import { adminSocketIdentity } from './storage/open.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -31,12 +33,25 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
     requestId: null,
     allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
   };
+  // On the embedded database this process owns the data directory: `opencis` commands borrow it through this socket.
+  const admin =
+    db.kind === 'pglite'
+      ? await serveAdminSocket(db, join(config.DATA_DIR, ADMIN_SOCKET_NAME), adminSocketIdentity(), {
+          info: (message, data) => logger.info(data ?? {}, message),
+          warn: (message, data) => logger.warn(data ?? {}, message),
+        }).catch((err: unknown) => {
+          // (A DATA_DIR path too long for a Unix socket, say.) The server runs; commands need it stopped, as before.
+          logger.warn({ err: { message: (err as Error).message } }, 'admin socket not available');
+          return null;
+        })
+      : null;
   const jobs = standardJobs(jobContext, transport, config.PUBLIC_URL, { auditSealSink: config.AUDIT_SEAL_SINK });
   await registerJobs(db, jobs);
   const scheduler = startScheduler(db, jobs, { logger });
   try {
     await app.listen({ port: config.PORT, host: config.HOST });
   } catch (err) {
+    await admin?.close();
     await app.close();
     await db.close();
     throw err;
@@ -57,6 +72,7 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
       logger.info('shutting down: draining in-flight requests');
       scheduler.stop();
       await app.close(); // stops accepting (503 to new requests), waits for in-flight requests
+      await admin?.close();
       await db.close();
       logger.info('stopped');
     })();

@@ -216,6 +216,15 @@ export const errorCatalogue = {
     message: 'The service is read-only at the moment (maintenance). Nothing was changed; try again later.',
   },
   'service.data_dir_locked': { status: 503, message: 'Another OpenCIS process is using this data directory.' },
+  'service.admin_socket_busy': {
+    status: 503,
+    message: 'Another opencis command is using the running server. Try again when it has finished.',
+  },
+  'service.admin_version_mismatch': {
+    status: 503,
+    message:
+      'The running server is another version of OpenCIS (or has other migrations). Restart it with this version, then run the command again.',
+  },
   'internal.error': { status: 500, message: 'Something went wrong on our side. It has been logged.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -4,7 +4,7 @@ import { ensureCertificateAuthority } from '../pki/ca.ts';
 import { loadAuditKeyring } from '../secrets/audit-keys.ts';
 import { createSealer, loadSecretsKey, type Sealer } from '../secrets/sealer.ts';
 import type { Database } from '../storage/database.ts';
-import { openAndMigrate } from '../storage/open.ts';
+import { type OpenOptions, openAndMigrate } from '../storage/open.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from './catalogue.ts';
 import { systemClock } from './context.ts';
 import { seedDemo } from './demo.ts';
@@ -24,9 +24,10 @@ export function openSealer(config: Pick<Config, 'SECRETS_KEY' | 'DATA_DIR' | 'AU
 export async function prepareDatabase(
   config: Config,
   logger?: Logger,
+  options: OpenOptions = {},
 ): Promise<{ db: Database; sealer: Sealer; seededDemo: { userId: string; name: string; roles: number }[] | null }> {
   const sealer = openSealer(config);
-  const db = await openAndMigrate(config);
+  const db = await openAndMigrate(config, options);
   try {
     const ctx = {
       db,

@@ -34,7 +34,7 @@ seal    Records every lane's current tip together under one hash signed with the
     if (action === 'verify' && values['adopt-unkeyed']) throw new UsageError('--adopt-unkeyed is for "seal"');
     const config = loadConfig();
     const sealer = openSealer(config);
-    const db = await openAndMigrate(config);
+    const db = await openAndMigrate(config, { throughRunningServer: true });
     try {
       if (action === 'seal') {
         const seal = await sealAudit(

@@ -12,7 +12,7 @@ Applies every pending migration in order, each in its own transaction (forward o
 applied and pending migrations. Uses DATABASE_URL, or the embedded database in DATA_DIR.`,
   async run(args, io) {
     const { values } = parseOptions(args, { status: { type: 'boolean' } });
-    const db = await openDatabase(loadConfig());
+    const db = await openDatabase(loadConfig(), { throughRunningServer: true });
     try {
       if (values.status) {
         const s = await migrationStatus(db);

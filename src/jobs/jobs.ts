@@ -1,7 +1,8 @@
 import { ukDate } from '../domain/dates.ts';
 import { purgeExpiredPayloads } from '../oidc/adapter.ts';
 import { currentCrl } from '../pki/crl.ts';
-import { appendAudit, sealAudit } from '../services/audit.ts';
+import { appendAudit } from '../services/audit.ts';
+import { sealAudit } from '../services/audit-seal.ts';
 import { sendExpiryWarnings } from '../services/cards.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { NotificationTransport } from '../services/notifications.ts';

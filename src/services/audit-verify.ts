@@ -71,6 +71,8 @@ type Broken = Extract<AuditVerification, { ok: false }>;
 
 export interface VerifyOptions {
   pageSize?: number;
+  /** Accept unkeyed events wherever they are (before the first signed seal is made, to count what it will vouch for). */
+  vouchUnkeyed?: boolean;
   /** AUDIT_SEAL_SINK: compare the database's seals with the ones shipped there. */
   sinkFile?: string;
 }
@@ -107,7 +109,9 @@ export async function verifyAuditChain(
     const head = heads.get(lane);
     if (!head) return broken({ problem: 'missing_lane_head', lane, position: null }, events);
     const sealed = seals.checkpoints.get(lane) ?? new Map<number, string>();
-    const vouchedUntil = seals.firstSigned?.tips[lane]?.position ?? 0;
+    const vouchedUntil = options.vouchUnkeyed
+      ? Number.POSITIVE_INFINITY
+      : (seals.firstSigned?.tips[lane]?.position ?? 0);
     let prev: LaneCursor = LANE_START;
     while (prev.position < head.position) {
       const { rows } = await db.query<AuditRow>(
@@ -117,7 +121,10 @@ export async function verifyAuditChain(
       );
       if (rows.length === 0) break;
       const page = rows.map(auditEventFromRow);
-      const res = verifyChainSegment(lane, page, prev, ring, vouchedUntil);
+      const res = verifyChainSegment(lane, page, prev, ring, vouchedUntil, (key) => {
+        if (key === null) unkeyedEvents++;
+        else keyIdsSeen.add(key.id);
+      });
       if (!res.ok) {
         const event = page.find((e) => e.seq === res.problem.seq) ?? null;
         const before = page.findIndex((e) => e.seq === res.problem.seq);
@@ -129,8 +136,6 @@ export async function verifyAuditChain(
         if (seen !== undefined && seen !== e.hash) {
           return broken({ problem: 'sealed_event_mismatch', lane, position, seq: e.seq, event: e }, events + i);
         }
-        if (e.keyId === null) unkeyedEvents++;
-        else keyIdsSeen.add(e.keyId);
       }
       events += page.length;
       prev = res.last;

@@ -6,15 +6,11 @@ import {
   type AuditSeal,
   auditHash,
   auditLaneOf,
-  GENESIS_HASH,
   type LaneTip,
-  sealHash,
   signingKey,
 } from '../domain/audit/chain.ts';
-import { AppError } from '../domain/errors.ts';
 import { actorLabel } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
-import { appendToSink, lastSealIdInSink } from './audit-sink.ts';
 import type { ServiceContext } from './context.ts';
 
 /**
@@ -70,15 +66,13 @@ export async function appendAudit(
     requestId: ctx.requestId,
     reason: event.reason ?? null,
     prevHash: head.hash,
-    keyId: key.id,
   };
   const hash = auditHash(full, key);
   await tx.query(
     `WITH appended AS (
        INSERT INTO audit_events
-         (seq, lane, lane_seq, at, actor, action, target_type, target_id, before, after, request_id, reason, prev_hash,
-          hash, key_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         (seq, lane, lane_seq, at, actor, action, target_type, target_id, before, after, request_id, reason, prev_hash, hash)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
      )
      UPDATE audit_lanes SET hash = $14 WHERE lane = $2`,
     [
@@ -96,7 +90,6 @@ export async function appendAudit(
       full.reason,
       full.prevHash,
       hash,
-      key.id,
     ],
   );
   return { ...full, hash };
@@ -117,7 +110,6 @@ export interface AuditRow {
   reason: string | null;
   prev_hash: string;
   hash: string;
-  key_id: string | null;
 }
 
 export function auditEventFromRow(r: AuditRow): AuditEvent {
@@ -135,7 +127,6 @@ export function auditEventFromRow(r: AuditRow): AuditEvent {
     requestId: r.request_id,
     reason: r.reason,
     prevHash: r.prev_hash,
-    keyId: r.key_id ?? null,
     hash: r.hash,
   };
 }
@@ -175,89 +166,4 @@ export function sealFromRow(r: SealRow): AuditSeal {
     keyId: r.key_id ?? null,
     hash: r.hash,
   };
-}
-
-export interface SealOptions {
-  /**
-   * Let this seal be the first signed one although events written before audit keys exist: it then vouches for them.
-   * Only an operator does this, once, after upgrading (`opencis audit seal`); the hourly job never does, so removing
-   * every signed seal and re-writing history in the old, unkeyed form is not signed again by the next seal.
-   */
-  adoptUnkeyed?: boolean;
-  /** AUDIT_SEAL_SINK: the file every seal is also appended to, one JSON line each (src/services/audit-sink.ts). */
-  sinkFile?: string;
-}
-
-/**
- * Records every lane's committed tip together under one hash signed with the signing audit key, chained to the
- * previous seal. The heads are read in one statement, so the seal is one consistent moment of the trail. A seal chain
- * cut at its tail is as undetectable from inside the database as a lane's: ship seals to AUDIT_SEAL_SINK, or note the
- * printed hash elsewhere.
- */
-export async function sealAudit(
-  ctx: Pick<ServiceContext, 'db' | 'clock' | 'sealer'>,
-  options: SealOptions = {},
-): Promise<AuditSeal & { adopted: number }> {
-  const key = signingKey(ctx.sealer.auditKeys);
-  const sealed = await ctx.db.transaction(async (tx) => {
-    // One sealer at a time (the job runs once across the cluster, but the CLI can run beside it).
-    await tx.query('SELECT pg_advisory_xact_lock(727275)');
-    const { rows: signed } = await tx.query<{ n: string }>(
-      'SELECT count(*)::text AS n FROM (SELECT 1 FROM audit_seals WHERE key_id IS NOT NULL LIMIT 1) s',
-    );
-    let adopted = 0;
-    if (signed[0]?.n === '0') {
-      // The first signed seal: whatever unkeyed events it records, it vouches for.
-      // (The hourly job asks until an operator has adopted them: a look for one, not a count of all.)
-      const { rows: unkeyed } = await tx.query('SELECT 1 FROM audit_events WHERE key_id IS NULL LIMIT 1');
-      if (unkeyed.length > 0 && !options.adoptUnkeyed) throw new AppError('audit.adoption_required');
-      if (unkeyed.length > 0) {
-        const { rows } = await tx.query<{ n: string }>(
-          'SELECT count(*)::text AS n FROM audit_events WHERE key_id IS NULL',
-        );
-        adopted = Number(rows[0]?.n ?? 0);
-      }
-    }
-    const heads = await laneHeads(tx);
-    const tips = Array.from({ length: AUDIT_LANES }, (_, lane) => {
-      const tip = heads.get(lane);
-      if (!tip) throw new Error(`audit lane ${lane} has no head row`);
-      return tip;
-    });
-    const { rows } = await tx.query<{ id: string; hash: string }>(
-      'SELECT id, hash FROM audit_seals ORDER BY id DESC LIMIT 1',
-    );
-    const last = rows[0];
-    const seal: Omit<AuditSeal, 'hash'> = {
-      id: last ? Number(last.id) + 1 : 1,
-      at: ctx.clock.now().toISOString(),
-      tips,
-      prevHash: last?.hash ?? GENESIS_HASH,
-      keyId: key.id,
-    };
-    const hash = sealHash(seal, key);
-    await tx.query('INSERT INTO audit_seals (id, at, tips, prev_hash, hash, key_id) VALUES ($1, $2, $3, $4, $5, $6)', [
-      seal.id,
-      seal.at,
-      JSON.stringify(tips.map((t) => [t.position, t.hash])),
-      seal.prevHash,
-      hash,
-      key.id,
-    ]);
-    return { ...seal, hash, adopted };
-  });
-  // After the commit: a seal in the sink is always one the database has (or had).
-  if (options.sinkFile) await shipSeals(ctx.db, options.sinkFile);
-  return sealed;
-}
-
-/**
- * Appends to the sink every seal the database has past the sink's last one (so a seal whose shipping failed goes with
- * the next). Returns how many were shipped.
- */
-export async function shipSeals(db: Queryable, file: string): Promise<number> {
-  const last = await lastSealIdInSink(file);
-  const { rows } = await db.query<SealRow>('SELECT * FROM audit_seals WHERE id > $1 ORDER BY id', [last]);
-  await appendToSink(file, rows.map(sealFromRow));
-  return rows.length;
 }

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
 import { auditHash, auditKeyring, auditLaneOf, canonicalJson } from '../../src/domain/audit/chain.ts';
 import { createSealer } from '../../src/secrets/sealer.ts';
-import { type AuditRow, appendAudit, auditEventFromRow, sealAudit } from '../../src/services/audit.ts';
+import { type AuditRow, appendAudit, auditEventFromRow } from '../../src/services/audit.ts';
+import { sealAudit } from '../../src/services/audit-seal.ts';
 import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
@@ -188,15 +189,15 @@ test(`[${backend}] editing an event written after the last seal and re-hashing i
   assert.equal(!res.ok && res.seq, later);
 });
 
-test(`[${backend}] re-hashing without the key but keeping the key ids is caught at the first seal or event it touches`, async () => {
+test(`[${backend}] re-hashing without the key but keeping the seals' key ids is caught at the first seal or event it touches`, async () => {
   const victim = '555073103131';
   const [first] = await audited(victim, 2);
   await sealAudit(ctx());
   const [after] = await audited(victim, 2);
-  // Events after the last seal only (no seal to re-compute): the event's hash is not the HMAC its key id names.
+  // Events after the last seal only (no seal to re-compute): unkeyed after keyed events in the lane.
   await rewriteHistory(db, after!, (a) => ({ ...a, familyName: 'X' }), { keepKeyIds: true, seals: false });
   const events = await verifyAuditChain(db, testSealer.auditKeys);
-  assert.deepEqual(events.ok ? events : [events.problem, events.seq], ['hash_mismatch', after]);
+  assert.deepEqual(events.ok ? events : [events.problem, events.seq], ['key_downgrade', after]);
   // A sealed event, and the seals re-computed as well: the seal's signature no longer verifies.
   await rewriteHistory(db, first!, (a) => ({ ...a, familyName: 'Y' }), { keepKeyIds: true });
   const sealed = await verifyAuditChain(db, testSealer.auditKeys);
@@ -207,22 +208,21 @@ test(`[${backend}] re-hashing without the key but keeping the key ids is caught 
   ]);
 });
 
-test(`[${backend}] forging with a key of one's own: unknown key`, async () => {
+test(`[${backend}] forging with a key of one's own: matches no key of the ring`, async () => {
   const [seq] = await audited('555073103149', 1);
   await db.exec('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update');
   const forger = createSealer(randomBytes(32)).auditKeys.keys[0]!;
   const row = (await db.query<AuditRow>('SELECT * FROM audit_events WHERE seq = $1', [seq])).rows[0]!;
-  const forged = { ...auditEventFromRow(row), after: { familyName: 'Forged' }, keyId: forger.id };
+  const forged = { ...auditEventFromRow(row), after: { familyName: 'Forged' } };
   const hash = auditHash(forged, forger);
-  await db.query('UPDATE audit_events SET after = $2, key_id = $3, hash = $4 WHERE seq = $1', [
+  await db.query('UPDATE audit_events SET after = $2, hash = $3 WHERE seq = $1', [
     seq,
     JSON.stringify(forged.after),
-    forger.id,
     hash,
   ]);
   await db.query('UPDATE audit_lanes SET hash = $2 WHERE lane = $1', [forged.lane, hash]);
   const res = await verifyAuditChain(db, testSealer.auditKeys);
-  assert.deepEqual(res.ok ? res : [res.problem, res.seq], ['unknown_key', seq]);
+  assert.deepEqual(res.ok ? res : [res.problem, res.seq], ['hash_mismatch', seq]);
 });
 
 test(`[${backend}] cutting the newest seals and events off the trail is caught against the seal sink`, async () => {
@@ -345,10 +345,10 @@ test(`[${backend}] opencis audit verify with the key in a file apart from the da
         `Audit chain BROKEN at event ${seq} in lane ${lane} at position \\d+ \\((key_downgrade|unkeyed_not_sealed)\\): person\\.registered`,
       ),
     );
-    // The hourly job's seal does not bless it, and neither does `audit seal` without the operator's adoption.
-    const refused = await runOpencis(['audit', 'seal'], env);
+    // No seal signs it: the first signed seal is made only over a trail that verifies (here: unkeyed after keyed).
+    const refused = await runOpencis(['audit', 'seal', '--adopt-unkeyed'], env);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /audit\.adoption_required/);
+    assert.match(refused.stderr, /audit\.chain_broken/);
   } finally {
     if (schema) await dropPostgresSchema(POSTGRES_URL, schema);
   }

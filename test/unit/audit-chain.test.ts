@@ -11,6 +11,7 @@ import {
   auditLaneOf,
   canonicalJson,
   GENESIS_HASH,
+  keyOfEvent,
   LANE_START,
   sealHash,
   tipsDigest,
@@ -45,9 +46,8 @@ function chain(n: number, lane = 3, legacy = false, key: AuditKey | null = legac
       requestId: null,
       reason: null,
       prevHash: prev,
-      keyId: key?.id ?? null,
     };
-    const hash = auditHash(e, key ?? undefined);
+    const hash = auditHash(e, key);
     out.push({ ...e, hash });
     prev = hash;
   }
@@ -58,8 +58,8 @@ function chain(n: number, lane = 3, legacy = false, key: AuditKey | null = legac
 function relink(events: AuditEvent[], key: AuditKey | null): AuditEvent[] {
   let prev = GENESIS_HASH;
   return events.map((e) => {
-    const next = { ...e, prevHash: prev, keyId: key?.id ?? null };
-    next.hash = auditHash(next, key ?? undefined);
+    const next = { ...e, prevHash: prev };
+    next.hash = auditHash(next, key);
     prev = next.hash;
     return next;
   });
@@ -87,7 +87,7 @@ test('an intact lane verifies, and so does the pre-lane chain as the start of la
 
 test('a pre-lane event keeps the hash it was written with; a lane event also covers its lane and position', () => {
   const [legacy] = chain(1, 0, true);
-  const { lane: _lane, laneSeq: _laneSeq, hash: _hash, keyId: _keyId, ...singleChainFields } = legacy!;
+  const { lane: _lane, laneSeq: _laneSeq, hash: _hash, ...singleChainFields } = legacy!;
   // The form the single chain used: seq and the event's fields, nothing about lanes.
   const body = canonicalJson({ ...singleChainFields, prevHash: undefined });
   assert.equal(legacy!.hash, createHash('sha256').update(GENESIS_HASH).update('\n').update(body).digest('hex'));
@@ -100,8 +100,11 @@ test('a pre-lane event keeps the hash it was written with; a lane event also cov
 
 test('a keyed event is an HMAC with the audit key: the unkeyed SHA-256 of the same fields is not it', () => {
   const [e] = chain(1, 3);
-  assert.notEqual(auditHash({ ...e!, keyId: null }), e!.hash);
-  assert.throws(() => auditHash(e!, retired), /not the key given/);
+  assert.notEqual(auditHash(e!), e!.hash);
+  assert.notEqual(auditHash(e!, retired), e!.hash);
+  assert.equal(keyOfEvent(e!, ring), current);
+  assert.equal(keyOfEvent({ ...e!, hash: auditHash(e!) }, ring), null, 'the unkeyed form');
+  assert.equal(keyOfEvent({ ...e!, after: { name: 'x' } }, ring), undefined, 'changed: no key, nor unkeyed');
 });
 
 test('changing any field of an event breaks its lane at that event', () => {
@@ -140,15 +143,15 @@ test('a lane edited and re-linked without the key does not verify, in any form t
   });
   // Only the edited part downgraded: an unkeyed event after a keyed one, even within what a seal vouched for.
   const kept = chain(4)[0]!;
-  const downgraded = { ...edited[1]!, prevHash: kept.hash, keyId: null };
+  const downgraded = { ...edited[1]!, prevHash: kept.hash };
   downgraded.hash = auditHash(downgraded);
   const res = verifyChainSegment(3, [kept, downgraded], start, ring, VOUCHED);
   assert.equal(!res.ok && res.problem.problem, 'key_downgrade');
-  // With a key of the editor's own: not in the keyring.
+  // With a key of the editor's own: matches no key of the ring.
   const forged = relink(edited, auditKeyring([randomBytes(32)]).keys[0]!);
   assert.deepEqual(verifyChainSegment(3, forged, start, ring, 0), {
     ok: false,
-    problem: { seq: edited[0]!.seq, lane: 3, position: 1, problem: 'unknown_key' },
+    problem: { seq: edited[0]!.seq, lane: 3, position: 1, problem: 'hash_mismatch' },
   });
 });
 
@@ -157,12 +160,12 @@ test('after a rotation both keys verify what they keyed, in any order (a rolling
   const next = { ...chain(1)[0]!, laneSeq: 4, prevHash: old.at(-1)!.hash };
   next.hash = auditHash(next, current);
   // A node that has not restarted yet still keys with the retired key, after one that has.
-  const lagging = { ...next, laneSeq: 5, prevHash: next.hash, keyId: retired.id };
+  const lagging = { ...next, laneSeq: 5, prevHash: next.hash };
   lagging.hash = auditHash(lagging, retired);
   assert.ok(verifyChainSegment(3, [...old, next, lagging], start, ring, 0).ok);
   // Without the retired key in the ring, what it keyed no longer verifies.
   const res = verifyChainSegment(3, old, start, auditKeyring([newKey]), 0);
-  assert.equal(!res.ok && res.problem.problem, 'unknown_key');
+  assert.equal(!res.ok && res.problem.problem, 'hash_mismatch');
 });
 
 test('an event moved to another lane, or a pre-lane event outside lane 0, is refused', () => {

@@ -1,5 +1,5 @@
 import { loadConfig } from '../../config.ts';
-import { sealAudit } from '../../services/audit.ts';
+import { sealAudit } from '../../services/audit-seal.ts';
 import { verifyAuditChain } from '../../services/audit-verify.ts';
 import { systemClock } from '../../services/context.ts';
 import { openSealer } from '../../services/startup.ts';

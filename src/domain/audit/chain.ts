@@ -21,7 +21,10 @@ export const GENESIS_HASH = '0'.repeat(64);
 /** Fixed: a target's lane is its hash modulo this, so changing it would need a migration (0011 creates the heads). */
 export const AUDIT_LANES = 32;
 
-/** A key the trail is keyed with. Its id (not secret) is stored beside each event and seal it keyed. */
+/**
+ * A key the trail is keyed with. Its id (not secret) is stored beside each seal it signed. Events do not store it
+ * (one more column on every audited write costs more than trying the few keys of the ring when verifying).
+ */
 export interface AuditKey {
   readonly id: string;
   readonly secret: KeyObject;
@@ -82,8 +85,6 @@ export interface AuditEvent extends AuditEventInput {
   laneSeq: number | null;
   at: string;
   prevHash: string;
-  /** The audit key that keyed `hash`; null for events written before keys (their hash is plain SHA-256). */
-  keyId: string | null;
   hash: string;
 }
 
@@ -108,15 +109,14 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
-/** prevHash + body, keyed with `key` when the record names one, else the plain SHA-256 of records before keys. */
-function digest(keyId: string | null, key: AuditKey | undefined, prevHash: string, body: string): string {
-  if (keyId === null) return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
-  if (!key || key.id !== keyId) throw new Error(`audit key ${keyId} is not the key given`);
-  return createHmac('sha256', key.secret).update(prevHash).update('\n').update(body).digest('hex');
+/** prevHash + body: an HMAC with `key`, or (for records from before keys) the plain SHA-256 anyone can compute. */
+function digest(key: AuditKey | null, prevHash: string, body: string): string {
+  const h = key ? createHmac('sha256', key.secret) : createHash('sha256');
+  return h.update(prevHash).update('\n').update(body).digest('hex');
 }
 
-/** An event's hash: keyed with `key` (the one its keyId names) for events written since keys, else SHA-256. */
-export function auditHash(event: Omit<AuditEvent, 'hash'>, key?: AuditKey): string {
+/** The canonical text an event's hash covers. */
+function eventBody(event: Omit<AuditEvent, 'hash'>): string {
   const fields = {
     seq: event.seq,
     at: event.at,
@@ -129,15 +129,23 @@ export function auditHash(event: Omit<AuditEvent, 'hash'>, key?: AuditKey): stri
     requestId: event.requestId,
     reason: event.reason ?? null,
   };
-  // Events from before lanes keep the hash they were written with; every later one also covers its lane and position,
-  // and a keyed one the key's id.
-  const body =
-    event.keyId !== null
-      ? { ...fields, lane: event.lane, laneSeq: event.laneSeq, keyId: event.keyId }
-      : event.laneSeq === null
-        ? fields
-        : { ...fields, lane: event.lane, laneSeq: event.laneSeq };
-  return digest(event.keyId, key, event.prevHash, canonicalJson(body));
+  // Events from before lanes keep the hash they were written with; every later one also covers its lane and position.
+  return canonicalJson(event.laneSeq === null ? fields : { ...fields, lane: event.lane, laneSeq: event.laneSeq });
+}
+
+/** An event's hash: keyed with `key` (every event written since keys), or unkeyed SHA-256 (events from before). */
+export function auditHash(event: Omit<AuditEvent, 'hash'>, key: AuditKey | null = null): string {
+  return digest(key, event.prevHash, eventBody(event));
+}
+
+/**
+ * Which key of the ring an event's hash was keyed with: the key, null for the unkeyed form, undefined when neither
+ * (the event, or the hash, was changed by someone without a key).
+ */
+export function keyOfEvent(event: AuditEvent, ring: AuditKeyring): AuditKey | null | undefined {
+  const body = eventBody(event);
+  for (const key of ring.keys) if (digest(key, event.prevHash, body) === event.hash) return key;
+  return digest(null, event.prevHash, body) === event.hash ? null : undefined;
 }
 
 export type ChainProblemKind =
@@ -145,8 +153,6 @@ export type ChainProblemKind =
   | 'prev_hash_mismatch'
   | 'sequence_gap'
   | 'wrong_lane'
-  /** Keyed with a key the keyring does not hold (a forged key, or AUDIT_KEY_FILE lost a retired key). */
-  | 'unknown_key'
   /** Unkeyed after a keyed event in the same lane: this version never writes unkeyed events. */
   | 'key_downgrade'
   /** An unkeyed event that no signed seal vouches for: past the first signed seal's tip, or no signed seal at all. */
@@ -170,6 +176,7 @@ export function verifyChainSegment(
   prev: LaneCursor,
   ring: AuditKeyring,
   vouchedUntil: number,
+  seen: (key: AuditKey | null) => void = () => {},
 ): { ok: true; last: LaneCursor } | { ok: false; problem: ChainProblem } {
   let { hash, position, keyed } = prev;
   for (const e of events) {
@@ -182,11 +189,12 @@ export function verifyChainSegment(
     if (e.lane !== lane || (e.laneSeq === null && lane !== 0)) return problem('wrong_lane');
     if (at !== position + 1) return problem('sequence_gap');
     if (e.prevHash !== hash) return problem('prev_hash_mismatch');
-    const key = keyNamed(ring, e.keyId);
-    if (key === undefined) return problem('unknown_key');
+    // A changed event, or one re-hashed with a key the ring does not hold, matches no key and not the unkeyed form.
+    const key = keyOfEvent(e, ring);
+    if (key === undefined) return problem('hash_mismatch');
     if (key === null && keyed) return problem('key_downgrade');
     if (key === null && at > vouchedUntil) return problem('unkeyed_not_sealed');
-    if (auditHash(e, key ?? undefined) !== e.hash) return problem('hash_mismatch');
+    seen(key);
     hash = e.hash;
     position = at;
     keyed ||= key !== null;
@@ -212,10 +220,11 @@ export interface AuditSeal {
 }
 
 /** A seal's hash: its signature (HMAC with the key its keyId names) for seals since keys, else SHA-256. */
-export function sealHash(seal: Omit<AuditSeal, 'hash'>, key?: AuditKey): string {
+export function sealHash(seal: Omit<AuditSeal, 'hash'>, key?: AuditKey | null): string {
   const fields = { id: seal.id, at: seal.at, tips: seal.tips.map((t) => [t.position, t.hash]) };
   const body = canonicalJson(seal.keyId === null ? fields : { ...fields, keyId: seal.keyId });
-  return digest(seal.keyId, key, seal.prevHash, body);
+  if (seal.keyId !== null && key?.id !== seal.keyId) throw new Error(`seal ${seal.id} is signed with another key`);
+  return digest(seal.keyId === null ? null : key!, seal.prevHash, body);
 }
 
 export type SealProblemKind =
@@ -238,7 +247,7 @@ export function verifySeal(
   const key = keyNamed(ring, seal.keyId);
   if (key === undefined) return { ok: false, problem: 'seal_unknown_key' };
   if (key === null && prev?.signed) return { ok: false, problem: 'seal_key_downgrade' };
-  if (sealHash(seal, key ?? undefined) !== seal.hash) return { ok: false, problem: 'seal_hash_mismatch' };
+  if (sealHash(seal, key) !== seal.hash) return { ok: false, problem: 'seal_hash_mismatch' };
   return { ok: true };
 }
 

@@ -10,7 +10,9 @@
  * Settings (environment): BENCH_DATABASE_URL (PostgreSQL on a loopback address; default: in-memory PGlite, which runs
  * one transaction at a time anyway), BENCH_CONCURRENCY (default 16), BENCH_SECONDS (each measurement, default 5).
  */
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { createSealer } from '../src/secrets/sealer.ts';
 import { appendAudit } from '../src/services/audit.ts';
 import { verifyAuditChain } from '../src/services/audit-verify.ts';
 import { systemClock } from '../src/services/context.ts';
@@ -35,7 +37,8 @@ const db: Database = url
 await migrate(db);
 await db.exec('CREATE TABLE bench_writes (id bigserial PRIMARY KEY, target text NOT NULL, at timestamptz NOT NULL)');
 
-const ctx = { clock: systemClock, actor: { kind: 'system' as const, id: 'system:bench' }, requestId: null };
+const sealer = createSealer(randomBytes(32));
+const ctx = { clock: systemClock, actor: { kind: 'system' as const, id: 'system:bench' }, requestId: null, sealer };
 
 async function write(tx: Queryable, target: string): Promise<void> {
   await tx.query('INSERT INTO bench_writes (target, at) VALUES ($1, now())', [target]);
@@ -105,7 +108,7 @@ try {
   for (const callers of [1, concurrency]) {
     for (const [name, op] of Object.entries(ops)) await measure(name, op, callers);
   }
-  const res = await verifyAuditChain(db);
+  const res = await verifyAuditChain(db, sealer.auditKeys);
   console.log(res.ok ? `Audit trail verifies: ${res.events} events.` : `Audit trail BROKEN: ${JSON.stringify(res)}`);
   if (!res.ok) process.exitCode = 1;
 } finally {

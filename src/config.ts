@@ -83,6 +83,23 @@ export const configSchema = z.object({
     .describe(
       "Which X-Forwarded-For/-Proto to believe: false (none), the load balancers' addresses or CIDRs (e.g. 10.0.0.5,10.1.0.0/16 — recommended), a hop count, or true (every hop: only if the load balancer replaces any X-Forwarded-For the client sent).",
     ),
+  OUTBOUND_ALLOWED_RANGES: z
+    .string()
+    .trim()
+    .default('')
+    .refine((v) => v === '' || v.split(',').every((a) => isProxyAddress(a.trim())), {
+      message: 'must be a comma-separated list of addresses or CIDR ranges, e.g. 10.20.0.0/16,fd00:20::/48',
+    })
+    .describe(
+      "Address ranges the server may send its own requests to although they are not public (relying parties' jwks_uri and back-channel logout on a closed health network; tests): comma-separated addresses or CIDRs. Every other loopback, private, link-local (incl. 169.254.169.254), CGNAT, ULA, multicast or reserved address is refused, after DNS resolution, at registration and at connect time.",
+    ),
+  OUTBOUND_ALLOW_HTTP: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true')
+    .describe(
+      'Allow plain http (not https) for the server’s own requests to addresses in OUTBOUND_ALLOWED_RANGES only (tests, closed networks). Everything else is https only.',
+    ),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -103,6 +120,18 @@ export const configSchema = z.object({
     .optional()
     .describe(
       'Key that encrypts stored secrets (CA keys, card unblock secrets, TOTP seeds). Default: DATA_DIR/secrets.key.',
+    ),
+  AUDIT_KEY_FILE: z
+    .string()
+    .optional()
+    .describe(
+      'File of the keys the audit trail is signed with (HMAC-SHA-256), one per line, newest first: a 32-byte base64 key (openssl rand -base64 32) or the word secrets-key (the key derived from SECRETS_KEY). The first signs new events and seals; the others only verify what they signed. Keep it away from the database and its backups. Default: the key derived from SECRETS_KEY.',
+    ),
+  AUDIT_SEAL_SINK: z
+    .string()
+    .optional()
+    .describe(
+      'File every audit seal is also appended to as one JSON line, outside the database (another disk or host, chattr +a, or a log shipper to write-once storage); audit verify then reports any seal the database has lost or changed. Default: none.',
     ),
   WEBAUTHN_RP_ID: z
     .string()

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
@@ -8,7 +9,9 @@ import { transportFromConfig } from './notifications/transports.ts';
 import { systemClock } from './services/context.ts';
 import { startBanner } from './services/start-banner.ts';
 import { prepareDatabase } from './services/startup.ts';
+import { ADMIN_SOCKET_NAME, serveAdminSocket } from './storage/admin-socket.ts';
 import type { Database } from './storage/database.ts';
+import { adminSocketIdentity } from './storage/open.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -32,12 +35,25 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
     requestId: null,
     allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
   };
-  const jobs = standardJobs(jobContext, app.outbox, config.PUBLIC_URL);
+  // On the embedded database this process owns the data directory: `opencis` commands borrow it through this socket.
+  const admin =
+    db.kind === 'pglite'
+      ? await serveAdminSocket(db, join(config.DATA_DIR, ADMIN_SOCKET_NAME), adminSocketIdentity(), {
+          info: (message, data) => logger.info(data ?? {}, message),
+          warn: (message, data) => logger.warn(data ?? {}, message),
+        }).catch((err: unknown) => {
+          // (A DATA_DIR path too long for a Unix socket, say.) The server runs; commands need it stopped, as before.
+          logger.warn({ err: { message: (err as Error).message } }, 'admin socket not available');
+          return null;
+        })
+      : null;
+  const jobs = standardJobs(jobContext, app.outbox, config.PUBLIC_URL, { auditSealSink: config.AUDIT_SEAL_SINK });
   await registerJobs(db, jobs);
   const scheduler = startScheduler(db, jobs, { logger });
   try {
     await app.listen({ port: config.PORT, host: config.HOST });
   } catch (err) {
+    await admin?.close();
     await app.close();
     await db.close();
     throw err;
@@ -58,6 +74,7 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
       logger.info('shutting down: draining in-flight requests');
       scheduler.stop();
       await app.close(); // stops accepting (503 to new requests), waits for in-flight requests
+      await admin?.close();
       await db.close();
       logger.info('stopped');
     })();

@@ -27,6 +27,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { createSealer } from '../../src/secrets/sealer.ts';
 import { systemClock } from '../../src/services/context.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { openPostgres } from '../../src/storage/postgres.ts';
@@ -544,6 +545,8 @@ async function sessions(target: Target): Promise<void> {
     clock: systemClock,
     actor: { kind: 'system' as const, id: 'web:anonymous' },
     requestId: null,
+    // The nodes' secrets key, so the audit events these sessions write are keyed as the nodes' are.
+    sealer: createSealer(Buffer.from(target.secretsKey, 'base64')),
   };
   const t0 = performance.now();
   const deadline = t0 + settings.seconds * 1000;

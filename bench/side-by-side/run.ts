@@ -26,6 +26,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_DATABASE_URL, startCluster } from '../../scripts/cluster/cluster.ts';
+import { createSealer } from '../../src/secrets/sealer.ts';
 import { systemClock } from '../../src/services/context.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { openPostgres } from '../../src/storage/postgres.ts';
@@ -228,7 +229,12 @@ async function main(): Promise<void> {
         const { token } = await db.transaction((tx) =>
           startSession(
             tx,
-            { clock: systemClock, actor: { kind: 'system', id: 'web:anonymous' }, requestId: null },
+            {
+              clock: systemClock,
+              actor: { kind: 'system', id: 'web:anonymous' },
+              requestId: null,
+              sealer: createSealer(Buffer.from(cluster.secretsKey, 'base64')),
+            },
             { userId: c.userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: `card:${c.cardId}` },
             null,
             { ip: '127.0.0.1', userAgent: 'side-by-side' },

@@ -107,7 +107,7 @@ export function newSessionId(): string {
 /** Ends a session (once: a second caller changes nothing) and records why, in the caller's transaction. */
 export async function endSessionRow(
   tx: Queryable,
-  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId'>,
+  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   row: Pick<SessionRow, 'session_id' | 'user_id' | 'card_id' | 'workstation_id'>,
   reason: EndReason,
 ): Promise<boolean> {

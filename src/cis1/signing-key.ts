@@ -103,7 +103,7 @@ async function createSigningKey(db: Database, sealer: Sealer, now: Date): Promis
     );
     await appendAudit(
       tx,
-      { clock: { now: () => now }, actor: { kind: 'system', id: 'system:cis1' }, requestId: null },
+      { clock: { now: () => now }, actor: { kind: 'system', id: 'system:cis1' }, requestId: null, sealer },
       {
         action: 'cis1.signing_key_created',
         targetType: 'cis1_signing_key',

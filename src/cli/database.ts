@@ -1,4 +1,5 @@
 import { loadConfig } from '../config.ts';
+import { outboundPolicyFrom } from '../net/outbound.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { systemClock } from '../services/context.ts';
 import { prepareDatabase } from '../services/startup.ts';
@@ -6,11 +7,14 @@ import { operatorActor } from './io.ts';
 
 /**
  * Opens the configured database for one CLI command (applying migrations and loading the catalogue, as a start of the
- * server does, but seeding no demo data) and always closes it.
+ * server does, but seeding no demo data) and always closes it. On the embedded database while a server runs on it,
+ * the database is the server's, borrowed through its admin socket (src/storage/admin-socket.ts).
  */
 export async function withOperatorContext<T>(fn: (ctx: ServiceContext) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const { db, sealer } = await prepareDatabase({ ...config, DEMO_DATA: false });
+  const { db, sealer } = await prepareDatabase({ ...config, DEMO_DATA: false }, undefined, {
+    throughRunningServer: true,
+  });
   try {
     return await fn({
       db,
@@ -19,6 +23,7 @@ export async function withOperatorContext<T>(fn: (ctx: ServiceContext) => Promis
       requestId: `cli-${process.pid}-${Date.now()}`,
       allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
       sealer,
+      outbound: outboundPolicyFrom(config),
     });
   } finally {
     await db.close();

@@ -233,6 +233,11 @@ export const errorCatalogue = {
   },
   // audit
   'audit.chain_broken': { status: 500, message: 'The audit chain does not verify.' },
+  'audit.adoption_required': {
+    status: 409,
+    message:
+      'The audit trail holds events written before audit keys and has no signed seal yet: an operator adopts them once with `opencis audit seal --adopt-unkeyed`.',
+  },
   // import
   'import.bad_header': { status: 400, message: 'The file does not have the expected columns.' },
   'import.malformed_row': { status: 400, message: 'The row is not valid CSV.' },
@@ -253,6 +258,15 @@ export const errorCatalogue = {
     status: 409,
     message:
       'An RA Manager already exists, so there is nothing to bootstrap: RA Managers appoint further RA staff in the console.',
+  },
+  'service.admin_socket_busy': {
+    status: 503,
+    message: 'Another opencis command is using the running server. Try again when it has finished.',
+  },
+  'service.admin_version_mismatch': {
+    status: 503,
+    message:
+      'The running server is another version of OpenCIS (or has other migrations). Restart it with this version, then run the command again.',
   },
   'internal.error': { status: 500, message: 'Something went wrong on our side. It has been logged.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -5,6 +5,7 @@ import type { Config } from '../config.ts';
 import type { Aal } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import type { Actor } from '../domain/policy.ts';
+import { outboundPolicyFrom } from '../net/outbound.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { CardConfig } from '../services/cards.ts';
 import type { Clock, ServiceContext } from '../services/context.ts';
@@ -64,6 +65,7 @@ export function contextFor(deps: WebDeps, req: FastifyRequest, actor?: Actor): S
     actor: actor ?? { kind: 'system', id: 'web:anonymous' },
     requestId: req.id,
     allowExampleNiPrefix: deps.config.ALLOW_EXAMPLE_NI_PREFIX,
+    outbound: outboundPolicyFrom(deps.config),
   };
 }
 

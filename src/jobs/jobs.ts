@@ -1,7 +1,8 @@
 import { ukDate } from '../domain/dates.ts';
 import { purgeExpiredPayloads } from '../oidc/adapter.ts';
 import { currentCrl } from '../pki/crl.ts';
-import { appendAudit, sealAudit } from '../services/audit.ts';
+import { appendAudit } from '../services/audit.ts';
+import { sealAudit } from '../services/audit-seal.ts';
 import { sendExpiryWarnings } from '../services/cards.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { NotificationOutbox } from '../services/notifications.ts';
@@ -44,7 +45,12 @@ export async function vacuumEmbeddedDatabase(db: Database): Promise<number> {
 }
 
 /** Every scheduled job of a node (each runs once per period across the cluster). */
-export function standardJobs(ctx: ServiceContext, outbox: NotificationOutbox, publicUrl: string): Job[] {
+export function standardJobs(
+  ctx: ServiceContext,
+  outbox: NotificationOutbox,
+  publicUrl: string,
+  options: { auditSealSink?: string } = {},
+): Job[] {
   return [
     ...(ctx.db.kind === 'pglite'
       ? [{ name: 'embedded-vacuum', everySeconds: 3_600, run: () => vacuumEmbeddedDatabase(ctx.db) }]
@@ -54,6 +60,11 @@ export function standardJobs(ctx: ServiceContext, outbox: NotificationOutbox, pu
     { name: 'role-profile-end-dates', everySeconds: 900, run: () => endRoleProfilesPastEndDate(ctx) },
     { name: 'oidc-purge-expired', everySeconds: 3_600, run: () => purgeExpiredPayloads(ctx.db) },
     { name: 'crl-publish', everySeconds: 3_600, run: async () => (await currentCrl(ctx, publicUrl)).length },
-    { name: 'audit-seal', everySeconds: 3_600, run: async () => (await sealAudit(ctx.db, ctx.clock)).id },
+    // Never adopts unkeyed events (SealOptions.adoptUnkeyed): after an upgrade it fails, logged, until an operator has.
+    {
+      name: 'audit-seal',
+      everySeconds: 3_600,
+      run: async () => (await sealAudit(ctx, { sinkFile: options.auditSealSink })).id,
+    },
   ];
 }

@@ -4,6 +4,7 @@ import { type AcrValue, supportedAcrValues } from '../domain/credentials/acr.ts'
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize, homeOrganisationsWhere, organisationsWhere, type Target } from '../domain/policy.ts';
+import { assertOutboundUris, STRICT_OUTBOUND } from '../net/outbound.ts';
 import { appendAudit } from '../services/audit.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { parseInput } from '../services/validation.ts';
@@ -182,6 +183,11 @@ export async function registerClient(
       });
     }
   }
+  // URIs the server itself fetches: refused unless https to public addresses (SSRF; src/http/outbound.ts).
+  await assertOutboundUris(ctx.outbound ?? STRICT_OUTBOUND, [
+    { field: 'jwksUri', uri: c.jwksUri },
+    { field: 'backchannelLogoutUri', uri: c.backchannelLogoutUri },
+  ]);
   const clientId = c.clientId ?? newClientId();
   const secret = c.tokenEndpointAuthMethod === 'private_key_jwt' ? null : randomBytes(32).toString('base64url');
   const metadata: Record<string, unknown> = c.apiAccess

@@ -6,6 +6,7 @@ import { ukDate } from '../domain/dates.ts';
 import { AppError } from '../domain/errors.ts';
 import type { WebDeps } from '../http/deps.ts';
 import { acceptQuality, storeFailure } from '../http/errors.ts';
+import { outboundFetch, outboundPolicyFrom } from '../net/outbound.ts';
 import { postgresAdapterFactory, redisAdapterFactory, redisSessionIndex } from './adapter.ts';
 import { registerInteractionRoutes } from './interactions.ts';
 import { ensureSigningKeys, KEY_RELOAD_SECONDS, loadSigningKeys } from './keys.ts';
@@ -61,6 +62,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
     : postgresAdapterFactory(deps.db, () => ukDate(deps.clock.now()));
   const sessionIndex = options.redis ? redisSessionIndex(options.redis) : postgresSessionIndex(deps.db);
   let keys = await loadSigningKeys(ctx);
+  const fetch = outboundFetch(outboundPolicyFrom(deps.config));
   let provider = createProvider({
     issuer,
     mountPath: options.mountPath,
@@ -69,6 +71,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
     sealer: deps.sealer,
     keys,
     adapter,
+    fetch,
   });
   let callback = provider.callback();
   const watch = (p: Provider) => {
@@ -104,6 +107,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
         sealer: deps.sealer,
         keys,
         adapter,
+        fetch,
       });
       watch(provider);
       callback = provider.callback();

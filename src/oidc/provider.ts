@@ -35,6 +35,8 @@ export interface ProviderDeps {
   sealer: Sealer;
   keys: SigningKeys;
   adapter: NonNullable<Configuration['adapter']>;
+  /** The guarded outbound HTTP client (src/http/outbound.ts). */
+  fetch: typeof fetch;
 }
 
 const AMR_AAL = new Map<string, Aal>(Object.values(authenticationMethods).map((m) => [m.amr, m.aal]));
@@ -268,17 +270,14 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     renderError,
     clockTolerance: 5,
-    // Back-channel logout to relying parties on the health network (private addresses) is allowed for the exact
-    // endpoints RA Managers registered; anything else keeps the library's SSRF protection.
-    fetch: async (url, options) => {
-      const target = String(url);
-      const { rows } = await deps.db.query(
-        "SELECT 1 FROM oidc_clients WHERE status = 'active' AND (metadata->>'backchannel_logout_uri' = $1 OR metadata->>'jwks_uri' = $1) LIMIT 1",
-        [target],
-      );
-      const opts = { ...(options as RequestInit & { dispatcher?: unknown }) };
-      if (rows.length > 0) delete opts.dispatcher;
-      return globalThis.fetch(target, opts);
+    // Every request the library makes (jwks_uri, back-channel logout) goes through the one guarded client: https to
+    // public addresses only, checked at connect time, unless OUTBOUND_ALLOWED_RANGES lists the health network's.
+    fetch: deps.fetch,
+    // A relying party's JWK Set is a few keys: a larger answer is refused rather than read into memory.
+    fetchResponseBodyLimits: {
+      'client_id metadata document': 5 * 1024,
+      jwks_uri: 64 * 1024,
+      sector_identifier_uri: 64 * 1024,
     },
   };
   const provider = new Provider(deps.issuer, configuration);

@@ -681,7 +681,7 @@ function checkedReason(reason: string): RevocationReason {
 
 async function recordRevocations(
   tx: Queryable,
-  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId'>,
+  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   revoked: { serial: string; user_id: string; card_id: string | null }[],
   reason: RevocationReason,
   at: Date,
@@ -702,7 +702,7 @@ async function recordRevocations(
 
 async function revokeIn(
   tx: Queryable,
-  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId'>,
+  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   serial: string,
   reason: RevocationReason,
 ): Promise<boolean> {
@@ -732,18 +732,23 @@ async function revokeIn(
 export function revokeCertificate(ctx: ServiceContext, serial: string, reason: RevocationReason): Promise<boolean>;
 export function revokeCertificate(
   tx: Queryable,
-  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId'>,
+  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   serial: string,
   reason: RevocationReason,
 ): Promise<boolean>;
 export function revokeCertificate(
   first: ServiceContext | Queryable,
-  second: Pick<ServiceContext, 'clock' | 'actor' | 'requestId'> | string,
+  second: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'> | string,
   third: string,
   fourth?: RevocationReason,
 ): Promise<boolean> {
   if (fourth !== undefined) {
-    return revokeIn(first as Queryable, second as Pick<ServiceContext, 'clock' | 'actor' | 'requestId'>, third, fourth);
+    return revokeIn(
+      first as Queryable,
+      second as Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
+      third,
+      fourth,
+    );
   }
   const ctx = first as ServiceContext;
   return ctx.db.transaction((tx) => revokeIn(tx, ctx, second as string, third as RevocationReason));
@@ -755,7 +760,7 @@ export function revokeCertificate(
  */
 export async function revokeCertificatesOfCard(
   tx: Queryable,
-  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId'>,
+  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   cardId: string,
   reason: RevocationReason,
 ): Promise<string[]> {

@@ -1,19 +1,26 @@
 import {
   AUDIT_LANES,
   type AuditEvent,
+  type AuditKeyring,
   type AuditSeal,
   type ChainProblemKind,
-  GENESIS_HASH,
+  LANE_START,
+  type LaneCursor,
   type LaneTip,
+  type SealProblemKind,
   sealHash,
+  signingKey,
   tipsDigest,
   verifyChainSegment,
+  verifySeal,
 } from '../domain/audit/chain.ts';
 import type { Database } from '../storage/database.ts';
-import { type AuditRow, auditEventFromRow, laneHeads, sealFromRow } from './audit.ts';
+import { type AuditRow, auditEventFromRow, laneHeads, type SealRow, sealFromRow } from './audit.ts';
+import { readSink } from './audit-sink.ts';
 
 export type AuditProblem =
   | ChainProblemKind
+  | SealProblemKind
   /** The lane's head says it is longer than its events (its newest events were deleted). */
   | 'missing_events_at_tail'
   /** The lane's last event is not the one its head names. */
@@ -22,9 +29,11 @@ export type AuditProblem =
   | 'events_beyond_head'
   /** A lane's head row is gone, or events name a lane that does not exist. */
   | 'missing_lane_head'
-  | 'seal_hash_mismatch'
-  | 'seal_prev_hash_mismatch'
-  | 'seal_sequence_gap'
+  /** The sink holds a seal the database does not (the newest seals were cut off), or holds differently. */
+  | 'sink_seal_missing'
+  | 'sink_seal_mismatch'
+  /** A line of the sink is not a seal, or is one whose signature does not verify. */
+  | 'sink_unreadable'
   /** A seal saw the lane reach further than it now does (the lane was cut and its head rewound). */
   | 'sealed_events_missing'
   /** The event at a sealed position is not the one the seal recorded. */
@@ -37,7 +46,14 @@ export type AuditVerification =
       lanes: number;
       /** One digest of every lane's verified tip. */
       tipsDigest: string;
-      lastSeal: Pick<AuditSeal, 'id' | 'at' | 'hash'> | null;
+      lastSeal: Pick<AuditSeal, 'id' | 'at' | 'hash' | 'keyId'> | null;
+      /** Events from before audit keys (unkeyed), each vouched for by the first signed seal. */
+      unkeyedEvents: number;
+      /** The signing key's id, and the ids of the keys that keyed what was verified. */
+      signingKeyId: string;
+      keyIdsSeen: string[];
+      /** With a sink: how many seals it holds, and the ids of the database's seals not in it yet. */
+      sink: { seals: number; notShipped: number[] } | null;
     }
   | {
       ok: false;
@@ -53,8 +69,24 @@ export type AuditVerification =
 
 type Broken = Extract<AuditVerification, { ok: false }>;
 
-/** Walks the seals, then every lane in pages, checking each lane against its head and against every seal. */
-export async function verifyAuditChain(db: Database, pageSize = 5_000): Promise<AuditVerification> {
+export interface VerifyOptions {
+  pageSize?: number;
+  /** Accept unkeyed events wherever they are (before the first signed seal is made, to count what it will vouch for). */
+  vouchUnkeyed?: boolean;
+  /** AUDIT_SEAL_SINK: compare the database's seals with the ones shipped there. */
+  sinkFile?: string;
+}
+
+/**
+ * Walks the seals (and the sink's), then every lane in pages, checking each lane against its head and every seal, and
+ * every keyed event and signed seal against the audit keys.
+ */
+export async function verifyAuditChain(
+  db: Database,
+  ring: AuditKeyring,
+  options: VerifyOptions = {},
+): Promise<AuditVerification> {
+  const pageSize = options.pageSize ?? 5_000;
   const broken = (b: Omit<Broken, 'ok' | 'events' | 'seq' | 'event'> & Partial<Broken>, events: number): Broken => ({
     ok: false,
     events,
@@ -64,17 +96,23 @@ export async function verifyAuditChain(db: Database, pageSize = 5_000): Promise<
   });
 
   // Seals first, heads second: every seal then saw heads no further on than the ones read below.
-  const seals = await verifySeals(db, pageSize);
+  const seals = await verifySeals(db, ring, pageSize);
   if ('problem' in seals) return broken(seals.problem, 0);
   const heads = await laneHeads(db);
 
   let events = 0;
+  let unkeyedEvents = 0;
+  const keyIdsSeen = new Set<string>();
+  for (const seal of seals.hashes.values()) if (seal.keyId) keyIdsSeen.add(seal.keyId);
   const tips: LaneTip[] = [];
   for (let lane = 0; lane < AUDIT_LANES; lane++) {
     const head = heads.get(lane);
     if (!head) return broken({ problem: 'missing_lane_head', lane, position: null }, events);
     const sealed = seals.checkpoints.get(lane) ?? new Map<number, string>();
-    let prev: LaneTip = { position: 0, hash: GENESIS_HASH };
+    const vouchedUntil = options.vouchUnkeyed
+      ? Number.POSITIVE_INFINITY
+      : (seals.firstSigned?.tips[lane]?.position ?? 0);
+    let prev: LaneCursor = LANE_START;
     while (prev.position < head.position) {
       const { rows } = await db.query<AuditRow>(
         `SELECT * FROM audit_events WHERE lane = $1 AND coalesce(lane_seq, seq) > $2 AND coalesce(lane_seq, seq) <= $3
@@ -83,7 +121,10 @@ export async function verifyAuditChain(db: Database, pageSize = 5_000): Promise<
       );
       if (rows.length === 0) break;
       const page = rows.map(auditEventFromRow);
-      const res = verifyChainSegment(lane, page, prev);
+      const res = verifyChainSegment(lane, page, prev, ring, vouchedUntil, (key) => {
+        if (key === null) unkeyedEvents++;
+        else keyIdsSeen.add(key.id);
+      });
       if (!res.ok) {
         const event = page.find((e) => e.seq === res.problem.seq) ?? null;
         const before = page.findIndex((e) => e.seq === res.problem.seq);
@@ -125,42 +166,60 @@ export async function verifyAuditChain(db: Database, pageSize = 5_000): Promise<
       return broken({ problem: 'events_beyond_head', lane, position: head.position + 1 }, events);
     }
   }
+  // Last: a lane that does not verify is the more precise finding; this finds what was cut off the database's end.
+  const sink = options.sinkFile ? await compareWithSink(options.sinkFile, seals.hashes, ring) : null;
+  if (sink && 'problem' in sink) return broken(sink.problem, events);
   const last = seals.last;
   return {
     ok: true,
     events,
     lanes: AUDIT_LANES,
     tipsDigest: tipsDigest(tips),
-    lastSeal: last ? { id: last.id, at: last.at, hash: last.hash } : null,
+    lastSeal: last ? { id: last.id, at: last.at, hash: last.hash, keyId: last.keyId } : null,
+    unkeyedEvents,
+    signingKeyId: signingKey(ring).id,
+    keyIdsSeen: [...keyIdsSeen].sort(),
+    sink: sink ? { seals: sink.seals, notShipped: sink.notShipped } : null,
   };
 }
+
+type Located = Omit<Broken, 'ok' | 'events' | 'seq' | 'event'>;
 
 interface SealCheck {
   /** lane → position → hash the seals recorded there. */
   checkpoints: Map<number, Map<number, string>>;
   /** lane → the furthest position any seal saw. */
   furthest: Map<number, number>;
-  last: AuditSeal | null;
+  last: (AuditSeal & { signed: boolean }) | null;
+  /** The first seal signed with an audit key: the unkeyed events it recorded are vouched for, no others. */
+  firstSigned: AuditSeal | null;
+  /** Every seal by id (a few thousand a year). */
+  hashes: Map<number, Pick<AuditSeal, 'hash' | 'keyId'>>;
 }
 
 async function verifySeals(
   db: Database,
+  ring: AuditKeyring,
   pageSize: number,
-): Promise<SealCheck | { problem: Omit<Broken, 'ok' | 'events' | 'seq' | 'event'> }> {
-  const check: SealCheck = { checkpoints: new Map(), furthest: new Map(), last: null };
+): Promise<SealCheck | { problem: Located }> {
+  const check: SealCheck = {
+    checkpoints: new Map(),
+    furthest: new Map(),
+    last: null,
+    firstSigned: null,
+    hashes: new Map(),
+  };
   for (;;) {
-    const { rows } = await db.query<Parameters<typeof sealFromRow>[0]>(
-      'SELECT * FROM audit_seals WHERE id > $1 ORDER BY id LIMIT $2',
-      [check.last?.id ?? 0, pageSize],
-    );
+    const { rows } = await db.query<SealRow>('SELECT * FROM audit_seals WHERE id > $1 ORDER BY id LIMIT $2', [
+      check.last?.id ?? 0,
+      pageSize,
+    ]);
     if (rows.length === 0) return check;
     for (const seal of rows.map(sealFromRow)) {
-      const at = { lane: null, position: seal.id };
-      if (seal.id !== (check.last?.id ?? 0) + 1) return { problem: { problem: 'seal_sequence_gap', ...at } };
-      if (seal.prevHash !== (check.last?.hash ?? GENESIS_HASH)) {
-        return { problem: { problem: 'seal_prev_hash_mismatch', ...at } };
-      }
-      if (sealHash(seal) !== seal.hash) return { problem: { problem: 'seal_hash_mismatch', ...at } };
+      const res = verifySeal(seal, check.last, ring);
+      if (!res.ok) return { problem: { problem: res.problem, lane: null, position: seal.id } };
+      if (seal.keyId !== null) check.firstSigned ??= seal;
+      check.hashes.set(seal.id, { hash: seal.hash, keyId: seal.keyId });
       for (const [lane, tip] of seal.tips.entries()) {
         if (tip.position === 0) continue;
         const points = check.checkpoints.get(lane) ?? new Map<number, string>();
@@ -168,7 +227,38 @@ async function verifySeals(
         points.set(tip.position, tip.hash);
         check.furthest.set(lane, Math.max(check.furthest.get(lane) ?? 0, tip.position));
       }
-      check.last = seal;
+      check.last = { ...seal, signed: check.firstSigned !== null };
     }
   }
+}
+
+/**
+ * Every seal in the sink must be in the database as it was shipped, and signed (when it was) with a key of the ring:
+ * the sink is outside the database, so a seal there that the database lost shows where its newest part was cut off.
+ */
+async function compareWithSink(
+  file: string,
+  db: Map<number, Pick<AuditSeal, 'hash' | 'keyId'>>,
+  ring: AuditKeyring,
+): Promise<{ seals: number; notShipped: number[] } | { problem: Located }> {
+  const reading = await readSink(file);
+  if (!reading.ok) return { problem: { problem: 'sink_unreadable', lane: null, position: reading.line } };
+  const shipped = new Set<number>();
+  for (const seal of reading.seals) {
+    const at = { lane: null, position: seal.id };
+    const key = seal.keyId === null ? undefined : ring.keys.find((k) => k.id === seal.keyId);
+    if (seal.keyId !== null && (!key || sealHash(seal, key) !== seal.hash)) {
+      return { problem: { problem: 'sink_unreadable', ...at } };
+    }
+    const stored = db.get(seal.id);
+    if (!stored) return { problem: { problem: 'sink_seal_missing', ...at } };
+    if (stored.hash !== seal.hash || stored.keyId !== seal.keyId) {
+      return { problem: { problem: 'sink_seal_mismatch', ...at } };
+    }
+    shipped.add(seal.id);
+  }
+  // Seals from before the sink was set up were never shipped; every later one should have been.
+  const first = shipped.size > 0 ? Math.min(...shipped) : 0;
+  const notShipped = [...db.keys()].filter((id) => !shipped.has(id) && id > first);
+  return { seals: shipped.size, notShipped };
 }

@@ -6,13 +6,12 @@ import {
   type AuditSeal,
   auditHash,
   auditLaneOf,
-  GENESIS_HASH,
   type LaneTip,
-  sealHash,
+  signingKey,
 } from '../domain/audit/chain.ts';
 import { actorLabel } from '../domain/policy.ts';
-import type { Database, Queryable } from '../storage/database.ts';
-import type { Clock, ServiceContext } from './context.ts';
+import type { Queryable } from '../storage/database.ts';
+import type { ServiceContext } from './context.ts';
 
 /**
  * The lane each open transaction appends to. A transaction that audits several targets keeps to the lane of its first
@@ -31,11 +30,12 @@ function laneFor(event: Pick<AuditEventInput, 'targetType' | 'targetId'>, reques
 /**
  * Appends an event to its lane inside the caller's transaction, so the change and its audit record commit or roll
  * back together. Advancing the lane's head locks it until commit, so writers in one lane extend it one at a time and
- * it never forks; writers in other lanes do not wait. Callers append last, to hold the lock briefly.
+ * it never forks; writers in other lanes do not wait. Callers append last, to hold the lock briefly. The event's hash
+ * is keyed with the signing audit key (ctx.sealer), so no one without it can re-hash the lane after an edit.
  */
 export async function appendAudit(
   tx: Queryable,
-  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId'>,
+  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   event: Omit<AuditEventInput, 'actor' | 'requestId'>,
 ): Promise<AuditEvent> {
   const lane = laneOfTransaction.get(tx) ?? laneFor(event, ctx.requestId);
@@ -51,6 +51,7 @@ export async function appendAudit(
   const head = rows[0];
   if (!head) throw new Error(`audit lane ${lane} has no head row (migration 0011 not applied?)`);
   const at = ctx.clock.now();
+  const key = signingKey(ctx.sealer.auditKeys);
   const full: Omit<AuditEvent, 'hash'> = {
     seq: Number(head.seq),
     lane,
@@ -66,7 +67,7 @@ export async function appendAudit(
     reason: event.reason ?? null,
     prevHash: head.hash,
   };
-  const hash = auditHash(full);
+  const hash = auditHash(full, key);
   await tx.query(
     `WITH appended AS (
        INSERT INTO audit_events
@@ -147,12 +148,13 @@ export async function laneHeads(db: Queryable): Promise<Map<number, LaneTip>> {
   return new Map(rows.map((r) => [Number(r.lane), { position: Number(r.lane_seq), hash: r.hash }]));
 }
 
-interface SealRow {
+export interface SealRow {
   id: string;
   at: Date;
   tips: [number, string][];
   prev_hash: string;
   hash: string;
+  key_id: string | null;
 }
 
 export function sealFromRow(r: SealRow): AuditSeal {
@@ -161,43 +163,7 @@ export function sealFromRow(r: SealRow): AuditSeal {
     at: new Date(r.at).toISOString(),
     tips: r.tips.map(([position, hash]) => ({ position: Number(position), hash })),
     prevHash: r.prev_hash,
+    keyId: r.key_id ?? null,
     hash: r.hash,
   };
-}
-
-/**
- * Records every lane's committed tip together under one hash, chained to the previous seal. The heads are read in one
- * statement, so the seal is one consistent moment of the trail. Note the printed hash outside the database: a seal
- * chain cut at its tail is as undetectable from inside as a lane's.
- */
-export async function sealAudit(db: Database, clock: Clock): Promise<AuditSeal> {
-  return db.transaction(async (tx) => {
-    // One sealer at a time (the job runs once across the cluster, but the CLI can run beside it).
-    await tx.query('SELECT pg_advisory_xact_lock(727275)');
-    const heads = await laneHeads(tx);
-    const tips = Array.from({ length: AUDIT_LANES }, (_, lane) => {
-      const tip = heads.get(lane);
-      if (!tip) throw new Error(`audit lane ${lane} has no head row`);
-      return tip;
-    });
-    const { rows } = await tx.query<{ id: string; hash: string }>(
-      'SELECT id, hash FROM audit_seals ORDER BY id DESC LIMIT 1',
-    );
-    const last = rows[0];
-    const seal: Omit<AuditSeal, 'hash'> = {
-      id: last ? Number(last.id) + 1 : 1,
-      at: clock.now().toISOString(),
-      tips,
-      prevHash: last?.hash ?? GENESIS_HASH,
-    };
-    const hash = sealHash(seal);
-    await tx.query('INSERT INTO audit_seals (id, at, tips, prev_hash, hash) VALUES ($1, $2, $3, $4, $5)', [
-      seal.id,
-      seal.at,
-      JSON.stringify(tips.map((t) => [t.position, t.hash])),
-      seal.prevHash,
-      hash,
-    ]);
-    return { ...seal, hash };
-  });
 }

@@ -1,4 +1,5 @@
 import type { Actor } from '../domain/policy.ts';
+import type { OutboundPolicy } from '../net/outbound.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { Database } from '../storage/database.ts';
 
@@ -17,4 +18,6 @@ export interface ServiceContext {
   allowExampleNiPrefix: boolean;
   /** Encrypts the secrets OpenCIS keeps but never shows (CA keys, card unblock secrets, TOTP seeds). */
   sealer: Sealer;
+  /** Where the server may send its own requests (OUTBOUND_ALLOWED_RANGES); absent: public https only. */
+  outbound?: OutboundPolicy;
 }

@@ -162,7 +162,12 @@ export function createOutbox(options: OutboxOptions): OutboxSender {
   let again = false;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-  const system = { clock, actor: { kind: 'system' as const, id: 'system:notifications' }, requestId: null };
+  const system = {
+    clock,
+    actor: { kind: 'system' as const, id: 'system:notifications' },
+    requestId: null,
+    sealer: options.sealer,
+  };
 
   async function claim(): Promise<ClaimedRow[]> {
     const now = clock.now();

@@ -66,7 +66,7 @@ export interface SignInResult {
  */
 export async function startSession(
   tx: Queryable,
-  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId'>,
+  ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   result: SignInResult,
   previousToken: string | null,
   client: { ip: string | null; userAgent: string | null },

@@ -1,12 +1,21 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { ensureCertificateAuthority } from '../pki/ca.ts';
+import { loadAuditKeyring } from '../secrets/audit-keys.ts';
 import { createSealer, loadSecretsKey, type Sealer } from '../secrets/sealer.ts';
 import type { Database } from '../storage/database.ts';
-import { openAndMigrate } from '../storage/open.ts';
+import { type OpenOptions, openAndMigrate } from '../storage/open.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from './catalogue.ts';
 import { systemClock } from './context.ts';
 import { seedDemo } from './demo.ts';
+
+/** The secrets key and the audit keys (neither ever in the database), from the configuration. */
+export function openSealer(config: Pick<Config, 'SECRETS_KEY' | 'DATA_DIR' | 'AUDIT_KEY_FILE'>): Sealer {
+  const secretsKey = loadSecretsKey({ secretsKey: config.SECRETS_KEY, dataDir: config.DATA_DIR });
+  return createSealer(secretsKey, {
+    auditKeys: loadAuditKeyring({ auditKeyFile: config.AUDIT_KEY_FILE, secretsKey }),
+  });
+}
 
 /**
  * What every start does before serving: apply pending migrations, load the configured RBAC catalogue if that version
@@ -15,9 +24,10 @@ import { seedDemo } from './demo.ts';
 export async function prepareDatabase(
   config: Config,
   logger?: Logger,
+  options: OpenOptions = {},
 ): Promise<{ db: Database; sealer: Sealer; seededDemo: { userId: string; name: string; roles: number }[] | null }> {
-  const sealer = createSealer(loadSecretsKey({ secretsKey: config.SECRETS_KEY, dataDir: config.DATA_DIR }));
-  const db = await openAndMigrate(config);
+  const sealer = openSealer(config);
+  const db = await openAndMigrate(config, options);
   try {
     const ctx = {
       db,

@@ -77,7 +77,11 @@ test('pg_dump of a live system restores into a working copy: audit chain verifie
   const restored = await createDatabase('f_restored');
   try {
     await run('pg_restore', ['--no-owner', '--no-privileges', '--exit-on-error', `--dbname=${restored.url}`, dump]);
-    const verify = await auditVerify({ DATABASE_URL: restored.url, DATABASE_SCHEMA: 'opencis' });
+    const verify = await auditVerify({
+      DATABASE_URL: restored.url,
+      DATABASE_SCHEMA: 'opencis',
+      SECRETS_KEY: fc.cluster.secretsKey,
+    });
     log(`restored copy: ${verify.stdout.trim()}`);
     assert.equal(verify.code, 0, `audit verify on the restored copy: ${verify.stdout}${verify.stderr}`);
 

@@ -277,7 +277,12 @@ export async function auditVerify(
 }
 
 export async function assertAuditVerifies(fc: FaultCluster): Promise<void> {
-  const res = await auditVerify({ DATABASE_URL: fc.db.url, DATABASE_SCHEMA: 'opencis' });
+  // The cluster's secrets key: the audit trail is keyed with a key derived from it.
+  const res = await auditVerify({
+    DATABASE_URL: fc.db.url,
+    DATABASE_SCHEMA: 'opencis',
+    SECRETS_KEY: fc.cluster.secretsKey,
+  });
   assert.equal(res.code, 0, `opencis audit verify failed:\n${res.stdout}${res.stderr}`);
   log(res.stdout.trim());
 }

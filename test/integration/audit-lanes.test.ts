@@ -6,17 +6,20 @@ import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AUDIT_LANES, type AuditEvent, auditHash, auditLaneOf, GENESIS_HASH } from '../../src/domain/audit/chain.ts';
-import { appendAudit, auditTrailOf, sealAudit } from '../../src/services/audit.ts';
+import { appendAudit, auditTrailOf } from '../../src/services/audit.ts';
+import { sealAudit } from '../../src/services/audit-seal.ts';
 import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import type { Database, Queryable } from '../../src/storage/database.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
 import { dropPostgresSchema, openPostgres } from '../../src/storage/postgres.ts';
+import { testSealer } from '../support/context.ts';
 import { backend, POSTGRES_URL } from '../support/db.ts';
 
 const SQL_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../src/storage/sql');
 const clock = { now: () => new Date() };
-const ctx = { clock, actor: { kind: 'system' as const, id: 'system:test' }, requestId: null };
+const ctx = { clock, actor: { kind: 'system' as const, id: 'system:test' }, requestId: null, sealer: testSealer };
+const keys = testSealer.auditKeys;
 
 let db: Database;
 let schema: string | undefined;
@@ -44,6 +47,7 @@ async function appendSingleChain(q: Queryable, targetId: string, action: string)
     requestId: null,
     reason: null,
     prevHash: rows[0]!.hash,
+    keyId: null,
   };
   const hash = auditHash(e);
   await q.query(
@@ -123,9 +127,23 @@ test(`[${backend}] the single chain written before lanes becomes lane 0 and stil
   );
   assert.deepEqual([f.lane, f.laneSeq, f.seq, f.prevHash], [5, 1, 8, GENESIS_HASH]);
 
-  const res = await verifyAuditChain(db);
+  // Anyone could have computed those unkeyed hashes: until a signed seal vouches for them, they do not verify, and
+  // the hourly seal does not vouch for them on its own.
+  const unvouched = await verifyAuditChain(db, keys);
+  assert.deepEqual(unvouched.ok ? unvouched : [unvouched.problem, unvouched.lane, unvouched.position], [
+    'unkeyed_not_sealed',
+    0,
+    1,
+  ]);
+  await assert.rejects(sealAudit({ db, clock, sealer: testSealer }), { code: 'audit.adoption_required' });
+  assert.equal((await db.query('SELECT * FROM audit_seals')).rows.length, 0, 'no seal written');
+  // The operator adopts them once (`opencis audit seal --adopt-unkeyed`); they then verify as they were written.
+  const adoption = await sealAudit({ db, clock, sealer: testSealer }, { adoptUnkeyed: true });
+  assert.equal(adoption.adopted, 6);
+  const res = await verifyAuditChain(db, keys);
   assert.ok(res.ok, JSON.stringify(res));
   assert.equal(res.events, 8);
+  assert.equal(res.unkeyedEvents, 6);
 });
 
 test(`[${backend}] a person's history lists old and new events in order`, async () => {
@@ -171,7 +189,7 @@ test(`[${backend}] concurrent writers about different people all commit, each pe
     "SELECT count(DISTINCT lane)::text AS n FROM audit_events WHERE action = 'burst'",
   );
   assert.ok(Number(lanes.rows[0]!.n) > 10, 'forty people spread over many lanes');
-  const res = await verifyAuditChain(db);
+  const res = await verifyAuditChain(db, keys);
   assert.ok(res.ok, JSON.stringify(res));
 });
 
@@ -202,24 +220,24 @@ test(`[${backend}] a transaction that audits several targets keeps to one lane (
     }),
     /abort/,
   );
-  const res = await verifyAuditChain(db);
+  const res = await verifyAuditChain(db, keys);
   assert.ok(res.ok, JSON.stringify(res));
 });
 
 test(`[${backend}] verify catches an altered pre-lane event, and events added past a lane's head`, async () => {
-  await sealAudit(db, clock);
-  const sealed = await verifyAuditChain(db);
-  assert.ok(sealed.ok && sealed.lastSeal?.id === 1, JSON.stringify(sealed));
+  await sealAudit({ db, clock, sealer: testSealer });
+  const sealed = await verifyAuditChain(db, keys);
+  assert.ok(sealed.ok && sealed.lastSeal?.id === 2, JSON.stringify(sealed));
 
   await db.exec('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update');
   await db.query("UPDATE audit_events SET actor = 'someone else' WHERE seq = 2");
-  const res = await verifyAuditChain(db);
+  const res = await verifyAuditChain(db, keys);
   assert.deepEqual(
     res.ok ? res : { problem: res.problem, lane: res.lane, position: res.position, seq: res.seq, events: res.events },
     { problem: 'hash_mismatch', lane: 0, position: 2, seq: 2, events: 1 },
   );
   await db.query("UPDATE audit_events SET actor = 'system:test' WHERE seq = 2");
-  assert.ok((await verifyAuditChain(db)).ok);
+  assert.ok((await verifyAuditChain(db, keys)).ok);
 
   // An event slipped in at the end of lane 7 without moving its head.
   const head = await db.query<{ lane_seq: string; hash: string }>(
@@ -239,6 +257,7 @@ test(`[${backend}] verify catches an altered pre-lane event, and events added pa
     requestId: null,
     reason: null,
     prevHash: head.rows[0]!.hash,
+    keyId: null,
   };
   await db.query(
     `INSERT INTO audit_events (seq, lane, lane_seq, at, actor, action, target_type, target_id, prev_hash, hash)
@@ -256,7 +275,7 @@ test(`[${backend}] verify catches an altered pre-lane event, and events added pa
       auditHash(forged),
     ],
   );
-  const beyond = await verifyAuditChain(db);
+  const beyond = await verifyAuditChain(db, keys);
   assert.equal(beyond.ok, false);
   assert.equal(!beyond.ok && beyond.problem, 'events_beyond_head');
   assert.equal(!beyond.ok && beyond.lane, 7);

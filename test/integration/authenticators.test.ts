@@ -25,7 +25,7 @@ import { registerPerson } from '../../src/services/people.ts';
 import { currentSession, startSession } from '../../src/services/sessions.ts';
 import { confirmTotpEnrolment, signInWithTotp, startTotpEnrolment } from '../../src/services/totp.ts';
 import { SoftwareCardKey } from '../support/card.ts';
-import { TestClock, testContext } from '../support/context.ts';
+import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { recordingOutbox } from '../support/outbox.ts';
 
@@ -392,6 +392,6 @@ test(`[${backend}] sessions end after the NIST limits of their level`, async () 
 });
 
 test(`[${backend}] the audit chain verifies after all of it`, async () => {
-  const res = await verifyAuditChain(t.db);
+  const res = await verifyAuditChain(t.db, testSealer.auditKeys);
   assert.ok(res.ok, JSON.stringify(res));
 });

@@ -24,7 +24,7 @@ import {
 import { registerPerson } from '../../src/services/people.ts';
 import { SoftwareCardKey } from '../support/card.ts';
 import { cliEnvFor, runOpencis } from '../support/cli.ts';
-import { TestClock, testContext } from '../support/context.ts';
+import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 
 // CA rotation without downtime (issue 7, operations): a new CA becomes active on every node at once; certificates of
@@ -189,5 +189,5 @@ test(`[${backend}] opencis ca show / rotate / import, and what it refuses`, asyn
 });
 
 test(`[${backend}] the audit chain verifies after all of it`, async () => {
-  assert.equal((await verifyAuditChain(t.db)).ok, true);
+  assert.equal((await verifyAuditChain(t.db, testSealer.auditKeys)).ok, true);
 });

@@ -340,6 +340,6 @@ test(`[${backend}] a locked or cancelled card is not renewed (unlock it first, o
 });
 
 test(`[${backend}] the audit chain verifies after all of it`, async () => {
-  const result = await verifyAuditChain(t.db);
+  const result = await verifyAuditChain(t.db, testSealer.auditKeys);
   assert.equal(result.ok, true, JSON.stringify(result));
 });

@@ -19,7 +19,7 @@ import {
   registerPerson,
   searchPeople,
 } from '../../src/services/people.ts';
-import { TestClock, testContext } from '../support/context.ts';
+import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 
 let t: TestDatabase;
@@ -338,7 +338,7 @@ test(`[${backend}] a suspended or departed person has no effective roles and get
 });
 
 test(`[${backend}] every change above is in an audit chain that verifies`, async () => {
-  const res = await verifyAuditChain(t.db);
+  const res = await verifyAuditChain(t.db, testSealer.auditKeys);
   assert.ok(res.ok, JSON.stringify(res));
   assert.ok(res.events > 20);
 });

@@ -803,6 +803,6 @@ test(`[${backend}] importing a CA: a mismatched key or a non-CA certificate is r
 });
 
 test(`[${backend}] the audit chain still verifies after all of this`, async () => {
-  assert.deepEqual((await verifyAuditChain(t.db)).ok, true);
-  assert.deepEqual((await verifyAuditChain(t2.db)).ok, true);
+  assert.deepEqual((await verifyAuditChain(t.db, testSealer.auditKeys)).ok, true);
+  assert.deepEqual((await verifyAuditChain(t2.db, testSealer.auditKeys)).ok, true);
 });

@@ -1129,6 +1129,6 @@ test(`[${backend}] HTTP: an AAL2 invitation cannot be used to register an AAL3 k
 });
 
 test(`[${backend}] the audit chain verifies after all of it`, async () => {
-  const result = await verifyAuditChain(t.db);
+  const result = await verifyAuditChain(t.db, testSealer.auditKeys);
   assert.equal(result.ok, true, JSON.stringify(result));
 });

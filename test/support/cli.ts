@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TEST_SECRETS_KEY } from './context.ts';
 import { backend, POSTGRES_URL, type TestDatabase } from './db.ts';
 
 export interface CliResult {
@@ -36,9 +37,11 @@ export function runOpencis(args: string[], env: Record<string, string>, timeoutM
 
 /**
  * Environment that points a child `opencis` at a database of its own: for PostgreSQL the test database's schema,
- * for PGlite a fresh data directory (an in-memory PGlite cannot be shared with another process).
+ * for PGlite a fresh data directory (an in-memory PGlite cannot be shared with another process). It shares this
+ * process's secrets key, so both key the audit trail alike (and open each other's sealed secrets).
  */
 export function cliEnvFor(t: TestDatabase | null): Record<string, string> {
-  if (backend === 'postgres' && t?.schema) return { DATABASE_URL: POSTGRES_URL, DATABASE_SCHEMA: t.schema };
-  return { DATA_DIR: mkdtempSync(join(tmpdir(), 'opencis-cli-')) };
+  const keys = { SECRETS_KEY: TEST_SECRETS_KEY };
+  if (backend === 'postgres' && t?.schema) return { ...keys, DATABASE_URL: POSTGRES_URL, DATABASE_SCHEMA: t.schema };
+  return { ...keys, DATA_DIR: mkdtempSync(join(tmpdir(), 'opencis-cli-')) };
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Actor } from '../../src/domain/policy.ts';
+import { outboundPolicy } from '../../src/net/outbound.ts';
 import { createSealer } from '../../src/secrets/sealer.ts';
 import type { Clock, ServiceContext } from '../../src/services/context.ts';
 import type { Database } from '../../src/storage/database.ts';
@@ -31,8 +32,16 @@ export class TestClock implements Clock {
   }
 }
 
-/** One random key per test process. */
-export const testSealer = createSealer(randomBytes(32));
+/** One random secrets key per test process; child `opencis` processes on a test database get it as SECRETS_KEY. */
+export const TEST_SECRETS_KEY = randomBytes(32).toString('base64');
+export const testSealer = createSealer(Buffer.from(TEST_SECRETS_KEY, 'base64'));
+
+/**
+ * Test relying parties listen on loopback over http: the test environment allows that for the server's own requests
+ * (OUTBOUND_ALLOWED_RANGES / OUTBOUND_ALLOW_HTTP). test/integration/outbound.security.test.ts runs without it.
+ */
+export const TEST_OUTBOUND_ENV = { OUTBOUND_ALLOWED_RANGES: '127.0.0.0/8,::1', OUTBOUND_ALLOW_HTTP: 'true' };
+export const TEST_OUTBOUND = outboundPolicy(TEST_OUTBOUND_ENV.OUTBOUND_ALLOWED_RANGES, true);
 
 export const operator: Actor = { kind: 'operator', id: 'cli:test@host' };
 
@@ -44,6 +53,7 @@ export function testContext(db: Database, overrides: Partial<ServiceContext> = {
     requestId: 'test-request',
     allowExampleNiPrefix: true,
     sealer: testSealer,
+    outbound: TEST_OUTBOUND,
     ...overrides,
   };
 }

@@ -8,7 +8,7 @@ import { type Config, loadConfig } from '../../src/config.ts';
 import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import type { NotificationTransport, OutgoingMessage } from '../../src/services/notifications.ts';
-import { TestClock, testContext, testSealer } from './context.ts';
+import { TEST_OUTBOUND_ENV, TestClock, testContext, testSealer } from './context.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
 /** A free TCP port on loopback (the server's PUBLIC_URL must name its port before it starts). */
@@ -53,6 +53,7 @@ export async function startTestServer(env: Record<string, string> = {}, givenPor
     LOG_LEVEL: 'silent',
     DEMO_DATA: 'false',
     ALLOW_EXAMPLE_NI_PREFIX: 'true',
+    ...TEST_OUTBOUND_ENV,
     ...env,
   });
   const messages: OutgoingMessage[] = [];

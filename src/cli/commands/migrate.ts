@@ -17,7 +17,7 @@ one applied (it arrived out of order). --allow-out-of-order applies such a late 
 you have checked that it does not depend on them.`,
   async run(args, io) {
     const { values } = parseOptions(args, { status: { type: 'boolean' }, 'allow-out-of-order': { type: 'boolean' } });
-    const db = await openDatabase(loadConfig());
+    const db = await openDatabase(loadConfig(), { throughRunningServer: true });
     try {
       if (values.status) {
         const s = await migrationStatus(db);

@@ -1,10 +1,16 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 
 /**
  * The audit trail is a set of hash chains ("lanes"): each event's hash covers its own fields, its lane and position
  * in the lane, and the previous event's hash in that lane, so changing, deleting or reordering any stored event breaks
  * every hash after it in its lane, and `opencis audit verify` names the first event that no longer verifies. Each
  * lane's tip is also kept in a head row, which catches a lane whose newest events were cut off.
+ *
+ * Hashes alone are not enough against someone who can write to the database: they can edit an event and re-compute
+ * every hash after it, the head and the seals. So events and seals are keyed (HMAC-SHA-256) with an audit key that is
+ * not in the database (derived from SECRETS_KEY, or from AUDIT_KEY_FILE): without it nothing can be re-hashed so that
+ * it verifies. Events and seals written before keys (migration `audit_keys`) keep their unkeyed SHA-256 form; they are
+ * trusted only as far as the first signed seal recorded them.
  *
  * One chain made every audited write in the cluster wait for the one before it (its head row is locked until commit);
  * with lanes, writers wait only for writers in the same lane. A target's events always go to the same lane (a stable
@@ -14,6 +20,48 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 /** Fixed: a target's lane is its hash modulo this, so changing it would need a migration (0011 creates the heads). */
 export const AUDIT_LANES = 32;
+
+/**
+ * A key the trail is keyed with. Its id (not secret) is stored beside each seal it signed. Events do not store it
+ * (one more column on every audited write costs more than trying the few keys of the ring when verifying).
+ */
+export interface AuditKey {
+  readonly id: string;
+  readonly secret: KeyObject;
+}
+
+/**
+ * The audit keys, newest first. The first keys every new event and seal; the others are retired keys kept so that
+ * what they keyed still verifies. Any key of the ring verifies anything it keyed, in any order: during a rolling
+ * restart after a rotation, nodes that have the new file and nodes that have not yet write to the same lanes.
+ */
+export interface AuditKeyring {
+  readonly keys: readonly AuditKey[];
+}
+
+export function auditKey(secret: Buffer): AuditKey {
+  if (secret.length < 32) throw new Error('an audit key must be at least 32 bytes');
+  const id = createHmac('sha256', secret).update('opencis-audit-key-id').digest('hex').slice(0, 16);
+  return { id, secret: createSecretKey(secret) };
+}
+
+export function auditKeyring(secrets: readonly Buffer[]): AuditKeyring {
+  if (secrets.length === 0) throw new Error('the audit keyring needs at least one key');
+  const keys = secrets.map(auditKey);
+  if (new Set(keys.map((k) => k.id)).size !== keys.length) throw new Error('the same audit key is listed twice');
+  return { keys };
+}
+
+/** The key that keys new events and seals. */
+export function signingKey(ring: AuditKeyring): AuditKey {
+  return ring.keys[0]!;
+}
+
+/** The key of the ring a record names: null for an unkeyed record, undefined for a key the ring does not hold. */
+function keyNamed(ring: AuditKeyring, keyId: string | null): AuditKey | null | undefined {
+  if (keyId === null) return null;
+  return ring.keys.find((k) => k.id === keyId);
+}
 
 export interface AuditEventInput {
   actor: string;
@@ -61,7 +109,14 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
-export function auditHash(event: Omit<AuditEvent, 'hash'>): string {
+/** prevHash + body: an HMAC with `key`, or (for records from before keys) the plain SHA-256 anyone can compute. */
+function digest(key: AuditKey | null, prevHash: string, body: string): string {
+  const h = key ? createHmac('sha256', key.secret) : createHash('sha256');
+  return h.update(prevHash).update('\n').update(body).digest('hex');
+}
+
+/** The canonical text an event's hash covers. */
+function eventBody(event: Omit<AuditEvent, 'hash'>): string {
   const fields = {
     seq: event.seq,
     at: event.at,
@@ -75,22 +130,55 @@ export function auditHash(event: Omit<AuditEvent, 'hash'>): string {
     reason: event.reason ?? null,
   };
   // Events from before lanes keep the hash they were written with; every later one also covers its lane and position.
-  const body = canonicalJson(event.laneSeq === null ? fields : { ...fields, lane: event.lane, laneSeq: event.laneSeq });
-  return createHash('sha256').update(event.prevHash).update('\n').update(body).digest('hex');
+  return canonicalJson(event.laneSeq === null ? fields : { ...fields, lane: event.lane, laneSeq: event.laneSeq });
 }
 
-export type ChainProblemKind = 'hash_mismatch' | 'prev_hash_mismatch' | 'sequence_gap' | 'wrong_lane';
+/** An event's hash: keyed with `key` (every event written since keys), or unkeyed SHA-256 (events from before). */
+export function auditHash(event: Omit<AuditEvent, 'hash'>, key: AuditKey | null = null): string {
+  return digest(key, event.prevHash, eventBody(event));
+}
+
+/**
+ * Which key of the ring an event's hash was keyed with: the key, null for the unkeyed form, undefined when neither
+ * (the event, or the hash, was changed by someone without a key).
+ */
+export function keyOfEvent(event: AuditEvent, ring: AuditKeyring): AuditKey | null | undefined {
+  const body = eventBody(event);
+  for (const key of ring.keys) if (digest(key, event.prevHash, body) === event.hash) return key;
+  return digest(null, event.prevHash, body) === event.hash ? null : undefined;
+}
+
+export type ChainProblemKind =
+  | 'hash_mismatch'
+  | 'prev_hash_mismatch'
+  | 'sequence_gap'
+  | 'wrong_lane'
+  /** Unkeyed after a keyed event in the same lane: this version never writes unkeyed events. */
+  | 'key_downgrade'
+  /** An unkeyed event that no signed seal vouches for: past the first signed seal's tip, or no signed seal at all. */
+  | 'unkeyed_not_sealed';
 export type ChainProblem = { seq: number; lane: number; position: number; problem: ChainProblemKind };
 /** Where a lane's verification has got to: the position and hash of the last event that verified (0 and genesis). */
 export type LaneTip = { position: number; hash: string };
+/** A lane's verification so far: its tip, and whether a keyed event has been seen in it. */
+export type LaneCursor = LaneTip & { keyed: boolean };
 
-/** Checks a run of one lane's events in lane order, continuing from `prev`. Returns the first problem. */
+export const LANE_START: LaneCursor = { position: 0, hash: GENESIS_HASH, keyed: false };
+
+/**
+ * Checks a run of one lane's events in lane order, continuing from `prev`. Returns the first problem. An unkeyed event
+ * is accepted only up to `vouchedUntil`, the lane position the first signed seal recorded (0 when there is none):
+ * anyone can compute an unkeyed hash, so only a seal made with the key says such an event was there before keys.
+ */
 export function verifyChainSegment(
   lane: number,
   events: readonly AuditEvent[],
-  prev: LaneTip,
-): { ok: true; last: LaneTip } | { ok: false; problem: ChainProblem } {
-  let { hash, position } = prev;
+  prev: LaneCursor,
+  ring: AuditKeyring,
+  vouchedUntil: number,
+  seen: (key: AuditKey | null) => void = () => {},
+): { ok: true; last: LaneCursor } | { ok: false; problem: ChainProblem } {
+  let { hash, position, keyed } = prev;
   for (const e of events) {
     const at = lanePosition(e);
     const problem = (kind: ChainProblemKind) => ({
@@ -101,11 +189,17 @@ export function verifyChainSegment(
     if (e.lane !== lane || (e.laneSeq === null && lane !== 0)) return problem('wrong_lane');
     if (at !== position + 1) return problem('sequence_gap');
     if (e.prevHash !== hash) return problem('prev_hash_mismatch');
-    if (auditHash(e) !== e.hash) return problem('hash_mismatch');
+    // A changed event, or one re-hashed with a key the ring does not hold, matches no key and not the unkeyed form.
+    const key = keyOfEvent(e, ring);
+    if (key === undefined) return problem('hash_mismatch');
+    if (key === null && keyed) return problem('key_downgrade');
+    if (key === null && at > vouchedUntil) return problem('unkeyed_not_sealed');
+    seen(key);
     hash = e.hash;
     position = at;
+    keyed ||= key !== null;
   }
-  return { ok: true, last: { hash, position } };
+  return { ok: true, last: { hash, position, keyed } };
 }
 
 /** Every lane's tip at one moment, in lane order. */
@@ -120,12 +214,41 @@ export interface AuditSeal {
   at: string;
   tips: LaneTips;
   prevHash: string;
+  /** The audit key the seal is signed with (its hash is then an HMAC); null for seals from before keys. */
+  keyId: string | null;
   hash: string;
 }
 
-export function sealHash(seal: Omit<AuditSeal, 'hash'>): string {
-  const body = canonicalJson({ id: seal.id, at: seal.at, tips: seal.tips.map((t) => [t.position, t.hash]) });
-  return createHash('sha256').update(seal.prevHash).update('\n').update(body).digest('hex');
+/** A seal's hash: its signature (HMAC with the key its keyId names) for seals since keys, else SHA-256. */
+export function sealHash(seal: Omit<AuditSeal, 'hash'>, key?: AuditKey | null): string {
+  const fields = { id: seal.id, at: seal.at, tips: seal.tips.map((t) => [t.position, t.hash]) };
+  const body = canonicalJson(seal.keyId === null ? fields : { ...fields, keyId: seal.keyId });
+  if (seal.keyId !== null && key?.id !== seal.keyId) throw new Error(`seal ${seal.id} is signed with another key`);
+  return digest(seal.keyId === null ? null : key!, seal.prevHash, body);
+}
+
+export type SealProblemKind =
+  | 'seal_hash_mismatch'
+  | 'seal_prev_hash_mismatch'
+  | 'seal_sequence_gap'
+  /** Signed with a key the keyring does not hold. */
+  | 'seal_unknown_key'
+  /** Unsigned after a signed seal. */
+  | 'seal_key_downgrade';
+
+/** Checks one seal against the one before it (`prev`, null for the first; `signed`: a signed seal came before). */
+export function verifySeal(
+  seal: AuditSeal,
+  prev: (AuditSeal & { signed: boolean }) | null,
+  ring: AuditKeyring,
+): { ok: true } | { ok: false; problem: SealProblemKind } {
+  if (seal.id !== (prev?.id ?? 0) + 1) return { ok: false, problem: 'seal_sequence_gap' };
+  if (seal.prevHash !== (prev?.hash ?? GENESIS_HASH)) return { ok: false, problem: 'seal_prev_hash_mismatch' };
+  const key = keyNamed(ring, seal.keyId);
+  if (key === undefined) return { ok: false, problem: 'seal_unknown_key' };
+  if (key === null && prev?.signed) return { ok: false, problem: 'seal_key_downgrade' };
+  if (sealHash(seal, key) !== seal.hash) return { ok: false, problem: 'seal_hash_mismatch' };
+  return { ok: true };
 }
 
 /** One digest of all lane tips, printed by verify so an operator can note it outside the database. */

@@ -45,7 +45,7 @@ import {
   startCardIssue,
 } from '../src/services/cards.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../src/services/catalogue.ts';
-import { type ServiceContext, systemClock } from '../src/services/context.ts';
+import { type ServiceContext, serviceContext, systemClock } from '../src/services/context.ts';
 import { registerPerson } from '../src/services/people.ts';
 import { type SignInResult, startSession } from '../src/services/sessions.ts';
 import {
@@ -370,14 +370,14 @@ function postgresBackendCpu(db: Database): () => Promise<number> {
 const sealer = createSealer(randomBytes(32));
 
 function operatorContext(db: Database): ServiceContext {
-  return {
+  return serviceContext({
     db,
     clock: systemClock,
     actor: { kind: 'operator', id: 'cli:bench@localhost' },
     requestId: null,
     allowExampleNiPrefix: true,
     sealer,
-  };
+  });
 }
 
 function letters(n: number): string {

@@ -65,7 +65,7 @@ import {
   startCardIssue,
 } from '../src/services/cards.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../src/services/catalogue.ts';
-import { type ServiceContext, systemClock } from '../src/services/context.ts';
+import { type ServiceContext, serviceContext, systemClock } from '../src/services/context.ts';
 import { saveOrganisation } from '../src/services/organisations.ts';
 import { registerPerson } from '../src/services/people.ts';
 import type { Database } from '../src/storage/database.ts';
@@ -318,14 +318,15 @@ function parseSample(xml: string): Omit<RoleAssertionInput, 'now'> {
 async function main(): Promise<void> {
   const started = new Date();
   const sealer = createSealer(randomBytes(32));
-  const contextOf = (db: Database): ServiceContext => ({
-    db,
-    clock: systemClock,
-    actor: { kind: 'operator', id: 'cli:bench@localhost' },
-    requestId: null,
-    allowExampleNiPrefix: true,
-    sealer,
-  });
+  const contextOf = (db: Database): ServiceContext =>
+    serviceContext({
+      db,
+      clock: systemClock,
+      actor: { kind: 'operator', id: 'cli:bench@localhost' },
+      requestId: null,
+      allowExampleNiPrefix: true,
+      sealer,
+    });
   const bench = await openDatabase(contextOf);
   const ctx = contextOf(bench.db);
   const results: Measurement[] = [];

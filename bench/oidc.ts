@@ -39,6 +39,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Configuration } from 'oidc-provider';
+import { serviceContext } from '../src/services/context.ts';
 import type { Database } from '../src/storage/database.ts';
 import { MapAdapter } from './support/map-adapter.ts';
 
@@ -282,14 +283,14 @@ async function serveOpencis(): Promise<void> {
     close: () => raw.close(),
   };
   const sealer = createSealer(randomBytes(32));
-  const ctx = {
+  const ctx = serviceContext({
     db,
     clock: systemClock,
     actor: { kind: 'operator' as const, id: 'cli:bench@localhost' },
     requestId: null,
     allowExampleNiPrefix: true,
     sealer,
-  };
+  });
   await migrate(db);
   await loadCatalogue(ctx, await readCatalogueFile(BUNDLED_CATALOGUE));
   await ensureCertificateAuthority(ctx);

@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createSealer } from '../src/secrets/sealer.ts';
-import { type ServiceContext, systemClock } from '../src/services/context.ts';
+import { type ServiceContext, serviceContext, systemClock } from '../src/services/context.ts';
 import { type SearchQuery, type SearchSort, searchPeople } from '../src/services/people.ts';
 import { openPostgres } from '../src/storage/postgres.ts';
 
@@ -16,14 +16,14 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 20);
 if (!['127.0.0.1', 'localhost', '::1'].includes(new URL(url).hostname)) throw new Error('loopback databases only');
 
 const db = await openPostgres({ url, schema, poolSize: 2 });
-const ctx: ServiceContext = {
+const ctx: ServiceContext = serviceContext({
   db,
   clock: systemClock,
   actor: { kind: 'operator', id: 'cli:bench' },
   requestId: null,
   allowExampleNiPrefix: true,
   sealer: createSealer(Buffer.alloc(32)),
-};
+});
 const people = Number((await db.query<{ n: string }>('SELECT count(*)::text AS n FROM people')).rows[0]!.n);
 const trust = (await db.query<{ ods_code: string }>("SELECT ods_code FROM organisations WHERE type = 'trust' LIMIT 1"))
   .rows[0]!.ods_code;

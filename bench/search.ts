@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createSealer } from '../src/secrets/sealer.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../src/services/catalogue.ts';
-import { type ServiceContext, systemClock } from '../src/services/context.ts';
+import { type ServiceContext, serviceContext, systemClock } from '../src/services/context.ts';
 import { type SearchQuery, searchPeople } from '../src/services/people.ts';
 import { seedSynthetic } from '../src/services/synthetic.ts';
 import type { Database } from '../src/storage/database.ts';
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   assertLoopback(settings.url);
   const db = await openPostgres({ url: settings.url, schema: settings.schema, poolSize: settings.concurrency + 2 });
   try {
-    const ctx: ServiceContext = {
+    const ctx: ServiceContext = serviceContext({
       db,
       clock: systemClock,
       actor: { kind: 'system', id: 'system:bench' },
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
       allowExampleNiPrefix: false,
       // Nothing here seals secrets; a throwaway key keeps the context complete.
       sealer: createSealer(randomBytes(32)),
-    };
+    });
     await migrate(db);
     await loadCatalogue(ctx, await readCatalogueFile(BUNDLED_CATALOGUE), { onlyIfNewer: true });
     const seed = await ensureDataSet(ctx);

@@ -6,7 +6,7 @@ import { standardJobs } from './jobs/jobs.ts';
 import { registerJobs, startScheduler } from './jobs/scheduler.ts';
 import { createLogger } from './logger.ts';
 import { transportFromConfig } from './notifications/transports.ts';
-import { systemClock } from './services/context.ts';
+import { serviceContext, systemClock } from './services/context.ts';
 import { startBanner } from './services/start-banner.ts';
 import { prepareDatabase } from './services/startup.ts';
 import { ADMIN_SOCKET_NAME, serveAdminSocket } from './storage/admin-socket.ts';
@@ -27,14 +27,14 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
   const transport = transportFromConfig(config);
   const { db, sealer, seededDemo } = await prepareDatabase(config, logger);
   const app = await buildApp({ config, db, sealer, clock: systemClock, logger, transport });
-  const jobContext = {
+  const jobContext = serviceContext({
     db,
     sealer,
     clock: systemClock,
     actor: { kind: 'system' as const, id: 'system:scheduler' },
     requestId: null,
     allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
-  };
+  });
   // On the embedded database this process owns the data directory: `opencis` commands borrow it through this socket.
   const admin =
     db.kind === 'pglite'
@@ -101,7 +101,7 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
     `  ${url}/metrics               Prometheus metrics`,
     `Database: ${db.kind === 'pglite' ? `embedded PGlite in ${config.DATA_DIR}` : 'PostgreSQL server (DATABASE_URL)'}`,
     ...(await startBanner(
-      { ...jobContext, actor: { kind: 'system', id: 'system:demo' } },
+      serviceContext({ ...jobContext, actor: { kind: 'system', id: 'system:demo' } }),
       config,
       url,
       seededDemo !== null,

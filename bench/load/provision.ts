@@ -20,7 +20,7 @@ import {
   redeemCardGrant,
   startCardIssue,
 } from '../../src/services/cards.ts';
-import { type ServiceContext, systemClock } from '../../src/services/context.ts';
+import { type ServiceContext, serviceContext, systemClock } from '../../src/services/context.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { confirmTotpEnrolment, startTotpEnrolment } from '../../src/services/totp.ts';
@@ -127,14 +127,14 @@ async function provisionWith(
   log: (line: string) => void,
 ): Promise<Population> {
   const sealer = createSealer(Buffer.from(options.secretsKey, 'base64'));
-  const ctx: ServiceContext = {
+  const ctx: ServiceContext = serviceContext({
     db,
     clock: systemClock,
     actor: { kind: 'operator', id: 'cli:bench-load@localhost' },
     requestId: null,
     allowExampleNiPrefix: true,
     sealer,
-  };
+  });
   const config = loadConfig({ PUBLIC_URL: options.publicUrl, DEMO_DATA: 'false' });
   const cardConfig: CardConfig = {
     origin: new URL(options.publicUrl).origin,

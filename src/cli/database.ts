@@ -1,7 +1,6 @@
 import { loadConfig } from '../config.ts';
 import { outboundPolicyFrom } from '../net/outbound.ts';
-import type { ServiceContext } from '../services/context.ts';
-import { systemClock } from '../services/context.ts';
+import { type ServiceContext, serviceContext, systemClock } from '../services/context.ts';
 import { prepareDatabase } from '../services/startup.ts';
 import { operatorActor } from './io.ts';
 
@@ -16,15 +15,17 @@ export async function withOperatorContext<T>(fn: (ctx: ServiceContext) => Promis
     throughRunningServer: true,
   });
   try {
-    return await fn({
-      db,
-      clock: systemClock,
-      actor: operatorActor(),
-      requestId: `cli-${process.pid}-${Date.now()}`,
-      allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
-      sealer,
-      outbound: outboundPolicyFrom(config),
-    });
+    return await fn(
+      serviceContext({
+        db,
+        clock: systemClock,
+        actor: operatorActor(),
+        requestId: `cli-${process.pid}-${Date.now()}`,
+        allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
+        sealer,
+        outbound: outboundPolicyFrom(config),
+      }),
+    );
   } finally {
     await db.close();
   }

@@ -8,7 +8,7 @@ import type { Actor } from '../domain/policy.ts';
 import { outboundPolicyFrom } from '../net/outbound.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { CardConfig } from '../services/cards.ts';
-import type { Clock, ServiceContext } from '../services/context.ts';
+import { type Clock, type ServiceContext, serviceContext } from '../services/context.ts';
 import type { NotificationOutbox } from '../services/notifications.ts';
 import { currentSession, type WebSession } from '../services/sessions.ts';
 import type { RelyingPartyConfig } from '../services/webauthn.ts';
@@ -58,7 +58,7 @@ export function cardConfigFrom(config: Config): CardConfig {
 
 /** The service context for a request: who acts (the signed-in person, or the anonymous web client) and its request id. */
 export function contextFor(deps: WebDeps, req: FastifyRequest, actor?: Actor): ServiceContext {
-  return {
+  return serviceContext({
     db: deps.db,
     clock: deps.clock,
     sealer: deps.sealer,
@@ -66,7 +66,7 @@ export function contextFor(deps: WebDeps, req: FastifyRequest, actor?: Actor): S
     requestId: req.id,
     allowExampleNiPrefix: deps.config.ALLOW_EXAMPLE_NI_PREFIX,
     outbound: outboundPolicyFrom(deps.config),
-  };
+  });
 }
 
 export async function sessionOf(deps: WebDeps, req: FastifyRequest): Promise<WebSession | null> {

@@ -7,6 +7,7 @@ import { AppError } from '../domain/errors.ts';
 import type { WebDeps } from '../http/deps.ts';
 import { acceptQuality, storeFailure } from '../http/errors.ts';
 import { outboundFetch, outboundPolicyFrom } from '../net/outbound.ts';
+import { serviceContext } from '../services/context.ts';
 import { postgresAdapterFactory, redisAdapterFactory, redisSessionIndex } from './adapter.ts';
 import { registerInteractionRoutes } from './interactions.ts';
 import { ensureSigningKeys, KEY_RELOAD_SECONDS, loadSigningKeys } from './keys.ts';
@@ -48,14 +49,14 @@ export interface OidcHandle {
  */
 export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: OidcOptions): Promise<OidcHandle> {
   const issuer = `${deps.config.PUBLIC_URL}${options.mountPath}`;
-  const ctx = {
+  const ctx = serviceContext({
     db: deps.db,
     clock: deps.clock,
     sealer: deps.sealer,
     actor: { kind: 'system' as const, id: 'system:oidc' },
     requestId: null,
     allowExampleNiPrefix: false,
-  };
+  });
   await ensureSigningKeys(ctx);
   const adapter = options.redis
     ? redisAdapterFactory(options.redis)

@@ -11,6 +11,7 @@ import {
 } from '../domain/audit/chain.ts';
 import { actorLabel } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import type { ServiceContext } from './context.ts';
 
 /**
@@ -34,10 +35,12 @@ function laneFor(event: Pick<AuditEventInput, 'targetType' | 'targetId'>, reques
  * is keyed with the signing audit key (ctx.sealer), so no one without it can re-hash the lane after an edit.
  */
 export async function appendAudit(
-  tx: Queryable,
+  into: Queryable | Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   event: Omit<AuditEventInput, 'actor' | 'requestId'>,
 ): Promise<AuditEvent> {
+  // The transaction itself (repositories are bound to it): one lane per transaction, however it is reached.
+  const tx = 'handle' in into ? into.handle : into;
   const lane = laneOfTransaction.get(tx) ?? laneFor(event, ctx.requestId);
   // (A whole Database is not a transaction: pinning it would send every later event to one lane.)
   if (!('transaction' in tx)) laneOfTransaction.set(tx, lane);

@@ -6,7 +6,7 @@ import { createSealer, loadSecretsKey, type Sealer } from '../secrets/sealer.ts'
 import type { Database } from '../storage/database.ts';
 import { type OpenOptions, openAndMigrate } from '../storage/open.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from './catalogue.ts';
-import { systemClock } from './context.ts';
+import { serviceContext, systemClock } from './context.ts';
 import { seedDemo } from './demo.ts';
 
 /** The secrets key and the audit keys (neither ever in the database), from the configuration. */
@@ -29,14 +29,14 @@ export async function prepareDatabase(
   const sealer = openSealer(config);
   const db = await openAndMigrate(config, options);
   try {
-    const ctx = {
+    const ctx = serviceContext({
       db,
       clock: systemClock,
       actor: { kind: 'system', id: 'system:startup' } as const,
       requestId: null,
       allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
       sealer,
-    };
+    });
     const res = await loadCatalogue(ctx, await readCatalogueFile(config.RBAC_CATALOGUE ?? BUNDLED_CATALOGUE), {
       onlyIfNewer: true,
     });
@@ -48,7 +48,9 @@ export async function prepareDatabase(
       const { rows } = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM people');
       if (rows[0]?.n === '0') {
         seededDemo = (
-          await seedDemo({ ...ctx, actor: { kind: 'system', id: 'system:demo-seed' }, allowExampleNiPrefix: true })
+          await seedDemo(
+            serviceContext({ ...ctx, actor: { kind: 'system', id: 'system:demo-seed' }, allowExampleNiPrefix: true }),
+          )
         ).people;
       }
     }

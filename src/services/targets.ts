@@ -9,15 +9,14 @@ import { AppError } from '../domain/errors.ts';
 import type { PersonStatus } from '../domain/identity/person.ts';
 import type { PersonFacts, Target } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
-import { loadPersonFacts, positionFacts, registrarOfActor } from '../storage/repositories/access-facts.ts';
-import { findPosition } from '../storage/repositories/positions.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import type { Clock } from './context.ts';
 
 export type PersonTargetFacts = PersonFacts & { status: PersonStatus };
 
 /** The person `userId` as a policy target; `person.not_found` when there is none. */
-export async function personFacts(q: Queryable, clock: Clock, userId: string): Promise<PersonTargetFacts> {
-  const person = await loadPersonFacts(q, userId, ukDate(clock.now()));
+export async function personFacts(q: Queryable | Repositories, clock: Clock, userId: string): Promise<PersonTargetFacts> {
+  const person = await reposOf(q).accessFacts.loadPersonFacts(userId, ukDate(clock.now()));
   if (!person) throw new AppError('person.not_found');
   return person;
 }
@@ -26,41 +25,41 @@ export async function personFacts(q: Queryable, clock: Clock, userId: string): P
  * The person `userId` as a policy target. For a user ID nobody has, a national target: the policy then refuses
  * whoever may not act nationally (so the answer reveals nothing to them), and the action itself says "not found".
  */
-export async function personTarget(q: Queryable, clock: Clock, userId: string): Promise<Target> {
-  const person = await loadPersonFacts(q, userId, ukDate(clock.now()));
+export async function personTarget(q: Queryable | Repositories, clock: Clock, userId: string): Promise<Target> {
+  const person = await reposOf(q).accessFacts.loadPersonFacts(userId, ukDate(clock.now()));
   return person ? { kind: 'person', person } : { kind: 'national' };
 }
 
 /** Giving (or asking for) `position` for the person `userId`. */
 export async function positionTarget(
-  q: Queryable,
+  q: Queryable | Repositories,
   clock: Clock,
   userId: string,
   position: Position,
 ): Promise<Target & { kind: 'position' }> {
-  return { kind: 'position', person: await personFacts(q, clock, userId), position: await positionFacts(q, position) };
+  return { kind: 'position', person: await personFacts(q, clock, userId), position: await reposOf(q).accessFacts.positionFacts(position) };
 }
 
 /** A role profile: the person who holds it and what its position appoints; `extendsAccess` for a change of dates. */
 export async function profileTarget(
-  q: Queryable,
+  q: Queryable | Repositories,
   clock: Clock,
   profile: Pick<RoleProfile, 'userId' | 'positionId'>,
   extendsAccess?: boolean,
 ): Promise<Target> {
-  const position = await findPosition(q, profile.positionId);
+  const position = await reposOf(q).positions.findPosition(profile.positionId);
   if (!position) throw new AppError('role_profile.not_found');
   return {
     kind: 'role_profile',
     person: await personFacts(q, clock, profile.userId),
-    profile: await positionFacts(q, position),
+    profile: await reposOf(q).accessFacts.positionFacts(position),
     ...(extendsAccess === undefined ? {} : { extendsAccess }),
   };
 }
 
 /** A pending request: the assignment it asks for, who asked, and on whose behalf (an API client's registrar). */
 export async function requestTarget(
-  q: Queryable,
+  q: Queryable | Repositories,
   clock: Clock,
   request: { userId: string; requestedBy: string },
   position: Position,
@@ -71,6 +70,6 @@ export async function requestTarget(
     person,
     position: facts,
     requestedBy: request.requestedBy,
-    requestedOnBehalfOf: await registrarOfActor(q, request.requestedBy),
+    requestedOnBehalfOf: await reposOf(q).accessFacts.registrarOfActor(request.requestedBy),
   };
 }

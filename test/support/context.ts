@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Actor } from '../../src/domain/policy.ts';
 import { outboundPolicy } from '../../src/net/outbound.ts';
 import { createSealer } from '../../src/secrets/sealer.ts';
-import type { Clock, ServiceContext } from '../../src/services/context.ts';
+import { type Clock, type ServiceContext, serviceContext } from '../../src/services/context.ts';
 import type { Database } from '../../src/storage/database.ts';
 
 /**
@@ -45,8 +45,12 @@ export const TEST_OUTBOUND = outboundPolicy(TEST_OUTBOUND_ENV.OUTBOUND_ALLOWED_R
 
 export const operator: Actor = { kind: 'operator', id: 'cli:test@host' };
 
-export function testContext(db: Database, overrides: Partial<ServiceContext> = {}): ServiceContext {
-  return {
+export function testContext(
+  db: Database,
+  overrides: Partial<Omit<ServiceContext, 'repos' | 'transaction'>> = {},
+): ServiceContext {
+  // Built after the overrides: the repositories and the unit of work are on the database the context names.
+  return serviceContext({
     db,
     clock: overrides.clock ?? new TestClock(),
     actor: operator,
@@ -55,5 +59,5 @@ export function testContext(db: Database, overrides: Partial<ServiceContext> = {
     sealer: testSealer,
     outbound: TEST_OUTBOUND,
     ...overrides,
-  };
+  });
 }

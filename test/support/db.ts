@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../../src/services/catalogue.ts';
-import { systemClock } from '../../src/services/context.ts';
+import { serviceContext, systemClock } from '../../src/services/context.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
@@ -26,14 +26,14 @@ let template: Promise<Blob> | undefined;
 async function prepare(db: Database): Promise<void> {
   await migrate(db);
   await loadCatalogue(
-    {
+    serviceContext({
       db,
       clock: systemClock,
       actor: { kind: 'system', id: 'system:test' },
       requestId: null,
       allowExampleNiPrefix: true,
       sealer: testSealer,
-    },
+    }),
     await readCatalogueFile(BUNDLED_CATALOGUE),
   );
 }

@@ -1,0 +1,67 @@
+/**
+ * The repositories: every SQL statement of the server, one module per aggregate, each function taking the handle it
+ * runs on (the database, or one transaction) first. `repositoriesOn(q)` binds them all to one handle, so a service
+ * never holds a handle itself: it reads through `ctx.repos` and writes through `ctx.transaction(async (tx) => …)`,
+ * where `tx` is the same repositories bound to one transaction (the unit of work). The modules stay plain functions,
+ * so one repository test suite runs them on PGlite and PostgreSQL alike.
+ */
+import type { Database, Queryable } from '../database.ts';
+import * as accessFacts from './access-facts.ts';
+import * as positions from './positions.ts';
+
+const modules = { accessFacts, positions };
+
+// biome-ignore lint/suspicious/noExplicitAny: matches any repository function's parameters and result
+type RepositoryFunction = (q: Queryable, ...args: any[]) => any;
+
+/** A module's repository functions with their handle bound: `find(q, id)` becomes `find(id)`. */
+export type Bound<M> = {
+  [K in keyof M as M[K] extends RepositoryFunction ? K : never]: M[K] extends (
+    q: Queryable,
+    ...args: infer A
+  ) => infer R
+    ? (...args: A) => R
+    : never;
+};
+
+export type Repositories = { readonly [K in keyof typeof modules]: Bound<(typeof modules)[K]> } & {
+  /** The handle itself, for the storage layer's own helpers (drivers, migrations); services never use it. */
+  readonly handle: Queryable;
+};
+
+function bind<M extends object>(q: Queryable, module: M): Bound<M> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(module)) {
+    if (typeof value === 'function') out[name] = (...args: unknown[]) => (value as RepositoryFunction)(q, ...args);
+  }
+  return out as Bound<M>;
+}
+
+/** Every repository bound to `q`, each module bound the first time it is used. */
+export function repositoriesOn(q: Queryable): Repositories {
+  const cache = new Map<string, unknown>();
+  const repos = { handle: q } as Record<string, unknown>;
+  for (const name of Object.keys(modules) as (keyof typeof modules)[]) {
+    Object.defineProperty(repos, name, {
+      enumerable: true,
+      get: () => {
+        if (!cache.has(name)) cache.set(name, bind(q, modules[name]));
+        return cache.get(name);
+      },
+    });
+  }
+  return repos as Repositories;
+}
+
+/** The unit of work: `fn` runs in one transaction, with every repository bound to it; committed if it resolves. */
+export function unitOfWork(db: Database): <T>(fn: (tx: Repositories) => Promise<T>) => Promise<T> {
+  return (fn) => db.transaction((tx) => fn(repositoriesOn(tx)));
+}
+
+/**
+ * TRANSITIONAL (issue 16): a function that is given either a raw handle (callers not moved yet) or repositories
+ * (moved ones) gets repositories. Removed once no caller passes a handle.
+ */
+export function reposOf(q: Queryable | Repositories): Repositories {
+  return 'handle' in q ? q : repositoriesOn(q);
+}

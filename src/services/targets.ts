@@ -15,7 +15,11 @@ import type { Clock } from './context.ts';
 export type PersonTargetFacts = PersonFacts & { status: PersonStatus };
 
 /** The person `userId` as a policy target; `person.not_found` when there is none. */
-export async function personFacts(q: Queryable | Repositories, clock: Clock, userId: string): Promise<PersonTargetFacts> {
+export async function personFacts(
+  q: Queryable | Repositories,
+  clock: Clock,
+  userId: string,
+): Promise<PersonTargetFacts> {
   const person = await reposOf(q).accessFacts.loadPersonFacts(userId, ukDate(clock.now()));
   if (!person) throw new AppError('person.not_found');
   return person;
@@ -37,7 +41,11 @@ export async function positionTarget(
   userId: string,
   position: Position,
 ): Promise<Target & { kind: 'position' }> {
-  return { kind: 'position', person: await personFacts(q, clock, userId), position: await reposOf(q).accessFacts.positionFacts(position) };
+  return {
+    kind: 'position',
+    person: await personFacts(q, clock, userId),
+    position: await reposOf(q).accessFacts.positionFacts(position),
+  };
 }
 
 /** A role profile: the person who holds it and what its position appoints; `extendsAccess` for a change of dates. */

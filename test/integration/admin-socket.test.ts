@@ -105,7 +105,7 @@ test(`[${backend}] with the server running on the embedded database: opencis cli
   assert.equal(((await token.json()) as { error: string }).error, 'invalid_grant');
   const list = await opencis(['client', 'list']);
   assert.equal(list.code, 0, list.stderr);
-  assert.match(list.stdout, new RegExp(`${clientId.replace('.', '\\.')} +active +client_secret_basic +AAL3 +Ward EPR`));
+  assert.match(list.stdout, new RegExp(`${clientId.replace('.', '\\.')} +active +client_secret_basic +AAL2 +Ward EPR`));
 });
 
 test(`[${backend}] with the server running: bootstrap, audit verify and seal, rbac, ca, migrate — and serve is still refused`, async () => {

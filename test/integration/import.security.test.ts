@@ -15,7 +15,7 @@ import { databaseDigest } from '../support/digest.ts';
  * are not UTF-8 (Latin-1, UTF-16 with its BOM, encoded surrogates, overlong forms), a UTF-8 BOM with mixed line ends,
  * formula and terminal-escape cells. Each bad row is reported by line with a catalogued code and writes nothing; the
  * report never echoes a cell (so a formula or an escape sequence cannot reach a spreadsheet or a terminal through it),
- * and OpenCIS exports no CSV at all. Already covered in import.test.ts: a UTF-8 BOM, CRLF and multi-line quoted
+ * and every CSV OpenCIS sends goes through one formula-safe writer. Already covered in import.test.ts: a UTF-8 BOM, CRLF and multi-line quoted
  * fields, bad quoting, a 10 MB line, idempotent re-runs, missing columns.
  */
 const dir = mkdtempSync(join(tmpdir(), 'opencis-import-sec-'));
@@ -156,10 +156,16 @@ test(`[${backend}] formula and escape cells are data, and the report never echoe
     assert.ok(!f.message.includes('HYPERLINK') && !f.message.includes('\u001b'), f.message);
 });
 
-test('OpenCIS exports no CSV: no route or command answers text/csv', () => {
+test('every CSV OpenCIS sends goes through its one formula-safe writer (src/http/csv.ts)', async () => {
+  // Exports (reports, the audit view) are CSV: a cell starting =, +, -, @, tab or CR is written with a leading
+  // apostrophe (test/unit/csv.test.ts), so it cannot run in a spreadsheet. No other file may send CSV itself.
   const files = (d: string): string[] =>
     readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? files(join(d, n)) : [join(d, n)]));
-  for (const path of files('src').filter((p) => p.endsWith('.ts'))) {
-    assert.doesNotMatch(readFileSync(path, 'utf8'), /text\/csv|\.csv['"`]\s*\)|csv-stringify/, path);
+  for (const path of files('src').filter((p) => p.endsWith('.ts') && !p.endsWith(join('http', 'csv.ts')))) {
+    assert.doesNotMatch(readFileSync(path, 'utf8'), /text\/csv|csv-stringify/, path);
+  }
+  const { csvCell } = await import('../../src/http/csv.ts');
+  for (const cell of ['=HYPERLINK("http://evil")', '+1', '-1+1', '@SUM(A1)', '\tx', '\rx']) {
+    assert.ok(!/^[=+\-@\t\r]/.test(csvCell(cell).replace(/^"/, '')), cell);
   }
 });

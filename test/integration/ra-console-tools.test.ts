@@ -71,6 +71,7 @@ test(`[${backend}] send an enrolment link: by email to the address on the record
   assert.equal(sent.statusCode, 303);
   assert.equal(sent.headers.location, `/ra/people/${who.nurse}?done=invitation_sent`);
   assert.equal(bannerOf((await h.get(manager, String(sent.headers.location))).body), 'Enrolment link sent.');
+  await h.app.outbox.drain(); // the message goes through the outbox, after the change commits
   const message = h.messages.at(-1)!;
   assert.equal(message.to, 'priya.raman@example.nhs.uk');
   assert.equal(message.template, 'enrolment.invitation');

@@ -639,8 +639,8 @@ const ops: Operation[] = [
       prepare: (k, self) => pendingRequest(k, self),
       request: (s) => ({
         method: 'POST',
-        path: `/ra/requests/${s.requestId}/${decision}`,
-        form: { [`${decision}Reason`]: 'table' },
+        path: `/ra/requests/${s.requestId}/decide`,
+        form: { decision, reason: 'table' },
       }),
     }),
   ),
@@ -672,7 +672,7 @@ const ops: Operation[] = [
     request: (s) => ({
       method: 'POST',
       path: `/ra/people/${s.userId}/cards/${s.cardId}/cancel`,
-      form: { choice: 'lost' },
+      form: { choice: 'lost', reason: 'reported lost at the desk' },
     }),
   },
   {
@@ -684,8 +684,8 @@ const ops: Operation[] = [
     prepare: async (k, self) => withTotp(await personOf(k, self)),
     request: (s) => ({
       method: 'POST',
-      path: `/ra/people/${s.userId}/authenticators/remove`,
-      form: { id: `totp:${s.totpId}` },
+      path: `/ra/people/${s.userId}/authenticators/totp:${s.totpId}/remove`,
+      form: { reason: 'phone lost' },
     }),
   },
   {

@@ -98,6 +98,7 @@ before(async () => {
   );
   const { client } = await registerClient(op, {
     name: 'Leeds EPR',
+    odsCode: 'RR8',
     redirectUris: ['https://epr.example.nhs.uk/callback'],
     tokenEndpointAuthMethod: 'client_secret_basic',
   });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { openPglite } from '../../src/storage/pglite.ts';
-import { type CliResult, runOpencis } from '../support/cli.ts';
+import { type CliResult, clockEnv, runOpencis } from '../support/cli.ts';
 import { backend } from '../support/db.ts';
 import { freePort } from '../support/server.ts';
 
@@ -34,6 +34,7 @@ async function startServer(): Promise<void> {
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
+      ...clockEnv(),
       ...env,
       PORT: String(port),
       PUBLIC_URL: url,

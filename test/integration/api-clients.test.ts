@@ -78,13 +78,46 @@ test(`[${backend}] the API client acts only within its organisation's subtree an
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
-  // Registering a client is an RA Manager's act, not a script's.
+  const ctx = server.operator();
+  // One person who works only in the other ICB (outside RR8's subtree), one who works only in RR8.
+  const worksAt = async (odsCode: string, familyName: string, id: string) => {
+    const p = await registerPerson(ctx, {
+      givenName: 'Scope',
+      familyName,
+      dateOfBirth: '1979-09-09',
+      email: `${familyName.toLowerCase()}@example.nhs.uk`,
+    });
+    await server.t.db.query(
+      'INSERT INTO person_orgs (person_orgid, user_id, ods_code, created_at) VALUES ($1, $2, $3, now())',
+      [id, p.userId, odsCode],
+    );
+    return p.userId;
+  };
+  const outside = await worksAt('Y51', 'Outside', '900000000001');
+  const inside = await worksAt('RR8', 'Inside', '900000000002');
+  const snapshot = async (who: string) =>
+    (
+      await server.t.db.query<{ status: string; family_name: string }>(
+        'SELECT status, family_name FROM people WHERE user_id = $1',
+        [who],
+      )
+    ).rows[0];
+  const before = await snapshot(outside);
+
+  // Outside its subtree: refused, and the person is as they were.
+  const suspendOutside = await post(`/api/v1/people/${outside}/suspend`, { reason: 'scope test' });
+  assert.equal(suspendOutside.status, 403, await suspendOutside.clone().text());
+  assert.equal(((await suspendOutside.json()) as { error: { code: string } }).error.code, 'auth.forbidden');
+  assert.deepEqual(await snapshot(outside), before);
+  // Registering a client is an RA Manager's act, not one of the activities it was registered for.
   const reg = await post('/api/v1/clients', { name: 'x', redirectUris: ['http://localhost:9/cb'] });
   assert.equal(reg.status, 403);
-  const org = await fetch(`${server.url}/api/v1/reports/pending-requests`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  assert.equal(org.status, 200);
+  assert.equal((await server.t.db.query("SELECT count(*)::int AS n FROM oidc_clients WHERE name = 'x'")).rows[0].n, 0);
+
+  // Within it, the same act as the RA Agent it was registered as.
+  const suspendInside = await post(`/api/v1/people/${inside}/suspend`, { reason: 'scope test' });
+  assert.equal(suspendInside.status, 200, await suspendInside.clone().text());
+  assert.equal((await snapshot(inside))?.status, 'suspended');
 });
 
 test(`[${backend}] no token, a forged token, or a sign-in client's credentials get no access`, async () => {

@@ -7,12 +7,12 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AppError } from '../../domain/errors.ts';
+import { identityDocumentsSchema } from '../../domain/identity/documents.ts';
 import type { NewPerson, Person } from '../../domain/identity/person.ts';
+import { checkPhoto, photoBytesFromBase64 } from '../../domain/identity/photo.ts';
 import { isOdsCode, normaliseOdsCode } from '../../domain/organisations/organisation.ts';
 import { authorize, organisationsWhere } from '../../domain/policy.ts';
 import { optionalText, text } from '../../domain/text.ts';
-import { identityDocumentsSchema } from '../../ra/documents.ts';
-import { checkPhoto, photoBytesFromBase64 } from '../../ra/photo.ts';
 import type { Queryable } from '../../storage/database.ts';
 import { type AttemptPolicy, assertNotLocked, recordFailure } from '../attempts.ts';
 import { appendAudit } from '../audit.ts';

@@ -7,8 +7,8 @@ import type { Position, RoleProfile } from '../../domain/access/role-profile.ts'
 import { AppError } from '../../domain/errors.ts';
 import { duplicateNameKey, normaliseName } from '../../domain/identity/names.ts';
 import type { IdentityAssuranceLevel, NewPerson, Person } from '../../domain/identity/person.ts';
+import type { CheckedPhoto } from '../../domain/identity/photo.ts';
 import { isNationalId, nationalIdFromSequence } from '../../domain/identity/user-id.ts';
-import type { CheckedPhoto } from '../../ra/photo.ts';
 import type { Queryable } from '../../storage/database.ts';
 import * as people from '../../storage/people.ts';
 import { appendAudit } from '../audit.ts';

@@ -6,12 +6,16 @@
 import { z } from 'zod';
 import { ukDate } from '../../domain/dates.ts';
 import { AppError } from '../../domain/errors.ts';
+import {
+  checkIdentityDocuments,
+  type IdentityDocument,
+  identityDocumentsSchema,
+} from '../../domain/identity/documents.ts';
 import type { IdentityAssuranceLevel, NewPerson, Person } from '../../domain/identity/person.ts';
+import { type CheckedPhoto, checkPhoto, photoBytesFromBase64 } from '../../domain/identity/photo.ts';
 import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize } from '../../domain/policy.ts';
 import { optionalText } from '../../domain/text.ts';
-import { checkIdentityDocuments, type IdentityDocument, identityDocumentsSchema } from '../../ra/documents.ts';
-import { type CheckedPhoto, checkPhoto, photoBytesFromBase64 } from '../../ra/photo.ts';
 import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '../../storage/database.ts';
 import { findDuplicateCandidates, findPersonByUserId } from '../../storage/people.ts';
 import { appendAudit } from '../audit.ts';

@@ -7,9 +7,15 @@
  */
 import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
+import * as catalogue from './catalogue.ts';
+import * as demo from './demo.ts';
+import * as organisations from './organisations.ts';
+import * as people from './people.ts';
 import * as positions from './positions.ts';
+import * as reports from './reports.ts';
+import * as roleProfiles from './role-profiles.ts';
 
-const modules = { accessFacts, positions };
+const modules = { accessFacts, catalogue, demo, organisations, people, positions, reports, roleProfiles };
 
 // biome-ignore lint/suspicious/noExplicitAny: matches any repository function's parameters and result
 type RepositoryFunction = (q: Queryable, ...args: any[]) => any;

@@ -174,3 +174,76 @@ export async function effectiveRoleRows(q: Queryable, userId: string, day: strin
   const raw = rows[0]?.roles ?? [];
   return typeof raw === 'string' ? (JSON.parse(raw) as EffectiveRoleRow[]) : raw;
 }
+
+interface ProfileRow {
+  person_roleid: string;
+  user_id: string;
+  person_orgid: string;
+  position_id: string;
+  ods_code: string;
+  start_date: string;
+  end_date: string | null;
+  status: RoleProfile['status'];
+}
+
+/** Role profiles with their organisation and dates as UK calendar dates (YYYY-MM-DD): how the RA actions read them. */
+const PROFILE_SELECT = `SELECT rp.person_roleid, rp.user_id, rp.person_orgid, rp.position_id::text AS position_id,
+  po.ods_code, to_char(rp.start_date, 'YYYY-MM-DD') AS start_date, to_char(rp.end_date, 'YYYY-MM-DD') AS end_date,
+  rp.status FROM role_profiles rp JOIN person_orgs po ON po.person_orgid = rp.person_orgid`;
+
+function profileFromRow(r: ProfileRow): RoleProfile {
+  return {
+    personRoleId: r.person_roleid,
+    userId: r.user_id,
+    personOrgId: r.person_orgid,
+    positionId: r.position_id,
+    odsCode: r.ods_code,
+    startDate: r.start_date,
+    endDate: r.end_date,
+    status: r.status,
+  };
+}
+
+/** The role profile `personRoleId` (`lock`: its row, for the rest of the transaction). */
+export async function profileById(q: Queryable, personRoleId: string, lock = false): Promise<RoleProfile | undefined> {
+  const { rows } = await q.query<ProfileRow>(
+    lock
+      ? `${PROFILE_SELECT} WHERE rp.person_roleid = $1 FOR UPDATE OF rp`
+      : `${PROFILE_SELECT} WHERE rp.person_roleid = $1`,
+    [personRoleId],
+  );
+  return rows[0] && profileFromRow(rows[0]);
+}
+
+/** The role profiles of a person not ended on `today` (active, with no end date or one today or later), locked. */
+export async function liveProfilesForUpdate(q: Queryable, userId: string, today: string): Promise<RoleProfile[]> {
+  const { rows } = await q.query<ProfileRow>(
+    `${PROFILE_SELECT} WHERE rp.user_id = $1 AND rp.status = 'active' AND (rp.end_date IS NULL OR rp.end_date >= $2::date)
+     ORDER BY rp.person_roleid FOR UPDATE OF rp`,
+    [userId, today],
+  );
+  return rows.map(profileFromRow);
+}
+
+/** Every active role profile of a person (whatever its dates), locked. */
+export async function activeProfilesForUpdate(q: Queryable, userId: string): Promise<RoleProfile[]> {
+  const { rows } = await q.query<ProfileRow>(
+    `${PROFILE_SELECT} WHERE rp.user_id = $1 AND rp.status = 'active' ORDER BY rp.person_roleid FOR UPDATE OF rp`,
+    [userId],
+  );
+  return rows.map(profileFromRow);
+}
+
+export async function changeRoleProfileDates(
+  q: Queryable,
+  personRoleId: string,
+  dates: { startDate: string; endDate: string | null },
+  now: Date,
+): Promise<void> {
+  await q.query('UPDATE role_profiles SET start_date = $2, end_date = $3, updated_at = $4 WHERE person_roleid = $1', [
+    personRoleId,
+    dates.startDate,
+    dates.endDate,
+    now,
+  ]);
+}

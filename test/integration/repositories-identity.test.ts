@@ -149,3 +149,72 @@ test(`[${backend}] organisations: find, subtree and hierarchy through the reposi
   assert.equal(await isInSubtree(t.db, 'QWO', 'RR813'), true);
   assert.equal(await repos.organisations.isInSubtree('RR8', 'RX1'), false);
 });
+
+test(`[${backend}] catalogue, people and demo statements through their repositories`, async () => {
+  const repos = repositoriesOn(t.db);
+  const version = await repos.catalogue.loadedCatalogueVersion();
+  assert.ok(version, 'the bundled catalogue is loaded');
+  assert.equal(await repos.catalogue.checksumOfVersion('0.0.0-none'), undefined);
+  assert.equal((await repos.catalogue.latestPublishedVersion())?.version, version);
+  assert.deepEqual(await repos.catalogue.unknownCodes('rbac_job_roles', ['R5080', 'R0000X']), ['R0000X']);
+  const listed = await repos.catalogue.listCatalogue();
+  assert.equal(listed.version, version);
+  assert.ok(listed.jobRoles.some((r) => r.code === 'R5080'));
+  assert.equal((await repos.catalogue.catalogueLabels(version)).version, version);
+  assert.equal(await repos.demo.isDemoInstallation(), false);
+  assert.equal(await repos.demo.demoOrganisationExists('NOPE1'), false);
+  assert.equal(await repos.demo.demoOrganisationExists('RR8'), true);
+  await repos.people.updateNames(
+    who.openEnded,
+    { title: null, givenName: 'Ola', middleNames: null, familyName: 'Nordmann', preferredName: null },
+    { familyKey: 'NORDMANN', givenKey: 'OLA' },
+    new Date('2026-11-26T10:00:00Z'),
+  );
+  const renamed = await repos.people.findPersonByUserId(who.openEnded);
+  assert.equal(renamed?.familyName, 'Nordmann');
+  assert.equal(await repos.demo.activePersonWithNiNumber('QQ000000Z'), undefined);
+});
+
+test(`[${backend}] requests: insert, read, list, close, with their history`, async () => {
+  const repos = repositoriesOn(t.db);
+  const [rp] = await repos.roleProfiles.roleProfilesOfPerson(who.openEnded);
+  const now = new Date('2026-11-26T10:00:00Z');
+  const created = await repos.requests.insertRequest(
+    {
+      userId: who.openEnded,
+      positionId: rp!.positionId,
+      odsCode: 'RR8',
+      startDate: '2026-12-01',
+      endDate: null,
+      requestedBy: 'cli:test@host',
+      reason: 'a second post',
+      expiresAt: new Date('2026-12-26T10:00:00Z'),
+    },
+    now,
+  );
+  assert.equal(created.status, 'pending');
+  assert.equal(created.startDate, '2026-12-01');
+  await repos.requests.addHistory(
+    { requestId: created.requestId, from: null, to: 'pending', changedBy: 'cli:test@host', reason: 'a second post' },
+    now,
+  );
+  assert.deepEqual((await repos.requests.selectRequest(created.requestId))?.requestId, created.requestId);
+  assert.deepEqual(
+    (await repos.requests.listRequests({ status: 'pending', odsCode: 'RR8', limit: 10 })).map((r) => r.requestId),
+    [created.requestId],
+  );
+  assert.deepEqual(await repos.requests.listRequests({ status: 'pending', odsCode: 'RX1', limit: 10 }), []);
+  assert.equal((await repos.requests.expiredPendingForUpdate(now, 10)).length, 0);
+  const closed = await repos.requests.markClosed(
+    created.requestId,
+    { to: 'withdrawn', decidedBy: 'cli:test@host', reason: 'not needed' },
+    now,
+  );
+  assert.equal(closed.status, 'withdrawn');
+  assert.equal(closed.version, created.version + 1);
+  assert.deepEqual(
+    (await repos.requests.historyOf(created.requestId)).map((h) => h.toStatus),
+    ['pending'],
+  );
+  assert.deepEqual(await repos.requests.pendingRequestsOfForUpdate(who.openEnded), []);
+});

@@ -134,7 +134,6 @@ const SQL_STILL_OUTSIDE_STORAGE: readonly string[] = [
   'services/operations-reports.ts',
   'services/sessions.ts',
   'services/startup.ts',
-  'services/synthetic.ts',
   'services/totp.ts',
   'services/upstream-idps.ts',
   'services/upstream-links.ts',
@@ -164,7 +163,6 @@ const LONG_FILES: Record<string, string> = {
   'ra/console/clients.ts': 'issue 16: to split',
   'services/cards.ts': 'issue 16: to split',
   'services/import.ts': 'issue 16: to split',
-  'services/synthetic.ts': 'issue 16: to split',
   'services/webauthn.ts': 'issue 16: to split',
   'storage/admin-socket.ts': 'the admin socket protocol (framing, greeting, transactions) in one place',
 };

@@ -19,6 +19,7 @@ import * as positions from './positions.ts';
 import * as reports from './reports.ts';
 import * as requests from './requests.ts';
 import * as roleProfiles from './role-profiles.ts';
+import * as synthetic from './synthetic.ts';
 
 const modules = {
   accessFacts,
@@ -34,6 +35,7 @@ const modules = {
   reports,
   requests,
   roleProfiles,
+  synthetic,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: matches any repository function's parameters and result

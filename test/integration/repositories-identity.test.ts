@@ -82,7 +82,8 @@ test(`[${backend}] the database's rule is the domain's: role_profile_in_effect a
 test(`[${backend}] every database function that asks "in effect" calls the one definition`, async () => {
   const { rows } = await t.db.query<{ name: string; src: string }>(
     `SELECT proname AS name, prosrc AS src FROM pg_proc
-     WHERE proname IN ('effective_role_rows', 'cis1_ticket_state', 'cis1_ticket_liveness')`,
+     WHERE proname IN ('effective_role_rows', 'cis1_ticket_state', 'cis1_ticket_liveness')
+       AND pronamespace = current_schema()::regnamespace`,
   );
   assert.equal(rows.length, 3);
   for (const r of rows) {

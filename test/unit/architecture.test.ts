@@ -162,7 +162,6 @@ const LONG_FILES: Record<string, string> = {
   'pki/ca.ts': 'issue 16: to split',
   'ra/console/clients.ts': 'issue 16: to split',
   'services/cards.ts': 'issue 16: to split',
-  'services/import.ts': 'issue 16: to split',
   'services/webauthn.ts': 'issue 16: to split',
   'storage/admin-socket.ts': 'the admin socket protocol (framing, greeting, transactions) in one place',
 };

@@ -12,9 +12,9 @@ import { AppError } from '../domain/errors.ts';
 import { isNationalId, nationalIdFromSequence } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
-import { findPersonByUserId, nextNationalIdSequence } from '../storage/people.ts';
-import { activityInclusions, positionFacts } from '../storage/repositories/access-facts.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { findPosition } from '../storage/repositories/positions.ts';
+import type { EffectiveRoleRow } from '../storage/repositories/role-profiles.ts';
 import { appendAudit } from './audit.ts';
 import { unknownCodes } from './catalogue.ts';
 import type { ServiceContext } from './context.ts';
@@ -27,7 +27,7 @@ export async function createPosition(ctx: ServiceContext, odsCode: string, input
   const org = await getOrganisation(ctx, odsCode);
   authorize(ctx.actor, 'position:create', { kind: 'organisation', odsCode: org.odsCode });
   const p: NewPosition = parseInput(newPositionSchema, input);
-  return ctx.db.transaction(async (tx) => {
+  return ctx.transaction(async (tx) => {
     const unknown = [
       ...(await unknownCodes(tx, 'rbac_job_roles', p.jobRoles)),
       ...(await unknownCodes(tx, 'rbac_activities', p.activities)),
@@ -35,32 +35,19 @@ export async function createPosition(ctx: ServiceContext, odsCode: string, input
     ];
     if (unknown.length > 0) throw new AppError('rbac.unknown_code', { codes: unknown });
     if (p.workgroups.length > 0) {
-      const { rows } = await tx.query<{ code: string }>(
-        'SELECT code FROM workgroups WHERE code = ANY($1) AND ods_code = $2',
-        [p.workgroups, org.odsCode],
-      );
-      const found = new Set(rows.map((r) => r.code));
+      const found = new Set(await tx.positions.workgroupsAt(p.workgroups, org.odsCode));
       const missing = p.workgroups.filter((w) => !found.has(w));
       if (missing.length > 0) throw new AppError('rbac.unknown_code', { codes: missing });
     }
     const now = ctx.clock.now();
-    const { rows } = await tx.query<{ position_id: string }>(
-      `INSERT INTO positions (ods_code, name, assignable, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
-       RETURNING position_id`,
-      [org.odsCode, p.name, p.assignable, now],
+    const positionId = await tx.positions.insertPosition(
+      { odsCode: org.odsCode, name: p.name, assignable: p.assignable },
+      now,
     );
-    const positionId = rows[0]!.position_id;
-    const link = async (table: string, column: string, codes: string[]) => {
-      if (codes.length === 0) return;
-      await tx.query(
-        `INSERT INTO ${table} (position_id, ${column}) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`,
-        [positionId, [...new Set(codes)]],
-      );
-    };
-    await link('position_job_roles', 'job_role_code', p.jobRoles);
-    await link('position_activities', 'activity_code', p.activities);
-    await link('position_areas_of_work', 'aow_code', p.areasOfWork);
-    await link('position_workgroups', 'workgroup_code', p.workgroups);
+    await tx.positions.linkPositionCodes(positionId, 'jobRoles', p.jobRoles);
+    await tx.positions.linkPositionCodes(positionId, 'activities', p.activities);
+    await tx.positions.linkPositionCodes(positionId, 'areasOfWork', p.areasOfWork);
+    await tx.positions.linkPositionCodes(positionId, 'workgroups', p.workgroups);
     const position: Position = {
       positionId,
       odsCode: org.odsCode,
@@ -91,38 +78,34 @@ export async function assignRoleProfile(ctx: ServiceContext, input: unknown): Pr
     i.path[0] === 'endDate' ? 'role_profile.invalid_dates' : 'request.invalid',
   );
   if (!isNationalId(rp.userId)) throw new AppError('person.invalid_user_id');
-  return ctx.db.transaction(async (tx) => {
-    const person = await findPersonByUserId(tx, rp.userId, true);
+  return ctx.transaction(async (tx) => {
+    const person = await tx.people.findPersonByUserId(rp.userId, true);
     if (!person) throw new AppError('person.not_found');
-    const position = await findPosition(tx, rp.positionId);
+    const position = await tx.positions.findPosition(rp.positionId);
     if (position?.status !== 'active') throw new AppError('position.not_found');
     authorize(ctx.actor, 'role_profile:assign', {
       kind: 'position',
       person: await personFacts(tx, ctx.clock, person.userId),
-      position: await positionFacts(tx, position),
+      position: await tx.accessFacts.positionFacts(position),
     });
     if (person.status !== 'active') throw new AppError('role_profile.person_inactive', { status: person.status });
     const now = ctx.clock.now();
-    let personOrgId = (
-      await tx.query<{ person_orgid: string }>(
-        'SELECT person_orgid FROM person_orgs WHERE user_id = $1 AND ods_code = $2',
-        [person.userId, position.odsCode],
-      )
-    ).rows[0]?.person_orgid;
+    let personOrgId = await tx.roleProfiles.personOrgIdOf(person.userId, position.odsCode);
     if (!personOrgId) {
-      personOrgId = nationalIdFromSequence(await nextNationalIdSequence(tx, 'person_orgid_seq'));
-      await tx.query('INSERT INTO person_orgs (person_orgid, user_id, ods_code, created_at) VALUES ($1, $2, $3, $4)', [
-        personOrgId,
-        person.userId,
-        position.odsCode,
-        now,
-      ]);
+      personOrgId = nationalIdFromSequence(await tx.people.nextNationalIdSequence('person_orgid_seq'));
+      await tx.roleProfiles.insertPersonOrg({ personOrgId, userId: person.userId, odsCode: position.odsCode }, now);
     }
-    const personRoleId = nationalIdFromSequence(await nextNationalIdSequence(tx, 'person_roleid_seq'));
-    await tx.query(
-      `INSERT INTO role_profiles (person_roleid, user_id, person_orgid, position_id, start_date, end_date, status, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)`,
-      [personRoleId, person.userId, personOrgId, position.positionId, rp.startDate, rp.endDate, now],
+    const personRoleId = nationalIdFromSequence(await tx.people.nextNationalIdSequence('person_roleid_seq'));
+    await tx.roleProfiles.insertRoleProfile(
+      {
+        personRoleId,
+        userId: person.userId,
+        personOrgId,
+        positionId: position.positionId,
+        startDate: rp.startDate,
+        endDate: rp.endDate,
+      },
+      now,
     );
     const profile: RoleProfile = {
       personRoleId,
@@ -148,8 +131,8 @@ export async function assignRoleProfile(ctx: ServiceContext, input: unknown): Pr
 /** Ends a role profile now (status ended, end date today unless it already ends earlier). */
 export async function endRoleProfile(ctx: ServiceContext, personRoleId: string, reason: string): Promise<RoleProfile> {
   if (!isNationalId(personRoleId)) throw new AppError('role_profile.not_found');
-  return ctx.db.transaction(async (tx) => {
-    const before = (await roleProfilesWhere(tx, 'rp.person_roleid = $1 FOR UPDATE OF rp', [personRoleId]))[0];
+  return ctx.transaction(async (tx) => {
+    const before = await tx.roleProfiles.roleProfileForUpdate(personRoleId);
     if (!before) throw new AppError('role_profile.not_found');
     authorize(ctx.actor, 'role_profile:end', await profileTarget(tx, ctx.clock, before));
     if (before.status === 'ended') throw new AppError('role_profile.already_ended');
@@ -157,13 +140,10 @@ export async function endRoleProfile(ctx: ServiceContext, personRoleId: string, 
     const endDate = before.endDate != null && before.endDate < today ? before.endDate : today;
     // A profile that has not started yet ends before it starts: the end date may not precede the start date.
     const clampedEnd = laterDate(endDate, before.startDate);
-    await tx.query(
-      "UPDATE role_profiles SET status = 'ended', end_date = $2, updated_at = $3 WHERE person_roleid = $1",
-      [personRoleId, clampedEnd, ctx.clock.now()],
-    );
+    await tx.roleProfiles.markRoleProfileEnded(personRoleId, clampedEnd, ctx.clock.now());
     const after: RoleProfile = { ...before, status: 'ended', endDate: clampedEnd };
     // CIS2: removing a role ends the sessions (and refresh tokens) that may carry it.
-    await recordSessionEnd(tx, before.userId, 'role_removed', ctx.clock.now());
+    await recordSessionEnd(tx.handle, before.userId, 'role_removed', ctx.clock.now());
     await appendAudit(tx, ctx, {
       action: 'role_profile.ended',
       targetType: 'person',
@@ -176,37 +156,10 @@ export async function endRoleProfile(ctx: ServiceContext, personRoleId: string, 
   });
 }
 
-async function roleProfilesWhere(q: Queryable, where: string, params: unknown[]): Promise<RoleProfile[]> {
-  const { rows } = await q.query<{
-    person_roleid: string;
-    user_id: string;
-    person_orgid: string;
-    position_id: string;
-    ods_code: string;
-    start_date: string;
-    end_date: string | null;
-    status: RoleProfile['status'];
-  }>(
-    `SELECT rp.person_roleid, rp.user_id, rp.person_orgid, rp.position_id, po.ods_code, rp.start_date, rp.end_date, rp.status
-     FROM role_profiles rp JOIN person_orgs po ON po.person_orgid = rp.person_orgid WHERE ${where}`,
-    params,
-  );
-  return rows.map((r) => ({
-    personRoleId: r.person_roleid,
-    userId: r.user_id,
-    personOrgId: r.person_orgid,
-    positionId: r.position_id,
-    odsCode: r.ods_code,
-    startDate: r.start_date,
-    endDate: r.end_date,
-    status: r.status,
-  }));
-}
-
 export async function roleProfilesOf(ctx: ServiceContext, userId: string): Promise<RoleProfile[]> {
   if (!isNationalId(userId)) throw new AppError('person.invalid_user_id');
-  authorize(ctx.actor, 'person:read', await personTarget(ctx.db, ctx.clock, userId));
-  return roleProfilesWhere(ctx.db, 'rp.user_id = $1 ORDER BY rp.person_roleid', [userId]);
+  authorize(ctx.actor, 'person:read', await personTarget(ctx.repos, ctx.clock, userId));
+  return ctx.repos.roleProfiles.roleProfilesOfPerson(userId);
 }
 
 /** A role profile as applications see it: what CIS2 puts in `nhsid_nrbac_roles` and CIS1 in the role assertion. */
@@ -228,23 +181,7 @@ export interface EffectiveRole {
   endDate: string | null;
 }
 
-/** One row of `effective_role_rows` (migration 0012): a role profile in effect, with its position's codes. */
-export interface EffectiveRoleRow {
-  person_roleid: string;
-  person_orgid: string;
-  ods_code: string;
-  org_name: string;
-  position_id: string;
-  position_name: string;
-  start_date: string;
-  end_date: string | null;
-  status: 'active' | 'ended';
-  roles: { code: string; name: string; sg: string; sgn: string; g: string; gn: string }[];
-  activities: string[];
-  baseline: string[];
-  aows: string[];
-  workgroups: string[];
-}
+export type { EffectiveRoleRow };
 
 /**
  * The role profiles in effect for a person at `at` (UK date): active, started, not past their end date, the person
@@ -252,20 +189,16 @@ export interface EffectiveRoleRow {
  * the SQL function `effective_role_rows` (migration 0012), whose plan the database keeps.
  */
 export async function effectiveRoles(
-  q: Queryable,
+  q: Queryable | Repositories,
   userId: string,
   at: Date,
   knownPerson?: { status: string },
 ): Promise<EffectiveRole[]> {
   if (knownPerson && knownPerson.status !== 'active') return [];
   const day = ukDate(at);
-  const { rows } = await q.query<{ roles: EffectiveRoleRow[] | string }>(
-    'SELECT effective_role_rows($1, $2) AS roles',
-    [userId, day],
-  );
-  const raw = rows[0]?.roles ?? [];
-  const roleRows = typeof raw === 'string' ? (JSON.parse(raw) as EffectiveRoleRow[]) : raw;
-  return effectiveRolesFrom(roleRows, day, await activityInclusions(q));
+  const repos = reposOf(q);
+  const roleRows = await repos.roleProfiles.effectiveRoleRows(userId, day);
+  return effectiveRolesFrom(roleRows, day, await repos.accessFacts.activityInclusions());
 }
 
 /** Role profile rows (as `effective_role_rows` returns them) as applications see them, on UK date `day`. */

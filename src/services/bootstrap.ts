@@ -1,5 +1,6 @@
 import { ukDate } from '../domain/dates.ts';
 import { AppError } from '../domain/errors.ts';
+import type { RaManagerLine } from '../storage/repositories/role-profiles.ts';
 import { assignRoleProfile, createPosition } from './access.ts';
 import type { ServiceContext } from './context.ts';
 import { createEnrolmentInvitation } from './enrolment.ts';
@@ -23,35 +24,15 @@ export interface BootstrapInput {
   niNumber?: string;
 }
 
-export async function raManagerExists(ctx: ServiceContext): Promise<boolean> {
-  const { rows } = await ctx.db.query(
-    `SELECT 1 FROM role_profiles rp JOIN position_job_roles pj ON pj.position_id = rp.position_id
-     WHERE pj.job_role_code = 'R5080' AND rp.status = 'active' AND (rp.end_date IS NULL OR rp.end_date >= $1) LIMIT 1`,
-    [ukDate(ctx.clock.now())],
-  );
-  return rows.length > 0;
+export function raManagerExists(ctx: ServiceContext): Promise<boolean> {
+  return ctx.repos.roleProfiles.raManagerExists(ukDate(ctx.clock.now()));
 }
 
-export interface RaManagerLine {
-  userId: string;
-  name: string;
-  odsCode: string;
-  orgName: string;
-}
+export type { RaManagerLine };
 
 /** Who the RA Managers are (at most 20), so that a refused bootstrap can say whom to ask. */
-export async function raManagers(ctx: ServiceContext): Promise<RaManagerLine[]> {
-  const { rows } = await ctx.db.query<{ user_id: string; name: string; ods_code: string; org_name: string }>(
-    `SELECT DISTINCT p.user_id, p.given_name || ' ' || p.family_name AS name, o.ods_code, o.name AS org_name
-     FROM role_profiles rp JOIN position_job_roles pj ON pj.position_id = rp.position_id
-       JOIN people p ON p.user_id = rp.user_id JOIN positions pos ON pos.position_id = rp.position_id
-       JOIN organisations o ON o.ods_code = pos.ods_code
-     WHERE pj.job_role_code = 'R5080' AND rp.status = 'active' AND p.status = 'active'
-       AND rp.start_date <= $1 AND (rp.end_date IS NULL OR rp.end_date >= $1)
-     ORDER BY o.ods_code, p.user_id LIMIT 20`,
-    [ukDate(ctx.clock.now())],
-  );
-  return rows.map((r) => ({ userId: r.user_id, name: r.name, odsCode: r.ods_code, orgName: r.org_name }));
+export function raManagers(ctx: ServiceContext): Promise<RaManagerLine[]> {
+  return ctx.repos.roleProfiles.raManagers(ukDate(ctx.clock.now()));
 }
 
 export async function bootstrapRaManager(
@@ -62,7 +43,7 @@ export async function bootstrapRaManager(
   if (await raManagerExists(ctx)) {
     throw new AppError('bootstrap.ra_manager_exists', { raManagers: await raManagers(ctx) });
   }
-  if (!(await findOrganisation(ctx.db, input.odsCode.trim().toUpperCase()))) {
+  if (!(await findOrganisation(ctx.repos, input.odsCode.trim().toUpperCase()))) {
     await saveOrganisation(ctx, { odsCode: input.odsCode, name: input.orgName, type: input.orgType ?? 'other' });
   }
   const org = input.odsCode.trim().toUpperCase();
@@ -80,7 +61,7 @@ export async function bootstrapRaManager(
     niNumber: input.niNumber ?? null,
     identityAssuranceLevel: 3,
   });
-  await ctx.db.query('UPDATE people SET email_verified_at = $2 WHERE user_id = $1', [person.userId, ctx.clock.now()]);
+  await ctx.repos.people.markEmailVerified(person.userId, ctx.clock.now());
   await assignRoleProfile(ctx, {
     userId: person.userId,
     positionId: position.positionId,

@@ -6,6 +6,8 @@ import { type CatalogueFile, catalogueFileSchema } from '../domain/access/catalo
 import { AppError } from '../domain/errors.ts';
 import { authorize } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
+import type { CatalogueEntry, CatalogueLabels } from '../storage/repositories/catalogue.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { parseInput } from './validation.ts';
@@ -37,11 +39,8 @@ export async function readCatalogueFile(path: string): Promise<{ catalogue: Cata
   return { catalogue, checksum: createHash('sha256').update(raw).digest('hex') };
 }
 
-export async function loadedCatalogueVersion(q: Queryable): Promise<string | null> {
-  const { rows } = await q.query<{ version: string }>(
-    'SELECT version FROM rbac_catalogue_versions ORDER BY loaded_at DESC, version DESC LIMIT 1',
-  );
-  return rows[0]?.version ?? null;
+export function loadedCatalogueVersion(q: Queryable | Repositories): Promise<string | null> {
+  return reposOf(q).catalogue.loadedCatalogueVersion();
 }
 
 /**
@@ -55,13 +54,10 @@ export async function loadCatalogue(
 ): Promise<{ version: string; loaded: boolean }> {
   authorize(ctx.actor, 'catalogue:load', { kind: 'national' });
   const { catalogue: c, checksum } = file;
-  return ctx.db.transaction(async (tx) => {
-    const existing = await tx.query<{ checksum: string }>(
-      'SELECT checksum FROM rbac_catalogue_versions WHERE version = $1',
-      [c.version],
-    );
-    if (existing.rows[0]) {
-      if (existing.rows[0].checksum !== checksum) {
+  return ctx.transaction(async (tx) => {
+    const existing = await tx.catalogue.checksumOfVersion(c.version);
+    if (existing !== undefined) {
+      if (existing !== checksum) {
         throw new AppError('rbac.catalogue_invalid', {
           problems: [{ field: 'version', message: `version ${c.version} is already loaded with different content` }],
         });
@@ -69,69 +65,14 @@ export async function loadCatalogue(
       return { version: c.version, loaded: false };
     }
     // National releases only move forward: an older file would retire codes that newer positions use.
-    const latest = await tx.query<{ published_on: string; version: string }>(
-      'SELECT published_on, version FROM rbac_catalogue_versions ORDER BY published_on DESC LIMIT 1',
-    );
-    const newest = latest.rows[0];
+    const newest = await tx.catalogue.latestPublishedVersion();
     if (newest && newest.published_on > c.publishedOn) {
       if (options.onlyIfNewer) return { version: newest.version, loaded: false };
       throw new AppError('rbac.catalogue_invalid', {
         problems: [{ field: 'publishedOn', message: `version ${newest.version}, published later, is already loaded` }],
       });
     }
-    await tx.query(
-      'INSERT INTO rbac_catalogue_versions (version, published_on, checksum, loaded_at) VALUES ($1, $2, $3, $4)',
-      [c.version, c.publishedOn, checksum, ctx.clock.now()],
-    );
-    await tx.query(
-      `INSERT INTO rbac_job_roles (code, name, staff_group_code, staff_group_name, sub_group_code, sub_group_name, retired, catalogue_version)
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(code text, name text, staff_group_code text, staff_group_name text,
-         sub_group_code text, sub_group_name text, retired boolean, catalogue_version text)
-       ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, staff_group_code = EXCLUDED.staff_group_code,
-         staff_group_name = EXCLUDED.staff_group_name, sub_group_code = EXCLUDED.sub_group_code,
-         sub_group_name = EXCLUDED.sub_group_name, retired = false, catalogue_version = EXCLUDED.catalogue_version`,
-      [
-        JSON.stringify(
-          c.jobRoles.map((r) => ({
-            code: r.code,
-            name: r.name,
-            staff_group_code: r.staffGroup.code,
-            staff_group_name: r.staffGroup.name,
-            sub_group_code: r.subGroup.code,
-            sub_group_name: r.subGroup.name,
-            retired: false,
-            catalogue_version: c.version,
-          })),
-        ),
-      ],
-    );
-    await tx.query(
-      `INSERT INTO rbac_activities (code, name, includes, retired, catalogue_version)
-       SELECT r.code, r.name, ARRAY(SELECT jsonb_array_elements_text(r.includes)), false, $2
-       FROM jsonb_to_recordset($1::jsonb) AS r(code text, name text, includes jsonb)
-       ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, includes = EXCLUDED.includes, retired = false,
-         catalogue_version = EXCLUDED.catalogue_version`,
-      [JSON.stringify(c.activities), c.version],
-    );
-    await tx.query(
-      `INSERT INTO rbac_areas_of_work (code, name, area_code, area_name, sub_area_code, sub_area_name, retired, catalogue_version)
-       SELECT r.code, r.name, r.area->>'code', r.area->>'name', r."subArea"->>'code', r."subArea"->>'name', false, $2
-       FROM jsonb_to_recordset($1::jsonb) AS r(code text, name text, area jsonb, "subArea" jsonb)
-       ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, area_code = EXCLUDED.area_code, area_name = EXCLUDED.area_name,
-         sub_area_code = EXCLUDED.sub_area_code, sub_area_name = EXCLUDED.sub_area_name, retired = false,
-         catalogue_version = EXCLUDED.catalogue_version`,
-      [JSON.stringify(c.areasOfWork), c.version],
-    );
-    for (const table of ['rbac_job_roles', 'rbac_activities', 'rbac_areas_of_work']) {
-      await tx.query(`UPDATE ${table} SET retired = true WHERE catalogue_version <> $1 AND NOT retired`, [c.version]);
-    }
-    await tx.query('DELETE FROM rbac_baseline');
-    const pairs = Object.entries(c.baseline).flatMap(([role, acts]) => acts.map((a) => ({ role, act: a })));
-    await tx.query(
-      `INSERT INTO rbac_baseline (job_role_code, activity_code)
-       SELECT DISTINCT r.role, r.act FROM jsonb_to_recordset($1::jsonb) AS r(role text, act text)`,
-      [JSON.stringify(pairs)],
-    );
+    await tx.catalogue.writeCatalogue(c, checksum, ctx.clock.now());
     await appendAudit(tx, ctx, {
       action: 'catalogue.loaded',
       targetType: 'rbac_catalogue',
@@ -150,87 +91,26 @@ export async function loadCatalogue(
 }
 
 /** Codes in `codes` that are not current (unknown or retired) in the catalogue table. */
-export async function unknownCodes(
-  q: Queryable,
+export function unknownCodes(
+  q: Queryable | Repositories,
   table: 'rbac_job_roles' | 'rbac_activities' | 'rbac_areas_of_work',
   codes: readonly string[],
 ): Promise<string[]> {
-  if (codes.length === 0) return [];
-  const { rows } = await q.query<{ code: string }>(`SELECT code FROM ${table} WHERE code = ANY($1) AND NOT retired`, [
-    [...codes],
-  ]);
-  const known = new Set(rows.map((r) => r.code));
-  return codes.filter((c) => !known.has(c));
+  return reposOf(q).catalogue.unknownCodes(table, codes);
 }
 
-/** The names of the catalogue's codes and the activities' inclusions, as of one loaded version. */
-export interface CatalogueLabels {
-  version: string | null;
-  activities: ReadonlyMap<string, string>;
-  areasOfWork: ReadonlyMap<string, string>;
-  inclusions: ReadonlyMap<string, readonly string[]>;
-}
+export type { CatalogueEntry, CatalogueLabels };
 
 /**
- * A catalogue version never changes once loaded (loadCatalogue refuses the same version with other content), so its
- * labels are kept per database and version: callers pass the version they read with the rest of their data, and a
- * newly loaded catalogue is used from the first request that sees it.
+ * The names of the catalogue's codes as of version `version` (kept per database and version, see
+ * src/storage/repositories/catalogue.ts).
  */
-const labelsCache = new WeakMap<Queryable, CatalogueLabels>();
-
-export async function catalogueLabels(q: Queryable, version: string | null): Promise<CatalogueLabels> {
-  const cached = labelsCache.get(q);
-  if (cached && cached.version === version) return cached;
-  // One statement, so the labels and the version they are kept under come from the same snapshot.
-  const { rows } = await q.query<{
-    version: string | null;
-    activities: [string, string, string[]][] | string;
-    areas: [string, string][] | string;
-  }>(
-    `SELECT (SELECT version FROM rbac_catalogue_versions ORDER BY loaded_at DESC, version DESC LIMIT 1) AS version,
-       COALESCE((SELECT json_agg(json_build_array(code, name, includes)) FROM rbac_activities), '[]'::json) AS activities,
-       COALESCE((SELECT json_agg(json_build_array(code, name)) FROM rbac_areas_of_work), '[]'::json) AS areas`,
-  );
-  const row = rows[0]!;
-  const activities: [string, string, string[]][] =
-    typeof row.activities === 'string' ? JSON.parse(row.activities) : row.activities;
-  const areas: [string, string][] = typeof row.areas === 'string' ? JSON.parse(row.areas) : row.areas;
-  const labels: CatalogueLabels = {
-    version: row.version,
-    activities: new Map(activities.map(([code, name]) => [code, name])),
-    areasOfWork: new Map(areas),
-    inclusions: new Map(
-      activities.filter(([, , includes]) => includes.length > 0).map(([code, , includes]) => [code, includes]),
-    ),
-  };
-  labelsCache.set(q, labels);
-  return labels;
+export function catalogueLabels(q: Queryable | Repositories, version: string | null): Promise<CatalogueLabels> {
+  return reposOf(q).catalogue.catalogueLabels(version);
 }
 
-export interface CatalogueEntry {
-  code: string;
-  name: string;
-  roleCode?: string;
-  includes?: string[];
-}
-
-export async function listCatalogue(
-  q: Queryable,
+export function listCatalogue(
+  q: Queryable | Repositories,
 ): Promise<{ version: string | null; jobRoles: CatalogueEntry[]; activities: CatalogueEntry[] }> {
-  const version = await loadedCatalogueVersion(q);
-  const roles = await q.query<{ code: string; name: string; staff_group_code: string; sub_group_code: string }>(
-    'SELECT code, name, staff_group_code, sub_group_code FROM rbac_job_roles WHERE NOT retired ORDER BY code',
-  );
-  const acts = await q.query<{ code: string; name: string; includes: string[] }>(
-    'SELECT code, name, includes FROM rbac_activities WHERE NOT retired ORDER BY code',
-  );
-  return {
-    version,
-    jobRoles: roles.rows.map((r) => ({
-      code: r.code,
-      name: r.name,
-      roleCode: `${r.staff_group_code}:${r.sub_group_code}:${r.code}`,
-    })),
-    activities: acts.rows.map((a) => ({ code: a.code, name: a.name, includes: a.includes })),
-  };
+  return reposOf(q).catalogue.listCatalogue();
 }

@@ -1,5 +1,6 @@
 import { ukDate } from '../domain/dates.ts';
 import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { assignRoleProfile, createPosition } from './access.ts';
 import type { ServiceContext } from './context.ts';
 import { createEnrolmentInvitation } from './enrolment.ts';
@@ -113,9 +114,7 @@ export async function seedDemo(
     }
     out.push({ userId: person.userId, name: `${d.givenName} ${d.familyName}`, roles: d.roles.length });
   }
-  await ctx.db.query('INSERT INTO demo_installation (id, seeded_at) VALUES (true, $1) ON CONFLICT (id) DO NOTHING', [
-    ctx.clock.now(),
-  ]);
+  await ctx.repos.demo.markDemoInstallation(ctx.clock.now());
   return { people: out };
 }
 
@@ -123,9 +122,8 @@ export async function seedDemo(
  * Demo mode: DEMO_DATA on and this database seeded with the demo data. Only then does the demo's short way into the
  * RA console exist (a trusted virtual security key, a printed one-time link); a production database never has the row.
  */
-export async function isDemoInstallation(q: Queryable): Promise<boolean> {
-  const { rows } = await q.query('SELECT 1 FROM demo_installation LIMIT 1');
-  return rows.length > 0;
+export function isDemoInstallation(q: Queryable | Repositories): Promise<boolean> {
+  return reposOf(q).demo.isDemoInstallation();
 }
 
 export interface DemoPerson {
@@ -135,15 +133,17 @@ export interface DemoPerson {
 }
 
 /** The demo people, as the start banner and README list them. */
-export async function demoPeopleOf(q: Queryable): Promise<DemoPerson[]> {
-  const { rows } = await q.query<{ user_id: string; ni_number: string; given_name: string; family_name: string }>(
-    'SELECT user_id, ni_number, given_name, family_name FROM people WHERE ni_number = ANY($1::text[])',
-    [demoPeople.map((p) => p.ni)],
-  );
+export async function demoPeopleOf(q: Queryable | Repositories): Promise<DemoPerson[]> {
+  const rows = await reposOf(q).demo.peopleWithNiNumbers(demoPeople.map((p) => p.ni));
   return demoPeople.flatMap((d) => {
-    const r = rows.find((x) => x.ni_number === d.ni);
-    return r ? [{ userId: r.user_id, name: `${r.given_name} ${r.family_name}`, what: d.what }] : [];
+    const r = rows.find((x) => x.niNumber === d.ni);
+    return r ? [{ userId: r.userId, name: `${r.givenName} ${r.familyName}`, what: d.what }] : [];
   });
+}
+
+/** Whether the demo data is there already (its trust, RR8, exists). */
+export function demoDataExists(ctx: ServiceContext): Promise<boolean> {
+  return ctx.repos.demo.demoOrganisationExists('RR8');
 }
 
 /**
@@ -152,11 +152,8 @@ export async function demoPeopleOf(q: Queryable): Promise<DemoPerson[]> {
  * mode by the caller's check; null when the demo RA Manager is not there (or has left).
  */
 export async function demoConsoleLink(ctx: ServiceContext, publicUrl: string): Promise<string | null> {
-  const { rows } = await ctx.db.query<{ user_id: string }>(
-    "SELECT user_id FROM people WHERE ni_number = $1 AND status = 'active'",
-    [DEMO_RA_MANAGER_NI],
-  );
-  if (!rows[0]) return null;
-  const token = await createEnrolmentInvitation(ctx, { userId: rows[0].user_id, maxAal: 3, ttlHours: 24 });
+  const userId = await ctx.repos.demo.activePersonWithNiNumber(DEMO_RA_MANAGER_NI);
+  if (!userId) return null;
+  const token = await createEnrolmentInvitation(ctx, { userId, maxAal: 3, ttlHours: 24 });
   return `${publicUrl}/enrol/invite?t=${token}`;
 }

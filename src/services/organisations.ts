@@ -8,31 +8,10 @@ import {
 } from '../domain/organisations/organisation.ts';
 import { authorize, type Target } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { parseInput } from './validation.ts';
-
-interface OrgRow {
-  ods_code: string;
-  name: string;
-  type: Organisation['type'];
-  parent_ods_code: string | null;
-  status: Organisation['status'];
-  created_at: Date;
-  updated_at: Date;
-}
-
-function fromRow(r: OrgRow): Organisation {
-  return {
-    odsCode: r.ods_code,
-    name: r.name,
-    type: r.type,
-    parentOdsCode: r.parent_ods_code,
-    status: r.status,
-    createdAt: new Date(r.created_at).toISOString(),
-    updatedAt: new Date(r.updated_at).toISOString(),
-  };
-}
 
 export function validateNewOrganisation(input: unknown): NewOrganisation {
   return parseInput(newOrganisationSchema, input, (i) =>
@@ -40,12 +19,13 @@ export function validateNewOrganisation(input: unknown): NewOrganisation {
   );
 }
 
-export async function findOrganisation(q: Queryable, odsCode: string, lock = false): Promise<Organisation | undefined> {
-  const { rows } = await q.query<OrgRow>(
-    `SELECT * FROM organisations WHERE ods_code = $1${lock ? ' FOR UPDATE' : ''}`,
-    [odsCode],
-  );
-  return rows[0] && fromRow(rows[0]);
+/** The organisation with ODS code `odsCode` (`lock`: its row, for the rest of the transaction). */
+export function findOrganisation(
+  q: Queryable | Repositories,
+  odsCode: string,
+  lock = false,
+): Promise<Organisation | undefined> {
+  return reposOf(q).organisations.findOrganisation(odsCode, lock);
 }
 
 export type UpsertOutcome = 'created' | 'updated' | 'unchanged';
@@ -60,8 +40,8 @@ export async function saveOrganisation(
   options: { upsert?: boolean } = {},
 ): Promise<{ organisation: Organisation; outcome: UpsertOutcome }> {
   const org = validateNewOrganisation(input);
-  return ctx.db.transaction(async (tx) => {
-    const existing = await findOrganisation(tx, org.odsCode, true);
+  return ctx.transaction(async (tx) => {
+    const existing = await tx.organisations.findOrganisation(org.odsCode, true);
     // A new organisation goes below one of the actor's (one at the top of the hierarchy is the operator's). Moving one
     // needs the power over it and over where it goes: re-parenting must not hand a subtree, and the people in it, to
     // another RA, nor take one from them (Keycloak CVE-2026-9099, re-parenting a privileged group).
@@ -76,10 +56,10 @@ export async function saveOrganisation(
     if (existing && !options.upsert) throw new AppError('organisation.exists');
     if (org.parentOdsCode) {
       if (org.parentOdsCode === org.odsCode) throw new AppError('organisation.hierarchy_cycle');
-      if (!(await findOrganisation(tx, org.parentOdsCode))) {
+      if (!(await tx.organisations.findOrganisation(org.parentOdsCode))) {
         throw new AppError('organisation.parent_not_found', { parentOdsCode: org.parentOdsCode });
       }
-      if (existing && (await isInSubtree(tx, org.odsCode, org.parentOdsCode))) {
+      if (existing && (await tx.organisations.isInSubtree(org.odsCode, org.parentOdsCode))) {
         throw new AppError('organisation.hierarchy_cycle');
       }
     }
@@ -88,12 +68,7 @@ export async function saveOrganisation(
       if (existing.name === org.name && existing.type === org.type && existing.parentOdsCode === org.parentOdsCode) {
         return { organisation: existing, outcome: 'unchanged' as const };
       }
-      const { rows } = await tx.query<OrgRow>(
-        `UPDATE organisations SET name = $2, type = $3, parent_ods_code = $4, updated_at = $5 WHERE ods_code = $1
-         RETURNING *`,
-        [org.odsCode, org.name, org.type, org.parentOdsCode, now],
-      );
-      const updated = fromRow(rows[0]!);
+      const updated = await tx.organisations.updateOrganisation(org, now);
       await appendAudit(tx, ctx, {
         action: 'organisation.updated',
         targetType: 'organisation',
@@ -103,12 +78,7 @@ export async function saveOrganisation(
       });
       return { organisation: updated, outcome: 'updated' as const };
     }
-    const { rows } = await tx.query<OrgRow>(
-      `INSERT INTO organisations (ods_code, name, type, parent_ods_code, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $5) RETURNING *`,
-      [org.odsCode, org.name, org.type, org.parentOdsCode, now],
-    );
-    const created = fromRow(rows[0]!);
+    const created = await tx.organisations.insertOrganisation(org, now);
     await appendAudit(tx, ctx, {
       action: 'organisation.created',
       targetType: 'organisation',
@@ -124,37 +94,17 @@ export async function getOrganisation(ctx: ServiceContext, odsCode: string): Pro
   const code = normaliseOdsCode(odsCode);
   if (!isOdsCode(code)) throw new AppError('organisation.invalid_ods_code');
   authorize(ctx.actor, 'organisation:read', { kind: 'organisation', odsCode: code });
-  const org = await findOrganisation(ctx.db, code);
+  const org = await ctx.repos.organisations.findOrganisation(code);
   if (!org) throw new AppError('organisation.not_found');
   return org;
 }
 
 /** Is `candidate` the organisation `root` or below it? (An RA's powers reach its organisation's subtree.) */
-export async function isInSubtree(q: Queryable, root: string, candidate: string): Promise<boolean> {
-  const { rows } = await q.query<{ found: boolean }>(
-    `WITH RECURSIVE up AS (
-       SELECT ods_code, parent_ods_code, 1 AS depth FROM organisations WHERE ods_code = $2
-       UNION ALL
-       SELECT o.ods_code, o.parent_ods_code, up.depth + 1 FROM organisations o JOIN up ON o.ods_code = up.parent_ods_code
-       WHERE up.depth < 50
-     )
-     SELECT EXISTS (SELECT 1 FROM up WHERE ods_code = $1) AS found`,
-    [root, candidate],
-  );
-  return rows[0]?.found === true;
+export function isInSubtree(q: Queryable | Repositories, root: string, candidate: string): Promise<boolean> {
+  return reposOf(q).organisations.isInSubtree(root, candidate);
 }
 
 /** Every organisation in the subtree under `root`, root included (ODS codes, sorted). */
-export async function subtreeOf(q: Queryable, root: string): Promise<string[]> {
-  const { rows } = await q.query<{ ods_code: string }>(
-    `WITH RECURSIVE down AS (
-       SELECT ods_code, 1 AS depth FROM organisations WHERE ods_code = $1
-       UNION ALL
-       SELECT o.ods_code, down.depth + 1 FROM organisations o JOIN down ON o.parent_ods_code = down.ods_code
-       WHERE down.depth < 50
-     )
-     SELECT ods_code FROM down ORDER BY ods_code`,
-    [root],
-  );
-  return rows.map((r) => r.ods_code);
+export function subtreeOf(q: Queryable | Repositories, root: string): Promise<string[]> {
+  return reposOf(q).organisations.subtreeOf(root);
 }

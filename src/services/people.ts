@@ -14,8 +14,9 @@ import {
 import { isNationalId, nationalIdFromSequence } from '../domain/identity/user-id.ts';
 import { isOdsCode, normaliseOdsCode } from '../domain/organisations/organisation.ts';
 import { authorize } from '../domain/policy.ts';
-import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '../storage/database.ts';
+import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode } from '../storage/database.ts';
 import * as people from '../storage/people.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { subtreeOf } from './organisations.ts';
@@ -50,7 +51,7 @@ export function validateNewPerson(
 export async function findDuplicates(ctx: ServiceContext, input: unknown): Promise<Person[]> {
   authorize(ctx.actor, 'person:read', { kind: 'national' });
   const p = validateNewPerson(ctx, input);
-  return people.findDuplicateCandidates(ctx.db, duplicateKeys(p));
+  return ctx.repos.people.findDuplicateCandidates(duplicateKeys(p));
 }
 
 function duplicateKeys(p: NewPerson) {
@@ -73,17 +74,17 @@ export async function registerPerson(
   const keys = duplicateKeys(p);
   const confirmed = new Set(options.confirmedDifferentFrom ?? []);
   try {
-    return await ctx.db.transaction(async (tx) => {
+    return await ctx.transaction(async (tx) => {
       await lockIdentity(tx, `${keys.familyKey}|${keys.givenKey}|${keys.dateOfBirth}`);
       if (keys.niNumber) await lockIdentity(tx, `ni|${keys.niNumber}`);
-      const candidates = await people.findDuplicateCandidates(tx, keys);
+      const candidates = await tx.people.findDuplicateCandidates(keys);
       const blocking = candidates.filter((c) => (p.niNumber && c.niNumber === p.niNumber) || !confirmed.has(c.userId));
       if (blocking.length > 0) {
         throw new AppError('person.duplicate', { candidates: blocking.map((c) => c.userId) });
       }
-      const userId = nationalIdFromSequence(await people.nextNationalIdSequence(tx, 'user_id_seq'));
+      const userId = nationalIdFromSequence(await tx.people.nextNationalIdSequence('user_id_seq'));
       const at = ctx.clock.now();
-      const person = await people.insertPerson(tx, {
+      const person = await tx.people.insertPerson({
         ...p,
         userId,
         status: 'active',
@@ -109,9 +110,9 @@ export async function registerPerson(
   }
 }
 
-async function lockIdentity(tx: Queryable, key: string): Promise<void> {
+async function lockIdentity(tx: Repositories, key: string): Promise<void> {
   const digest = createHash('sha256').update(key).digest();
-  await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [digest.readBigInt64BE(0).toString()]);
+  await tx.people.lockForTransaction(digest.readBigInt64BE(0).toString());
 }
 
 /**
@@ -125,8 +126,8 @@ function auditView(p: Person): Record<string, unknown> {
 
 export async function getPerson(ctx: ServiceContext, userId: string): Promise<Person> {
   if (!isNationalId(userId)) throw new AppError('person.invalid_user_id');
-  authorize(ctx.actor, 'person:read', await personTarget(ctx.db, ctx.clock, userId));
-  const person = await people.findPersonByUserId(ctx.db, userId);
+  authorize(ctx.actor, 'person:read', await personTarget(ctx.repos, ctx.clock, userId));
+  const person = await ctx.repos.people.findPersonByUserId(userId);
   if (!person) throw new AppError('person.not_found');
   return person;
 }
@@ -138,14 +139,14 @@ export async function changePersonStatus(
   reason: string,
 ): Promise<Person> {
   if (!isNationalId(userId)) throw new AppError('person.invalid_user_id');
-  return ctx.db.transaction(async (tx) => {
+  return ctx.transaction(async (tx) => {
     authorize(ctx.actor, 'person:change_status', await personTarget(tx, ctx.clock, userId));
-    const before = await people.findPersonByUserId(tx, userId, true);
+    const before = await tx.people.findPersonByUserId(userId, true);
     if (!before) throw new AppError('person.not_found');
     if (!canChangeStatus(before.status, to)) {
       throw new AppError('person.invalid_status_change', { from: before.status, to });
     }
-    const after = await people.updatePersonStatus(tx, userId, to, ctx.clock.now());
+    const after = await tx.people.updatePersonStatus(userId, to, ctx.clock.now());
     await appendAudit(tx, ctx, {
       action: 'person.status_changed',
       targetType: 'person',
@@ -220,7 +221,7 @@ export async function searchPeople(
   if (query.odsCode != null && query.odsCode !== '') {
     const code = normaliseOdsCode(query.odsCode);
     if (!isOdsCode(code)) throw new AppError('request.invalid', { field: 'odsCode', message: 'is not an ODS code' });
-    const codes = await subtreeOf(ctx.db, code);
+    const codes = await subtreeOf(ctx.repos, code);
     if (codes.length === 0) {
       throw new AppError('request.invalid', { field: 'odsCode', message: 'no organisation has that ODS code' });
     }
@@ -258,8 +259,8 @@ export async function searchPeople(
       message: 'give a family name, a user ID, an NI number, an email address or an organisation',
     });
   }
-  const res = await people.searchPeople(ctx.db, search, { limit, after, before, sort, filters });
-  const total = page.withTotal ? await people.countPeople(ctx.db, search, filters) : undefined;
+  const res = await ctx.repos.people.searchPeople(search, { limit, after, before, sort, filters });
+  const total = page.withTotal ? await ctx.repos.people.countPeople(search, filters) : undefined;
   return {
     people: res.people,
     next: res.last ? encodeCursor(res.last, sort) : null,

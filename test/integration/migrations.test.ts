@@ -172,7 +172,9 @@ test(`[${backend}] a shipped migration edited after it was applied stops the sta
 test(`[${backend}] a gap filled out of order (0012 arriving after 0013) stops the start, until it is applied on purpose`, async () => {
   const s = await scratchDatabase();
   try {
-    const all = shipped.map((m) => m.version);
+    // The release with the gap is one from before 0023, which replaces a function 0012 creates (a later migration may
+    // build on an earlier one: only the gap itself arrives out of order).
+    const all = shipped.map((m) => m.version).filter((v) => v < 23);
     await migrate(s.db, releaseWith(all.filter((v) => v !== 12)));
     await assert.rejects(migrate(s.db), (err: Error) => {
       assert.ok(err instanceof MigrationHistoryError);
@@ -190,7 +192,7 @@ test(`[${backend}] a gap filled out of order (0012 arriving after 0013) stops th
     const { applied } = await migrate(s.db, undefined, { allowOutOfOrder: true });
     assert.deepEqual(
       applied.map((m) => m.version),
-      [12],
+      [12, ...shipped.map((m) => m.version).filter((v) => v >= 23)],
     );
     assert.deepEqual((await migrate(s.db)).applied, [], 'and then starts normally');
   } finally {

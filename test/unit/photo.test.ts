@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { crc32, deflateSync } from 'node:zlib';
 import { AppError } from '../../src/domain/errors.ts';
-import { checkPhoto, MAX_PHOTO_BYTES, photoBytesFromBase64, sniffImageType } from '../../src/ra/photo.ts';
+import { checkPhoto, MAX_PHOTO_BYTES, photoBytesFromBase64, sniffImageType } from '../../src/domain/identity/photo.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Hand-made images

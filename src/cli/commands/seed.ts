@@ -1,4 +1,4 @@
-import { seedDemo } from '../../services/demo.ts';
+import { demoDataExists, seedDemo } from '../../services/demo.ts';
 import { seedSynthetic } from '../../services/synthetic.ts';
 import type { Command } from '../command.ts';
 import { parseOptions } from '../command.ts';
@@ -23,10 +23,7 @@ export const seedCommand: Command = {
     });
     if (values.demo && values.synthetic === undefined) {
       return withOperatorContext(async (ctx) => {
-        const { rows } = await ctx.db.query<{ n: string }>(
-          "SELECT count(*)::text AS n FROM organisations WHERE ods_code = 'RR8'",
-        );
-        if (rows[0]?.n !== '0') {
+        if (await demoDataExists(ctx)) {
           io.out('Demo data is already there.');
           return 0;
         }

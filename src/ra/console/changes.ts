@@ -1,6 +1,7 @@
 /** Changes to a person from their page (DOMAIN §5.4): suspend/restore, leaver, re-join, name, authenticators. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../domain/errors.ts';
+import { nameChangeEvidenceTypes } from '../../domain/identity/documents.ts';
 import { authorize } from '../../domain/policy.ts';
 import { text as textSchema } from '../../domain/text.ts';
 import type { WebDeps } from '../../http/deps.ts';
@@ -8,7 +9,6 @@ import type { ServiceContext } from '../../services/context.ts';
 import { changeName, markLeaver, rejoin, restore, suspend } from '../../services/ra.ts';
 import { removeTotp, totpAuthenticatorsOf } from '../../services/totp.ts';
 import { removeWebauthnCredential, webauthnCredentialsOf } from '../../services/webauthn.ts';
-import { nameChangeEvidenceTypes } from '../documents.ts';
 import { type DoneCode, withDone } from './banners.ts';
 import { confirmPage, reasonField } from './confirm.ts';
 import { type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, optional, text } from './forms.ts';

@@ -1,7 +1,7 @@
 /**
  * The identity documents part of the console's forms (register, record a check, verify an application): five rows —
  * a photo ID, a proof of address, then any three more — each with the document type (from the catalogue in
- * src/ra/documents.ts; its category follows from the type), the last 4 characters of its number and its dates. The
+ * src/domain/identity/documents.ts; its category follows from the type), the last 4 characters of its number and its dates. The
  * NHS Employers identity check standard is checked here too, so the RA sees every problem at once, by row.
  */
 import { ukDate } from '../../domain/dates.ts';
@@ -13,7 +13,7 @@ import {
   type IdentityDocument,
   identityDocumentSchema,
   MINIMUM_DOCUMENTS,
-} from '../documents.ts';
+} from '../../domain/identity/documents.ts';
 import { dateField, dateValues, type FieldMap, type FormErrors, type FormValues, text } from './forms.ts';
 import { categoryNames } from './labels.ts';
 

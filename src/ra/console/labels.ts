@@ -1,7 +1,7 @@
 /** Words the console shows for the domain's codes, and a short human summary of an audit event. */
 import type { AuditEvent } from '../../domain/audit/chain.ts';
+import { type DocumentCategory, documentCatalogue } from '../../domain/identity/documents.ts';
 import type { RaRole } from '../../domain/policy.ts';
-import { type DocumentCategory, documentCatalogue } from '../documents.ts';
 
 export const roleNames: Record<RaRole, string> = {
   ra_manager: 'RA Manager',

@@ -8,10 +8,10 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { AppError } from '../../domain/errors.ts';
+import type { IdentityDocument } from '../../domain/identity/documents.ts';
 import type { WebDeps } from '../../http/deps.ts';
 import { findDuplicates, registerPerson } from '../../services/people.ts';
 import { registerWithIdentityCheck } from '../../services/ra.ts';
-import type { IdentityDocument } from '../documents.ts';
 import { withDone } from './banners.ts';
 import { documentFieldMap, documentRowsView, documentsView, readDocuments } from './documents.ts';
 import { duplicateCandidates, FormErrors, type FormValues, formErrorsFrom, formValues, list, text } from './forms.ts';

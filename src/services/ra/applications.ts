@@ -7,17 +7,17 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AppError } from '../../domain/errors.ts';
-import type { NewPerson, Person } from '../../domain/identity/person.ts';
+import { identityDocumentsSchema } from '../../domain/identity/documents.ts';
+import type { Person } from '../../domain/identity/person.ts';
+import { checkPhoto, photoBytesFromBase64 } from '../../domain/identity/photo.ts';
 import { isOdsCode, normaliseOdsCode } from '../../domain/organisations/organisation.ts';
 import { authorize, organisationsWhere } from '../../domain/policy.ts';
 import { optionalText, text } from '../../domain/text.ts';
-import { identityDocumentsSchema } from '../../ra/documents.ts';
-import { checkPhoto, photoBytesFromBase64 } from '../../ra/photo.ts';
-import type { Queryable } from '../../storage/database.ts';
+import type { Applicant, Application, ApplicationStatus } from '../../storage/repositories/applications.ts';
+import type { Repositories } from '../../storage/repositories/index.ts';
 import { type AttemptPolicy, assertNotLocked, recordFailure } from '../attempts.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
-import { findOrganisation } from '../organisations.ts';
 import { validateNewPerson } from '../people.ts';
 import { parseInput } from '../validation.ts';
 import { insertNewPerson, raAction, storePhoto } from './common.ts';
@@ -31,24 +31,7 @@ import {
   resolveDuplicates,
 } from './identity.ts';
 
-export type ApplicationStatus = 'submitted' | 'verified' | 'rejected';
-
-/** The applicant's details as they gave them: a person record's fields, without any assurance level or photo. */
-export type Applicant = Omit<NewPerson, 'identityAssuranceLevel' | 'photoRef'>;
-
-export interface Application {
-  applicationId: string;
-  status: ApplicationStatus;
-  odsCode: string;
-  applicant: Applicant;
-  selfiePhotoId: string | null;
-  documentPhotoIds: string[];
-  submittedAt: string;
-  reviewedBy: string | null;
-  reviewedAt: string | null;
-  reason: string | null;
-  userId: string | null;
-}
+export type { Applicant, Application, ApplicationStatus };
 
 /** Submissions per client IP: a handful an hour is plenty for a ward's shared connection, and stops bulk abuse. */
 export const applicationAttemptPolicy: AttemptPolicy = { limit: 10, windowMs: 60 * 60_000, lockMs: 60 * 60_000 };
@@ -68,36 +51,6 @@ const verifySchema = z.object({
 });
 
 const rejectSchema = z.object({ reason: text(1000) });
-
-interface ApplicationRow {
-  application_id: string;
-  status: ApplicationStatus;
-  ods_code: string;
-  applicant: Applicant | string;
-  photo_id: string | null;
-  document_photo_ids: string[];
-  submitted_at: Date;
-  reviewed_by: string | null;
-  reviewed_at: Date | null;
-  reason: string | null;
-  user_id: string | null;
-}
-
-function fromRow(r: ApplicationRow): Application {
-  return {
-    applicationId: r.application_id,
-    status: r.status,
-    odsCode: r.ods_code,
-    applicant: typeof r.applicant === 'string' ? (JSON.parse(r.applicant) as Applicant) : r.applicant,
-    selfiePhotoId: r.photo_id,
-    documentPhotoIds: r.document_photo_ids,
-    submittedAt: new Date(r.submitted_at).toISOString(),
-    reviewedBy: r.reviewed_by,
-    reviewedAt: r.reviewed_at ? new Date(r.reviewed_at).toISOString() : null,
-    reason: r.reason,
-    userId: r.user_id,
-  };
-}
 
 function requireApplicationId(id: string): string {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) {
@@ -130,15 +83,14 @@ export async function submitApplication(
   if (!isOdsCode(odsCode)) throw new AppError('organisation.invalid_ods_code');
   const selfie = checkPhoto(photoBytesFromBase64(form.selfie.data));
   const document = checkPhoto(photoBytesFromBase64(form.photoIdImage.data));
-  return ctx.db.transaction(async (tx) => {
-    if (!(await findOrganisation(tx, odsCode))) throw new AppError('organisation.not_found');
+  return ctx.transaction(async (tx) => {
+    if (!(await tx.organisations.findOrganisation(odsCode))) throw new AppError('organisation.not_found');
     const applicationId = randomUUID();
     const selfieId = await storePhoto(tx, ctx, selfie, 'selfie', null);
     const documentId = await storePhoto(tx, ctx, document, 'document', null);
-    await tx.query(
-      `INSERT INTO remote_applications (application_id, status, ods_code, applicant, photo_id, document_photo_ids, submitted_at)
-       VALUES ($1, 'submitted', $2, $3, $4, $5, $6)`,
-      [applicationId, odsCode, JSON.stringify(applicant), selfieId, [documentId], now],
+    await tx.applications.insertApplication(
+      { applicationId, odsCode, applicant, selfieId, documentIds: [documentId] },
+      now,
     );
     await appendAudit(tx, ctx, {
       action: 'application.submitted',
@@ -163,24 +115,21 @@ export async function listApplications(ctx: ServiceContext, query: unknown = {})
     );
     const orgs = organisationsWhere(ctx.actor, 'application:review');
     if (orgs !== 'all' && orgs.length === 0) throw new AppError('auth.forbidden', { statement: 'application:review' });
-    const { rows } = await ctx.db.query<ApplicationRow>(
-      `SELECT * FROM remote_applications WHERE status = $1 AND ($2::text[] IS NULL OR ods_code = ANY($2))
-       ORDER BY submitted_at, application_id LIMIT $3`,
-      [q.status, orgs === 'all' ? null : orgs, q.limit],
-    );
-    return rows.map(fromRow);
+    return ctx.repos.applications.listApplications({
+      status: q.status,
+      orgs: orgs === 'all' ? null : orgs,
+      limit: q.limit,
+    });
   });
 }
 
 export async function getApplication(ctx: ServiceContext, applicationId: string): Promise<Application> {
   return raAction(ctx, 'application.read', { targetType: 'application', targetId: applicationId }, async () => {
     requireApplicationId(applicationId);
-    const { rows } = await ctx.db.query<ApplicationRow>('SELECT * FROM remote_applications WHERE application_id = $1', [
-      applicationId,
-    ]);
-    if (!rows[0]) throw new AppError('application.not_found');
-    authorize(ctx.actor, 'application:review', { kind: 'organisation', odsCode: rows[0].ods_code });
-    return fromRow(rows[0]);
+    const app = await ctx.repos.applications.findApplication(applicationId);
+    if (!app) throw new AppError('application.not_found');
+    authorize(ctx.actor, 'application:review', { kind: 'organisation', odsCode: app.odsCode });
+    return app;
   });
 }
 
@@ -192,36 +141,26 @@ export async function applicationImage(
 ): Promise<{ mediaType: 'image/jpeg' | 'image/png'; bytes: Buffer }> {
   const app = await getApplication(ctx, applicationId);
   if (photoId !== app.selfiePhotoId && !app.documentPhotoIds.includes(photoId)) throw new AppError('photo.not_found');
-  const { rows } = await ctx.db.query<{ media_type: 'image/jpeg' | 'image/png'; bytes: Uint8Array }>(
-    'SELECT media_type, bytes FROM photos WHERE photo_id = $1',
-    [photoId],
-  );
-  if (!rows[0]) throw new AppError('photo.not_found');
-  return { mediaType: rows[0].media_type, bytes: Buffer.from(rows[0].bytes) };
+  const photo = await ctx.repos.photos.photoById(photoId);
+  if (!photo) throw new AppError('photo.not_found');
+  return photo;
 }
 
-async function lockSubmitted(tx: Queryable, ctx: ServiceContext, applicationId: string): Promise<Application> {
-  const { rows } = await tx.query<ApplicationRow>(
-    'SELECT * FROM remote_applications WHERE application_id = $1 FOR UPDATE',
-    [applicationId],
-  );
-  if (!rows[0]) throw new AppError('application.not_found');
-  authorize(ctx.actor, 'application:review', { kind: 'organisation', odsCode: rows[0].ods_code });
-  if (rows[0].status !== 'submitted') {
-    throw new AppError('application.already_decided', { status: rows[0].status, reviewedBy: rows[0].reviewed_by });
+async function lockSubmitted(tx: Repositories, ctx: ServiceContext, applicationId: string): Promise<Application> {
+  const app = await tx.applications.findApplication(applicationId, true);
+  if (!app) throw new AppError('application.not_found');
+  authorize(ctx.actor, 'application:review', { kind: 'organisation', odsCode: app.odsCode });
+  if (app.status !== 'submitted') {
+    throw new AppError('application.already_decided', { status: app.status, reviewedBy: app.reviewedBy });
   }
-  return fromRow(rows[0]);
+  return app;
 }
 
 /** Deletes the images of a decided application that are not the person's photo. */
-async function deleteReviewImages(tx: Queryable, app: Application, keep: string | null): Promise<void> {
+async function deleteReviewImages(tx: Repositories, app: Application, keep: string | null): Promise<void> {
   const ids = [...app.documentPhotoIds, ...(app.selfiePhotoId ? [app.selfiePhotoId] : [])].filter((id) => id !== keep);
-  await tx.query('UPDATE remote_applications SET photo_id = $2, document_photo_ids = $3 WHERE application_id = $1', [
-    app.applicationId,
-    keep,
-    [],
-  ]);
-  if (ids.length > 0) await tx.query('DELETE FROM photos WHERE photo_id = ANY($1)', [ids]);
+  await tx.applications.keepOnlyImage(app.applicationId, keep);
+  if (ids.length > 0) await tx.photos.deletePhotos(ids);
 }
 
 /**
@@ -245,7 +184,7 @@ export async function verifyApplication(
     }
     requireAcceptableDocuments(ctx, form.documents);
     try {
-      return await ctx.db.transaction(async (tx) => {
+      return await ctx.transaction(async (tx) => {
         const app = await lockSubmitted(tx, ctx, applicationId);
         const details = validateNewPerson(ctx, app.applicant);
         const resolved = await resolveDuplicates(tx, ctx, details, form);
@@ -279,10 +218,10 @@ export async function verifyApplication(
         const keep = res.check.photoRef;
         await deleteReviewImages(tx, app, keep);
         const now = ctx.clock.now();
-        const { rows } = await tx.query<ApplicationRow>(
-          `UPDATE remote_applications SET status = 'verified', reviewed_by = $2, reviewed_at = $3, user_id = $4,
-             version = version + 1 WHERE application_id = $1 RETURNING *`,
-          [applicationId, ctx.actor.id, now, res.person.userId],
+        const verified = await tx.applications.markVerified(
+          applicationId,
+          { reviewedBy: ctx.actor.id, userId: res.person.userId },
+          now,
         );
         await appendAudit(tx, ctx, {
           action: 'application.verified',
@@ -291,7 +230,7 @@ export async function verifyApplication(
           before: { status: 'submitted' },
           after: { status: 'verified', userId: res.person.userId, checkId: res.check.checkId, created },
         });
-        return { application: fromRow(rows[0]!), ...res, created };
+        return { application: verified, ...res, created };
       });
     } catch (err) {
       throw niConflictAsDuplicate(err);
@@ -309,13 +248,13 @@ export async function rejectApplication(
   return raAction(ctx, 'application.reject', about, async () => {
     requireApplicationId(applicationId);
     const { reason } = parseInput(rejectSchema, input);
-    return ctx.db.transaction(async (tx) => {
+    return ctx.transaction(async (tx) => {
       const app = await lockSubmitted(tx, ctx, applicationId);
       await deleteReviewImages(tx, app, null);
-      const { rows } = await tx.query<ApplicationRow>(
-        `UPDATE remote_applications SET status = 'rejected', reviewed_by = $2, reviewed_at = $3, reason = $4,
-           version = version + 1 WHERE application_id = $1 RETURNING *`,
-        [applicationId, ctx.actor.id, ctx.clock.now(), reason],
+      const rejected = await tx.applications.markRejected(
+        applicationId,
+        { reviewedBy: ctx.actor.id, reason },
+        ctx.clock.now(),
       );
       await appendAudit(tx, ctx, {
         action: 'application.rejected',
@@ -325,7 +264,7 @@ export async function rejectApplication(
         after: { status: 'rejected' },
         reason,
       });
-      return fromRow(rows[0]!);
+      return rejected;
     });
   });
 }

@@ -6,13 +6,13 @@ import { z } from 'zod';
 import type { RoleProfile } from '../../domain/access/role-profile.ts';
 import { isCalendarDate, ukDate } from '../../domain/dates.ts';
 import { AppError } from '../../domain/errors.ts';
+import { nameChangeEvidenceSchema } from '../../domain/identity/documents.ts';
 import { duplicateNameKey, normaliseName } from '../../domain/identity/names.ts';
 import type { Person } from '../../domain/identity/person.ts';
 import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize } from '../../domain/policy.ts';
 import { optionalText, text } from '../../domain/text.ts';
-import { nameChangeEvidenceSchema } from '../../ra/documents.ts';
-import { findPersonByUserId } from '../../storage/people.ts';
+import type * as people from '../../storage/repositories/people.ts';
 import { endRoleProfile } from '../access.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
@@ -44,34 +44,6 @@ const datesSchema = z.object({
   reason: text(1000),
 });
 
-export interface ProfileRow {
-  person_roleid: string;
-  user_id: string;
-  person_orgid: string;
-  position_id: string;
-  ods_code: string;
-  start_date: string;
-  end_date: string | null;
-  status: RoleProfile['status'];
-}
-
-export const PROFILE_SELECT = `SELECT rp.person_roleid, rp.user_id, rp.person_orgid, rp.position_id::text AS position_id,
-  po.ods_code, to_char(rp.start_date, 'YYYY-MM-DD') AS start_date, to_char(rp.end_date, 'YYYY-MM-DD') AS end_date,
-  rp.status FROM role_profiles rp JOIN person_orgs po ON po.person_orgid = rp.person_orgid`;
-
-export function profileFromRow(r: ProfileRow): RoleProfile {
-  return {
-    personRoleId: r.person_roleid,
-    userId: r.user_id,
-    personOrgId: r.person_orgid,
-    positionId: r.position_id,
-    odsCode: r.ods_code,
-    startDate: r.start_date,
-    endDate: r.end_date,
-    status: r.status,
-  };
-}
-
 /**
  * Changes a position's dates: extend or shorten a temporary member of staff (bank, agency, locum, student), or move the
  * start of one not started yet. An end date in the past is refused — that is ending the position.
@@ -83,15 +55,11 @@ export async function changeRoleDates(ctx: ServiceContext, personRoleId: string,
     const change = parseInput(datesSchema, input, (i) =>
       i.path[0] === 'startDate' || i.path[0] === 'endDate' ? 'role_profile.invalid_dates' : 'request.invalid',
     );
-    return ctx.db.transaction(async (tx) => {
-      const peek = (await tx.query<ProfileRow>(`${PROFILE_SELECT} WHERE rp.person_roleid = $1`, [personRoleId]))
-        .rows[0];
+    return ctx.transaction(async (tx) => {
+      const peek = await tx.roleProfiles.profileById(personRoleId);
       if (!peek) throw new AppError('role_profile.not_found');
-      await lockPerson(tx, peek.user_id);
-      const row = (
-        await tx.query<ProfileRow>(`${PROFILE_SELECT} WHERE rp.person_roleid = $1 FOR UPDATE OF rp`, [personRoleId])
-      ).rows[0]!;
-      const before = profileFromRow(row);
+      await lockPerson(tx, peek.userId);
+      const before = (await tx.roleProfiles.profileById(personRoleId, true))!;
       const today = ukDate(ctx.clock.now());
       const startDate = change.startDate ?? before.startDate;
       const endDate = change.endDate === undefined ? before.endDate : change.endDate;
@@ -118,10 +86,7 @@ export async function changeRoleDates(ctx: ServiceContext, personRoleId: string,
         problems.push({ field: 'endDate', message: 'is in the past: end the position instead' });
       }
       if (problems.length > 0) throw new AppError('role_profile.invalid_dates', { problems });
-      await tx.query(
-        'UPDATE role_profiles SET start_date = $2, end_date = $3, updated_at = $4 WHERE person_roleid = $1',
-        [personRoleId, startDate, endDate, ctx.clock.now()],
-      );
+      await tx.roleProfiles.changeRoleProfileDates(personRoleId, { startDate, endDate }, ctx.clock.now());
       const after: RoleProfile = { ...before, startDate, endDate };
       await appendAudit(tx, ctx, {
         action: 'role_profile.dates_changed',
@@ -151,7 +116,7 @@ const nameSchema = z
     { message: 'give at least one new name', path: ['familyName'] },
   );
 
-type NameFields = Pick<Person, 'title' | 'givenName' | 'middleNames' | 'familyName' | 'preferredName'>;
+type NameFields = people.NameFields;
 
 function namesOf(p: Person): NameFields {
   return {
@@ -171,7 +136,7 @@ export async function changeName(ctx: ServiceContext, userId: string, input: unk
   return raAction(ctx, 'person.change_name', { targetType: 'person', targetId: userId }, async () => {
     requireUserId(userId);
     const change = parseInput(nameSchema, input);
-    return ctx.db.transaction(async (tx) => {
+    return ctx.transaction(async (tx) => {
       const person = await lockPerson(tx, userId);
       authorize(ctx.actor, 'person:change_name', await personTarget(tx, ctx.clock, userId));
       if (person.status === 'deceased') {
@@ -193,34 +158,18 @@ export async function changeName(ctx: ServiceContext, userId: string, input: unk
       }
       const givenKey = duplicateNameKey(after.familyName, after.givenName).split('|')[1] ?? '';
       const now = ctx.clock.now();
-      await tx.query(
-        `UPDATE people SET title = $2, given_name = $3, middle_names = $4, family_name = $5, preferred_name = $6,
-           family_key = $7, given_key = $8, updated_at = $9, version = version + 1 WHERE user_id = $1`,
-        [
+      await tx.people.updateNames(userId, after, { familyKey: normaliseName(after.familyName), givenKey }, now);
+      await tx.people.insertNameChange(
+        {
           userId,
-          after.title,
-          after.givenName,
-          after.middleNames,
-          after.familyName,
-          after.preferredName,
-          normaliseName(after.familyName),
-          givenKey,
-          now,
-        ],
-      );
-      await tx.query(
-        `INSERT INTO name_changes (user_id, before, after, evidence_type, evidence_last_chars, changed_by, changed_at, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [
-          userId,
-          JSON.stringify(before),
-          JSON.stringify(after),
-          change.evidence.type,
-          change.evidence.lastChars,
-          ctx.actor.id,
-          now,
-          change.reason,
-        ],
+          before,
+          after,
+          evidenceType: change.evidence.type,
+          evidenceLastChars: change.evidence.lastChars,
+          changedBy: ctx.actor.id,
+          reason: change.reason,
+        },
+        now,
       );
       await appendAudit(tx, ctx, {
         action: 'person.name_changed',
@@ -230,7 +179,7 @@ export async function changeName(ctx: ServiceContext, userId: string, input: unk
         after: { ...after, evidence: { type: change.evidence.type } },
         reason: change.reason,
       });
-      return (await findPersonByUserId(tx, userId))!;
+      return (await tx.people.findPersonByUserId(userId))!;
     });
   });
 }

@@ -7,10 +7,10 @@ import type { Position, RoleProfile } from '../../domain/access/role-profile.ts'
 import { AppError } from '../../domain/errors.ts';
 import { duplicateNameKey, normaliseName } from '../../domain/identity/names.ts';
 import type { IdentityAssuranceLevel, NewPerson, Person } from '../../domain/identity/person.ts';
+import type { CheckedPhoto } from '../../domain/identity/photo.ts';
 import { isNationalId, nationalIdFromSequence } from '../../domain/identity/user-id.ts';
-import type { CheckedPhoto } from '../../ra/photo.ts';
 import type { Queryable } from '../../storage/database.ts';
-import * as people from '../../storage/people.ts';
+import { type Repositories, reposOf } from '../../storage/repositories/index.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
 
@@ -41,7 +41,7 @@ export async function raAction<T>(
   } catch (err) {
     if (isRefusal(err)) {
       try {
-        await ctx.db.transaction((tx) =>
+        await ctx.transaction((tx) =>
           appendAudit(tx, ctx, {
             action: 'ra.refused',
             targetType: about.targetType,
@@ -64,36 +64,21 @@ export function requireUserId(value: unknown): string {
   return value;
 }
 
-export async function lockPerson(tx: Queryable, userId: string): Promise<Person> {
-  const person = await people.findPersonByUserId(tx, userId, true);
+export async function lockPerson(tx: Queryable | Repositories, userId: string): Promise<Person> {
+  const person = await reposOf(tx).people.findPersonByUserId(userId, true);
   if (!person) throw new AppError('person.not_found');
   return person;
 }
 
 export async function storePhoto(
-  tx: Queryable,
+  tx: Queryable | Repositories,
   ctx: Pick<ServiceContext, 'clock'>,
   photo: CheckedPhoto,
   purpose: 'portrait' | 'selfie' | 'document',
   userId: string | null,
 ): Promise<string> {
   const photoId = randomUUID();
-  await tx.query(
-    `INSERT INTO photos (photo_id, user_id, purpose, media_type, bytes, sha256, size, width, height, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-    [
-      photoId,
-      userId,
-      purpose,
-      photo.mediaType,
-      photo.bytes,
-      photo.sha256,
-      photo.bytes.length,
-      photo.width,
-      photo.height,
-      ctx.clock.now(),
-    ],
-  );
+  await reposOf(tx).photos.insertPhoto({ photoId, userId, purpose, photo }, ctx.clock.now());
   return photoId;
 }
 
@@ -106,10 +91,11 @@ export function identityKeys(p: Pick<NewPerson, 'niNumber' | 'familyName' | 'giv
  * Takes the same transaction-scoped advisory locks as people.registerPerson, so a registration here and one there of
  * the same person serialise, and the duplicate check that follows sees the other's row.
  */
-export async function lockIdentity(tx: Queryable, keys: ReturnType<typeof identityKeys>): Promise<void> {
+export async function lockIdentity(tx: Queryable | Repositories, keys: ReturnType<typeof identityKeys>): Promise<void> {
+  const repos = reposOf(tx);
   const lock = async (key: string) => {
     const digest = createHash('sha256').update(key).digest();
-    await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [digest.readBigInt64BE(0).toString()]);
+    await repos.people.lockForTransaction(digest.readBigInt64BE(0).toString());
   };
   await lock(`${keys.familyKey}|${keys.givenKey}|${keys.dateOfBirth}`);
   if (keys.niNumber) await lock(`ni|${keys.niNumber}`);
@@ -117,7 +103,7 @@ export async function lockIdentity(tx: Queryable, keys: ReturnType<typeof identi
 
 /** Inserts a new person (after the caller's duplicate check, under lockIdentity) and audits it. */
 export async function insertNewPerson(
-  tx: Queryable,
+  tx: Queryable | Repositories,
   ctx: ServiceContext,
   p: NewPerson,
   level: IdentityAssuranceLevel,
@@ -125,8 +111,9 @@ export async function insertNewPerson(
   confirmedDifferentFrom: readonly string[],
 ): Promise<Person> {
   const keys = identityKeys(p);
-  const userId = nationalIdFromSequence(await people.nextNationalIdSequence(tx, 'user_id_seq'));
-  const person = await people.insertPerson(tx, {
+  const repos = reposOf(tx);
+  const userId = nationalIdFromSequence(await repos.people.nextNationalIdSequence('user_id_seq'));
+  const person = await repos.people.insertPerson({
     ...p,
     identityAssuranceLevel: level,
     photoRef,
@@ -137,7 +124,7 @@ export async function insertNewPerson(
     at: ctx.clock.now(),
   });
   const { createdAt: _c, updatedAt: _u, ...view } = person;
-  await appendAudit(tx, ctx, {
+  await appendAudit(repos, ctx, {
     action: 'person.registered',
     targetType: 'person',
     targetId: userId,
@@ -153,7 +140,7 @@ export async function insertNewPerson(
  * their person-organisation link on first use. The caller has locked the person and checked the policy.
  */
 export async function insertRoleProfile(
-  tx: Queryable,
+  tx: Queryable | Repositories,
   ctx: ServiceContext,
   person: Person,
   position: Position,
@@ -161,26 +148,23 @@ export async function insertRoleProfile(
 ): Promise<RoleProfile> {
   if (person.status !== 'active') throw new AppError('role_profile.person_inactive', { status: person.status });
   const now = ctx.clock.now();
-  let personOrgId = (
-    await tx.query<{ person_orgid: string }>(
-      'SELECT person_orgid FROM person_orgs WHERE user_id = $1 AND ods_code = $2',
-      [person.userId, position.odsCode],
-    )
-  ).rows[0]?.person_orgid;
+  const repos = reposOf(tx);
+  let personOrgId = await repos.roleProfiles.personOrgIdOf(person.userId, position.odsCode);
   if (!personOrgId) {
-    personOrgId = nationalIdFromSequence(await people.nextNationalIdSequence(tx, 'person_orgid_seq'));
-    await tx.query('INSERT INTO person_orgs (person_orgid, user_id, ods_code, created_at) VALUES ($1, $2, $3, $4)', [
-      personOrgId,
-      person.userId,
-      position.odsCode,
-      now,
-    ]);
+    personOrgId = nationalIdFromSequence(await repos.people.nextNationalIdSequence('person_orgid_seq'));
+    await repos.roleProfiles.insertPersonOrg({ personOrgId, userId: person.userId, odsCode: position.odsCode }, now);
   }
-  const personRoleId = nationalIdFromSequence(await people.nextNationalIdSequence(tx, 'person_roleid_seq'));
-  await tx.query(
-    `INSERT INTO role_profiles (person_roleid, user_id, person_orgid, position_id, start_date, end_date, status, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)`,
-    [personRoleId, person.userId, personOrgId, position.positionId, dates.startDate, dates.endDate, now],
+  const personRoleId = nationalIdFromSequence(await repos.people.nextNationalIdSequence('person_roleid_seq'));
+  await repos.roleProfiles.insertRoleProfile(
+    {
+      personRoleId,
+      userId: person.userId,
+      personOrgId,
+      positionId: position.positionId,
+      startDate: dates.startDate,
+      endDate: dates.endDate,
+    },
+    now,
   );
   const profile: RoleProfile = {
     personRoleId,
@@ -192,7 +176,7 @@ export async function insertRoleProfile(
     endDate: dates.endDate,
     status: 'active',
   };
-  await appendAudit(tx, ctx, {
+  await appendAudit(repos, ctx, {
     action: 'role_profile.assigned',
     targetType: 'person',
     targetId: person.userId,

@@ -6,14 +6,19 @@
 import { z } from 'zod';
 import { ukDate } from '../../domain/dates.ts';
 import { AppError } from '../../domain/errors.ts';
+import {
+  checkIdentityDocuments,
+  type IdentityDocument,
+  identityDocumentsSchema,
+} from '../../domain/identity/documents.ts';
 import type { IdentityAssuranceLevel, NewPerson, Person } from '../../domain/identity/person.ts';
+import { type CheckedPhoto, checkPhoto, photoBytesFromBase64 } from '../../domain/identity/photo.ts';
 import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize } from '../../domain/policy.ts';
 import { optionalText } from '../../domain/text.ts';
-import { checkIdentityDocuments, type IdentityDocument, identityDocumentsSchema } from '../../ra/documents.ts';
-import { type CheckedPhoto, checkPhoto, photoBytesFromBase64 } from '../../ra/photo.ts';
 import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '../../storage/database.ts';
-import { findDuplicateCandidates, findPersonByUserId } from '../../storage/people.ts';
+import type { CheckMethod, IdentityCheck } from '../../storage/repositories/identity-checks.ts';
+import { type Repositories, reposOf } from '../../storage/repositories/index.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
 import { validateNewPerson } from '../people.ts';
@@ -29,22 +34,7 @@ import {
   storePhoto,
 } from './common.ts';
 
-export type CheckMethod = 'face_to_face' | 'remote';
-
-export interface IdentityCheck {
-  checkId: string;
-  userId: string;
-  checkedBy: string;
-  method: CheckMethod;
-  place: string | null;
-  checkedAt: string;
-  documents: IdentityDocument[];
-  photoRef: string | null;
-  resultingLevel: 2 | 3;
-  duplicateResolution: string;
-  applicationId: string | null;
-  notes: string | null;
-}
+export type { CheckMethod, IdentityCheck };
 
 /** base64 of at most 5 MB, plus slack: photo.ts refuses anything larger before decoding. */
 export const imageInputSchema = z.object({ data: z.string().min(1).max(7_200_000) });
@@ -100,43 +90,37 @@ interface CheckRecord {
  * remote check after a face-to-face one leaves level 3). Audited with the documents' types, never their numbers.
  */
 export async function recordIdentityCheck(
-  tx: Queryable,
+  into: Queryable | Repositories,
   ctx: ServiceContext,
   person: Person,
   c: CheckRecord,
 ): Promise<{ person: Person; check: IdentityCheck }> {
+  const tx = reposOf(into);
   const level: 2 | 3 = c.method === 'face_to_face' ? 3 : 2;
-  const { rows } = await tx.query<{ check_id: string }>(
-    `INSERT INTO identity_checks (user_id, checked_by, method, place, checked_at, documents, photo_ref, resulting_level,
-       duplicate_resolution, application_id, notes, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING check_id::text AS check_id`,
-    [
-      person.userId,
-      ctx.actor.id,
-      c.method,
-      c.place,
-      c.checkedAt,
-      JSON.stringify(c.documents),
-      c.photoRef,
-      level,
-      c.duplicateResolution,
-      c.applicationId,
-      c.notes,
-      ctx.clock.now(),
-    ],
+  const checkId = await tx.identityChecks.insertIdentityCheck(
+    {
+      userId: person.userId,
+      checkedBy: ctx.actor.id,
+      method: c.method,
+      place: c.place,
+      checkedAt: c.checkedAt,
+      documents: c.documents,
+      photoRef: c.photoRef,
+      resultingLevel: level,
+      duplicateResolution: c.duplicateResolution,
+      applicationId: c.applicationId,
+      notes: c.notes,
+    },
+    ctx.clock.now(),
   );
   const newLevel = Math.max(person.identityAssuranceLevel, level) as IdentityAssuranceLevel;
   const photoRef = c.photoRef ?? person.photoRef;
   if (newLevel !== person.identityAssuranceLevel || photoRef !== person.photoRef) {
-    await tx.query(
-      `UPDATE people SET identity_assurance_level = $2, photo_ref = $3, updated_at = $4, version = version + 1
-       WHERE user_id = $1`,
-      [person.userId, newLevel, photoRef, ctx.clock.now()],
-    );
+    await tx.identityChecks.setAssurance(person.userId, newLevel, photoRef, ctx.clock.now());
   }
-  if (c.photoRef) await tx.query('UPDATE photos SET user_id = $2 WHERE photo_id = $1', [c.photoRef, person.userId]);
+  if (c.photoRef) await tx.identityChecks.assignPhoto(c.photoRef, person.userId);
   const check: IdentityCheck = {
-    checkId: rows[0]!.check_id,
+    checkId,
     userId: person.userId,
     checkedBy: ctx.actor.id,
     method: c.method,
@@ -163,7 +147,7 @@ export async function recordIdentityCheck(
       applicationId: c.applicationId,
     },
   });
-  const updated = await findPersonByUserId(tx, person.userId);
+  const updated = await tx.people.findPersonByUserId(person.userId);
   return { person: updated!, check };
 }
 
@@ -178,7 +162,7 @@ export interface Resolution {
  * created. The same NI number is never "someone else": NI numbers are unique.
  */
 export async function resolveDuplicates(
-  tx: Queryable,
+  tx: Queryable | Repositories,
   ctx: ServiceContext,
   p: NewPerson,
   resolution: Resolution,
@@ -198,7 +182,7 @@ export async function resolveDuplicates(
     }
     return { existing };
   }
-  const candidates = await findDuplicateCandidates(tx, keys);
+  const candidates = await reposOf(tx).people.findDuplicateCandidates(keys);
   const sameNi = candidates.filter((c) => p.niNumber && c.niNumber === p.niNumber);
   if (sameNi.length > 0) {
     throw new AppError('person.duplicate', { reason: 'ni_number', candidates: sameNi.map((c) => c.userId) });
@@ -242,7 +226,7 @@ export async function registerWithIdentityCheck(
         authorize(ctx.actor, 'person:verify_identity', { kind: 'national' });
       }
       try {
-        return await ctx.db.transaction(async (tx) => {
+        return await ctx.transaction(async (tx) => {
           const resolved = await resolveDuplicates(tx, ctx, details, form);
           const photoRef = await storePhoto(tx, ctx, photo, 'portrait', null);
           const check = { ...form, checkedAt: ctx.clock.now(), photoRef, applicationId: null };
@@ -276,7 +260,7 @@ export async function verifyIdentity(
     const form = parseInput(checkSchema, input);
     requireAcceptableDocuments(ctx, form.documents);
     const photo: CheckedPhoto = checkPhoto(photoBytesFromBase64(form.photo.data));
-    return ctx.db.transaction(async (tx) => {
+    return ctx.transaction(async (tx) => {
       const person = await lockPerson(tx, userId);
       authorize(ctx.actor, 'person:verify_identity', await personTarget(tx, ctx.clock, userId));
       if (person.status === 'deceased') {
@@ -304,17 +288,13 @@ export async function personPhoto(
 ): Promise<{ mediaType: 'image/jpeg' | 'image/png'; bytes: Buffer }> {
   return raAction(ctx, 'person.read_photo', { targetType: 'person', targetId: userId }, async () => {
     requireUserId(userId);
-    const person = await findPersonByUserId(ctx.db, userId);
+    const person = await ctx.repos.people.findPersonByUserId(userId);
     if (!person) throw new AppError('person.not_found');
-    authorize(ctx.actor, 'person:read', await personTarget(ctx.db, ctx.clock, userId));
+    authorize(ctx.actor, 'person:read', await personTarget(ctx.repos, ctx.clock, userId));
     if (!person.photoRef) throw new AppError('photo.not_found');
-    const { rows } = await ctx.db.query<{ media_type: 'image/jpeg' | 'image/png'; bytes: Uint8Array }>(
-      'SELECT media_type, bytes FROM photos WHERE photo_id = $1 AND user_id = $2',
-      [person.photoRef, userId],
-    );
-    const row = rows[0];
-    if (!row) throw new AppError('photo.not_found');
-    return { mediaType: row.media_type, bytes: Buffer.from(row.bytes) };
+    const photo = await ctx.repos.identityChecks.photoOf(person.photoRef, userId);
+    if (!photo) throw new AppError('photo.not_found');
+    return photo;
   });
 }
 
@@ -322,39 +302,7 @@ export async function personPhoto(
 export async function identityChecksOf(ctx: ServiceContext, userId: string): Promise<IdentityCheck[]> {
   return raAction(ctx, 'person.read_identity_checks', { targetType: 'person', targetId: userId }, async () => {
     requireUserId(userId);
-    authorize(ctx.actor, 'person:read', await personTarget(ctx.db, ctx.clock, userId));
-    const { rows } = await ctx.db.query<{
-      check_id: string;
-      user_id: string;
-      checked_by: string;
-      method: CheckMethod;
-      place: string | null;
-      checked_at: Date;
-      documents: IdentityDocument[] | string;
-      photo_ref: string | null;
-      resulting_level: number;
-      duplicate_resolution: string;
-      application_id: string | null;
-      notes: string | null;
-    }>(
-      `SELECT check_id::text AS check_id, user_id, checked_by, method, place, checked_at, documents, photo_ref,
-         resulting_level, duplicate_resolution, application_id, notes
-       FROM identity_checks WHERE user_id = $1 ORDER BY identity_checks.check_id DESC`,
-      [userId],
-    );
-    return rows.map((r) => ({
-      checkId: r.check_id,
-      userId: r.user_id,
-      checkedBy: r.checked_by,
-      method: r.method,
-      place: r.place,
-      checkedAt: new Date(r.checked_at).toISOString(),
-      documents: typeof r.documents === 'string' ? (JSON.parse(r.documents) as IdentityDocument[]) : r.documents,
-      photoRef: r.photo_ref,
-      resultingLevel: r.resulting_level === 3 ? 3 : 2,
-      duplicateResolution: r.duplicate_resolution,
-      applicationId: r.application_id,
-      notes: r.notes,
-    }));
+    authorize(ctx.actor, 'person:read', await personTarget(ctx.repos, ctx.clock, userId));
+    return ctx.repos.identityChecks.identityChecksOf(userId);
   });
 }

@@ -8,17 +8,7 @@ import { isAllowed, organisationsWhere } from '../../domain/policy.ts';
 import type { ServiceContext } from '../context.ts';
 import { parseInput } from '../validation.ts';
 import { raAction } from './common.ts';
-import {
-  type AccessRequest,
-  COLUMNS,
-  fromRow,
-  type RequestHistoryEntry,
-  type RequestStatus,
-  type Row,
-  requestStatuses,
-  requireRequestId,
-  selectRequest,
-} from './requests.ts';
+import { type AccessRequest, type RequestHistoryEntry, requestStatuses, requireRequestId } from './requests.ts';
 
 /** A request and its status history: for the requester, the person it is about, and RA staff of its organisation. */
 export async function getRequest(
@@ -27,26 +17,10 @@ export async function getRequest(
 ): Promise<AccessRequest & { history: RequestHistoryEntry[] }> {
   return raAction(ctx, 'access_request.read', { targetType: 'access_request', targetId: requestId }, async () => {
     requireRequestId(requestId);
-    const request = await selectRequest(ctx.db, requestId);
+    const request = await ctx.repos.requests.selectRequest(requestId);
     if (!request) throw new AppError('access_request.not_found');
     if (!canSee(ctx, request)) throw new AppError('auth.forbidden', { statement: 'request:approve' });
-    const { rows } = await ctx.db.query<{
-      from_status: RequestStatus | null;
-      to_status: RequestStatus;
-      changed_by: string;
-      changed_at: Date;
-      reason: string | null;
-    }>('SELECT * FROM access_request_history WHERE request_id = $1 ORDER BY history_id', [requestId]);
-    return {
-      ...request,
-      history: rows.map((h) => ({
-        fromStatus: h.from_status,
-        toStatus: h.to_status,
-        changedBy: h.changed_by,
-        changedAt: new Date(h.changed_at).toISOString(),
-        reason: h.reason,
-      })),
-    };
+    return { ...request, history: await ctx.repos.requests.historyOf(requestId) };
   });
 }
 
@@ -77,26 +51,12 @@ export async function listRequests(ctx: ServiceContext, query: unknown = {}): Pr
   const requesting = organisationsWhere(a, 'request:create');
   const orgs: readonly string[] | 'all' =
     deciding === 'all' || requesting === 'all' ? 'all' : [...new Set([...deciding, ...requesting])];
-  const params: unknown[] = [];
-  const where: string[] = [];
-  const add = (sql: string, value: unknown) => {
-    params.push(value);
-    where.push(sql.replaceAll('?', `$${params.length}`));
-  };
-  if (q.status) add('status = ?', q.status);
-  if (q.odsCode) add('ods_code = ?', q.odsCode.trim().toUpperCase());
-  if (q.mine) add('(requested_by = ? OR user_id = ?)', me);
-  else if (orgs !== 'all') {
-    params.push(me, orgs);
-    where.push(
-      `(requested_by = $${params.length - 1} OR user_id = $${params.length - 1} OR ods_code = ANY($${params.length}))`,
-    );
-  }
-  params.push(q.limit);
-  const { rows } = await ctx.db.query<Row>(
-    `SELECT ${COLUMNS} FROM access_requests ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-     ORDER BY request_id DESC LIMIT $${params.length}`,
-    params,
-  );
-  return rows.map(fromRow).filter((r) => canSee(ctx, r));
+  const rows = await ctx.repos.requests.listRequests({
+    status: q.status,
+    odsCode: q.odsCode ? q.odsCode.trim().toUpperCase() : undefined,
+    mine: q.mine ? me : undefined,
+    visibleTo: orgs !== 'all' ? { me, orgs } : undefined,
+    limit: q.limit,
+  });
+  return rows.filter((r) => canSee(ctx, r));
 }

@@ -3,7 +3,7 @@
  * requester may withdraw; untouched requests expire. When the requester may give the position directly (a sponsor and an
  * assignable position, or an RA agent) it is applied at once and the request recorded as approved by policy.
  *
- * Concurrency: every decision locks the person, then the request (SELECT … FOR UPDATE), and checks the status under the
+ * Concurrency: every decision locks the person, then the request (its row lock), and checks the status under the
  * lock, so of two approvals at once exactly one succeeds and the other is told the request is already decided. The
  * person is always locked before the request, in every path (leaver too), so two paths never wait on each other.
  */
@@ -14,91 +14,20 @@ import { AppError } from '../../domain/errors.ts';
 import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize, isAllowed } from '../../domain/policy.ts';
 import { optionalText, text } from '../../domain/text.ts';
-import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '../../storage/database.ts';
-import { registrarOfActor } from '../../storage/repositories/access-facts.ts';
-import { findPosition } from '../access.ts';
+import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode } from '../../storage/database.ts';
+import type { Repositories } from '../../storage/repositories/index.ts';
+import type { AccessRequest, RequestHistoryEntry, RequestStatus } from '../../storage/repositories/requests.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
 import { positionTarget, requestTarget } from '../targets.ts';
 import { parseInput } from '../validation.ts';
 import { insertRoleProfile, lockPerson, raAction } from './common.ts';
 
-export type RequestStatus = 'pending' | 'approved' | 'rejected' | 'withdrawn' | 'expired';
+export type { AccessRequest, RequestHistoryEntry, RequestStatus };
 export const requestStatuses = ['pending', 'approved', 'rejected', 'withdrawn', 'expired'] as const;
 
 /** Untouched requests expire after 30 days (DOMAIN §5.3: "expire if untouched"). */
 export const DEFAULT_REQUEST_TTL_DAYS = 30;
-
-export interface AccessRequest {
-  requestId: string;
-  userId: string;
-  positionId: string;
-  odsCode: string;
-  startDate: string;
-  endDate: string | null;
-  status: RequestStatus;
-  requestedBy: string;
-  reason: string;
-  decidedBy: string | null;
-  decidedAt: string | null;
-  decisionReason: string | null;
-  personRoleId: string | null;
-  expiresAt: string;
-  createdAt: string;
-  version: number;
-}
-
-export interface RequestHistoryEntry {
-  fromStatus: RequestStatus | null;
-  toStatus: RequestStatus;
-  changedBy: string;
-  changedAt: string;
-  reason: string | null;
-}
-
-export interface Row {
-  request_id: string;
-  user_id: string;
-  position_id: string;
-  ods_code: string;
-  start_date: string;
-  end_date: string | null;
-  status: RequestStatus;
-  requested_by: string;
-  reason: string;
-  decided_by: string | null;
-  decided_at: Date | null;
-  decision_reason: string | null;
-  person_roleid: string | null;
-  expires_at: Date;
-  created_at: Date;
-  version: number;
-}
-
-export const COLUMNS = `request_id::text AS request_id, user_id, position_id::text AS position_id, ods_code,
-  to_char(start_date, 'YYYY-MM-DD') AS start_date, to_char(end_date, 'YYYY-MM-DD') AS end_date, status, requested_by,
-  reason, decided_by, decided_at, decision_reason, person_roleid, expires_at, created_at, version`;
-
-export function fromRow(r: Row): AccessRequest {
-  return {
-    requestId: r.request_id,
-    userId: r.user_id,
-    positionId: r.position_id,
-    odsCode: r.ods_code,
-    startDate: r.start_date,
-    endDate: r.end_date,
-    status: r.status,
-    requestedBy: r.requested_by,
-    reason: r.reason,
-    decidedBy: r.decided_by,
-    decidedAt: r.decided_at ? new Date(r.decided_at).toISOString() : null,
-    decisionReason: r.decision_reason,
-    personRoleId: r.person_roleid,
-    expiresAt: new Date(r.expires_at).toISOString(),
-    createdAt: new Date(r.created_at).toISOString(),
-    version: Number(r.version),
-  };
-}
 
 const calendarDate = z.string().trim().refine(isCalendarDate, { message: 'must be a real date written YYYY-MM-DD' });
 
@@ -124,33 +53,21 @@ export function requireRequestId(id: string): string {
   return id;
 }
 
-async function activePosition(tx: Queryable, positionId: string): Promise<Position> {
-  const position = await findPosition(tx, positionId);
+async function activePosition(tx: Repositories, positionId: string): Promise<Position> {
+  const position = await tx.positions.findPosition(positionId);
   if (position?.status !== 'active') throw new AppError('position.not_found');
   return position;
 }
 
-async function addHistory(
-  tx: Queryable,
+function addHistory(
+  tx: Repositories,
   ctx: ServiceContext,
   requestId: string,
   from: RequestStatus | null,
   to: RequestStatus,
   reason: string | null,
 ): Promise<void> {
-  await tx.query(
-    `INSERT INTO access_request_history (request_id, from_status, to_status, changed_by, changed_at, reason)
-     VALUES ($1, $2, $3, $4, $5, $6)`,
-    [requestId, from, to, ctx.actor.id, ctx.clock.now(), reason],
-  );
-}
-
-export async function selectRequest(q: Queryable, requestId: string, lock = false): Promise<AccessRequest | undefined> {
-  const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM access_requests WHERE request_id = $1${lock ? ' FOR UPDATE' : ''}`,
-    [requestId],
-  );
-  return rows[0] && fromRow(rows[0]);
+  return tx.requests.addHistory({ requestId, from, to, changedBy: ctx.actor.id, reason }, ctx.clock.now());
 }
 
 /**
@@ -170,7 +87,7 @@ export async function requestAccess(
       throw new AppError('role_profile.invalid_dates', { problems: [{ field: 'endDate', message: 'is in the past' }] });
     }
     try {
-      return await ctx.db.transaction(async (tx) => {
+      return await ctx.transaction(async (tx) => {
         const person = await lockPerson(tx, r.userId);
         const position = await activePosition(tx, r.positionId);
         const target = await positionTarget(tx, ctx.clock, person.userId, position);
@@ -178,23 +95,19 @@ export async function requestAccess(
         if (!direct) authorize(ctx.actor, 'request:create', target);
         if (person.status !== 'active') throw new AppError('role_profile.person_inactive', { status: person.status });
         const now = ctx.clock.now();
-        const { rows } = await tx.query<Row>(
-          `INSERT INTO access_requests (user_id, position_id, ods_code, start_date, end_date, status, requested_by, reason,
-             expires_at, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $9) RETURNING ${COLUMNS}`,
-          [
-            person.userId,
-            position.positionId,
-            position.odsCode,
-            r.startDate,
-            r.endDate,
-            ctx.actor.id,
-            r.reason,
-            new Date(now.getTime() + r.expiresInDays * 86_400_000),
-            now,
-          ],
+        const created = await tx.requests.insertRequest(
+          {
+            userId: person.userId,
+            positionId: position.positionId,
+            odsCode: position.odsCode,
+            startDate: r.startDate,
+            endDate: r.endDate,
+            requestedBy: ctx.actor.id,
+            reason: r.reason,
+            expiresAt: new Date(now.getTime() + r.expiresInDays * 86_400_000),
+          },
+          now,
         );
-        const created = fromRow(rows[0]!);
         await addHistory(tx, ctx, created.requestId, null, 'pending', r.reason);
         await appendAudit(tx, ctx, {
           action: 'access_request.created',
@@ -218,7 +131,7 @@ export async function requestAccess(
 }
 
 async function approveLocked(
-  tx: Queryable,
+  tx: Repositories,
   ctx: ServiceContext,
   request: AccessRequest,
   position: Position,
@@ -229,13 +142,11 @@ async function approveLocked(
     startDate: request.startDate,
     endDate: request.endDate,
   });
-  const { rows } = await tx.query<Row>(
-    `UPDATE access_requests SET status = 'approved', decided_by = $2, decided_at = $3, decision_reason = $4,
-       person_roleid = $5, updated_at = $3, version = version + 1
-     WHERE request_id = $1 RETURNING ${COLUMNS}`,
-    [request.requestId, ctx.actor.id, ctx.clock.now(), decisionReason, profile.personRoleId],
+  const approved = await tx.requests.markApproved(
+    request.requestId,
+    { decidedBy: ctx.actor.id, reason: decisionReason, personRoleId: profile.personRoleId },
+    ctx.clock.now(),
   );
-  const approved = fromRow(rows[0]!);
   await addHistory(tx, ctx, request.requestId, 'pending', 'approved', decisionReason);
   await appendAudit(tx, ctx, {
     action: 'access_request.approved',
@@ -252,11 +163,11 @@ async function approveLocked(
  * Locks a request for a decision: the person first, then the request. The caller then checks, under the lock, that it is
  * still pending — the second of two concurrent decisions waits here and is then refused (requireUndecided).
  */
-async function lockPending(tx: Queryable, requestId: string) {
-  const peek = await selectRequest(tx, requestId);
+async function lockPending(tx: Repositories, requestId: string) {
+  const peek = await tx.requests.selectRequest(requestId);
   if (!peek) throw new AppError('access_request.not_found');
   const person = await lockPerson(tx, peek.userId);
-  const request = (await selectRequest(tx, requestId, true))!;
+  const request = (await tx.requests.selectRequest(requestId, true))!;
   const position = await activePosition(tx, request.positionId);
   return { person, request, position };
 }
@@ -292,7 +203,7 @@ export async function approveRequest(
   return raAction(ctx, 'access_request.approve', about, async () => {
     requireRequestId(requestId);
     const opts = parseInput(approveSchema, input ?? {});
-    return ctx.db.transaction(async (tx) => {
+    return ctx.transaction(async (tx) => {
       const { person, request, position } = await lockPending(tx, requestId);
       authorize(ctx.actor, 'request:approve', await requestTarget(tx, ctx.clock, request, position));
       requireUndecided(ctx, request, opts.expectedVersion);
@@ -304,17 +215,16 @@ export async function approveRequest(
 const decisionSchema = z.object({ reason: text(1000), expectedVersion: z.number().int().min(1).optional() });
 
 export async function closeRequest(
-  tx: Queryable,
+  tx: Repositories,
   ctx: ServiceContext,
   request: AccessRequest,
   to: 'rejected' | 'withdrawn' | 'expired',
   reason: string | null,
 ): Promise<AccessRequest> {
-  const { rows } = await tx.query<Row>(
-    `UPDATE access_requests SET status = $2, decided_by = $3, decided_at = $4, decision_reason = $5, updated_at = $4,
-       version = version + 1
-     WHERE request_id = $1 RETURNING ${COLUMNS}`,
-    [request.requestId, to, ctx.actor.id, ctx.clock.now(), reason],
+  const closed = await tx.requests.markClosed(
+    request.requestId,
+    { to, decidedBy: ctx.actor.id, reason },
+    ctx.clock.now(),
   );
   await addHistory(tx, ctx, request.requestId, request.status, to, reason);
   await appendAudit(tx, ctx, {
@@ -325,16 +235,12 @@ export async function closeRequest(
     after: { requestId: request.requestId, status: to },
     reason,
   });
-  return fromRow(rows[0]!);
+  return closed;
 }
 
 /** Locks a person's pending requests (the caller holds the person's lock), e.g. to withdraw them when they leave. */
-export async function lockPendingRequestsOf(tx: Queryable, userId: string): Promise<AccessRequest[]> {
-  const { rows } = await tx.query<Row>(
-    `SELECT ${COLUMNS} FROM access_requests WHERE user_id = $1 AND status = 'pending' ORDER BY request_id FOR UPDATE`,
-    [userId],
-  );
-  return rows.map(fromRow);
+export function lockPendingRequestsOf(tx: Repositories, userId: string): Promise<AccessRequest[]> {
+  return tx.requests.pendingRequestsOfForUpdate(userId);
 }
 
 /** An RA rejects a pending request, with a reason both the requester and the person can see. */
@@ -343,7 +249,7 @@ export async function rejectRequest(ctx: ServiceContext, requestId: string, inpu
   return raAction(ctx, 'access_request.reject', about, async () => {
     requireRequestId(requestId);
     const { reason, expectedVersion } = parseInput(decisionSchema, input);
-    return ctx.db.transaction(async (tx) => {
+    return ctx.transaction(async (tx) => {
       const { request, position } = await lockPending(tx, requestId);
       authorize(ctx.actor, 'request:approve', await requestTarget(tx, ctx.clock, request, position));
       requireUndecided(ctx, request, expectedVersion);
@@ -362,13 +268,14 @@ export async function withdrawRequest(
   return raAction(ctx, 'access_request.withdraw', about, async () => {
     requireRequestId(requestId);
     const { reason } = parseInput(z.object({ reason: optionalText(1000) }), input ?? {});
-    return ctx.db.transaction(async (tx) => {
+    return ctx.transaction(async (tx) => {
       const { request, position } = await lockPending(tx, requestId);
       // The requester withdraws what they asked for (themselves, or through the API client they registered); anyone
       // else needs the power to decide it.
       const requester =
         request.requestedBy === ctx.actor.id ||
-        (ctx.actor.kind === 'person' && (await registrarOfActor(tx, request.requestedBy)) === ctx.actor.userId);
+        (ctx.actor.kind === 'person' &&
+          (await tx.accessFacts.registrarOfActor(request.requestedBy)) === ctx.actor.userId);
       if (requester) {
         authorize(ctx.actor, 'request:create', await positionTarget(tx, ctx.clock, request.userId, position));
       } else {
@@ -387,14 +294,10 @@ export async function expireRequests(ctx: ServiceContext, batchSize = 200): Prom
     throw new AppError('auth.forbidden', { statement: 'request:approve' });
   let total = 0;
   for (;;) {
-    const n = await ctx.db.transaction(async (tx) => {
-      const { rows } = await tx.query<Row>(
-        `SELECT ${COLUMNS} FROM access_requests WHERE status = 'pending' AND expires_at <= $1
-         ORDER BY request_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-        [ctx.clock.now(), batchSize],
-      );
-      for (const r of rows) await closeRequest(tx, ctx, fromRow(r), 'expired', 'not decided in time');
-      return rows.length;
+    const n = await ctx.transaction(async (tx) => {
+      const expired = await tx.requests.expiredPendingForUpdate(ctx.clock.now(), batchSize);
+      for (const r of expired) await closeRequest(tx, ctx, r, 'expired', 'not decided in time');
+      return expired.length;
     });
     total += n;
     if (n < batchSize) return total;

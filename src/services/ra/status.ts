@@ -10,17 +10,14 @@ import { AppError } from '../../domain/errors.ts';
 import { canChangeStatus, type Person, type PersonStatus } from '../../domain/identity/person.ts';
 import { authorize, isAllowed } from '../../domain/policy.ts';
 import { revokeCertificate } from '../../pki/ca.ts';
-import type { Queryable } from '../../storage/database.ts';
-import { updatePersonStatus } from '../../storage/people.ts';
-import { positionFacts } from '../../storage/repositories/access-facts.ts';
-import { findPosition } from '../access.ts';
+import type { Repositories } from '../../storage/repositories/index.ts';
 import { appendAudit } from '../audit.ts';
 import { cancelCardIn } from '../cards.ts';
 import type { ServiceContext } from '../context.ts';
 import { endSessionsOf, recordSessionEnd } from '../sessions.ts';
 import { type PersonTargetFacts, personFacts, personTarget } from '../targets.ts';
 import { parseInput } from '../validation.ts';
-import { PROFILE_SELECT, type ProfileRow, profileFromRow, reasonSchema } from './changes.ts';
+import { reasonSchema } from './changes.ts';
 import { lockPerson, raAction, requireUserId } from './common.ts';
 import { closeRequest, lockPendingRequestsOf } from './requests.ts';
 
@@ -33,7 +30,7 @@ async function changeStatus(
   return raAction(ctx, change.action, { targetType: 'person', targetId: userId }, async () => {
     requireUserId(userId);
     const { reason } = parseInput(reasonSchema, input);
-    return ctx.db.transaction(async (tx) => {
+    return ctx.transaction(async (tx) => {
       const before = await lockPerson(tx, userId);
       // A person's status is national: it needs the power in every organisation where they hold access, or an RA
       // Manager's national decision, and the power to appoint what they hold (policy).
@@ -42,8 +39,8 @@ async function changeStatus(
         throw new AppError('person.invalid_status_change', { from: before.status, to: change.to });
       }
       const now = ctx.clock.now();
-      const after = await updatePersonStatus(tx, userId, change.to, now);
-      const ended = change.endSessions ? await endSessionsOf(tx, userId, now, change.action) : 0;
+      const after = await tx.people.updatePersonStatus(userId, change.to, now);
+      const ended = change.endSessions ? await endSessionsOf(tx.handle, userId, now, change.action) : 0;
       await appendAudit(tx, ctx, {
         action: 'person.status_changed',
         targetType: 'person',
@@ -123,7 +120,7 @@ export async function markLeaver(ctx: ServiceContext, userId: string, input: unk
   return raAction(ctx, 'person.leaver', { targetType: 'person', targetId: userId }, async () => {
     requireUserId(userId);
     const { reason, national } = parseInput(leaverSchema, input);
-    return ctx.db.transaction(async (tx) => {
+    return ctx.transaction(async (tx) => {
       const before = await lockPerson(tx, userId);
       const facts = await personFacts(tx, ctx.clock, userId);
       const nationally = isAllowed(ctx.actor, 'person:leaver', { kind: 'person', person: facts });
@@ -136,26 +133,13 @@ export async function markLeaver(ctx: ServiceContext, userId: string, input: unk
   });
 }
 
-/** The role profiles not ended (active, with no end date or one today or later), locked. */
-async function lockLiveProfiles(tx: Queryable, userId: string, today: string): Promise<RoleProfile[]> {
-  const { rows } = await tx.query<ProfileRow>(
-    `${PROFILE_SELECT} WHERE rp.user_id = $1 AND rp.status = 'active' AND (rp.end_date IS NULL OR rp.end_date >= $2::date)
-     ORDER BY rp.person_roleid FOR UPDATE OF rp`,
-    [userId, today],
-  );
-  return rows.map(profileFromRow);
-}
-
-async function endProfiles(tx: Queryable, ctx: ServiceContext, profiles: readonly RoleProfile[], reason: string) {
+async function endProfiles(tx: Repositories, ctx: ServiceContext, profiles: readonly RoleProfile[], reason: string) {
   const now = ctx.clock.now();
   const today = ukDate(now);
   const ended: RoleProfile[] = [];
   for (const p of profiles) {
     const endDate = laterDate(p.endDate != null && p.endDate < today ? p.endDate : today, p.startDate);
-    await tx.query(
-      "UPDATE role_profiles SET status = 'ended', end_date = $2, updated_at = $3 WHERE person_roleid = $1",
-      [p.personRoleId, endDate, now],
-    );
+    await tx.roleProfiles.markRoleProfileEnded(p.personRoleId, endDate, now);
     ended.push({ ...p, status: 'ended', endDate });
   }
   return {
@@ -182,23 +166,23 @@ async function endProfiles(tx: Queryable, ctx: ServiceContext, profiles: readonl
  * are withdrawn. Cards, other authenticators and the status stay: the person still works elsewhere.
  */
 async function organisationLeaver(
-  tx: Queryable,
+  tx: Repositories,
   ctx: ServiceContext,
   person: Person,
   facts: PersonTargetFacts,
   reason: string,
 ): Promise<LeaverOutcome> {
   const now = ctx.clock.now();
-  const profiles = await lockLiveProfiles(tx, person.userId, ukDate(now));
+  const profiles = await tx.roleProfiles.liveProfilesForUpdate(person.userId, ukDate(now));
   const mine: RoleProfile[] = [];
   for (const p of profiles) {
     if (!isAllowed(ctx.actor, 'person:leaver', { kind: 'organisation', odsCode: p.odsCode })) continue;
-    const position = await findPosition(tx, p.positionId);
+    const position = await tx.positions.findPosition(p.positionId);
     if (!position) throw new AppError('role_profile.not_found');
     authorize(ctx.actor, 'person:leaver', {
       kind: 'role_profile',
       person: facts,
-      profile: await positionFacts(tx, position),
+      profile: await tx.accessFacts.positionFacts(position),
     });
     mine.push(p);
   }
@@ -208,7 +192,7 @@ async function organisationLeaver(
   const requests = (await lockPendingRequestsOf(tx, person.userId)).filter((r) => orgs.has(r.odsCode));
   const { ended, audit } = await endProfiles(tx, ctx, mine, 'leaver');
   // CIS2: removing a role ends the sessions (and refresh tokens) that may carry it.
-  await recordSessionEnd(tx, person.userId, 'role_removed', now);
+  await recordSessionEnd(tx.handle, person.userId, 'role_removed', now);
   for (const r of requests) await closeRequest(tx, ctx, r, 'withdrawn', 'the person has left this organisation');
   await audit();
   const keptIn = [...new Set(profiles.filter((p) => !mine.includes(p)).map((p) => p.odsCode))].sort();
@@ -238,7 +222,7 @@ async function organisationLeaver(
  * this never waits on a lane head while holding it against another writer.
  */
 async function nationalLeaver(
-  tx: Queryable,
+  tx: Repositories,
   ctx: ServiceContext,
   before: Person,
   reason: string,
@@ -248,42 +232,20 @@ async function nationalLeaver(
     throw new AppError('person.invalid_status_change', { from: before.status, to: 'left' });
   }
   const now = ctx.clock.now();
-  const cards = await lockedIds(
-    tx,
-    "SELECT card_id AS id FROM cards WHERE user_id = $1 AND status <> 'cancelled' ORDER BY card_id FOR UPDATE",
-    userId,
-  );
-  const profiles = (
-    await tx.query<ProfileRow>(
-      `${PROFILE_SELECT} WHERE rp.user_id = $1 AND rp.status = 'active' ORDER BY rp.person_roleid FOR UPDATE OF rp`,
-      [userId],
-    )
-  ).rows.map(profileFromRow);
-  const certificates = await lockedIds(
-    tx,
-    "SELECT serial AS id FROM pki_certificates WHERE user_id = $1 AND status = 'valid' ORDER BY serial FOR UPDATE",
-    userId,
-  );
+  const cards = await tx.leavers.lockCardsOf(userId);
+  const profiles = await tx.roleProfiles.activeProfilesForUpdate(userId);
+  const certificates = await tx.leavers.lockValidCertificatesOf(userId);
   const requests = await lockPendingRequestsOf(tx, userId);
-  const webauthn = await lockedIds(
-    tx,
-    "UPDATE webauthn_credentials SET status = 'removed' WHERE user_id = $1 AND status = 'active' RETURNING 'webauthn:' || credential_id AS id",
-    userId,
-  );
-  const totp = await lockedIds(
-    tx,
-    "UPDATE totp_authenticators SET status = 'removed' WHERE user_id = $1 AND status <> 'removed' RETURNING 'totp:' || totp_id AS id",
-    userId,
-  );
-  await tx.query('UPDATE enrolment_invitations SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL', [userId, now]);
-  await tx.query('UPDATE one_time_codes SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL', [userId, now]);
+  const webauthn = await tx.leavers.removeWebauthnCredentialsOf(userId);
+  const totp = await tx.leavers.removeTotpAuthenticatorsOf(userId);
+  await tx.leavers.useUpInvitationsAndCodesOf(userId, now);
   const { ended, audit } = await endProfiles(tx, ctx, profiles, 'leaver');
-  const after = await updatePersonStatus(tx, userId, 'left', now);
-  const sessionsEnded = await endSessionsOf(tx, userId, now, 'leaver');
+  const after = await tx.people.updatePersonStatus(userId, 'left', now);
+  const sessionsEnded = await endSessionsOf(tx.handle, userId, now, 'leaver');
   // From here on, audit appends: the card service writes its own events.
-  for (const cardId of cards) await cancelCardIn(tx, ctx, cardId, 'leaver');
+  for (const cardId of cards) await cancelCardIn(tx.handle, ctx, cardId, 'leaver');
   // Certificates not on a card any more (or on none) are revoked too: a leaver keeps no valid certificate.
-  for (const serial of certificates) await revokeCertificate(tx, ctx, serial, 'affiliationChanged');
+  for (const serial of certificates) await revokeCertificate(tx.handle, ctx, serial, 'affiliationChanged');
   for (const r of requests) await closeRequest(tx, ctx, r, 'withdrawn', 'the person has left');
   await audit();
   const outcome: Omit<LeaverOutcome, 'person'> = {
@@ -305,9 +267,4 @@ async function nationalLeaver(
     reason,
   });
   return { person: after, ...outcome };
-}
-
-async function lockedIds(tx: Queryable, sql: string, userId: string): Promise<string[]> {
-  const { rows } = await tx.query<{ id: string }>(sql, [userId]);
-  return rows.map((r) => r.id);
 }

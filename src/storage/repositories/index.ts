@@ -7,9 +7,36 @@
  */
 import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
+import * as applications from './applications.ts';
+import * as catalogue from './catalogue.ts';
+import * as demo from './demo.ts';
+import * as identityChecks from './identity-checks.ts';
+import * as leavers from './leavers.ts';
+import * as organisations from './organisations.ts';
+import * as people from './people.ts';
+import * as photos from './photos.ts';
 import * as positions from './positions.ts';
+import * as reports from './reports.ts';
+import * as requests from './requests.ts';
+import * as roleProfiles from './role-profiles.ts';
+import * as synthetic from './synthetic.ts';
 
-const modules = { accessFacts, positions };
+const modules = {
+  accessFacts,
+  applications,
+  catalogue,
+  demo,
+  identityChecks,
+  leavers,
+  organisations,
+  people,
+  photos,
+  positions,
+  reports,
+  requests,
+  roleProfiles,
+  synthetic,
+};
 
 // biome-ignore lint/suspicious/noExplicitAny: matches any repository function's parameters and result
 type RepositoryFunction = (q: Queryable, ...args: any[]) => any;

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { AppError } from '../domain/errors.ts';
+import { AppError } from '../errors.ts';
 
 export const MAX_PHOTO_BYTES = 5 * 1024 * 1024;
 export const MAX_PHOTO_SIDE = 10_000;

@@ -6,7 +6,7 @@
  * document's number — never a scan and never the full number.
  */
 import { z } from 'zod';
-import { isCalendarDate } from '../domain/dates.ts';
+import { isCalendarDate } from '../dates.ts';
 
 export const documentCategories = ['photo_id', 'address', 'other'] as const;
 export type DocumentCategory = (typeof documentCategories)[number];

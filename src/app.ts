@@ -17,6 +17,7 @@ import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
 import { errorBody, installErrorHandling } from './http/errors.ts';
 import { installInputGuard } from './http/input-guard.ts';
 import { installMetrics } from './http/metrics.ts';
+import { completeOpenApi, installAuthChallenges, security, securitySchemes } from './http/openapi.ts';
 import { installOperationsMetrics } from './http/operations-metrics.ts';
 import { installWeb } from './http/web.ts';
 import { transportFromConfig } from './notifications/transports.ts';
@@ -118,11 +119,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         title: 'OpenCIS API',
         version: VERSION,
         description:
-          'OpenCIS REST API. Every error answers `{ "error": { "code", "message", "details" } }` with a code from the catalogue.',
+          'OpenCIS REST API. A call authenticates as RA staff signed in at AAL3 (the `opencis_session` cookie, and on ' +
+          'changes the `csrf-token` header with its `opencis_csrf` cookie), or as an organisation’s API client with an ' +
+          'access token from the client-credentials grant (scope `opencis.ra_api`). Every error answers ' +
+          '`{ "error": { "code", "message", "details" } }` with a stable dotted code from the catalogue.',
       },
       servers: [{ url: deps.config.PUBLIC_URL }],
+      components: {
+        securitySchemes: securitySchemes(`${deps.config.PUBLIC_URL}${deps.config.OIDC_PATH}/access_token`),
+      },
     },
+    transformObject: (documentObject) => completeOpenApi((documentObject as { openapiObject: unknown }).openapiObject),
   });
+  installAuthChallenges(app);
   // zod validates every input inside the handlers; the JSON schemas on routes document them for OpenAPI only.
   app.setValidatorCompiler(() => (data) => ({ value: data }));
 
@@ -262,7 +271,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get(
     '/api/v1/rbac/catalogue',
-    { schema: { summary: 'The loaded National RBAC catalogue: job roles and activities', tags: ['rbac'] } },
+    {
+      schema: {
+        summary: 'The loaded National RBAC catalogue: job roles and activities',
+        tags: ['rbac'],
+        security: security.none,
+      },
+    },
     async () => listCatalogue(deps.db),
   );
 

@@ -4,6 +4,7 @@ import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
+import { security } from '../http/openapi.ts';
 import { findDuplicates, type SearchQuery, searchPeople } from '../services/people.ts';
 import {
   applicationImage,
@@ -79,6 +80,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Find people by user ID, NI number, email, or family name (+ given name, date of birth)',
         body: searchBody,
       },
@@ -96,6 +98,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Duplicate candidates for a would-be new person (before registering)',
         body: personBody,
       },
@@ -109,6 +112,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
       ...withPhoto,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Register a person with an identity check (face to face: level 3; remote: level 2)',
         body: registerBody,
       },
@@ -125,6 +129,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
       ...withPhoto,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Record an identity check for a registered person (raises their level)',
         body: checkBody,
       },
@@ -137,17 +142,33 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
 
   app.get(
     '/api/v1/people/:userId/identity-checks',
-    { schema: { tags, summary: "A person's identity checks (documents seen, never their numbers)" } },
+    {
+      schema: {
+        tags,
+        security: security.raRead,
+        summary: "A person's identity checks (documents seen, never their numbers)",
+      },
+    },
     async (req) => ({ checks: await identityChecksOf(await raContext(req), userIdParam(req)) }),
   );
 
-  app.get('/api/v1/people/:userId/photo', { schema: { tags, summary: "A person's photo" } }, async (req, reply) =>
-    sendImage(reply, await personPhoto(await raContext(req), userIdParam(req))),
+  app.get(
+    '/api/v1/people/:userId/photo',
+    { schema: { tags, security: security.raRead, summary: "A person's photo" } },
+    async (req, reply) => sendImage(reply, await personPhoto(await raContext(req), userIdParam(req))),
   );
 
   app.post(
     '/api/v1/people/:userId/name',
-    { ...guarded, schema: { tags, summary: 'Change a name, with evidence (the user ID stays)', body: nameBody } },
+    {
+      ...guarded,
+      schema: {
+        tags,
+        security: security.raWrite,
+        summary: 'Change a name, with evidence (the user ID stays)',
+        body: nameBody,
+      },
+    },
     async (req) => changeName(await raContext(req), userIdParam(req), req.body ?? {}),
   );
 
@@ -159,7 +180,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
   for (const [path, summary, action] of statusRoutes) {
     app.post(
       `/api/v1/people/:userId/${path}`,
-      { ...guarded, schema: { tags, summary, body: reasonBody } },
+      { ...guarded, schema: { tags, security: security.raWrite, summary, body: reasonBody } },
       async (req) => action(await raContext(req), userIdParam(req), req.body ?? {}),
     );
   }
@@ -170,6 +191,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Leaver: end every role profile, cancel every card and authenticator, end every session',
         body: reasonBody,
       },
@@ -187,6 +209,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
       bodyLimit: 12 * 1024 * 1024,
       schema: {
         tags,
+        security: security.none,
         summary: 'Apply for Care ID (public): your details, an image of your photo ID and a selfie',
         body: applicationBody,
       },
@@ -202,6 +225,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
     {
       schema: {
         tags,
+        security: security.raRead,
         summary: 'Applications to review in my organisations',
         querystring: {
           type: 'object',
@@ -215,13 +239,21 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
     async (req) => ({ applications: await listApplications(await raContext(req), req.query ?? {}) }),
   );
 
-  app.get('/api/v1/applications/:applicationId', { schema: { tags, summary: 'One application' } }, async (req) =>
-    getApplication(await raContext(req), param(req, 'applicationId')),
+  app.get(
+    '/api/v1/applications/:applicationId',
+    { schema: { tags, security: security.raRead, summary: 'One application' } },
+    async (req) => getApplication(await raContext(req), param(req, 'applicationId')),
   );
 
   app.get(
     '/api/v1/applications/:applicationId/images/:photoId',
-    { schema: { tags, summary: "An application's selfie or photo ID image (until it is decided)" } },
+    {
+      schema: {
+        tags,
+        security: security.raRead,
+        summary: "An application's selfie or photo ID image (until it is decided)",
+      },
+    },
     async (req, reply) =>
       sendImage(
         reply,
@@ -235,6 +267,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Verify an application after the video check: the person is at level 2',
         body: verifyBody,
       },
@@ -244,7 +277,15 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
 
   app.post(
     '/api/v1/applications/:applicationId/reject',
-    { ...guarded, schema: { tags, summary: 'Reject an application, with a reason', body: requiredReasonBody } },
+    {
+      ...guarded,
+      schema: {
+        tags,
+        security: security.raWrite,
+        summary: 'Reject an application, with a reason',
+        body: requiredReasonBody,
+      },
+    },
     async (req) => rejectApplication(await raContext(req), param(req, 'applicationId'), req.body ?? {}),
   );
 
@@ -257,6 +298,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Request a position for a person (applied at once when you may give it directly)',
         body: accessRequestBody,
       },
@@ -269,6 +311,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
     {
       schema: {
         tags,
+        security: security.raRead,
         summary: 'Access requests I made, about me, or in my organisations',
         querystring: {
           type: 'object',
@@ -286,13 +329,20 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
 
   app.post(
     '/api/v1/access-requests/expire',
-    { ...guarded, schema: { tags, summary: 'Expire pending requests past their expiry (normally a scheduled job)' } },
+    {
+      ...guarded,
+      schema: {
+        tags,
+        security: security.raWrite,
+        summary: 'Expire pending requests past their expiry (normally a scheduled job)',
+      },
+    },
     async (req) => ({ expired: await expireRequests(await raContext(req)) }),
   );
 
   app.get(
     '/api/v1/access-requests/:requestId',
-    { schema: { tags, summary: 'A request and its history' } },
+    { schema: { tags, security: security.raRead, summary: 'A request and its history' } },
     async (req) => getRequest(await raContext(req), param(req, 'requestId')),
   );
 
@@ -302,6 +352,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Approve a pending request: the position is given at once',
         body: {
           type: 'object',
@@ -314,19 +365,33 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
 
   app.post(
     '/api/v1/access-requests/:requestId/reject',
-    { ...guarded, schema: { tags, summary: 'Reject a pending request, with a reason', body: requiredReasonBody } },
+    {
+      ...guarded,
+      schema: {
+        tags,
+        security: security.raWrite,
+        summary: 'Reject a pending request, with a reason',
+        body: requiredReasonBody,
+      },
+    },
     async (req) => rejectRequest(await raContext(req), param(req, 'requestId'), req.body ?? {}),
   );
 
   app.post(
     '/api/v1/access-requests/:requestId/withdraw',
-    { ...guarded, schema: { tags, summary: 'Withdraw a pending request', body: reasonBody } },
+    {
+      ...guarded,
+      schema: { tags, security: security.raWrite, summary: 'Withdraw a pending request', body: reasonBody },
+    },
     async (req) => withdrawRequest(await raContext(req), param(req, 'requestId'), req.body ?? {}),
   );
 
   app.post(
     '/api/v1/role-profiles/:personRoleId/end',
-    { ...guarded, schema: { tags, summary: 'End a role profile today', body: requiredReasonBody } },
+    {
+      ...guarded,
+      schema: { tags, security: security.raWrite, summary: 'End a role profile today', body: requiredReasonBody },
+    },
     async (req) => endPosition(await raContext(req), param(req, 'personRoleId'), req.body ?? {}),
   );
 
@@ -336,6 +401,7 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: "Change a role profile's dates (temporary staff: bank, agency, locum, students)",
         body: {
           type: 'object',
@@ -370,9 +436,13 @@ export function registerRaApi(app: FastifyInstance, deps: WebDeps): void {
     ['leavers', 'People who have left', leaversReport, page],
   ] as const;
   for (const [path, summary, run, querystring] of reports) {
-    app.get(`/api/v1/reports/${path}`, { schema: { tags, summary, querystring } }, async (req) => ({
-      lines: await run(await raContext(req), req.query ?? {}),
-    }));
+    app.get(
+      `/api/v1/reports/${path}`,
+      { schema: { tags, security: security.raRead, summary, querystring } },
+      async (req) => ({
+        lines: await run(await raContext(req), req.query ?? {}),
+      }),
+    );
   }
 }
 

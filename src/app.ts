@@ -9,6 +9,7 @@ import { registerAuthenticatorApi } from './api/authenticators.ts';
 import { registerCardAgentApi } from './api/card-agent.ts';
 import { registerClientApi } from './api/clients.ts';
 import { registerOperationsReports } from './api/operations.ts';
+import { registerOrganisationApi } from './api/organisations.ts';
 import { registerRaApi } from './api/ra.ts';
 import { registerUpstreamLinkApi } from './api/upstream-links.ts';
 import { registerCis1Routes } from './cis1/routes.ts';
@@ -171,6 +172,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerUpstreamLinkApi(app, web);
   registerClientApi(app, web);
   registerRaApi(app, web);
+  registerOrganisationApi(app, web);
   registerOperationsReports(app, web);
   registerAuditApi(app, web);
   registerRaConsole(app, web);

@@ -5,6 +5,7 @@
  * completed here, so no operation can go without its error responses.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { type ErrorCode, errorCatalogue } from '../domain/errors.ts';
 import { API_SCOPE } from '../oidc/clients.ts';
 import { CSRF_COOKIE, SESSION_COOKIE } from './web.ts';
@@ -217,4 +218,13 @@ export function installAuthChallenges(app: FastifyInstance): void {
     const challenges = challengesFor(req);
     if (challenges.length > 0) reply.header('www-authenticate', challenges.join(', '));
   });
+}
+
+/** A zod schema as the JSON Schema of a route (for OpenAPI and the response serialiser): no `$schema` keyword. */
+export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output' = 'output'): Record<string, unknown> {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
+  return rest;
 }

@@ -4,14 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { registerAuditApi } from './api/audit.ts';
-import { registerAuthenticatorApi } from './api/authenticators.ts';
-import { registerCardAgentApi } from './api/card-agent.ts';
-import { registerClientApi } from './api/clients.ts';
-import { registerOperationsReports } from './api/operations.ts';
-import { registerOrganisationApi } from './api/organisations.ts';
-import { registerRaApi } from './api/ra.ts';
-import { registerUpstreamLinkApi } from './api/upstream-links.ts';
+import { apiPlugin } from './api/index.ts';
 import { registerCis1Routes } from './cis1/routes.ts';
 import { type Config, trustProxyOption } from './config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
@@ -166,15 +159,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerUpstreamRoutes(app, web);
   registerPortalRoutes(app, web);
   registerCardRenewalPages(app, web);
-  registerCardAgentApi(app, web);
   registerCis1Routes(app, web);
-  registerAuthenticatorApi(app, web);
-  registerUpstreamLinkApi(app, web);
-  registerClientApi(app, web);
-  registerRaApi(app, web);
-  registerOrganisationApi(app, web);
-  registerOperationsReports(app, web);
-  registerAuditApi(app, web);
+  await app.register(apiPlugin, { deps: web });
   registerRaConsole(app, web);
   // While Redis is down a request must fail fast (503 with Retry-After), not wait: a command waits for at most two
   // reconnection attempts (≤ 0.5 s apart) and one that gets no answer gives up after 2 s; ioredis keeps reconnecting.

@@ -58,17 +58,23 @@ const odsParams = z.object({
 });
 const positionParams = z.object({ positionId: z.string().regex(/^[0-9]{1,18}$/) });
 
-const newOrganisationBody = newOrganisationSchema.meta({
+const newOrganisationBody = {
+  ...jsonSchemaOf(newOrganisationSchema, 'input'),
   examples: [{ odsCode: 'RR813', name: 'St James’s Hospital', type: 'site', parentOdsCode: 'RR8' }],
-});
-const organisationChangeBody = organisationChangeSchema.meta({ examples: [{ name: 'Leeds Teaching Hospitals' }] });
-const organisationMoveBody = organisationMoveSchema.meta({ examples: [{ parentOdsCode: 'RR8' }] });
-const newPositionBody = newPositionSchema.meta({
+};
+const organisationChangeBody = {
+  ...jsonSchemaOf(organisationChangeSchema, 'input'),
+  examples: [{ name: 'Leeds Teaching Hospitals' }],
+};
+const organisationMoveBody = { ...jsonSchemaOf(organisationMoveSchema, 'input'), examples: [{ parentOdsCode: 'RR8' }] };
+const newPositionBody = {
+  ...jsonSchemaOf(newPositionSchema, 'input'),
   examples: [{ name: 'Ward nurse, ward 7', jobRoles: ['R8001'], activities: ['B0825'], assignable: true }],
-});
-const positionChangeBody = positionChangeSchema.meta({
+};
+const positionChangeBody = {
+  ...jsonSchemaOf(positionChangeSchema, 'input'),
   examples: [{ name: 'Staff nurse, ward 7', activities: ['B0825', 'B0380'] }],
-});
+};
 const assignableBody = z
   .object({ assignable: z.boolean() })
   .strict()
@@ -104,7 +110,7 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
       schema: {
         ...write,
         summary: 'Add an organisation below one of yours (an RA Manager’s; a top-level one is the operator’s)',
-        body: jsonSchemaOf(newOrganisationBody, 'input'),
+        body: newOrganisationBody,
         response: { 201: jsonSchemaOf(saved) },
       },
     },
@@ -119,7 +125,7 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
         ...write,
         summary: 'Change an organisation’s name or type',
         params: jsonSchemaOf(odsParams),
-        body: jsonSchemaOf(organisationChangeBody, 'input'),
+        body: organisationChangeBody,
         response: ok(saved),
       },
     },
@@ -134,7 +140,7 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
         ...write,
         summary: 'Move an organisation (and its subtree) under another parent: you need power over both',
         params: jsonSchemaOf(odsParams),
-        body: jsonSchemaOf(organisationMoveBody, 'input'),
+        body: organisationMoveBody,
         response: ok(saved),
       },
     },
@@ -162,7 +168,7 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
         ...write,
         summary: 'Create a position in an organisation (RA Managers and Advanced RA Agents)',
         params: jsonSchemaOf(odsParams),
-        body: jsonSchemaOf(newPositionBody, 'input'),
+        body: newPositionBody,
         response: { 201: jsonSchemaOf(z.object({ position: positionSchema })) },
       },
     },
@@ -181,7 +187,7 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
         summary:
           'Change a position: its name, job roles, activities, whether it is assignable (changes its holders’ access)',
         params: jsonSchemaOf(positionParams),
-        body: jsonSchemaOf(positionChangeBody, 'input'),
+        body: positionChangeBody,
         response: ok(z.object({ position: positionSchema })),
       },
     },

@@ -108,6 +108,17 @@ test(`[${backend}] every /api operation says which credentials it accepts and ha
   assert.deepEqual([...error.properties.error.properties.code.enum].sort(), Object.keys(errorCatalogue).sort());
   assert.ok(error.examples.length > 0);
   assert.ok(doc.components.responses['401'].headers['WWW-Authenticate']);
+  // Bodies come with examples to start from.
+  for (const [method, path] of [
+    ['post', '/api/v1/people/search'],
+    ['post', '/api/v1/access-requests'],
+    ['post', '/api/v1/organisations'],
+    ['post', '/api/v1/organisations/{odsCode}/move'],
+    ['patch', '/api/v1/positions/{positionId}'],
+  ] as const) {
+    const media = doc.paths[path][method].requestBody.content['application/json'];
+    assert.ok(media.example ?? media.examples, `${method} ${path}: no example`);
+  }
 });
 
 test(`[${backend}] a call with no credentials is told to authenticate (401 auth.required with its challenges), not that a form expired`, async () => {

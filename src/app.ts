@@ -4,19 +4,14 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { registerAuditApi } from './api/audit.ts';
-import { registerAuthenticatorApi } from './api/authenticators.ts';
-import { registerCardAgentApi } from './api/card-agent.ts';
-import { registerClientApi } from './api/clients.ts';
-import { registerOperationsReports } from './api/operations.ts';
-import { registerRaApi } from './api/ra.ts';
-import { registerUpstreamLinkApi } from './api/upstream-links.ts';
+import { apiPlugin } from './api/index.ts';
 import { registerCis1Routes } from './cis1/routes.ts';
 import { type Config, trustProxyOption } from './config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
 import { errorBody, installErrorHandling } from './http/errors.ts';
 import { installInputGuard } from './http/input-guard.ts';
 import { installMetrics } from './http/metrics.ts';
+import { completeOpenApi, installAuthChallenges, security, securitySchemes } from './http/openapi.ts';
 import { installOperationsMetrics } from './http/operations-metrics.ts';
 import { installWeb } from './http/web.ts';
 import { transportFromConfig } from './notifications/transports.ts';
@@ -118,11 +113,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         title: 'OpenCIS API',
         version: VERSION,
         description:
-          'OpenCIS REST API. Every error answers `{ "error": { "code", "message", "details" } }` with a code from the catalogue.',
+          'OpenCIS REST API. A call authenticates as RA staff signed in at AAL3 (the `opencis_session` cookie, and on ' +
+          'changes the `csrf-token` header with its `opencis_csrf` cookie), or as an organisation’s API client with an ' +
+          'access token from the client-credentials grant (scope `opencis.ra_api`). Every error answers ' +
+          '`{ "error": { "code", "message", "details" } }` with a stable dotted code from the catalogue.',
       },
       servers: [{ url: deps.config.PUBLIC_URL }],
+      components: {
+        securitySchemes: securitySchemes(`${deps.config.PUBLIC_URL}${deps.config.OIDC_PATH}/access_token`),
+      },
     },
+    transformObject: (documentObject) => completeOpenApi((documentObject as { openapiObject: unknown }).openapiObject),
   });
+  installAuthChallenges(app);
   // zod validates every input inside the handlers; the JSON schemas on routes document them for OpenAPI only.
   app.setValidatorCompiler(() => (data) => ({ value: data }));
 
@@ -156,14 +159,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerUpstreamRoutes(app, web);
   registerPortalRoutes(app, web);
   registerCardRenewalPages(app, web);
-  registerCardAgentApi(app, web);
   registerCis1Routes(app, web);
-  registerAuthenticatorApi(app, web);
-  registerUpstreamLinkApi(app, web);
-  registerClientApi(app, web);
-  registerRaApi(app, web);
-  registerOperationsReports(app, web);
-  registerAuditApi(app, web);
+  await app.register(apiPlugin, { deps: web });
   registerRaConsole(app, web);
   // While Redis is down a request must fail fast (503 with Retry-After), not wait: a command waits for at most two
   // reconnection attempts (≤ 0.5 s apart) and one that gets no answer gives up after 2 s; ioredis keeps reconnecting.
@@ -262,7 +259,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get(
     '/api/v1/rbac/catalogue',
-    { schema: { summary: 'The loaded National RBAC catalogue: job roles and activities', tags: ['rbac'] } },
+    {
+      schema: {
+        summary: 'The loaded National RBAC catalogue: job roles and activities',
+        tags: ['rbac'],
+        security: security.none,
+      },
+    },
     async () => listCatalogue(deps.db),
   );
 

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { apiActor } from '../http/api-auth.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
+import { security } from '../http/openapi.ts';
 import { sendAuditCsv } from '../ra/console/audit.ts';
 import { auditFilterSchema, searchAudit } from '../services/audit-view.ts';
 import { parseInput } from '../services/validation.ts';
@@ -67,6 +68,7 @@ export function registerAuditApi(app: FastifyInstance, deps: WebDeps): void {
     {
       schema: {
         tags,
+        security: security.raRead,
         summary: 'Audit events in your scope, newest first, by pages',
         description: `${filterDescription} Continue with before=<next> (older) or after=<previous> (newer).`,
         querystring: jsonSchema(querySchema),
@@ -99,6 +101,7 @@ export function registerAuditApi(app: FastifyInstance, deps: WebDeps): void {
     {
       schema: {
         tags,
+        security: security.raRead,
         summary: 'The events a filter selects as CSV (formula-safe), newest first, at most 50,000 rows',
         description: `${filterDescription} A cut export says so on its last line.`,
         querystring: jsonSchema(querySchema.omit({ before: true, after: true, limit: true })),

@@ -5,6 +5,7 @@ import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
 import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
 import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
+import { security } from '../http/openapi.ts';
 import {
   type CancelReason,
   cancelCard,
@@ -48,7 +49,13 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
 
   app.get(
     '/api/v1/people/:userId/authenticators',
-    { schema: { tags, summary: "A person's cards, security keys, passkeys and authenticator apps" } },
+    {
+      schema: {
+        tags,
+        security: security.raRead,
+        summary: "A person's cards, security keys, passkeys and authenticator apps",
+      },
+    },
     async (req) => {
       const ctx = await raContext(req);
       const userId = userIdParam(req);
@@ -67,6 +74,7 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Start issuing a smartcard; returns a one-time grant for the card agent',
         body: { type: 'object', properties: { kind: { type: 'string', enum: ['physical', 'virtual'] } } },
       },
@@ -79,16 +87,23 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     },
   );
 
-  app.get('/api/v1/cards/:cardId', { schema: { tags, summary: 'A smartcard and its status' } }, async (req) => {
-    const ctx = await raContext(req);
-    const card = await getCard(deps.db, cardIdParam(req));
-    authorize(ctx.actor, 'person:read', await personTarget(deps.db, deps.clock, card.userId));
-    return card;
-  });
+  app.get(
+    '/api/v1/cards/:cardId',
+    { schema: { tags, security: security.raRead, summary: 'A smartcard and its status' } },
+    async (req) => {
+      const ctx = await raContext(req);
+      const card = await getCard(deps.db, cardIdParam(req));
+      authorize(ctx.actor, 'person:read', await personTarget(deps.db, deps.clock, card.userId));
+      return card;
+    },
+  );
 
   app.post(
     '/api/v1/cards/:cardId/passcode-grant',
-    { ...guarded, schema: { tags, summary: 'Grant for the holder to set the first passcode' } },
+    {
+      ...guarded,
+      schema: { tags, security: security.raWrite, summary: 'Grant for the holder to set the first passcode' },
+    },
     async (req) => {
       return { grant: await passcodeGrant(await raContext(req), cardIdParam(req)) };
     },
@@ -100,6 +115,7 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Unlock with the holder present: grant to set a new passcode',
         body: { type: 'object', required: ['reason'], properties: { reason: { type: 'string' } } },
       },
@@ -115,7 +131,11 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     '/api/v1/cards/:cardId/renewal-challenge',
     {
       ...guarded,
-      schema: { tags, summary: 'Challenge for the card in the reader to sign before renewal at the RA desk' },
+      schema: {
+        tags,
+        security: security.raWrite,
+        summary: 'Challenge for the card in the reader to sign before renewal at the RA desk',
+      },
     },
     async (req) => {
       const ctx = await raContext(req);
@@ -131,6 +151,7 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary:
           'Renew the certificate on a card at the RA desk (also an expired one): the card signs the challenge, the RA confirms the holder was checked in person',
         body: {
@@ -161,6 +182,7 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'Cancel a card (lost, stolen, damaged, leaver…): revokes its certificate at once',
         body: {
           type: 'object',
@@ -186,6 +208,7 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: 'One-time link for the person to register a security key (AAL3) or passkey',
         body: { type: 'object', properties: { maxAal: { type: 'integer', enum: [2, 3] } } },
       },
@@ -202,7 +225,10 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
 
   app.delete(
     '/api/v1/people/:userId/authenticators/:authenticatorId',
-    { ...guarded, schema: { tags, summary: 'Remove a security key, passkey or authenticator app' } },
+    {
+      ...guarded,
+      schema: { tags, security: security.raWrite, summary: 'Remove a security key, passkey or authenticator app' },
+    },
     async (req, reply) => {
       const ctx = await raContext(req);
       const userId = userIdParam(req);
@@ -218,7 +244,10 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   // The holder's own card: self-renewal in the last 90 days (proof of possession through the card agent).
   app.post(
     '/api/v1/me/card/renewal-challenge',
-    { ...guarded, schema: { tags, summary: 'Challenge for the card to sign before self-renewal' } },
+    {
+      ...guarded,
+      schema: { tags, security: security.sessionWrite, summary: 'Challenge for the card to sign before self-renewal' },
+    },
     async (req) => {
       await requireApiSession(deps, req, 2);
       return startCardChallenge(contextFor(deps, req), 'renew');
@@ -229,7 +258,11 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     '/api/v1/me/card/renew',
     {
       ...guarded,
-      schema: { tags, summary: 'Self-renew the certificate on my card (last 90 days before expiry only)' },
+      schema: {
+        tags,
+        security: security.sessionWrite,
+        summary: 'Self-renew the certificate on my card (last 90 days before expiry only)',
+      },
     },
     async (req) => {
       const session = await requireApiSession(deps, req, 2);

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { contextFor, type WebDeps } from '../http/deps.ts';
+import { security } from '../http/openapi.ts';
 import { limitWrongSecrets } from '../http/secret-limits.ts';
 import { certifyCard, redeemCardGrant, reportCardEvent } from '../services/cards.ts';
 
@@ -18,6 +19,7 @@ export function registerCardAgentApi(app: FastifyInstance, deps: WebDeps): void 
       ...grants,
       schema: {
         tags,
+        security: security.none,
         summary: 'Redeem a one-time card grant (issue, set passcode, unlock)',
         body: {
           type: 'object',
@@ -34,6 +36,7 @@ export function registerCardAgentApi(app: FastifyInstance, deps: WebDeps): void 
       ...grants,
       schema: {
         tags,
+        security: security.none,
         summary: 'Certify the public key generated on a card being issued',
         body: {
           type: 'object',
@@ -58,6 +61,7 @@ export function registerCardAgentApi(app: FastifyInstance, deps: WebDeps): void 
     {
       schema: {
         tags,
+        security: security.none,
         summary: 'Report a wrong passcode or a card that locked itself',
         body: {
           type: 'object',

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { mayAnywhere } from '../domain/policy.ts';
 import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
+import { security } from '../http/openapi.ts';
 import { CIS2_SCOPES, clientInputSchema, listClients, registerClient, setClientStatus } from '../oidc/clients.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
 
@@ -74,6 +75,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
     {
       schema: {
         tags,
+        security: security.sessionRead,
         summary: 'The registered relying parties (OpenID Connect clients), oldest first',
         response: { 200: { type: 'object', properties: { clients: { type: 'array', items: clientJson } } } },
       },
@@ -90,6 +92,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
       ...guarded,
       schema: {
         tags,
+        security: security.sessionWrite,
         summary: 'Register a relying party; a client secret (client_secret_* methods) is returned this once only',
         description: `Client IDs look like CIS2's (12 digits + ".apps.national") unless one is given. Scopes: ${CIS2_SCOPES.join(', ')}. private_key_jwt clients register their public keys (jwks or jwksUri).`,
         body: jsonSchema(clientInputSchema, 'input'),
@@ -124,6 +127,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
         ...guarded,
         schema: {
           tags,
+          security: security.sessionWrite,
           summary:
             verb === 'disable'
               ? 'Disable a relying party: it can no longer sign anyone in, redeem codes or call userinfo'

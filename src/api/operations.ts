@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { apiActor } from '../http/api-auth.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
+import { security } from '../http/openapi.ts';
 import { expiryForecastReport, failedNotificationsReport } from '../services/operations-reports.ts';
 
 /** RA reports on the service's operation: undeliverable messages, and the certificate expiry forecast. */
@@ -11,6 +12,7 @@ export function registerOperationsReports(app: FastifyInstance, deps: WebDeps): 
     {
       schema: {
         tags,
+        security: security.raRead,
         summary:
           'Messages (one-time codes, expiry warnings) that could not be delivered, within N days (30 by default)',
         querystring: { type: 'object', properties: { withinDays: { type: 'integer' }, limit: { type: 'integer' } } },
@@ -25,6 +27,7 @@ export function registerOperationsReports(app: FastifyInstance, deps: WebDeps): 
     {
       schema: {
         tags,
+        security: security.raRead,
         summary:
           'Card certificates expiring per day over the next N days (365 by default), with the days over the expiry-wave alert share',
         querystring: { type: 'object', properties: { days: { type: 'integer' } } },

@@ -5,6 +5,7 @@ import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
 import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
+import { security } from '../http/openapi.ts';
 import { personTarget } from '../services/targets.ts';
 import { activeUpstreamProvider } from '../services/upstream-idps.ts';
 import { linkUpstreamAccount, unlinkUpstreamAccount, upstreamLinksOf } from '../services/upstream-links.ts';
@@ -30,7 +31,13 @@ export function registerUpstreamLinkApi(app: FastifyInstance, deps: WebDeps): vo
 
   app.get(
     '/api/v1/people/:userId/upstream-links',
-    { schema: { tags, summary: "A person's linked accounts at upstream identity providers (e.g. NHSmail)" } },
+    {
+      schema: {
+        tags,
+        security: security.raRead,
+        summary: "A person's linked accounts at upstream identity providers (e.g. NHSmail)",
+      },
+    },
     async (req) => {
       const ctx = contextFor(deps, req, await apiActor(app, deps, req));
       const userId = userIdParam(req);
@@ -45,6 +52,7 @@ export function registerUpstreamLinkApi(app: FastifyInstance, deps: WebDeps): vo
       ...guarded,
       schema: {
         tags,
+        security: security.raWrite,
         summary: "Link an account at an upstream identity provider to the person's record (sign-in at AAL2)",
         body: {
           type: 'object',
@@ -67,7 +75,10 @@ export function registerUpstreamLinkApi(app: FastifyInstance, deps: WebDeps): vo
 
   app.delete(
     '/api/v1/people/:userId/upstream-links/:linkId',
-    { ...guarded, schema: { tags, summary: 'Remove a linked upstream account (its sessions end)' } },
+    {
+      ...guarded,
+      schema: { tags, security: security.raWrite, summary: 'Remove a linked upstream account (its sessions end)' },
+    },
     async (req, reply) => {
       const ctx = contextFor(deps, req, await apiActor(app, deps, req));
       const linkId = String((req.params as { linkId?: string }).linkId ?? '').slice(0, 40);

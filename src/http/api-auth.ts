@@ -6,6 +6,8 @@ import { subtreeOf } from '../services/organisations.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
 import { registrarOfActor } from '../storage/repositories/access-facts.ts';
 import { requireApiSession, type WebDeps } from './deps.ts';
+import { CSRF_HEADER } from './openapi.ts';
+import { CSRF_COOKIE, SESSION_COOKIE } from './web.ts';
 
 /**
  * Who is calling the RA API: RA staff in the browser (an AAL3 session cookie, CSRF token in a header), or an
@@ -61,11 +63,28 @@ export async function apiActor(app: FastifyInstance, deps: WebDeps, req: Fastify
   return personActorWithPowers(deps.db, session.userId, deps.clock.now());
 }
 
-/** CSRF protects cookie-authenticated calls; a bearer-token call carries no ambient credentials, so needs none. */
+/**
+ * CSRF protects cookie-authenticated calls only: a call without the session cookie carries no ambient credential, so
+ * there is nothing to forge. Such a call with a bearer token goes on to be authenticated by it; one with no credentials
+ * at all is told to authenticate (401 `auth.required`, with the challenges), not that a form expired. A cookie-
+ * authenticated call without the CSRF header is told which header it is missing (a script's mistake); one whose token
+ * does not match keeps the page's message (a page left open too long).
+ */
 export function csrfUnlessBearer(app: FastifyInstance) {
   return (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
-    if (bearerToken(req) !== null && req.headers.cookie === undefined) {
-      done();
+    if (req.cookies?.[SESSION_COOKIE] === undefined) {
+      done(req.headers.authorization === undefined ? new AppError('auth.required') : undefined);
+      return;
+    }
+    const sent = req.headers[CSRF_HEADER] || (req.body as { _csrf?: unknown } | undefined)?._csrf;
+    if (typeof sent !== 'string' || sent === '') {
+      done(
+        new AppError(
+          'auth.csrf_invalid',
+          { header: CSRF_HEADER },
+          `A change made with the session cookie needs the CSRF token of the signed-in page in the \`${CSRF_HEADER}\` header (with its ${CSRF_COOKIE} cookie). Scripts can use an API client's bearer token instead.`,
+        ),
+      );
       return;
     }
     app.csrfProtection(req, reply, done);

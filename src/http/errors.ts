@@ -152,7 +152,7 @@ export function codeForDatabaseRefusal(err: unknown): ErrorCode | undefined {
   return undefined;
 }
 
-function send(req: FastifyRequest, reply: FastifyReply, code: ErrorCode, details?: unknown) {
+function send(req: FastifyRequest, reply: FastifyReply, code: ErrorCode, details?: unknown, message?: string) {
   const status = errorCatalogue[code].status;
   if (wantsPage(req, reply)) {
     return reply.page(
@@ -161,14 +161,14 @@ function send(req: FastifyRequest, reply: FastifyReply, code: ErrorCode, details
       status,
     );
   }
-  return reply.status(status).send(errorBody(code, details));
+  return reply.status(status).send(errorBody(code, details, message));
 }
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof AppError) {
       if (err.status >= 500) req.log.error({ err: { code: err.code } }, 'request failed');
-      return send(req, reply, err.code, err.details);
+      return send(req, reply, err.code, err.details, err.message);
     }
     const code = codeForFrameworkError(err);
     if (code) return send(req, reply, code);

@@ -11,6 +11,8 @@ import { parseFormStrictly } from './input-guard.ts';
 
 const VIEWS = join(dirname(fileURLToPath(import.meta.url)), '..', 'views');
 export const SESSION_COOKIE = 'opencis_session';
+/** The cookie holding the CSRF secret that a page's token (`csrf-token` header, `_csrf` field) is checked against. */
+export const CSRF_COOKIE = 'opencis_csrf';
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -33,7 +35,7 @@ export async function installWeb(app: FastifyInstance, options: WebOptions): Pro
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: 65_536, parser: parseFormStrictly });
   await app.register(csrf, {
-    cookieKey: 'opencis_csrf',
+    cookieKey: CSRF_COOKIE,
     cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure, signed: false },
   });
 

@@ -7,7 +7,6 @@ import { after, before, test } from 'node:test';
 import { decodeAttestationObject, isoBase64URL } from '@simplewebauthn/server/helpers';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { registerRaApi } from '../../src/api/ra.ts';
 import { buildApp } from '../../src/app.ts';
 import { type RunningCardAgent, startCardAgent } from '../../src/card-agent/main.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -91,7 +90,6 @@ before(async () => {
   };
   // Until app.ts registers them itself.
   if (!app.hasRoute({ method: 'GET', url: '/ra' })) registerRaConsole(app, deps);
-  if (!app.hasRoute({ method: 'POST', url: '/api/v1/applications' })) registerRaApi(app, deps);
   await app.listen({ port, host: '127.0.0.1' });
 
   // The first RA Manager, as `opencis bootstrap` makes them, then a site, a ward clerk, a sponsor's request and an

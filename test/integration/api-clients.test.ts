@@ -127,12 +127,15 @@ test(`[${backend}] no token, a forged token, or a sign-in client's credentials g
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify({ userId }),
     });
+  // No credentials: told to authenticate, and how (issue 18), not that a form expired.
   const none = await call({});
-  assert.equal(none.status, 403, 'no session and no CSRF token');
+  assert.equal(none.status, 401, 'no session and no token');
+  assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'auth.required');
+  assert.match(String(none.headers.get('www-authenticate')), /^Bearer realm="OpenCIS", scope="opencis\.ra_api"/);
   const forged = await call({ authorization: 'Bearer abcdefghijklmnopqrstuvwxyz0123456789' });
   assert.equal(forged.status, 401);
   assert.equal(((await forged.json()) as { error: { code: string } }).error.code, 'auth.required');
-  // A password (Basic) is no way in: without a session it is refused before anything else (CSRF, then auth).
+  // A password (Basic) is no way in: no bearer token, no session (401 auth.required).
   const junk = await call({ authorization: 'Basic dXNlcjpwYXNz' });
   assert.ok([401, 403].includes(junk.status));
   assert.match(((await junk.json()) as { error: { code: string } }).error.code, /^auth\./);

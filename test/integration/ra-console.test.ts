@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { registerRaApi } from '../../src/api/ra.ts';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from '../../src/http/deps.ts';
@@ -134,7 +133,6 @@ before(async () => {
   };
   // Until app.ts registers them itself.
   if (!app.hasRoute({ method: 'GET', url: '/ra' })) registerRaConsole(app, deps);
-  if (!app.hasRoute({ method: 'POST', url: '/api/v1/applications' })) registerRaApi(app, deps);
 });
 
 after(async () => {

@@ -4,7 +4,9 @@ import { after, before, test } from 'node:test';
 import { ukDate } from '../../src/domain/dates.ts';
 import { cardConfigFrom } from '../../src/http/deps.ts';
 import { registerClient } from '../../src/oidc/clients.ts';
+import { createPosition } from '../../src/services/access.ts';
 import { startCardIssue } from '../../src/services/cards.ts';
+import { saveOrganisation } from '../../src/services/organisations.ts';
 import { markLeaver, submitApplication, suspend } from '../../src/services/ra.ts';
 import { backend } from '../support/db.ts';
 import { tinyPng } from '../support/images.ts';
@@ -222,6 +224,44 @@ async function relyingParty(kind: TargetKind): Promise<Subject> {
     tokenEndpointAuthMethod: 'client_secret_basic',
   });
   return { userId: '', clientId: res.client.clientId, odsCode };
+}
+
+let odsSerial = 0;
+const newOdsCode = () => `W${String(++odsSerial).padStart(4, '0')}`;
+
+/** A fresh organisation below RR8 (in scope) or RX1 (outside). */
+async function organisationFor(kind: TargetKind): Promise<Subject> {
+  const odsCode = newOdsCode();
+  await saveOrganisation(w.op(), {
+    odsCode,
+    name: `Ward ${odsCode}`,
+    type: 'site',
+    parentOdsCode: kind === 'outside' ? 'RX1' : 'RR8',
+  });
+  return { userId: '', odsCode };
+}
+
+/**
+ * A fresh position of a kind, held by nobody: one that appoints no RA powers at site RR813 (other), an LSA's at RR8
+ * (staff), an RA Manager's at RR8 (manager), a nurse's at RX1 (outside); for `self`, the position the actor holds.
+ */
+async function positionFor(kind: TargetKind, self: string): Promise<Subject> {
+  if (kind === 'self') {
+    const { rows } = await w.server.t.db.query<{ position_id: string }>(
+      "SELECT position_id::text FROM role_profiles WHERE user_id = $1 AND status = 'active' ORDER BY person_roleid LIMIT 1",
+      [self],
+    );
+    return { userId: '', positionId: rows[0]!.position_id };
+  }
+  const spec = {
+    other: { ods: 'RR813', jobRoles: ['R8001'], activities: [] },
+    staff: { ods: 'RR8', jobRoles: ['R8010'], activities: ['B0264'] },
+    manager: { ods: 'RR8', jobRoles: ['R5080'], activities: [] },
+    outside: { ods: 'RX1', jobRoles: ['R8001'], activities: [] },
+    client: { ods: 'RR813', jobRoles: ['R8001'], activities: [] },
+  }[kind];
+  const p = await createPosition(w.op(), spec.ods, { name: `Table ${kind}`, ...spec });
+  return { userId: '', positionId: p.positionId, odsCode: spec.ods };
 }
 
 const documents = () => [
@@ -552,6 +592,98 @@ const ops: Operation[] = [
     prepare: (k) => relyingParty(k),
     request: (s) => ({ method: 'POST', path: `/api/v1/clients/${s.clientId}/disable` }),
   },
+  // ------------------------------------------------------------------------------------ organisations and positions
+  // DOMAIN §3: an RA's powers reach their organisation's subtree, so every RA role reads the organisations and
+  // positions there. The hierarchy is what every RA's reach is made of: changing it is setting RA policy (§5, RA
+  // Managers only; an API client is never one). Managing positions and which are assignable is the RA Manager's and the
+  // Advanced RA Agent's (§5; the RA Agent "may not change positions"), and a change to a position confers what it
+  // appoints on its holders: appointment rules apply, and nobody changes a position they hold.
+  {
+    door: 'api',
+    name: 'read an organisation tree',
+    may: PERSON_ROLES_READ,
+    targets: ['other', 'outside'],
+    prepare: async (k) => ({ userId: '', odsCode: k === 'outside' ? 'RX1' : 'RR813' }),
+    request: (s) => ({ method: 'GET', path: `/api/v1/organisations/${s.odsCode}/tree` }),
+  },
+  {
+    door: 'api',
+    name: "list an organisation's positions",
+    may: PERSON_ROLES_READ,
+    targets: ['other', 'outside'],
+    prepare: async (k) => ({ userId: '', odsCode: k === 'outside' ? 'RX1' : 'RR813' }),
+    request: (s) => ({ method: 'GET', path: `/api/v1/organisations/${s.odsCode}/positions` }),
+  },
+  {
+    door: 'api',
+    name: 'add an organisation',
+    may: ['M'],
+    targets: ['other', 'outside'],
+    prepare: async (k) => ({ userId: '', odsCode: k === 'outside' ? 'RX1' : 'RR813' }),
+    request: (s) => ({
+      method: 'POST',
+      path: '/api/v1/organisations',
+      body: { odsCode: newOdsCode(), name: 'Table ward', type: 'site', parentOdsCode: s.odsCode },
+    }),
+  },
+  {
+    door: 'api',
+    name: 'rename an organisation',
+    may: ['M'],
+    targets: ['other', 'outside'],
+    prepare: (k) => organisationFor(k),
+    request: (s) => ({ method: 'PATCH', path: `/api/v1/organisations/${s.odsCode}`, body: { name: 'Renamed ward' } }),
+  },
+  {
+    door: 'api',
+    name: 'move an organisation in the hierarchy',
+    may: ['M'],
+    targets: ['other', 'outside'],
+    prepare: (k) => organisationFor(k),
+    request: (s) => ({
+      method: 'POST',
+      path: `/api/v1/organisations/${s.odsCode}/move`,
+      body: { parentOdsCode: 'RR813' },
+    }),
+  },
+  {
+    door: 'api',
+    name: 'create a position',
+    may: ['M', 'A'],
+    targets: ['other', 'outside'],
+    prepare: async (k) => ({ userId: '', odsCode: k === 'outside' ? 'RX1' : 'RR813' }),
+    request: (s) => ({
+      method: 'POST',
+      path: `/api/v1/organisations/${s.odsCode}/positions`,
+      body: { name: `Porter ${randomBytes(3).toString('hex')}`, jobRoles: ['R8008'], assignable: true },
+    }),
+  },
+  {
+    door: 'api',
+    name: 'change a position',
+    may: ['M', 'A'],
+    confers: true,
+    targets: ['other', 'staff', 'manager', 'outside', 'self'],
+    prepare: (k, self) => positionFor(k, self),
+    request: (s) => ({
+      method: 'PATCH',
+      path: `/api/v1/positions/${s.positionId}`,
+      body: { name: 'Renamed position' },
+    }),
+  },
+  {
+    door: 'api',
+    name: 'mark a position assignable',
+    may: ['M', 'A'],
+    confers: true,
+    targets: ['other', 'staff', 'manager', 'outside', 'self'],
+    prepare: (k, self) => positionFor(k, self),
+    request: (s) => ({
+      method: 'PUT',
+      path: `/api/v1/positions/${s.positionId}/assignable`,
+      body: { assignable: true },
+    }),
+  },
   // ---------------------------------------------------------------------------------------------------- console
   {
     door: 'console',
@@ -690,6 +822,18 @@ const ops: Operation[] = [
   },
   {
     door: 'console',
+    name: 'add an organisation within one',
+    may: ['M'],
+    targets: ['other', 'outside'],
+    prepare: async (k) => ({ userId: '', odsCode: k === 'outside' ? 'RX1' : 'RR813' }),
+    request: (s) => ({
+      method: 'POST',
+      path: `/ra/organisations/${s.odsCode}/organisations`,
+      form: { childOdsCode: newOdsCode(), childName: 'Table ward', childType: 'site' },
+    }),
+  },
+  {
+    door: 'console',
     name: 'create a position',
     may: ['M', 'A'],
     targets: ['other', 'outside'],
@@ -758,6 +902,11 @@ async function stateOf(s: Subject): Promise<string> {
       s.odsCode ?? '',
     ]),
     await q('SELECT count(*)::int AS n FROM positions WHERE ods_code = $1', [s.odsCode ?? '']),
+    await q(
+      'SELECT ods_code, name, type, parent_ods_code FROM organisations WHERE ods_code = $1 OR parent_ods_code = $1 ORDER BY 1',
+      [s.odsCode ?? ''],
+    ),
+    await q('SELECT name, assignable FROM positions WHERE position_id = $1', [s.positionId ?? '0']),
   ].join('\n');
 }
 

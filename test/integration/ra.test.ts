@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { registerRaApi } from '../../src/api/ra.ts';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { AppError } from '../../src/domain/errors.ts';
 import { checkIdentityDocuments, type IdentityDocument, monthsBefore } from '../../src/domain/identity/documents.ts';
-import { cardConfigFrom, relyingPartyFrom } from '../../src/http/deps.ts';
 import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { assignRoleProfile, createPosition, effectiveRoles } from '../../src/services/access.ts';
 import { auditTrailOf } from '../../src/services/audit.ts';
@@ -1008,18 +1006,6 @@ async function httpApp(): Promise<FastifyInstance> {
     logger: false,
     transport: { send: async () => {} },
   });
-  // until app.ts registers the RA API itself
-  if (!app.hasRoute({ method: 'POST', url: '/api/v1/access-requests' })) {
-    registerRaApi(app, {
-      config,
-      db: t.db,
-      clock,
-      sealer: testSealer,
-      rp: relyingPartyFrom(config),
-      card: cardConfigFrom(config),
-      outbox: app.outbox,
-    });
-  }
   return app;
 }
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { mayAnywhere } from '../domain/policy.ts';
 import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
-import { CIS2_SCOPES, clientInputSchema, listClients, registerClient, setClientStatus } from '../oidc/clients.ts';
+import { CIS2_SCOPES, clientInputSchema, listClients, registerClient, setClientStatus } from '../services/clients.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
 
 /**

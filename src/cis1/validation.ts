@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { expandActivities } from '../domain/access/catalogue.ts';
 import { ukDate } from '../domain/dates.ts';
 import type { Actor } from '../domain/policy.ts';
-import { clientMetadataForProvider } from '../oidc/clients.ts';
+import { clientMetadataForProvider } from '../services/clients.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { hashToken } from '../services/sessions.ts';
 import type { Queryable } from '../storage/database.ts';

@@ -7,9 +7,15 @@
  */
 import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
+import * as clients from './clients.ts';
+import * as jobs from './jobs.ts';
+import * as oidcArtefacts from './oidc-artefacts.ts';
+import * as oidcClaims from './oidc-claims.ts';
+import * as oidcKeys from './oidc-keys.ts';
+import * as oidcLogout from './oidc-logout.ts';
 import * as positions from './positions.ts';
 
-const modules = { accessFacts, positions };
+const modules = { accessFacts, clients, jobs, oidcArtefacts, oidcClaims, oidcKeys, oidcLogout, positions };
 
 // biome-ignore lint/suspicious/noExplicitAny: matches any repository function's parameters and result
 type RepositoryFunction = (q: Queryable, ...args: any[]) => any;

@@ -7,6 +7,9 @@
  */
 import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
+import * as cis1Sessions from './cis1-sessions.ts';
+import * as cis1SigningKeys from './cis1-signing-keys.ts';
+import * as cis1Tickets from './cis1-tickets.ts';
 import * as clients from './clients.ts';
 import * as jobs from './jobs.ts';
 import * as oidcArtefacts from './oidc-artefacts.ts';
@@ -15,7 +18,19 @@ import * as oidcKeys from './oidc-keys.ts';
 import * as oidcLogout from './oidc-logout.ts';
 import * as positions from './positions.ts';
 
-const modules = { accessFacts, clients, jobs, oidcArtefacts, oidcClaims, oidcKeys, oidcLogout, positions };
+const modules = {
+  accessFacts,
+  cis1Sessions,
+  cis1SigningKeys,
+  cis1Tickets,
+  clients,
+  jobs,
+  oidcArtefacts,
+  oidcClaims,
+  oidcKeys,
+  oidcLogout,
+  positions,
+};
 
 // biome-ignore lint/suspicious/noExplicitAny: matches any repository function's parameters and result
 type RepositoryFunction = (q: Queryable, ...args: any[]) => any;

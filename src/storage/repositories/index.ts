@@ -7,6 +7,8 @@
  */
 import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
+import * as audit from './audit.ts';
+import * as auditSearch from './audit-search.ts';
 import * as cis1Sessions from './cis1-sessions.ts';
 import * as cis1SigningKeys from './cis1-signing-keys.ts';
 import * as cis1Tickets from './cis1-tickets.ts';
@@ -20,6 +22,8 @@ import * as positions from './positions.ts';
 
 const modules = {
   accessFacts,
+  audit,
+  auditSearch,
   cis1Sessions,
   cis1SigningKeys,
   cis1Tickets,

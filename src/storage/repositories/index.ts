@@ -9,6 +9,7 @@ import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
 import * as audit from './audit.ts';
 import * as auditSearch from './audit-search.ts';
+import * as authenticatorLabels from './authenticator-labels.ts';
 import * as cis1Sessions from './cis1-sessions.ts';
 import * as cis1SigningKeys from './cis1-signing-keys.ts';
 import * as cis1Tickets from './cis1-tickets.ts';
@@ -18,12 +19,14 @@ import * as oidcArtefacts from './oidc-artefacts.ts';
 import * as oidcClaims from './oidc-claims.ts';
 import * as oidcKeys from './oidc-keys.ts';
 import * as oidcLogout from './oidc-logout.ts';
+import * as operations from './operations.ts';
 import * as positions from './positions.ts';
 
 const modules = {
   accessFacts,
   audit,
   auditSearch,
+  authenticatorLabels,
   cis1Sessions,
   cis1SigningKeys,
   cis1Tickets,
@@ -33,6 +36,7 @@ const modules = {
   oidcClaims,
   oidcKeys,
   oidcLogout,
+  operations,
   positions,
 };
 

@@ -241,7 +241,7 @@ async function serveOpencis(): Promise<void> {
     import('../src/services/organisations.ts'),
     import('../src/services/people.ts'),
     import('../src/services/sessions.ts'),
-    import('../src/oidc/clients.ts'),
+    import('../src/services/clients.ts'),
     import('../src/storage/migrate.ts'),
     import('../src/storage/pglite.ts'),
     import('../src/storage/postgres.ts'),

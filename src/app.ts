@@ -29,6 +29,7 @@ import { registerSignInRoutes } from './signin/routes.ts';
 import { registerUpstreamRoutes } from './signin/upstream.ts';
 import type { Database } from './storage/database.ts';
 import { migrationStatus } from './storage/migrate.ts';
+import { repositoriesOn } from './storage/repositories/index.ts';
 import { VERSION } from './version.ts';
 
 declare module 'fastify' {
@@ -190,7 +191,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const health = async (_req: unknown, reply: FastifyReply) => {
     const started = performance.now();
     try {
-      await deps.db.query('SELECT 1');
+      await repositoriesOn(deps.db).operations.ping();
       const migrations = await migrationStatus(deps.db);
       const ok = migrations.pending.length === 0;
       return reply.status(ok ? 200 : 503).send({

@@ -4,7 +4,7 @@ import { AppError } from '../domain/errors.ts';
 import { mayAnywhere } from '../domain/policy.ts';
 import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
 import { security } from '../http/openapi.ts';
-import { CIS2_SCOPES, clientInputSchema, listClients, registerClient, setClientStatus } from '../oidc/clients.ts';
+import { CIS2_SCOPES, clientInputSchema, listClients, registerClient, setClientStatus } from '../services/clients.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
 
 /**

@@ -8,7 +8,7 @@
  * JSON bodies only, so a cross-site form can never be a "simple" request. The passcode stays on this machine: it goes
  * to the card, never to the server, and is never logged; nor are grants, PINs or signatures.
  *
- * CIS1 (src/cis1/agent.ts) adds three kinds of caller, each with its own rule: the agent's own page (`/cis1`, served
+ * CIS1 (src/card-agent/cis1-agent.ts) adds three kinds of caller, each with its own rule: the agent's own page (`/cis1`, served
  * here; its API calls must carry the page's custom header and come from the agent's own origin or none), and
  * applications asking for the ticket (`/v1/cis1/ticket`: an Origin on the CIS1 allow-list, or — when allowed — a local
  * program that sends no Origin and is not a browser). Tickets and session secrets are never logged either.
@@ -18,16 +18,16 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { Cis1Agent, Cis1AgentError } from '../cis1/agent.ts';
+import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../domain/credentials/card-login.ts';
+import { describePasscodeProblem, passcodeProblem } from '../domain/credentials/passcode.ts';
+import { Cis1Agent, Cis1AgentError } from './cis1-agent.ts';
 import {
   CIS1_PAGE_HEADER,
   CIS1_PAGE_HEADER_VALUE,
   CIS1_PAGE_HTML,
   CIS1_PAGE_SCRIPT,
   CIS1_PAGE_SECURITY_HEADERS,
-} from '../cis1/agent-page.ts';
-import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../domain/credentials/card-login.ts';
-import { describePasscodeProblem, passcodeProblem } from '../domain/credentials/passcode.ts';
+} from './cis1-agent-page.ts';
 import { peerUser } from './peer.ts';
 import {
   assertSameCard,

@@ -46,7 +46,7 @@ export async function withRefusals<T>(ctx: ServiceContext, fn: () => Promise<T>)
 }
 
 export async function recordRefusal(ctx: ServiceContext, refusal: Refusal): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
+  await ctx.transaction(async (tx) => {
     if (refusal.end) {
       const holder = { ...ctx, actor: { kind: 'system' as const, id: 'system:cis1' } };
       await endSessionRow(tx, holder, refusal.end.row, refusal.end.reason);

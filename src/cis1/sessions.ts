@@ -5,7 +5,7 @@ import { appendAudit } from '../services/audit.ts';
 import { type CardConfig, finishCardSignIn } from '../services/cards.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { endSessionsOf, hashToken } from '../services/sessions.ts';
-import type { Queryable } from '../storage/database.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { personActor, Refusal, withRefusals } from './refusals.ts';
 import {
   type EndReason,
@@ -13,8 +13,6 @@ import {
   newSecret,
   newSessionId,
   SECRET_PATTERN,
-  SESSION_FROM,
-  SESSION_SELECT,
   type SessionRow,
   sessionProblem,
   sessionTimes,
@@ -116,8 +114,8 @@ export async function startCis1Session(
     const presentedSerial = new X509Certificate(Buffer.from(proof.certificate, 'base64')).serialNumber.toLowerCase();
     const now = ctx.clock.now();
     const holder = { ...ctx, actor: personActor(userId) };
-    return ctx.db.transaction(async (tx) => {
-      const roles = await effectiveRoles(tx, userId, now);
+    return ctx.transaction(async (tx) => {
+      const roles = await effectiveRoles(tx.handle, userId, now);
       if (roles.length === 0) {
         throw new Refusal('cis1.no_role_profile', {
           action: 'cis1.signin_refused',
@@ -126,12 +124,8 @@ export async function startCis1Session(
           reason: 'no role profile in effect',
         });
       }
-      const { rows } = await tx.query<{ status: string; certificate_serial: string | null }>(
-        'SELECT status, certificate_serial FROM cards WHERE card_id = $1 FOR UPDATE',
-        [cardId],
-      );
-      const current = rows[0];
-      if (current?.status !== 'active' || current.certificate_serial?.toLowerCase() !== presentedSerial) {
+      const current = await tx.cis1Sessions.lockCard(cardId);
+      if (current?.status !== 'active' || current.certificateSerial?.toLowerCase() !== presentedSerial) {
         throw new Refusal('auth.failed', {
           action: 'cis1.signin_refused',
           userId,
@@ -139,34 +133,26 @@ export async function startCis1Session(
         });
       }
       // A card is in one reader at a time: signing in with it ends its sessions anywhere else.
-      const others = await tx.query<Pick<SessionRow, 'session_id' | 'user_id' | 'card_id' | 'workstation_id'>>(
-        'SELECT session_id, user_id, card_id, workstation_id FROM cis1_sessions WHERE card_id = $1 AND ended_at IS NULL FOR UPDATE',
-        [cardId],
-      );
-      for (const other of others.rows) await endSessionRow(tx, holder, other, 'replaced');
+      const others = await tx.cis1Sessions.liveSessionsOfCard(cardId);
+      for (const other of others) await endSessionRow(tx, holder, other, 'replaced');
       const sessionSecret = newSecret();
       const selected = roles.length === 1 ? roles[0]!.personRoleId : null;
       const ticket = selected ? newSecret() : null;
       const sessionId = newSessionId();
-      await tx.query(
-        `INSERT INTO cis1_sessions (session_id, user_id, card_id, certificate_serial, workstation_id, aal, amr,
-           agent_secret_hash, ticket_hash, person_roleid, authenticated_at, last_seen_at, role_selected_at, ip)
-         VALUES ($1, $2, $3, $4, $5, 3, $6, $7, $8, $9, $10, $10, $11, $12)`,
-        [
-          sessionId,
-          userId,
-          cardId,
-          current.certificate_serial,
-          workstationId,
-          result.amr,
-          hashToken(sessionSecret),
-          ticket ? hashToken(ticket) : null,
-          selected,
-          now,
-          selected ? now : null,
-          client.ip,
-        ],
-      );
+      await tx.cis1Sessions.insertSession({
+        sessionId,
+        userId,
+        cardId,
+        certificateSerial: current.certificateSerial,
+        workstationId,
+        amr: result.amr,
+        agentSecretHash: hashToken(sessionSecret),
+        ticketHash: ticket ? hashToken(ticket) : null,
+        personRoleId: selected,
+        at: now,
+        roleSelectedAt: selected ? now : null,
+        ip: client.ip,
+      });
       await appendAudit(tx, holder, {
         action: 'cis1.session_started',
         targetType: 'person',
@@ -190,16 +176,12 @@ export async function startCis1Session(
 }
 
 /** The agent's live session, checked: its secret, its workstation, and everything sessionProblem reads. */
-async function agentSession(tx: Queryable, credentials: unknown, now: Date, live = true): Promise<SessionRow> {
+async function agentSession(tx: Repositories, credentials: unknown, now: Date, live = true): Promise<SessionRow> {
   const parsed = credentialsSchema.safeParse(credentials);
   if (!parsed.success) {
     throw new Refusal('cis1.agent_session_invalid', { action: 'cis1.agent_refused', reason: 'malformed credentials' });
   }
-  const { rows } = await tx.query<SessionRow>(
-    `SELECT ${SESSION_SELECT} FROM ${SESSION_FROM} WHERE s.agent_secret_hash = $1 FOR UPDATE OF s`,
-    [hashToken(parsed.data.sessionSecret)],
-  );
-  const row = rows[0];
+  const row = await tx.cis1Sessions.lockSessionBySecret(hashToken(parsed.data.sessionSecret));
   if (!row) {
     throw new Refusal('cis1.agent_session_invalid', { action: 'cis1.agent_refused', reason: 'unknown session secret' });
   }
@@ -240,12 +222,12 @@ export async function selectCis1Role(
   input: unknown,
 ): Promise<{ ticket: string | null; session: Cis1SessionView }> {
   return withRefusals(ctx, () =>
-    ctx.db.transaction(async (tx) => {
+    ctx.transaction(async (tx) => {
       const now = ctx.clock.now();
       const row = await agentSession(tx, credentials, now);
       const holder = { ...ctx, actor: personActor(row.user_id) };
       const parsed = roleSchema.safeParse(input);
-      const roles = await effectiveRoles(tx, row.user_id, now);
+      const roles = await effectiveRoles(tx.handle, row.user_id, now);
       const role = parsed.success ? roles.find((r) => r.personRoleId === parsed.data.personRoleId) : undefined;
       if (!role) {
         throw new Refusal('cis1.role_not_effective', {
@@ -257,11 +239,7 @@ export async function selectCis1Role(
         });
       }
       const ticket = row.ticket_hash ? null : newSecret();
-      await tx.query(
-        `UPDATE cis1_sessions SET person_roleid = $2, role_selected_at = $3, last_seen_at = $3,
-           ticket_hash = COALESCE(ticket_hash, $4) WHERE session_id = $1`,
-        [row.session_id, role.personRoleId, now, ticket ? hashToken(ticket) : null],
-      );
+      await tx.cis1Sessions.selectRole(row.session_id, role.personRoleId, now, ticket ? hashToken(ticket) : null);
       await appendAudit(tx, holder, {
         action: row.person_roleid === null ? 'cis1.role_selected' : 'cis1.role_switched',
         targetType: 'person',
@@ -277,11 +255,11 @@ export async function selectCis1Role(
 /** The agent's heartbeat while the card is in the reader: renews the idle limit (never the 12-hour one). */
 export async function renewCis1Session(ctx: ServiceContext, credentials: unknown): Promise<Cis1SessionView> {
   return withRefusals(ctx, () =>
-    ctx.db.transaction(async (tx) => {
+    ctx.transaction(async (tx) => {
       const now = ctx.clock.now();
       const row = await agentSession(tx, credentials, now);
-      await tx.query('UPDATE cis1_sessions SET last_seen_at = $2 WHERE session_id = $1', [row.session_id, now]);
-      const roles = await effectiveRoles(tx, row.user_id, now);
+      await tx.cis1Sessions.touchSession(row.session_id, now);
+      const roles = await effectiveRoles(tx.handle, row.user_id, now);
       return viewOf({ ...row, last_seen_at: now }, roles, row.person_roleid);
     }),
   );
@@ -297,7 +275,7 @@ const endSchema = z.enum(['card_removed', 'signed_out', 'agent_stopped']);
 export async function endCis1Session(ctx: ServiceContext, credentials: unknown, reason: unknown): Promise<void> {
   const why = endSchema.safeParse(reason);
   await withRefusals(ctx, () =>
-    ctx.db.transaction(async (tx) => {
+    ctx.transaction(async (tx) => {
       const row = await agentSession(tx, credentials, ctx.clock.now(), false);
       if (!why.success) {
         throw new Refusal('request.invalid', {
@@ -310,7 +288,7 @@ export async function endCis1Session(ctx: ServiceContext, credentials: unknown, 
       const holder = { ...ctx, actor: personActor(row.user_id) };
       await endSessionRow(tx, holder, row, why.data);
       if (why.data === 'card_removed') {
-        await endSessionsOf(tx, row.user_id, ctx.clock.now(), 'card_removed', `card:${row.card_id}`);
+        await endSessionsOf(tx.handle, row.user_id, ctx.clock.now(), 'card_removed', `card:${row.card_id}`);
       }
     }),
   );
@@ -331,7 +309,7 @@ const agentEventSchema = z.object({
  */
 export async function recordAgentEvent(ctx: ServiceContext, credentials: unknown, input: unknown): Promise<void> {
   await withRefusals(ctx, () =>
-    ctx.db.transaction(async (tx) => {
+    ctx.transaction(async (tx) => {
       const row = await agentSession(tx, credentials, ctx.clock.now(), false);
       const parsed = agentEventSchema.safeParse(input);
       if (!parsed.success) {

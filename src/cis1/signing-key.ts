@@ -7,6 +7,8 @@ import type { Sealer } from '../secrets/sealer.ts';
 import { appendAudit } from '../services/audit.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { Database, Queryable } from '../storage/database.ts';
+import type { StoredSigningKey } from '../storage/repositories/cis1-signing-keys.ts';
+import { type Repositories, repositoriesOn, reposOf, unitOfWork } from '../storage/repositories/index.ts';
 
 /**
  * The key that signs CIS1 role assertions: RSA-2048 with RSA-SHA256, generated at first use and kept sealed in the
@@ -39,42 +41,32 @@ const RSA_PARAMS = {
 /** A key id never changes meaning (ids are random), so a loaded key is kept for the life of the process. */
 const loaded = new Map<string, AssertionSigningKey>();
 
-interface KeyRow {
-  key_id: string;
-  certificate_der: Uint8Array;
-  private_key_sealed: string;
-  not_after: Date;
-}
-
-function fromRow(row: KeyRow, sealer: Sealer): AssertionSigningKey {
-  const der = Buffer.from(row.certificate_der);
+function fromRow(row: StoredSigningKey, sealer: Sealer): AssertionSigningKey {
+  const der = Buffer.from(row.certificateDer);
   return {
-    keyId: row.key_id,
+    keyId: row.keyId,
     privateKey: createPrivateKey({
-      key: sealer.open(row.private_key_sealed, KEY_PURPOSE),
+      key: sealer.open(row.privateKeySealed, KEY_PURPOSE),
       format: 'der',
       type: 'pkcs8',
     }),
     certificateDer: der,
     certificatePem: pemOf(der, 'CERTIFICATE'),
-    notAfter: new Date(row.not_after),
+    notAfter: new Date(row.notAfter),
   };
 }
 
 /** The key with this id (cached), or undefined when there is no such key. */
 export async function signingKeyById(
-  q: Queryable,
+  q: Queryable | Repositories,
   sealer: Sealer,
   keyId: string,
 ): Promise<AssertionSigningKey | undefined> {
   const cached = loaded.get(keyId);
   if (cached) return cached;
-  const { rows } = await q.query<KeyRow>(
-    'SELECT key_id, certificate_der, private_key_sealed, not_after FROM cis1_signing_keys WHERE key_id = $1',
-    [keyId],
-  );
-  if (!rows[0]) return undefined;
-  const key = fromRow(rows[0], sealer);
+  const row = await reposOf(q).cis1SigningKeys.findSigningKey(keyId);
+  if (!row) return undefined;
+  const key = fromRow(row, sealer);
   loaded.set(keyId, key);
   return key;
 }
@@ -83,24 +75,27 @@ export async function signingKeyById(
 export async function activeSigningKey(
   ctx: Pick<ServiceContext, 'db' | 'sealer' | 'clock'>,
 ): Promise<AssertionSigningKey> {
-  const active = await ctx.db.query<{ key_id: string }>("SELECT key_id FROM cis1_signing_keys WHERE status = 'active'");
-  if (active.rows[0]) return (await signingKeyById(ctx.db, ctx.sealer, active.rows[0].key_id))!;
+  const repos = repositoriesOn(ctx.db);
+  const active = await repos.cis1SigningKeys.activeSigningKeyId();
+  if (active) return (await signingKeyById(repos, ctx.sealer, active))!;
   return createSigningKey(ctx.db, ctx.sealer, ctx.clock.now());
 }
 
 async function createSigningKey(db: Database, sealer: Sealer, now: Date): Promise<AssertionSigningKey> {
   // Generated outside the transaction (it takes a moment); a node that loses the race throws its key away.
   const prepared = await generate(now);
-  const keyId = await db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [KEY_LOCK]);
-    const existing = await tx.query<{ key_id: string }>("SELECT key_id FROM cis1_signing_keys WHERE status = 'active'");
-    if (existing.rows[0]) return existing.rows[0].key_id;
+  const keyId = await unitOfWork(db)(async (tx) => {
+    await tx.cis1SigningKeys.lockSigningKeyCreation(KEY_LOCK);
+    const existing = await tx.cis1SigningKeys.activeSigningKeyId();
+    if (existing) return existing;
     const id = randomBytes(12).toString('base64url');
-    await tx.query(
-      `INSERT INTO cis1_signing_keys (key_id, certificate_der, private_key_sealed, status, not_after, created_at)
-       VALUES ($1, $2, $3, 'active', $4, $5)`,
-      [id, prepared.der, sealer.seal(prepared.pkcs8, KEY_PURPOSE), prepared.notAfter, now],
-    );
+    await tx.cis1SigningKeys.insertSigningKey({
+      keyId: id,
+      certificateDer: prepared.der,
+      privateKeySealed: sealer.seal(prepared.pkcs8, KEY_PURPOSE),
+      notAfter: prepared.notAfter,
+      at: now,
+    });
     await appendAudit(
       tx,
       { clock: { now: () => now }, actor: { kind: 'system', id: 'system:cis1' }, requestId: null, sealer },

@@ -1,16 +1,22 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { expandActivities } from '../domain/access/catalogue.ts';
 import { ukDate } from '../domain/dates.ts';
 import type { Actor } from '../domain/policy.ts';
-import { clientMetadataForProvider } from '../oidc/clients.ts';
+import { clientMetadataForProvider } from '../services/clients.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { hashToken } from '../services/sessions.ts';
 import type { Queryable } from '../storage/database.ts';
+import type { LivenessRow, ValidationRow } from '../storage/repositories/cis1-tickets.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { type RoleAssertionInput, signedRoleAssertion } from './assertion.ts';
+import { assertionContent } from './assertion-content.ts';
 import { Refusal, withRefusals } from './refusals.ts';
-import { SECRET_PATTERN, type SessionRow, sessionProblem, sessionTimes } from './session-store.ts';
+import { SECRET_PATTERN, type SessionRow, sessionProblem } from './session-store.ts';
+
+export type { LivenessRow, ValidationRow } from '../storage/repositories/cis1-tickets.ts';
+export { roleAssertionFor } from './assertion-content.ts';
+
 import { WORKSTATION_ID_PATTERN } from './sessions.ts';
-import { type AssertionSigningKey, activeSigningKey, signingKeyById } from './signing-key.ts';
+import { activeSigningKey, signingKeyById } from './signing-key.ts';
 
 /**
  * Ticket validation (DOMAIN §8): an application sends a ticket with its own client credentials and gets a signed SAML
@@ -42,24 +48,6 @@ export interface ValidatedTicket {
 
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9._-]{3,100}$/;
 
-export interface ValidationRow extends SessionRow {
-  title: string | null;
-  given_name: string;
-  family_name: string;
-  preferred_name: string | null;
-  identity_assurance_level: number;
-  signing_key_id: string | null;
-  catalogue_key: string;
-  person_orgid: string | null;
-  ods_code: string | null;
-  org_name: string | null;
-  job_roles: { code: string; name: string; sg: string; sgn: string; g: string; gn: string }[] | string | null;
-  activities: [string, string][] | string | null;
-  baseline: string[] | null;
-  aows: [string, string][] | string | null;
-  workgroups: [string, string][] | string | null;
-}
-
 function json<T>(value: T | string | null): T | null {
   return typeof value === 'string' ? (JSON.parse(value) as T) : value;
 }
@@ -69,53 +57,36 @@ function json<T>(value: T | string | null): T | null {
  * read with the rules of effectiveRoles; test/integration/cis1.test.ts checks both give the same role data).
  * Exported for bench/cis1.ts.
  */
-export async function readTicket(q: Queryable, ticket: string, now: Date): Promise<ValidationRow | undefined> {
-  const { rows } = await q.query<{ state: ValidationRow | string | null }>(
-    'SELECT cis1_ticket_state($1, $2::date) AS state',
-    [hashToken(ticket), ukDay(now)],
-  );
-  return json(rows[0]?.state ?? null) ?? undefined;
-}
-
-/**
- * The live state of a ticket without its role data (cis1_ticket_liveness, migration 0013): the same session, card,
- * certificate and person columns as cis1_ticket_state, person_orgid only when the selected role profile is in effect
- * (same conditions), and `stamp`, a text that changes whenever anything the assertion says changes.
- */
-export interface LivenessRow extends SessionRow {
-  signing_key_id: string | null;
-  catalogue_key: string;
-  person_orgid: string | null;
-  stamp: string;
+export async function readTicket(
+  q: Queryable | Repositories,
+  ticket: string,
+  now: Date,
+): Promise<ValidationRow | undefined> {
+  const state = await reposOf(q).cis1Tickets.ticketState(hashToken(ticket), ukDay(now));
+  return json(state ?? null) ?? undefined;
 }
 
 /** The light read of a ticket, for validations that hold a signed assertion (exported for bench/cis1.ts and tests). */
-export async function readTicketLiveness(q: Queryable, ticket: string, now: Date): Promise<LivenessRow | undefined> {
-  return liveness(q, hashToken(ticket), ukDay(now));
+export async function readTicketLiveness(
+  q: Queryable | Repositories,
+  ticket: string,
+  now: Date,
+): Promise<LivenessRow | undefined> {
+  return liveness(reposOf(q), hashToken(ticket), ukDay(now));
 }
 
-async function liveness(q: Queryable, ticketHash: string, day: string): Promise<LivenessRow | undefined> {
-  const { rows } = await q.query<{ live: LivenessRow | string | null }>(
-    'SELECT cis1_ticket_liveness($1, $2::date) AS live',
-    [ticketHash, day],
-  );
-  return json(rows[0]?.live ?? null) ?? undefined;
+async function liveness(repos: Repositories, ticketHash: string, day: string): Promise<LivenessRow | undefined> {
+  return json((await repos.cis1Tickets.ticketLiveness(ticketHash, day)) ?? null) ?? undefined;
 }
 
-/**
- * The full state and the stamp, in one statement: both functions are STABLE, so they read the same snapshot, and the
- * stamp kept with an assertion is the stamp of exactly the data it was built from.
- */
+/** The full state and the stamp of the same snapshot (the repository's ticketStateWithStamp). */
 async function stateWithStamp(
-  q: Queryable,
+  repos: Repositories,
   ticketHash: string,
   day: string,
 ): Promise<{ state: ValidationRow | undefined; live: LivenessRow | undefined }> {
-  const { rows } = await q.query<{ state: ValidationRow | string | null; live: LivenessRow | string | null }>(
-    'SELECT cis1_ticket_state($1, $2::date) AS state, cis1_ticket_liveness($1, $2::date) AS live',
-    [ticketHash, day],
-  );
-  return { state: json(rows[0]?.state ?? null) ?? undefined, live: json(rows[0]?.live ?? null) ?? undefined };
+  const row = await repos.cis1Tickets.ticketStateWithStamp(ticketHash, day);
+  return { state: json(row?.state ?? null) ?? undefined, live: json(row?.live ?? null) ?? undefined };
 }
 
 /**
@@ -132,11 +103,9 @@ function ukDay(now: Date): string {
 
 let inclusions: { key: string; map: Map<string, string[]> } | undefined;
 
-async function activityInclusions(q: Queryable, key: string): Promise<Map<string, string[]>> {
+async function activityInclusions(repos: Repositories, key: string): Promise<Map<string, string[]>> {
   if (inclusions?.key === key) return inclusions.map;
-  const { rows } = await q.query<{ code: string; includes: string[] }>(
-    "SELECT code, includes FROM rbac_activities WHERE includes <> '{}'",
-  );
+  const rows = await repos.cis1Tickets.activityInclusionRows();
   inclusions = { key, map: new Map(rows.map((r) => [r.code, r.includes])) };
   return inclusions.map;
 }
@@ -159,7 +128,7 @@ async function authenticateClient(ctx: ServiceContext, input: TicketValidationIn
   if (typeof input.clientSecret !== 'string' || input.clientSecret.length === 0 || input.clientSecret.length > 200) {
     throw refuse('malformed or missing client secret', clientId);
   }
-  const metadata = await clientMetadataForProvider(ctx.db, ctx.sealer, clientId);
+  const metadata = await clientMetadataForProvider(ctx.repos, ctx.sealer, clientId);
   if (!metadata) throw refuse('unknown or disabled application', clientId);
   if (metadata.token_endpoint_auth_method !== input.method || typeof metadata.client_secret !== 'string') {
     throw refuse(
@@ -169,71 +138,6 @@ async function authenticateClient(ctx: ServiceContext, input: TicketValidationIn
   }
   if (!sameSecret(input.clientSecret, metadata.client_secret)) throw refuse('wrong client secret', clientId);
   return clientId;
-}
-
-function attributesOf(row: ValidationRow, effective: string[]): [string, readonly string[]][] {
-  const jobRoles = json(row.job_roles) ?? [];
-  const activities = json(row.activities) ?? [];
-  const aows = json(row.aows) ?? [];
-  const workgroups = json(row.workgroups) ?? [];
-  const primary = jobRoles[0];
-  const display = row.preferred_name ?? `${row.given_name} ${row.family_name}`;
-  return [
-    ['uid', [row.user_id]],
-    ['nhsid_useruid', [row.user_id]],
-    ['name', [display]],
-    ['display_name', [display]],
-    ['given_name', [row.given_name]],
-    ['family_name', [row.family_name]],
-    ['title', row.title ? [row.title] : []],
-    ['idassurancelevel', [String(row.identity_assurance_level)]],
-    ['authentication_assurance_level', ['3']],
-    // The legacy route is the health-network smartcard route (DOMAIN §7 acr_values).
-    ['acr', ['AAL3_N3_SMARTCARD']],
-    ['amr', row.amr],
-    ['workstation_id', [row.workstation_id]],
-    ['selected_roleid', [row.person_roleid!]],
-    ['person_roleid', [row.person_roleid!]],
-    ['person_orgid', [row.person_orgid!]],
-    ['org_code', [row.ods_code!]],
-    ['org_name', [row.org_name!]],
-    ['role_code', primary ? [`${primary.sg}:${primary.g}:${primary.code}`] : []],
-    ['role_name', primary ? [`"${primary.sgn}":"${primary.gn}":"${primary.name}"`] : []],
-    ['job_role_codes', jobRoles.map((j) => j.code)],
-    ['activities', activities.map(([, name]) => name)],
-    ['activity_codes', activities.map(([code]) => code)],
-    ['effective_activity_codes', effective],
-    ['aow', aows.map(([, name]) => name)],
-    ['aow_codes', aows.map(([code]) => code)],
-    ['workgroups', workgroups.map(([, name]) => name)],
-    ['workgroups_codes', workgroups.map(([code]) => code)],
-  ];
-}
-
-/** Everything an assertion for a checked ticket state says, except the moment it is issued. */
-function assertionContent(
-  row: ValidationRow,
-  options: { issuer: string; audience: string; includes: Map<string, string[]> },
-): Omit<RoleAssertionInput, 'now'> {
-  const activityCodes = (json(row.activities) ?? []).map(([code]) => code);
-  const effective = [...expandActivities([...activityCodes, ...(row.baseline ?? [])], options.includes)].sort();
-  return {
-    issuer: options.issuer,
-    audience: options.audience,
-    sessionId: row.session_id,
-    authenticatedAt: new Date(row.authenticated_at),
-    sessionNotOnOrAfter: sessionTimes(row).expiresAt,
-    userId: row.user_id,
-    attributes: attributesOf(row, effective),
-  };
-}
-
-/** The signed assertion for a checked ticket state, signed now (synchronous: exported for bench/cis1.ts). */
-export function roleAssertionFor(
-  row: ValidationRow,
-  options: { issuer: string; audience: string; now: Date; key: AssertionSigningKey; includes: Map<string, string[]> },
-): string {
-  return signedRoleAssertion({ ...assertionContent(row, options), now: options.now }, options.key);
 }
 
 /**
@@ -402,7 +306,7 @@ async function validate(
   // The light path: an assertion for this ticket and application is held, within its window.
   const held = reuseMs > 0 ? keptFor(cacheKey, at, reuseMs) : undefined;
   if (held) {
-    const live = await liveness(ctx.db, ticketHash, day);
+    const live = await liveness(ctx.repos, ticketHash, day);
     if (!live) throw refused('cis1.ticket_invalid', 'unknown ticket');
     checkLive(live, now, workstationId, refused);
     if (live.stamp === held.stamp) {
@@ -413,15 +317,15 @@ async function validate(
   // The full path: a first validation, a window passed, or something the assertion says has changed.
   const read =
     reuseMs > 0
-      ? await stateWithStamp(ctx.db, ticketHash, day)
-      : { state: await readTicket(ctx.db, input.ticket, now), live: undefined };
+      ? await stateWithStamp(ctx.repos, ticketHash, day)
+      : { state: await readTicket(ctx.repos, input.ticket, now), live: undefined };
   const { state: row, live } = read;
   if (!row) throw refused('cis1.ticket_invalid', 'unknown ticket');
   checkLive(row, now, workstationId, refused);
   const key =
-    (row.signing_key_id && (await signingKeyById(ctx.db, ctx.sealer, row.signing_key_id))) ||
+    (row.signing_key_id && (await signingKeyById(ctx.repos, ctx.sealer, row.signing_key_id))) ||
     (await activeSigningKey(ctx));
-  const includes = await activityInclusions(ctx.db, row.catalogue_key);
+  const includes = await activityInclusions(ctx.repos, row.catalogue_key);
   const options = { issuer, audience: clientId, includes };
   const result = (assertion: string) => ({ assertion, userId: row.user_id, personRoleId: row.person_roleid! });
   if (reuseMs <= 0) return result(signedRoleAssertion({ ...assertionContent(row, options), now }, key));

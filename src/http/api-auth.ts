@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../domain/errors.ts';
 import { type Actor, type ClientActor, clientRegistrarEntitled } from '../domain/policy.ts';
-import { API_SCOPE, clientMetadataForProvider } from '../oidc/clients.ts';
+import { API_SCOPE, clientMetadataForProvider } from '../services/clients.ts';
 import { subtreeOf } from '../services/organisations.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
 import { registrarOfActor } from '../storage/repositories/access-facts.ts';

@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { type ErrorCode, errorCatalogue } from '../domain/errors.ts';
-import { API_SCOPE } from '../oidc/clients.ts';
+import { API_SCOPE } from '../services/clients.ts';
 import { CSRF_COOKIE, SESSION_COOKIE } from './web.ts';
 
 /** The header a cookie-authenticated change carries its CSRF token in (@fastify/csrf-protection reads it). */

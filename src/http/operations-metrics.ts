@@ -4,6 +4,7 @@ import type { Clock } from '../services/context.ts';
 import { type ExpiryForecast, expiryForecast } from '../services/expiry-forecast.ts';
 import type { OutboxSender } from '../services/notifications.ts';
 import type { Database } from '../storage/database.ts';
+import { repositoriesOn } from '../storage/repositories/index.ts';
 
 /** How long one node reuses the expiry forecast it read for a scrape (Prometheus scrapes every 15–60 s). */
 const READ_EVERY_MS = 30_000;
@@ -45,11 +46,7 @@ export function installOperationsMetrics(
     registers: [registry],
     async collect() {
       try {
-        const { rows } = await deps.db.query<{ status: string; n: number }>(
-          "SELECT status, count(*)::int AS n FROM notifications WHERE status IN ('queued', 'failed') GROUP BY status",
-        );
-        const of = (s: string) => Number(rows.find((r) => r.status === s)?.n ?? 0);
-        outboxRead = { queued: of('queued'), failed: of('failed') };
+        outboxRead = await repositoriesOn(deps.db).operations.outboxCounts();
       } catch {
         // the last values stand
       }

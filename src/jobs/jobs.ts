@@ -1,5 +1,4 @@
 import { ukDate } from '../domain/dates.ts';
-import { purgeExpiredPayloads } from '../oidc/adapter.ts';
 import { currentCrl } from '../pki/crl.ts';
 import { appendAudit } from '../services/audit.ts';
 import { sealAudit } from '../services/audit-seal.ts';
@@ -9,24 +8,21 @@ import type { NotificationOutbox } from '../services/notifications.ts';
 import { expireRequests } from '../services/ra/requests.ts';
 import { recordSessionEnd } from '../services/sessions.ts';
 import type { Database } from '../storage/database.ts';
+import { repositoriesOn } from '../storage/repositories/index.ts';
 import type { Job } from './scheduler.ts';
 
 /** Role profiles whose end date has passed: marked ended, and the sessions that may carry them end (CIS2). */
 export async function endRoleProfilesPastEndDate(ctx: ServiceContext): Promise<number> {
-  return ctx.db.transaction(async (tx) => {
-    const { rows } = await tx.query<{ user_id: string; person_roleid: string; end_date: string }>(
-      `UPDATE role_profiles SET status = 'ended', updated_at = $2 WHERE status = 'active' AND end_date < $1
-       RETURNING user_id, person_roleid, end_date`,
-      [ukDate(ctx.clock.now()), ctx.clock.now()],
-    );
+  return ctx.transaction(async (tx) => {
+    const rows = await tx.jobs.endRoleProfilesBefore(ukDate(ctx.clock.now()), ctx.clock.now());
     for (const r of rows) {
-      await recordSessionEnd(tx, r.user_id, 'role_ended', ctx.clock.now());
+      await recordSessionEnd(tx.handle, r.userId, 'role_ended', ctx.clock.now());
       await appendAudit(tx, ctx, {
         action: 'role_profile.ended_by_date',
         targetType: 'person',
-        targetId: r.user_id,
-        before: { personRoleId: r.person_roleid, status: 'active' },
-        after: { personRoleId: r.person_roleid, status: 'ended', endDate: r.end_date },
+        targetId: r.userId,
+        before: { personRoleId: r.personRoleId, status: 'active' },
+        after: { personRoleId: r.personRoleId, status: 'ended', endDate: r.endDate },
       });
     }
     return rows.length;
@@ -40,7 +36,7 @@ export async function endRoleProfilesPastEndDate(ctx: ServiceContext): Promise<n
  */
 export async function vacuumEmbeddedDatabase(db: Database): Promise<number> {
   const started = performance.now();
-  await db.exec('VACUUM (ANALYZE)');
+  await repositoriesOn(db).jobs.vacuumAnalyze();
   return Math.round(performance.now() - started);
 }
 
@@ -58,7 +54,7 @@ export function standardJobs(
     { name: 'card-expiry-warnings', everySeconds: 6 * 3_600, run: () => sendExpiryWarnings(ctx, outbox) },
     { name: 'access-request-expiry', everySeconds: 3_600, run: () => expireRequests(ctx) },
     { name: 'role-profile-end-dates', everySeconds: 900, run: () => endRoleProfilesPastEndDate(ctx) },
-    { name: 'oidc-purge-expired', everySeconds: 3_600, run: () => purgeExpiredPayloads(ctx.db) },
+    { name: 'oidc-purge-expired', everySeconds: 3_600, run: () => ctx.repos.oidcArtefacts.purgeExpiredArtefacts() },
     { name: 'crl-publish', everySeconds: 3_600, run: async () => (await currentCrl(ctx, publicUrl)).length },
     // Never adopts unkeyed events (SealOptions.adoptUnkeyed): after an upgrade it fails, logged, until an operator has.
     {

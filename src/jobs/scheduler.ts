@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Database } from '../storage/database.ts';
+import { repositoriesOn } from '../storage/repositories/index.ts';
 
 /**
  * A tiny cluster-wide scheduler on PostgreSQL (no timer per node doing the work): every node ticks, and a due job is
@@ -24,13 +25,8 @@ export interface Scheduler {
 export const NODE_ID = `${hostname()}:${process.pid}`;
 
 export async function registerJobs(db: Database, jobs: readonly Job[]): Promise<void> {
-  for (const job of jobs) {
-    await db.query(
-      `INSERT INTO scheduled_jobs (name, every_seconds, next_run_at) VALUES ($1, $2, now())
-       ON CONFLICT (name) DO UPDATE SET every_seconds = EXCLUDED.every_seconds`,
-      [job.name, job.everySeconds],
-    );
-  }
+  const repos = repositoriesOn(db);
+  for (const job of jobs) await repos.jobs.registerJob(job.name, job.everySeconds);
 }
 
 export function startScheduler(
@@ -39,6 +35,7 @@ export function startScheduler(
   options: { intervalMs?: number; logger?: Logger; nodeId?: string; autoStart?: boolean } = {},
 ): Scheduler {
   const nodeId = options.nodeId ?? NODE_ID;
+  const repos = repositoriesOn(db);
   let running = false;
   const tick = async (): Promise<string[]> => {
     if (running) return [];
@@ -46,14 +43,7 @@ export function startScheduler(
     const ran: string[] = [];
     try {
       for (const job of jobs) {
-        const { rows } = await db.query<{ name: string }>(
-          `UPDATE scheduled_jobs SET leased_by = $2, lease_until = now() + make_interval(secs => $3), last_started = now(),
-             next_run_at = now() + make_interval(secs => every_seconds), runs = runs + 1
-           WHERE name = $1 AND next_run_at <= now() AND (lease_until IS NULL OR lease_until < now())
-           RETURNING name`,
-          [job.name, nodeId, job.leaseSeconds ?? 300],
-        );
-        if (rows.length === 0) continue;
+        if (!(await repos.jobs.claimDueJob(job.name, nodeId, job.leaseSeconds ?? 300))) continue;
         let result: string;
         try {
           result = String((await job.run()) ?? 'ok');
@@ -61,10 +51,7 @@ export function startScheduler(
           result = `failed: ${(err as Error).message}`.slice(0, 300);
           options.logger?.error({ job: job.name, err: { message: (err as Error).message } }, 'scheduled job failed');
         }
-        await db.query(
-          'UPDATE scheduled_jobs SET lease_until = NULL, last_finished = now(), last_result = $2 WHERE name = $1 AND leased_by = $3',
-          [job.name, result, nodeId],
-        );
+        await repos.jobs.finishJob(job.name, result, nodeId);
         ran.push(job.name);
       }
     } finally {

@@ -2,6 +2,7 @@ import { ukDate } from '../domain/dates.ts';
 import { type EffectiveRole, type EffectiveRoleRow, effectiveRolesFrom } from '../services/access.ts';
 import { type CatalogueLabels, catalogueLabels } from '../services/catalogue.ts';
 import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 
 /**
  * CIS2 claims (DOMAIN §7), built from the person's record and the role profiles in effect at this moment — an ended
@@ -56,16 +57,12 @@ export interface GrantContext {
 }
 
 export async function saveGrantContext(
-  q: Queryable,
+  q: Queryable | Repositories,
   grantId: string,
   userId: string,
   ctx: GrantContext,
 ): Promise<void> {
-  await q.query(
-    `INSERT INTO oidc_grant_context (grant_id, user_id, aal, person_roleid, updated_at) VALUES ($1, $2, $3, $4, now())
-     ON CONFLICT (grant_id) DO UPDATE SET aal = EXCLUDED.aal, person_roleid = EXCLUDED.person_roleid, updated_at = now()`,
-    [grantId, userId, ctx.aal, ctx.personRoleId],
-  );
+  await reposOf(q).oidcClaims.saveGrantContext(grantId, userId, ctx.aal, ctx.personRoleId);
 }
 
 /** What `oidc_claims_state` (migration 0012) returns: one statement for every claim of a token. */
@@ -96,11 +93,8 @@ async function claimsState(
   grantId: string | null,
   use: 'id_token' | 'userinfo',
 ): Promise<ClaimsState | null> {
-  const { rows } = await q.query<{ state: ClaimsState | string | null }>(
-    'SELECT oidc_claims_state($1, $2, $3, $4) AS state',
-    [userId, day, grantId, use === 'userinfo'],
-  );
-  return parsedState(rows[0]?.state ?? null);
+  const state = await reposOf(q).oidcClaims.claimsState(userId, day, grantId, use === 'userinfo');
+  return parsedState(state as ClaimsState | string | null);
 }
 
 function parsedState(state: ClaimsState | string | null): ClaimsState | null {

@@ -3,9 +3,9 @@ import { type AcrValue, supportedAcrValues } from '../domain/credentials/acr.ts'
 import { AppError } from '../domain/errors.ts';
 import { authorize } from '../domain/policy.ts';
 import { appendAudit } from '../services/audit.ts';
+import { clientTarget, forgetCachedClient } from '../services/clients.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { parseInput } from '../services/validation.ts';
-import { clientTarget, forgetCachedClient } from './clients.ts';
 
 /**
  * The per-client settings where OpenCIS may be stricter than CIS2 (docs/cis2.md), changed after registration: whether
@@ -29,35 +29,25 @@ export type ClientSettings = z.input<typeof settingsSchema>;
 
 export async function updateClientSettings(ctx: ServiceContext, clientId: string, input: unknown): Promise<void> {
   const s = parseInput(settingsSchema, input);
-  await ctx.db.transaction(async (tx) => {
+  await ctx.transaction(async (tx) => {
     // The client's owner's RA Managers (or the operator) change its settings, as its status (policy client:manage).
     authorize(ctx.actor, 'client:manage', await clientTarget(tx, clientId));
-    const { rows } = await tx.query<{ metadata: Record<string, unknown> | string; minimum_aal: number }>(
-      'SELECT metadata, minimum_aal FROM oidc_clients WHERE client_id = $1 FOR UPDATE',
-      [clientId],
-    );
-    const row = rows[0];
+    const row = await tx.clients.clientSettingsForUpdate(clientId);
     if (!row) throw new AppError('oidc.client_not_found');
-    const metadata =
-      typeof row.metadata === 'string' ? (JSON.parse(row.metadata) as Record<string, unknown>) : row.metadata;
+    const metadata = row.metadata;
     if (!(metadata.grant_types as string[] | undefined)?.includes('authorization_code')) {
       throw new AppError('request.invalid', { problems: [{ field: 'clientId', message: 'not a sign-in client' }] });
     }
     const before = {
       requirePkce: metadata['urn:opencis:require_pkce'] === true,
-      minimumAal: row.minimum_aal,
+      minimumAal: row.minimumAal,
       defaultAcrValues: (metadata.default_acr_values as string[] | undefined) ?? null,
     };
     const next = { ...metadata };
     if (s.requirePkce !== undefined) next['urn:opencis:require_pkce'] = s.requirePkce;
     if (s.defaultAcrValues !== undefined) next.default_acr_values = s.defaultAcrValues;
-    const minimumAal = s.minimumAal ?? row.minimum_aal;
-    await tx.query('UPDATE oidc_clients SET metadata = $2, minimum_aal = $3, updated_at = $4 WHERE client_id = $1', [
-      clientId,
-      JSON.stringify(next),
-      minimumAal,
-      ctx.clock.now(),
-    ]);
+    const minimumAal = s.minimumAal ?? row.minimumAal;
+    await tx.clients.updateClientSettings(clientId, { metadata: next, minimumAal, at: ctx.clock.now() });
     await appendAudit(tx, ctx, {
       action: 'oidc.client_settings_changed',
       targetType: 'oidc_client',

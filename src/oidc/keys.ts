@@ -3,7 +3,8 @@ import { AppError } from '../domain/errors.ts';
 import { authorize } from '../domain/policy.ts';
 import { appendAudit } from '../services/audit.ts';
 import type { ServiceContext } from '../services/context.ts';
-import type { Queryable } from '../storage/database.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
+import type { LiveSigningKey } from '../storage/repositories/oidc-keys.ts';
 
 /**
  * ID token signing keys, kept in the database (private halves sealed) so every node signs with the same keys.
@@ -53,31 +54,29 @@ function newKey(alg: SigningAlg): { kid: string; privateJwk: JsonWebKey; publicJ
   return { kid, privateJwk, publicJwk };
 }
 
-async function insertKey(tx: Queryable, ctx: ServiceContext, alg: SigningAlg, signsFrom: Date | null): Promise<string> {
+async function insertKey(
+  tx: Repositories,
+  ctx: ServiceContext,
+  alg: SigningAlg,
+  signsFrom: Date | null,
+): Promise<string> {
   const key = newKey(alg);
-  await tx.query(
-    `INSERT INTO oidc_signing_keys (kid, alg, public_jwk, private_jwk_sealed, status, created_at, activate_after)
-     VALUES ($1, $2, $3, $4, 'active', $5, $6)`,
-    [
-      key.kid,
-      alg,
-      JSON.stringify(key.publicJwk),
-      ctx.sealer.seal(JSON.stringify(key.privateJwk), PURPOSE),
-      ctx.clock.now(),
-      signsFrom,
-    ],
-  );
+  await tx.oidcKeys.insertSigningKey({
+    kid: key.kid,
+    alg,
+    publicJwk: key.publicJwk,
+    privateJwkSealed: ctx.sealer.seal(JSON.stringify(key.privateJwk), PURPOSE),
+    at: ctx.clock.now(),
+    activateAfter: signsFrom,
+  });
   return key.kid;
 }
 
 /** Makes sure one active key of each algorithm exists (first start); two nodes starting at once create one set. */
 export async function ensureSigningKeys(ctx: ServiceContext): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock(727275)');
-    const { rows } = await tx.query<{ alg: SigningAlg }>(
-      "SELECT DISTINCT alg FROM oidc_signing_keys WHERE status = 'active'",
-    );
-    const have = new Set(rows.map((r) => r.alg));
+  await ctx.transaction(async (tx) => {
+    await tx.oidcKeys.lockKeyRing();
+    const have = new Set(await tx.oidcKeys.activeAlgorithms());
     const created: string[] = [];
     for (const alg of SIGNING_ALGS) if (!have.has(alg)) created.push(await insertKey(tx, ctx, alg, null));
     if (created.length > 0) {
@@ -121,16 +120,13 @@ export async function rotateSigningKeys(
   if (!Number.isInteger(publishSeconds) || publishSeconds < 0 || publishSeconds > 86_400) {
     throw new AppError('request.invalid', { field: 'publishSeconds' });
   }
-  return ctx.db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock(727275)');
+  return ctx.transaction(async (tx) => {
+    await tx.oidcKeys.lockKeyRing();
     const now = ctx.clock.now();
     const signsFrom = new Date(now.getTime() + publishSeconds * 1000);
     // A node may go on signing with an old key until its first reload after signsFrom.
     const retiringUntil = new Date(signsFrom.getTime() + (KEY_RELOAD_SECONDS + overlapSeconds) * 1000);
-    const { rows: old } = await tx.query<{ kid: string }>(
-      `UPDATE oidc_signing_keys SET status = 'retiring', retire_after = $1 WHERE status = 'active' RETURNING kid`,
-      [retiringUntil],
-    );
+    const old = await tx.oidcKeys.retireActiveKeys(retiringUntil);
     // With no key to replace (a database without keys yet), there is nothing to wait for.
     const from = old.length > 0 ? signsFrom : now;
     const active: string[] = [];
@@ -139,51 +135,35 @@ export async function rotateSigningKeys(
       action: 'oidc.signing_keys_rotated',
       targetType: 'oidc_signing_keys',
       targetId: null,
-      before: { active: old.map((r) => r.kid) },
+      before: { active: old },
       after: { active, signsFrom: from.toISOString(), retiringUntil: retiringUntil.toISOString() },
     });
-    return { active, retiring: old.map((r) => r.kid), signsFrom: from, retiringUntil };
+    return { active, retiring: old, signsFrom: from, retiringUntil };
   });
-}
-
-interface KeyRow {
-  kid: string;
-  alg: SigningAlg;
-  private_jwk_sealed: string;
-  status: 'active' | 'retiring';
-  retire_after: Date | string | null;
-  signs_from: Date | string;
 }
 
 /**
  * The key set to publish and sign with now: per algorithm, the newest key whose time to sign has come signs; every
  * other live key is only published. Retiring keys past their overlap are retired on the way.
  */
-export async function loadSigningKeys(ctx: Pick<ServiceContext, 'db' | 'sealer' | 'clock'>): Promise<SigningKeys> {
+export async function loadSigningKeys(ctx: Pick<ServiceContext, 'repos' | 'sealer' | 'clock'>): Promise<SigningKeys> {
   const now = ctx.clock.now().getTime();
-  const { rows } = await ctx.db.query<KeyRow>(
-    `SELECT kid, alg, private_jwk_sealed, status, retire_after, COALESCE(activate_after, created_at) AS signs_from
-     FROM oidc_signing_keys WHERE status IN ('active', 'retiring') ORDER BY signs_from DESC, kid`,
-  );
-  const expired = rows.filter(
-    (r) => r.status === 'retiring' && r.retire_after && new Date(r.retire_after).getTime() < now,
-  );
+  const rows = await ctx.repos.oidcKeys.liveSigningKeys();
+  const expired = rows.filter((r) => r.status === 'retiring' && r.retireAfter && r.retireAfter.getTime() < now);
   if (expired.length > 0) {
-    await ctx.db.query("UPDATE oidc_signing_keys SET status = 'retired' WHERE kid = ANY($1) AND status = 'retiring'", [
-      expired.map((r) => r.kid),
-    ]);
+    await ctx.repos.oidcKeys.markKeysRetired(expired.map((r) => r.kid));
   }
   const live = rows.filter((r) => !expired.includes(r));
-  const signing = new Set<KeyRow>();
+  const signing = new Set<LiveSigningKey>();
   for (const alg of SIGNING_ALGS) {
     const ofAlg = live.filter((r) => r.alg === alg);
     // Newest first; a node whose clock is behind every key's start still signs, with the oldest one.
-    const key = ofAlg.find((r) => new Date(r.signs_from).getTime() <= now) ?? ofAlg.at(-1);
+    const key = ofAlg.find((r) => r.signsFrom.getTime() <= now) ?? ofAlg.at(-1);
     if (key) signing.add(key);
   }
   const ordered = [...signing, ...live.filter((r) => !signing.has(r))];
   return {
-    jwks: ordered.map((r) => JSON.parse(ctx.sealer.open(r.private_jwk_sealed, PURPOSE).toString()) as JsonWebKey),
+    jwks: ordered.map((r) => JSON.parse(ctx.sealer.open(r.privateJwkSealed, PURPOSE).toString()) as JsonWebKey),
     signing: [...signing].map((r) => r.kid),
     version: ordered.map((r) => `${r.kid}:${signing.has(r) ? 'signs' : 'published'}`).join(','),
   };

@@ -1,5 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { Database } from '../storage/database.ts';
+import { repositoriesOn, unitOfWork } from '../storage/repositories/index.ts';
 
 /**
  * Ending a person's single sign-on at relying parties (DOMAIN §7): for each session_end_events row, every OpenID
@@ -17,10 +18,7 @@ export interface SessionIndex {
 export function postgresSessionIndex(db: Database): SessionIndex {
   return {
     async sessionsOf(accountId) {
-      const { rows } = await db.query<{ id: string; payload: Record<string, unknown> | string }>(
-        "SELECT id, payload FROM oidc_payloads WHERE model = 'Session' AND account_id = $1 AND (expires_at IS NULL OR expires_at > now())",
-        [accountId],
-      );
+      const rows = await repositoriesOn(db).oidcArtefacts.liveSessionsOf(accountId);
       return rows.map((r) => {
         const p = (typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload) as {
           uid?: string;
@@ -56,11 +54,13 @@ async function deliver(
   try {
     await client.backchannelLogout(accountId, sid);
   } catch (err) {
-    await db.query(
-      `INSERT INTO oidc_logout_deliveries (client_id, account_id, sid, reason, attempts, next_attempt, last_error, created_at)
-       VALUES ($1, $2, $3, $4, 1, now() + interval '5 seconds', $5, now()) ON CONFLICT (client_id, sid) DO NOTHING`,
-      [clientId, accountId, sid, reason, (err as Error).message.slice(0, 300)],
-    );
+    await repositoriesOn(db).oidcLogout.queueDelivery({
+      clientId,
+      accountId,
+      sid,
+      reason,
+      error: (err as Error).message.slice(0, 300),
+    });
   }
 }
 
@@ -121,66 +121,39 @@ export async function processSessionEndEvents(
   index: SessionIndex,
   batch = 50,
 ): Promise<number> {
-  const events = await db.transaction(async (tx) => {
-    const { rows } = await tx.query<{ event_id: string; user_id: string; reason: string }>(
-      `SELECT event_id, user_id, reason FROM session_end_events WHERE processed_at IS NULL ORDER BY event_id
-       LIMIT $1 FOR UPDATE SKIP LOCKED`,
-      [batch],
-    );
-    if (rows.length > 0) {
-      await tx.query('UPDATE session_end_events SET processed_at = now() WHERE event_id = ANY($1)', [
-        rows.map((r) => r.event_id),
-      ]);
-    }
+  const events = await unitOfWork(db)(async (tx) => {
+    const rows = await tx.oidcLogout.lockPendingSessionEnds(batch);
+    if (rows.length > 0) await tx.oidcLogout.markSessionEndsProcessed(rows.map((r) => r.eventId));
     return rows;
   });
   const done = new Set<string>();
   for (const e of events) {
-    if (done.has(e.user_id)) continue;
-    done.add(e.user_id);
-    await endOidcSessionsOf(provider, db, index, e.user_id, e.reason);
+    if (done.has(e.userId)) continue;
+    done.add(e.userId);
+    await endOidcSessionsOf(provider, db, index, e.userId, e.reason);
   }
   return events.length;
 }
 
 /** Retries failed back-channel deliveries that are due, with exponential back-off; gives up after a day. */
 export async function retryLogoutDeliveries(provider: Provider, db: Database): Promise<number> {
-  const due = await db.transaction(async (tx) => {
-    const { rows } = await tx.query<{
-      delivery_id: string;
-      client_id: string;
-      account_id: string;
-      sid: string;
-      attempts: number;
-      created_at: Date;
-    }>(
-      `SELECT delivery_id, client_id, account_id, sid, attempts, created_at FROM oidc_logout_deliveries
-       WHERE delivered_at IS NULL AND next_attempt <= now() ORDER BY next_attempt LIMIT 20 FOR UPDATE SKIP LOCKED`,
-    );
+  const due = await unitOfWork(db)(async (tx) => {
+    const rows = await tx.oidcLogout.lockDueDeliveries();
     for (const r of rows) {
-      await tx.query(
-        'UPDATE oidc_logout_deliveries SET next_attempt = now() + make_interval(secs => $2) WHERE delivery_id = $1',
-        [r.delivery_id, Math.min(3_600, 5 * 2 ** Number(r.attempts))],
-      );
+      await tx.oidcLogout.postponeDelivery(r.deliveryId, Math.min(3_600, 5 * 2 ** Number(r.attempts)));
     }
     return rows;
   });
+  const repos = repositoriesOn(db);
   for (const d of due) {
-    const client = await findClient(provider, d.client_id);
+    const client = await findClient(provider, d.clientId);
     try {
       if (!client?.backchannelLogoutUri) throw new Error('client has no back-channel logout URI any more');
-      await client.backchannelLogout(d.account_id, d.sid);
-      await db.query(
-        'UPDATE oidc_logout_deliveries SET delivered_at = now(), attempts = attempts + 1 WHERE delivery_id = $1',
-        [d.delivery_id],
-      );
+      await client.backchannelLogout(d.accountId, d.sid);
+      await repos.oidcLogout.markDelivered(d.deliveryId);
     } catch (err) {
-      const giveUp = Date.now() - new Date(d.created_at).getTime() > RETRY_FOR_MS;
-      await db.query(
-        `UPDATE oidc_logout_deliveries SET attempts = attempts + 1, last_error = $2,
-           next_attempt = CASE WHEN $3 THEN 'infinity'::timestamptz ELSE next_attempt END WHERE delivery_id = $1`,
-        [d.delivery_id, (err as Error).message.slice(0, 300), giveUp],
-      );
+      const giveUp = Date.now() - new Date(d.createdAt).getTime() > RETRY_FOR_MS;
+      await repos.oidcLogout.recordFailedDelivery(d.deliveryId, (err as Error).message.slice(0, 300), giveUp);
     }
   }
   return due.length;
@@ -194,9 +167,10 @@ export async function queueFailedDelivery(
   sid: string,
   error: string,
 ): Promise<void> {
-  await db.query(
-    `INSERT INTO oidc_logout_deliveries (client_id, account_id, sid, reason, attempts, next_attempt, last_error, created_at)
-     VALUES ($1, $2, $3, 'rp_initiated_logout', 1, now() + interval '5 seconds', $4, now()) ON CONFLICT (client_id, sid) DO NOTHING`,
-    [clientId, accountId, sid, error.slice(0, 300)],
-  );
+  await repositoriesOn(db).oidcLogout.queueRpInitiatedDelivery({
+    clientId,
+    accountId,
+    sid,
+    error: error.slice(0, 300),
+  });
 }

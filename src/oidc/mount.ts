@@ -8,7 +8,7 @@ import type { WebDeps } from '../http/deps.ts';
 import { acceptQuality, storeFailure } from '../http/errors.ts';
 import { outboundFetch, outboundPolicyFrom } from '../net/outbound.ts';
 import { serviceContext } from '../services/context.ts';
-import { postgresAdapterFactory, redisAdapterFactory, redisSessionIndex } from './adapter.ts';
+import { postgresAdapterFactory } from './adapter.ts';
 import { registerInteractionRoutes } from './interactions.ts';
 import { ensureSigningKeys, KEY_RELOAD_SECONDS, loadSigningKeys } from './keys.ts';
 import {
@@ -19,6 +19,7 @@ import {
   retryLogoutDeliveries,
 } from './logout.ts';
 import { createProvider } from './provider.ts';
+import { redisAdapterFactory, redisSessionIndex } from './redis-adapter.ts';
 
 export interface OidcOptions {
   /** Path of the issuer under PUBLIC_URL (CIS2's issuer is a path too). */

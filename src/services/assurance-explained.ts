@@ -1,4 +1,5 @@
 import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import type { RelyingPartyConfig } from './webauthn.ts';
 
 /**
@@ -52,22 +53,12 @@ export function whyText(reason: BelowAal3): string {
 
 /** For a session's authenticator (`webauthn:<id>`, `totp:<id>`, `enrolment`): why it is below AAL3. */
 export async function explainBelowAal3(
-  q: Queryable,
+  q: Queryable | Repositories,
   rp: Pick<RelyingPartyConfig, 'aal3Aaguids'>,
   authenticatorId: string | null,
 ): Promise<AssuranceExplained> {
   if (authenticatorId?.startsWith('webauthn:')) {
-    const { rows } = await q.query<{
-      nickname: string;
-      kind: string;
-      backup_eligible: boolean;
-      attestation_format: string;
-      aaguid: string;
-    }>(
-      'SELECT nickname, kind, backup_eligible, attestation_format, aaguid FROM webauthn_credentials WHERE credential_id = $1',
-      [authenticatorId.slice(9)],
-    );
-    const c = rows[0];
+    const c = await reposOf(q).authenticatorLabels.webauthnCredentialSummary(authenticatorId.slice(9));
     if (c) {
       const reason = webauthnBelowAal3(rp, c);
       const what =

@@ -1,7 +1,8 @@
 import { AUDIT_LANES, type AuditSeal, GENESIS_HASH, sealHash, signingKey } from '../domain/audit/chain.ts';
 import { AppError } from '../domain/errors.ts';
 import type { Queryable } from '../storage/database.ts';
-import { laneHeads, type SealRow, sealFromRow } from './audit.ts';
+import { type Repositories, repositoriesOn, reposOf, unitOfWork } from '../storage/repositories/index.ts';
+import { laneHeads, sealFromRow } from './audit.ts';
 import { appendToSink, lastSealIdInSink } from './audit-sink.ts';
 import { verifyAuditChain } from './audit-verify.ts';
 import type { ServiceContext } from './context.ts';
@@ -34,7 +35,7 @@ export async function sealAudit(
   const ring = ctx.sealer.auditKeys;
   const key = signingKey(ring);
   let adopted = 0;
-  if (!(await hasSignedSeal(ctx.db))) {
+  if (!(await repositoriesOn(ctx.db).audit.hasSignedSeal())) {
     // Events appended meanwhile are keyed: only what this sees can be unkeyed.
     const check = await verifyAuditChain(ctx.db, ring, { vouchUnkeyed: true });
     if (!check.ok) {
@@ -45,35 +46,32 @@ export async function sealAudit(
     }
     adopted = check.unkeyedEvents;
   }
-  const sealed = await ctx.db.transaction(async (tx) => {
+  const sealed = await unitOfWork(ctx.db)(async (tx) => {
     // One sealer at a time (the job runs once across the cluster, but the CLI can run beside it).
-    await tx.query('SELECT pg_advisory_xact_lock(727275)');
+    await tx.audit.lockSealing();
     const heads = await laneHeads(tx);
     const tips = Array.from({ length: AUDIT_LANES }, (_, lane) => {
       const tip = heads.get(lane);
       if (!tip) throw new Error(`audit lane ${lane} has no head row`);
       return tip;
     });
-    const { rows } = await tx.query<{ id: string; hash: string }>(
-      'SELECT id, hash FROM audit_seals ORDER BY id DESC LIMIT 1',
-    );
-    const last = rows[0];
+    const last = await tx.audit.lastSeal();
     const seal: Omit<AuditSeal, 'hash'> = {
-      id: last ? Number(last.id) + 1 : 1,
+      id: last ? last.id + 1 : 1,
       at: ctx.clock.now().toISOString(),
       tips,
       prevHash: last?.hash ?? GENESIS_HASH,
       keyId: key.id,
     };
     const hash = sealHash(seal, key);
-    await tx.query('INSERT INTO audit_seals (id, at, tips, prev_hash, hash, key_id) VALUES ($1, $2, $3, $4, $5, $6)', [
-      seal.id,
-      seal.at,
-      JSON.stringify(tips.map((t) => [t.position, t.hash])),
-      seal.prevHash,
+    await tx.audit.insertSeal({
+      id: seal.id,
+      at: seal.at,
+      tips: tips.map((t) => [t.position, t.hash]),
+      prevHash: seal.prevHash,
       hash,
-      key.id,
-    ]);
+      keyId: key.id,
+    });
     return { ...seal, hash, adopted };
   });
   // After the commit: a seal in the sink is always one the database has (or had).
@@ -81,18 +79,13 @@ export async function sealAudit(
   return sealed;
 }
 
-async function hasSignedSeal(db: Queryable): Promise<boolean> {
-  const { rows } = await db.query('SELECT 1 FROM audit_seals WHERE key_id IS NOT NULL LIMIT 1');
-  return rows.length > 0;
-}
-
 /**
  * Appends to the sink every seal the database has past the sink's last one (so a seal whose shipping failed goes with
  * the next). Returns how many were shipped.
  */
-export async function shipSeals(db: Queryable, file: string): Promise<number> {
+export async function shipSeals(db: Queryable | Repositories, file: string): Promise<number> {
   const last = await lastSealIdInSink(file);
-  const { rows } = await db.query<SealRow>('SELECT * FROM audit_seals WHERE id > $1 ORDER BY id', [last]);
+  const rows = await reposOf(db).audit.sealsAfter(last);
   await appendToSink(file, rows.map(sealFromRow));
   return rows.length;
 }

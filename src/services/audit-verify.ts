@@ -15,7 +15,8 @@ import {
   verifySeal,
 } from '../domain/audit/chain.ts';
 import type { Database } from '../storage/database.ts';
-import { type AuditRow, auditEventFromRow, laneHeads, type SealRow, sealFromRow } from './audit.ts';
+import { type Repositories, repositoriesOn } from '../storage/repositories/index.ts';
+import { auditEventFromRow, laneHeads, sealFromRow } from './audit.ts';
 import { readSink } from './audit-sink.ts';
 
 export type AuditProblem =
@@ -95,10 +96,11 @@ export async function verifyAuditChain(
     ...b,
   });
 
+  const repos = repositoriesOn(db);
   // Seals first, heads second: every seal then saw heads no further on than the ones read below.
-  const seals = await verifySeals(db, ring, pageSize);
+  const seals = await verifySeals(repos, ring, pageSize);
   if ('problem' in seals) return broken(seals.problem, 0);
-  const heads = await laneHeads(db);
+  const heads = await laneHeads(repos);
 
   let events = 0;
   let unkeyedEvents = 0;
@@ -114,11 +116,7 @@ export async function verifyAuditChain(
       : (seals.firstSigned?.tips[lane]?.position ?? 0);
     let prev: LaneCursor = LANE_START;
     while (prev.position < head.position) {
-      const { rows } = await db.query<AuditRow>(
-        `SELECT * FROM audit_events WHERE lane = $1 AND coalesce(lane_seq, seq) > $2 AND coalesce(lane_seq, seq) <= $3
-         ORDER BY coalesce(lane_seq, seq) LIMIT $4`,
-        [lane, prev.position, head.position, pageSize],
-      );
+      const rows = await repos.audit.lanePage(lane, prev.position, head.position, pageSize);
       if (rows.length === 0) break;
       const page = rows.map(auditEventFromRow);
       const res = verifyChainSegment(lane, page, prev, ring, vouchedUntil, (key) => {
@@ -154,10 +152,8 @@ export async function verifyAuditChain(
 
   // Events past a head, or in a lane with no head. The tops are read before the heads again: an append commits its
   // event and its head together, so a concurrent writer never shows up here.
-  const { rows: tops } = await db.query<{ lane: number; top: string }>(
-    'SELECT lane, max(coalesce(lane_seq, seq)) AS top FROM audit_events GROUP BY lane ORDER BY lane',
-  );
-  const now = await laneHeads(db);
+  const tops = await repos.audit.laneTops();
+  const now = await laneHeads(repos);
   for (const t of tops) {
     const lane = Number(t.lane);
     const head = now.get(lane);
@@ -198,7 +194,7 @@ interface SealCheck {
 }
 
 async function verifySeals(
-  db: Database,
+  repos: Repositories,
   ring: AuditKeyring,
   pageSize: number,
 ): Promise<SealCheck | { problem: Located }> {
@@ -210,10 +206,7 @@ async function verifySeals(
     hashes: new Map(),
   };
   for (;;) {
-    const { rows } = await db.query<SealRow>('SELECT * FROM audit_seals WHERE id > $1 ORDER BY id LIMIT $2', [
-      check.last?.id ?? 0,
-      pageSize,
-    ]);
+    const rows = await repos.audit.sealsAfter(check.last?.id ?? 0, pageSize);
     if (rows.length === 0) return check;
     for (const seal of rows.map(sealFromRow)) {
       const res = verifySeal(seal, check.last, ring);

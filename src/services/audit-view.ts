@@ -13,7 +13,8 @@ import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { isOdsCode, normaliseOdsCode } from '../domain/organisations/organisation.ts';
 import { isAllowed, organisationsWhere } from '../domain/policy.ts';
-import { type AuditRow, appendAudit, auditEventFromRow } from './audit.ts';
+import type { AuditSearch, AuditSearchRow } from '../storage/repositories/audit-search.ts';
+import { appendAudit, auditEventFromRow } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { subtreeOf } from './organisations.ts';
 import { parseInput } from './validation.ts';
@@ -80,37 +81,10 @@ function scopeOf(ctx: ServiceContext): Scope {
   return { orgs: orgs === 'all' ? null : orgs, newStarters };
 }
 
-/** The events whose derived organisation is one of `$n` (an SQL array parameter). */
-function inOrganisations(n: string): string {
-  return `(
-    (e.target_type = 'person' AND e.target_id IN (SELECT po.user_id FROM person_orgs po WHERE po.ods_code = ANY(${n})))
-    OR (e.target_type = 'organisation' AND e.target_id = ANY(${n}))
-    OR (e.target_type = 'position' AND e.target_id IN (SELECT p.position_id::text FROM positions p WHERE p.ods_code = ANY(${n})))
-    OR (e.target_type = 'access_request' AND e.target_id IN (SELECT r.request_id::text FROM access_requests r WHERE r.ods_code = ANY(${n})))
-    OR (e.target_type = 'application' AND e.target_id IN (SELECT a.application_id::text FROM remote_applications a WHERE a.ods_code = ANY(${n})))
-    OR (e.target_type = 'role_profile' AND e.target_id IN (SELECT rp.person_roleid FROM role_profiles rp JOIN person_orgs rpo ON rpo.person_orgid = rp.person_orgid WHERE rpo.ods_code = ANY(${n})))
-    OR (e.target_type = 'oidc_client' AND e.target_id IN (SELECT c.client_id FROM oidc_clients c WHERE c.ods_code = ANY(${n})))
-  )`;
-}
-
-/** People who work for no organisation yet (their registration, identity checks, first requests). */
-const NEW_STARTER = `(e.target_type = 'person' AND e.target_id IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM person_orgs npo WHERE npo.user_id = e.target_id))`;
-
-async function whereFor(ctx: ServiceContext, filter: AuditFilter): Promise<{ where: string[]; params: unknown[] }> {
+/** The search a filter asks for, within the reader's scope (before paging). */
+async function searchFor(ctx: ServiceContext, filter: AuditFilter): Promise<Omit<AuditSearch, 'limit'>> {
   const scope = scopeOf(ctx);
-  const params: unknown[] = [];
-  const where: string[] = [];
-  const param = (v: unknown) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
-  if (scope.orgs !== null) {
-    const p = param(scope.orgs);
-    where.push(
-      scope.newStarters ? `(${inOrganisations(`${p}::text[]`)} OR ${NEW_STARTER})` : inOrganisations(`${p}::text[]`),
-    );
-  }
+  const search: Omit<AuditSearch, 'limit'> = { orgs: scope.orgs, newStarters: scope.newStarters };
   if (filter.organisation) {
     const subtree = await subtreeOf(ctx.db, filter.organisation);
     if (subtree.length === 0) {
@@ -125,35 +99,18 @@ async function whereFor(ctx: ServiceContext, filter: AuditFilter): Promise<{ whe
         ],
       });
     }
-    where.push(inOrganisations(`${param(subtree)}::text[]`));
+    search.subtree = subtree;
   }
-  if (filter.person) {
-    const p = param(filter.person);
-    where.push(`(
-      (e.target_type = 'person' AND e.target_id = ${p})
-      OR (e.target_type = 'role_profile' AND e.target_id IN (SELECT person_roleid FROM role_profiles WHERE user_id = ${p}))
-      OR (e.target_type = 'access_request' AND e.target_id IN (SELECT request_id::text FROM access_requests WHERE user_id = ${p}))
-    )`);
-  }
-  if (filter.actor) {
-    const label = isNationalId(filter.actor) ? `person:${filter.actor}` : filter.actor;
-    where.push(`e.actor = ${param(label)}`);
-  }
-  if (filter.action) where.push(`e.action = ${param(filter.action)}`);
+  if (filter.person) search.person = filter.person;
+  if (filter.actor) search.actor = isNationalId(filter.actor) ? `person:${filter.actor}` : filter.actor;
+  if (filter.action) search.action = filter.action;
   // Days are UK calendar days (the dates RA staff read), inclusive at both ends.
-  if (filter.from) where.push(`e.at >= (${param(filter.from)}::date)::timestamp AT TIME ZONE 'Europe/London'`);
-  if (filter.to) where.push(`e.at < ((${param(filter.to)}::date + 1)::timestamp AT TIME ZONE 'Europe/London')`);
-  return { where, params };
+  if (filter.from) search.from = filter.from;
+  if (filter.to) search.to = filter.to;
+  return search;
 }
 
-const SELECT = `SELECT e.*, CASE
-    WHEN e.target_type = 'position' AND e.target_id ~ '^[0-9]{1,18}$'
-      THEN (SELECT p.ods_code FROM positions p WHERE p.position_id = e.target_id::bigint)
-    WHEN e.target_type = 'role_profile' THEN (SELECT rp.user_id FROM role_profiles rp WHERE rp.person_roleid = e.target_id)
-  END AS target_ref
-  FROM audit_events e`;
-
-function lineOf(r: AuditRow & { target_ref: string | null }): AuditLine {
+function lineOf(r: AuditSearchRow): AuditLine {
   return { ...auditEventFromRow(r), targetRef: r.target_ref };
 }
 
@@ -180,21 +137,8 @@ export async function searchAudit(
       problems: [{ field: 'after', message: 'give before or after, not both' }],
     });
   }
-  const { where, params } = await whereFor(ctx, filter);
-  if (before) {
-    params.push(before);
-    where.push(`e.seq < $${params.length}::bigint`);
-  }
-  if (after) {
-    params.push(after);
-    where.push(`e.seq > $${params.length}::bigint`);
-  }
-  params.push(limit + 1);
-  const { rows } = await ctx.db.query<AuditRow & { target_ref: string | null }>(
-    `${SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-     ORDER BY e.seq ${after ? 'ASC' : 'DESC'} LIMIT $${params.length}`,
-    params,
-  );
+  const search = await searchFor(ctx, filter);
+  const rows = await ctx.repos.auditSearch.searchEvents({ ...search, before, after, limit: limit + 1 });
   const more = rows.length > limit;
   const shown = (more ? rows.slice(0, limit) : rows).map(lineOf);
   if (after) shown.reverse();
@@ -219,21 +163,11 @@ export async function* auditEvents(
   options: { batch?: number } = {},
 ): AsyncGenerator<AuditLine> {
   const filter = parseInput(auditFilterSchema, input ?? {});
-  const { where, params } = await whereFor(ctx, filter);
+  const search = await searchFor(ctx, filter);
   const batch = options.batch ?? 1_000;
   let before: number | null = null;
   for (;;) {
-    const p = [...params];
-    const w = [...where];
-    if (before !== null) {
-      p.push(before);
-      w.push(`e.seq < $${p.length}::bigint`);
-    }
-    p.push(batch);
-    const { rows } = await ctx.db.query<AuditRow & { target_ref: string | null }>(
-      `${SELECT} ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY e.seq DESC LIMIT $${p.length}`,
-      p,
-    );
+    const rows = await ctx.repos.auditSearch.searchEvents({ ...search, before, limit: batch });
     for (const r of rows) yield lineOf(r);
     if (rows.length < batch) return;
     before = Number(rows.at(-1)!.seq);
@@ -249,7 +183,7 @@ export async function recordExport(
   rows: number,
   cut: boolean,
 ): Promise<void> {
-  await ctx.db.transaction((tx) =>
+  await ctx.transaction((tx) =>
     appendAudit(tx, ctx, {
       action: `${what}.exported`,
       targetType: what === 'audit' ? 'audit_trail' : 'report',

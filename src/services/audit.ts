@@ -11,7 +11,8 @@ import {
 } from '../domain/audit/chain.ts';
 import { actorLabel } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
-import type { Repositories } from '../storage/repositories/index.ts';
+import type { AuditRow, SealRow } from '../storage/repositories/audit.ts';
+import { type Repositories, repositoriesOn, reposOf } from '../storage/repositories/index.ts';
 import type { ServiceContext } from './context.ts';
 
 /**
@@ -41,24 +42,20 @@ export async function appendAudit(
 ): Promise<AuditEvent> {
   // The transaction itself (repositories are bound to it): one lane per transaction, however it is reached.
   const tx = 'handle' in into ? into.handle : into;
+  const repos = 'handle' in into ? into : repositoriesOn(tx);
   const lane = laneOfTransaction.get(tx) ?? laneFor(event, ctx.requestId);
   // (A whole Database is not a transaction: pinning it would send every later event to one lane.)
   if (!('transaction' in tx)) laneOfTransaction.set(tx, lane);
   // The global seq is drawn after the lock is held (RETURNING runs after the row update), so within a lane it rises
   // with the lane position.
-  const { rows } = await tx.query<{ lane_seq: string; hash: string; seq: string }>(
-    `UPDATE audit_lanes SET lane_seq = lane_seq + 1 WHERE lane = $1
-     RETURNING lane_seq, hash, nextval('audit_events_seq') AS seq`,
-    [lane],
-  );
-  const head = rows[0];
+  const head = await repos.audit.advanceLane(lane);
   if (!head) throw new Error(`audit lane ${lane} has no head row (migration 0011 not applied?)`);
   const at = ctx.clock.now();
   const key = signingKey(ctx.sealer.auditKeys);
   const full: Omit<AuditEvent, 'hash'> = {
-    seq: Number(head.seq),
+    seq: head.seq,
     lane,
-    laneSeq: Number(head.lane_seq),
+    laneSeq: head.laneSeq,
     at: at.toISOString(),
     actor: actorLabel(ctx.actor),
     action: event.action,
@@ -71,49 +68,26 @@ export async function appendAudit(
     prevHash: head.hash,
   };
   const hash = auditHash(full, key);
-  await tx.query(
-    `WITH appended AS (
-       INSERT INTO audit_events
-         (seq, lane, lane_seq, at, actor, action, target_type, target_id, before, after, request_id, reason, prev_hash, hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-     )
-     UPDATE audit_lanes SET hash = $14 WHERE lane = $2`,
-    [
-      full.seq,
-      lane,
-      full.laneSeq,
-      at,
-      full.actor,
-      full.action,
-      full.targetType,
-      full.targetId,
-      JSON.stringify(full.before),
-      JSON.stringify(full.after),
-      full.requestId,
-      full.reason,
-      full.prevHash,
-      hash,
-    ],
-  );
+  await repos.audit.insertEvent({
+    seq: full.seq,
+    lane,
+    laneSeq: head.laneSeq,
+    at,
+    actor: full.actor,
+    action: full.action,
+    targetType: full.targetType,
+    targetId: full.targetId,
+    before: full.before,
+    after: full.after,
+    requestId: full.requestId,
+    reason: event.reason ?? null,
+    prevHash: full.prevHash,
+    hash,
+  });
   return { ...full, hash };
 }
 
-export interface AuditRow {
-  seq: string;
-  lane: number;
-  lane_seq: string | null;
-  at: Date;
-  actor: string;
-  action: string;
-  target_type: string;
-  target_id: string | null;
-  before: unknown;
-  after: unknown;
-  request_id: string | null;
-  reason: string | null;
-  prev_hash: string;
-  hash: string;
-}
+export type { AuditRow, SealRow } from '../storage/repositories/audit.ts';
 
 export function auditEventFromRow(r: AuditRow): AuditEvent {
   return {
@@ -135,29 +109,18 @@ export function auditEventFromRow(r: AuditRow): AuditEvent {
 }
 
 /** A target's history, oldest first. */
-export async function auditTrailOf(db: Queryable, targetType: string, targetId: string): Promise<AuditEvent[]> {
-  const { rows } = await db.query<AuditRow>(
-    'SELECT * FROM audit_events WHERE target_type = $1 AND target_id = $2 ORDER BY seq',
-    [targetType, targetId],
-  );
-  return rows.map(auditEventFromRow);
+export async function auditTrailOf(
+  db: Queryable | Repositories,
+  targetType: string,
+  targetId: string,
+): Promise<AuditEvent[]> {
+  return (await reposOf(db).audit.trailOf(targetType, targetId)).map(auditEventFromRow);
 }
 
 /** Every lane's committed head, in lane order. */
-export async function laneHeads(db: Queryable): Promise<Map<number, LaneTip>> {
-  const { rows } = await db.query<{ lane: number; lane_seq: string; hash: string }>(
-    'SELECT lane, lane_seq, hash FROM audit_lanes ORDER BY lane',
-  );
-  return new Map(rows.map((r) => [Number(r.lane), { position: Number(r.lane_seq), hash: r.hash }]));
-}
-
-export interface SealRow {
-  id: string;
-  at: Date;
-  tips: [number, string][];
-  prev_hash: string;
-  hash: string;
-  key_id: string | null;
+export async function laneHeads(db: Queryable | Repositories): Promise<Map<number, LaneTip>> {
+  const rows = await reposOf(db).audit.laneHeads();
+  return new Map(rows.map((r) => [r.lane, { position: r.position, hash: r.hash }]));
 }
 
 export function sealFromRow(r: SealRow): AuditSeal {

@@ -1,7 +1,7 @@
 /**
  * Looking after a registered relying party (issue #14: the console does what the CLI does): read one, change what it
  * may change (its name, where it is sent back to, scopes, assurance, token lifetimes), and re-key it — a new client
- * secret (shown once, kept sealed) or new public keys. Registering, disabling and enabling stay in oidc/clients.ts.
+ * secret (shown once, kept sealed) or new public keys. Registering, disabling and enabling stay in services/clients.ts.
  *
  * Who may: the policy's `client:register`. The target is the client as loaded here (`clientTarget`), so when clients
  * belong to an organisation the policy scopes these changes as it scopes their status.
@@ -12,13 +12,15 @@ import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize, type Target } from '../domain/policy.ts';
 import { text } from '../domain/text.ts';
-import { clientInputFields, forgetCachedClient, type RegisteredClient } from '../oidc/clients.ts';
 import type { Queryable } from '../storage/database.ts';
+import type { ClientRecord } from '../storage/repositories/clients.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
+import { clientInputFields, forgetCachedClient, type RegisteredClient } from './clients.ts';
 import type { ServiceContext } from './context.ts';
 import { parseInput } from './validation.ts';
 
-/** The sealing purpose of client secrets: the same as oidc/clients.ts's, which oidc-provider's lookup opens. */
+/** The sealing purpose of client secrets: the same as services/clients.ts's, which oidc-provider's lookup opens. */
 const SECRET_PURPOSE = 'oidc.client-secret';
 
 export interface ClientDetails extends RegisteredClient {
@@ -31,34 +33,21 @@ export interface ClientDetails extends RegisteredClient {
   authMethod: 'private_key_jwt' | 'client_secret_basic' | 'client_secret_post';
 }
 
-interface ClientRow {
-  client_id: string;
-  name: string;
-  metadata: Record<string, unknown> | string;
-  minimum_aal: number;
-  status: 'active' | 'disabled';
-  created_by: string;
-  created_at: Date;
-  updated_at: Date;
-  ods_code: string | null;
-  status_changed_by: string | null;
-}
-
-function detailsOf(r: ClientRow): ClientDetails {
-  const metadata = typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata;
+function detailsOf(r: ClientRecord): ClientDetails {
+  const metadata = r.metadata;
   const api = Array.isArray(metadata.grant_types) && metadata.grant_types.includes('client_credentials');
   return {
-    clientId: r.client_id,
+    clientId: r.clientId,
     name: r.name,
     metadata,
-    minimumAal: r.minimum_aal as 1 | 2 | 3,
+    minimumAal: r.minimumAal as 1 | 2 | 3,
     status: r.status,
-    createdBy: r.created_by,
-    createdAt: new Date(r.created_at).toISOString(),
-    updatedAt: new Date(r.updated_at).toISOString(),
-    odsCode: r.ods_code,
+    createdBy: r.createdBy,
+    createdAt: new Date(r.createdAt).toISOString(),
+    updatedAt: new Date(r.updatedAt).toISOString(),
+    odsCode: r.odsCode,
     // Disabled by the operator (or the system): the operator's alone to switch back on or change.
-    lockedByOperator: r.status === 'disabled' && r.status_changed_by !== null && !isNationalId(r.status_changed_by),
+    lockedByOperator: r.status === 'disabled' && r.statusChangedBy !== null && !isNationalId(r.statusChangedBy),
     kind: api ? 'api' : 'sign_in',
     authMethod: metadata.token_endpoint_auth_method as ClientDetails['authMethod'],
   };
@@ -69,20 +58,16 @@ export function clientTarget(c: Pick<ClientDetails, 'odsCode' | 'lockedByOperato
   return { kind: 'client', client: { odsCode: c.odsCode, lockedByOperator: c.lockedByOperator } };
 }
 
-async function loadClient(q: Queryable, clientId: string, lock = false): Promise<ClientDetails> {
+async function loadClient(q: Queryable | Repositories, clientId: string, lock = false): Promise<ClientDetails> {
   if (!/^[A-Za-z0-9._-]{3,100}$/.test(clientId)) throw new AppError('oidc.client_not_found');
-  const { rows } = await q.query<ClientRow>(
-    `SELECT client_id, name, metadata, minimum_aal, status, created_by, created_at, updated_at, ods_code, status_changed_by
-     FROM oidc_clients WHERE client_id = $1${lock ? ' FOR UPDATE' : ''}`,
-    [clientId],
-  );
-  if (!rows[0]) throw new AppError('oidc.client_not_found');
-  return detailsOf(rows[0]);
+  const row = await reposOf(q).clients.findClient(clientId, lock);
+  if (!row) throw new AppError('oidc.client_not_found');
+  return detailsOf(row);
 }
 
 /** One relying party, for those who may look after relying parties. */
 export async function getClient(ctx: ServiceContext, clientId: string): Promise<ClientDetails> {
-  const client = await loadClient(ctx.db, clientId);
+  const client = await loadClient(ctx.repos, clientId);
   authorize(ctx.actor, 'client:manage', clientTarget(client));
   return client;
 }
@@ -126,7 +111,7 @@ function checkUris(redirectUris: readonly string[], postLogout: readonly string[
 /** Changes a sign-in client's settings (an API client: its name only). Takes effect on every node within 10 s. */
 export async function updateClient(ctx: ServiceContext, clientId: string, input: unknown): Promise<ClientDetails> {
   const u = parseInput(clientUpdateSchema, input);
-  return ctx.db.transaction(async (tx) => {
+  return ctx.transaction(async (tx) => {
     const before = await loadClient(tx, clientId, true);
     authorize(ctx.actor, 'client:manage', clientTarget(before));
     const m = before.metadata;
@@ -154,11 +139,12 @@ export async function updateClient(ctx: ServiceContext, clientId: string, input:
             };
           })();
     const minimumAal = before.kind === 'api' ? before.minimumAal : u.minimumAal;
-    const { rows } = await tx.query<ClientRow>(
-      `UPDATE oidc_clients SET name = $2, metadata = $3, minimum_aal = $4, updated_at = $5 WHERE client_id = $1
-       RETURNING client_id, name, metadata, minimum_aal, status, created_by, created_at, updated_at, ods_code, status_changed_by`,
-      [clientId, u.name, JSON.stringify(metadata), minimumAal, ctx.clock.now()],
-    );
+    const updated = await tx.clients.updateClientRegistration(clientId, {
+      name: u.name,
+      metadata,
+      minimumAal,
+      at: ctx.clock.now(),
+    });
     await appendAudit(tx, ctx, {
       action: 'oidc.client_updated',
       targetType: 'oidc_client',
@@ -168,7 +154,7 @@ export async function updateClient(ctx: ServiceContext, clientId: string, input:
       reason: u.reason ?? null,
     });
     forgetCachedClient(clientId);
-    return detailsOf(rows[0]!);
+    return detailsOf(updated);
   });
 }
 
@@ -192,7 +178,7 @@ export async function rekeyClient(
   input: unknown,
 ): Promise<{ client: ClientDetails; clientSecret: string | null }> {
   const r = parseInput(rekeySchema, input);
-  return ctx.db.transaction(async (tx) => {
+  return ctx.transaction(async (tx) => {
     const before = await loadClient(tx, clientId, true);
     authorize(ctx.actor, 'client:manage', clientTarget(before));
     let secret: string | null = null;
@@ -213,12 +199,11 @@ export async function rekeyClient(
     } else {
       secret = randomBytes(32).toString('base64url');
     }
-    const { rows } = await tx.query<ClientRow>(
-      `UPDATE oidc_clients SET metadata = $2, secret_sealed = COALESCE($3, secret_sealed), updated_at = $4
-       WHERE client_id = $1
-       RETURNING client_id, name, metadata, minimum_aal, status, created_by, created_at, updated_at, ods_code, status_changed_by`,
-      [clientId, JSON.stringify(metadata), secret ? ctx.sealer.seal(secret, SECRET_PURPOSE) : null, ctx.clock.now()],
-    );
+    const rekeyed = await tx.clients.rekeyClient(clientId, {
+      metadata,
+      secretSealed: secret ? ctx.sealer.seal(secret, SECRET_PURPOSE) : null,
+      at: ctx.clock.now(),
+    });
     await appendAudit(tx, ctx, {
       action: 'oidc.client_rekeyed',
       targetType: 'oidc_client',
@@ -228,6 +213,6 @@ export async function rekeyClient(
       reason: r.reason,
     });
     forgetCachedClient(clientId);
-    return { client: detailsOf(rows[0]!), clientSecret: secret };
+    return { client: detailsOf(rekeyed), clientSecret: secret };
   });
 }

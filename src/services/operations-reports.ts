@@ -41,38 +41,15 @@ export async function failedNotificationsReport(
     async () => {
       const scope = scopeOf(ctx);
       const now = ctx.clock.now();
-      const { rows } = await ctx.db.query<{
-        notification_id: string;
-        user_id: string;
-        given_name: string;
-        family_name: string;
-        channel: 'email' | 'mobile';
-        template: string;
-        attempts: number;
-        last_error: string | null;
-        created_at: Date;
-        failed_at: Date;
-      }>(
-        `SELECT n.notification_id::text, n.user_id, p.given_name, p.family_name, n.channel, n.template, n.attempts,
-         n.last_error, n.created_at, n.failed_at
-       FROM notifications n JOIN people p ON p.user_id = n.user_id
-       WHERE n.status = 'failed' AND n.failed_at > $2
-         AND ($1::text[] IS NULL OR EXISTS (
-           SELECT 1 FROM person_orgs po WHERE po.user_id = n.user_id AND po.ods_code = ANY($1)))
-       ORDER BY n.failed_at DESC, n.notification_id DESC LIMIT $3`,
-        [scope, new Date(now.getTime() - withinDays * 86_400_000), limit],
+      const rows = await ctx.repos.operations.failedNotifications(
+        scope,
+        new Date(now.getTime() - withinDays * 86_400_000),
+        limit,
       );
       return rows.map((r) => ({
-        notificationId: r.notification_id,
-        userId: r.user_id,
-        givenName: r.given_name,
-        familyName: r.family_name,
-        channel: r.channel,
-        template: r.template,
-        attempts: Number(r.attempts),
-        lastError: r.last_error,
-        createdAt: new Date(r.created_at).toISOString(),
-        failedAt: new Date(r.failed_at).toISOString(),
+        ...r,
+        createdAt: new Date(r.createdAt).toISOString(),
+        failedAt: new Date(r.failedAt).toISOString(),
       }));
     },
   );

@@ -45,8 +45,7 @@ export async function prepareDatabase(
     await ensureCertificateAuthority(ctx);
     let seededDemo: { userId: string; name: string; roles: number }[] | null = null;
     if (config.DEMO_DATA) {
-      const { rows } = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM people');
-      if (rows[0]?.n === '0') {
+      if ((await ctx.repos.operations.peopleCount()) === 0) {
         seededDemo = (
           await seedDemo(
             serviceContext({ ...ctx, actor: { kind: 'system', id: 'system:demo-seed' }, allowExampleNiPrefix: true }),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { registerClient } from '../../src/oidc/clients.ts';
+import { registerClient } from '../../src/services/clients.ts';
 import { createPosition } from '../../src/services/access.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { backend } from '../support/db.ts';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, mock, test } from 'node:test';
 import { decodeJwt } from 'jose';
-import { registerClient } from '../../src/oidc/clients.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
+import { registerClient } from '../../src/services/clients.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { backend } from '../support/db.ts';

@@ -14,8 +14,8 @@ import {
   jwtVerify,
   SignJWT,
 } from 'jose';
-import { registerClient } from '../../src/oidc/clients.ts';
 import { assignRoleProfile, createPosition, endRoleProfile } from '../../src/services/access.ts';
+import { registerClient } from '../../src/services/clients.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { endSession, endSessionsOf, startSession } from '../../src/services/sessions.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { registerClient } from '../../src/oidc/clients.ts';
+import { registerClient } from '../../src/services/clients.ts';
 import { type ConsoleBrowser, type ConsoleHarness, consoleHarness } from '../support/console.ts';
 import { backend } from '../support/db.ts';
 

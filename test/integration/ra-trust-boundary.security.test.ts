@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { cardConfigFrom } from '../../src/http/deps.ts';
-import { registerClient } from '../../src/oidc/clients.ts';
 import { endRoleProfile, roleProfilesOf } from '../../src/services/access.ts';
 import { startCardIssue } from '../../src/services/cards.ts';
+import { registerClient } from '../../src/services/clients.ts';
 import { getPerson } from '../../src/services/people.ts';
 import { markLeaver, submitApplication } from '../../src/services/ra.ts';
 import { backend } from '../support/db.ts';
@@ -200,7 +200,7 @@ test(`[${backend}] finding 5: an RA Manager cannot disable or re-enable another 
   const theirs = await w.call(managerX, 'POST', `/api/v1/clients/${mine.body.client.clientId}/disable`);
   assert.equal(theirs.status, 403, JSON.stringify(theirs.body));
   // The operator disables RR8's client; its RA Manager may not switch it back on.
-  const { setClientStatus } = await import('../../src/oidc/clients.ts');
+  const { setClientStatus } = await import('../../src/services/clients.ts');
   await setClientStatus(w.op(), mine.body.client.clientId, 'disabled');
   const back = await w.call(manager, 'POST', `/api/v1/clients/${mine.body.client.clientId}/enable`);
   assert.equal(back.status, 403, JSON.stringify(back.body));

@@ -9,8 +9,8 @@
  * API client.
  */
 import type { Position } from '../../src/domain/access/role-profile.ts';
-import { registerClient } from '../../src/oidc/clients.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
+import { registerClient } from '../../src/services/clients.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { CLIENT_AUTH_ALGS } from '../../oidc/client-keys.ts';
 import { type ClientSettings, updateClientSettings } from '../../oidc/client-settings.ts';
+import { CLIENT_AUTH_ALGS } from '../../services/client-keys.ts';
 import {
   CIS2_SCOPES,
   type ClientInput,
@@ -8,7 +8,7 @@ import {
   listClients,
   registerClient,
   setClientStatus,
-} from '../../oidc/clients.ts';
+} from '../../services/clients.ts';
 import type { Command } from '../command.ts';
 import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';

@@ -1,5 +1,5 @@
 import { DEFAULT_PUBLISH_SECONDS, KEY_RELOAD_SECONDS, rotateSigningKeys } from '../../oidc/keys.ts';
-import type { Queryable } from '../../storage/database.ts';
+import type { Repositories } from '../../storage/repositories/index.ts';
 import type { Command } from '../command.ts';
 import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';
@@ -15,20 +15,8 @@ const MAX_PUBLISH = 86_400;
  * ID tokens (1 hour), or a relying party's longer access token lifetime (some keep the ID token as long as the access
  * token) — never less than an hour.
  */
-export async function defaultOverlapSeconds(q: Queryable): Promise<number> {
-  const { rows } = await q.query<{ ttl: number | string | null }>(
-    "SELECT max((metadata->>'urn:opencis:access_token_ttl')::int) AS ttl FROM oidc_clients WHERE status = 'active'",
-  );
-  return Math.max(ID_TOKEN_TTL, Number(rows[0]?.ttl ?? 0));
-}
-
-interface KeyRow {
-  kid: string;
-  alg: string;
-  status: 'active' | 'retiring' | 'retired';
-  created_at: Date | string;
-  retire_after: Date | string | null;
-  activate_after: Date | string | null;
+export async function defaultOverlapSeconds(repos: Repositories): Promise<number> {
+  return Math.max(ID_TOKEN_TTL, (await repos.clients.longestAccessTokenTtl()) ?? 0);
 }
 
 const iso = (d: Date | string | null) => (d === null ? '-' : new Date(d).toISOString().replace(/\.\d{3}Z$/, 'Z'));
@@ -74,7 +62,7 @@ Exit codes: 0 done, 1 failed, 2 usage error.`,
           publish = Number(values.publish);
         }
         const res = await withOperatorContext(async (ctx) => {
-          const seconds = overlap ?? (await defaultOverlapSeconds(ctx.db));
+          const seconds = overlap ?? (await defaultOverlapSeconds(ctx.repos));
           return rotateSigningKeys(ctx, seconds, publish);
         });
         io.out(`new       ${res.active.join(' ')} (published now, signing from ${iso(res.signsFrom)})`);
@@ -97,25 +85,20 @@ Exit codes: 0 done, 1 failed, 2 usage error.`,
         if (values.overlap !== undefined) throw new UsageError('--overlap is for "rotate-keys"');
         if (values.publish !== undefined) throw new UsageError('--publish is for "rotate-keys"');
         const { rows, now } = await withOperatorContext(async (ctx) => {
-          const res = await ctx.db.query<KeyRow>(
-            `SELECT kid, alg, status, created_at, retire_after, activate_after FROM oidc_signing_keys
-             WHERE $1 OR status <> 'retired'
-             ORDER BY CASE status WHEN 'active' THEN 0 WHEN 'retiring' THEN 1 ELSE 2 END, created_at DESC, alg`,
-            [values.all],
-          );
-          return { rows: res.rows, now: ctx.clock.now() };
+          const keys = await ctx.repos.oidcKeys.listSigningKeys(values.all);
+          return { rows: keys, now: ctx.clock.now() };
         });
         if (rows.length === 0) io.out('no signing keys (the server makes them at its first start)');
         for (const r of rows) {
           const status =
             r.status === 'retiring'
-              ? `retiring until ${iso(r.retire_after)}`
-              : r.status === 'active' && r.activate_after !== null && new Date(r.activate_after) > now
-                ? `published, signs from ${iso(r.activate_after)}`
+              ? `retiring until ${iso(r.retireAfter)}`
+              : r.status === 'active' && r.activateAfter !== null && r.activateAfter > now
+                ? `published, signs from ${iso(r.activateAfter)}`
                 : r.status === 'active'
                   ? 'signing'
                   : r.status;
-          io.out(`${r.kid}  ${r.alg}  ${status.padEnd(42)}  created ${iso(r.created_at)}`);
+          io.out(`${r.kid}  ${r.alg}  ${status.padEnd(42)}  created ${iso(r.createdAt)}`);
         }
         return 0;
       }

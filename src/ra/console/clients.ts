@@ -2,14 +2,14 @@
  * Relying parties in the console (issue #14: what `opencis client` does, for RA staff with the power): list, register
  * (with the organisation it belongs to), look at one, change it, disable and enable it (a confirmation with a reason),
  * and re-key it. A new client secret is shown once, on the page that made it, and never again. The services decide
- * who may, and for which client (oidc/clients.ts, services/clients-admin.ts).
+ * who may, and for which client (services/clients.ts, services/clients-admin.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../domain/errors.ts';
 import { organisationsWhere } from '../../domain/policy.ts';
 import { text as textSchema } from '../../domain/text.ts';
 import type { WebDeps } from '../../http/deps.ts';
-import { CIS2_SCOPES, listClients, registerClient, setClientStatus } from '../../oidc/clients.ts';
+import { CIS2_SCOPES, listClients, registerClient, setClientStatus } from '../../services/clients.ts';
 import { type ClientDetails, getClient, rekeyClient, updateClient } from '../../services/clients-admin.ts';
 import { withDone } from './banners.ts';
 import { type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, list, text } from './forms.ts';

@@ -8,10 +8,23 @@
 import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
 import * as applications from './applications.ts';
+import * as audit from './audit.ts';
+import * as auditSearch from './audit-search.ts';
+import * as authenticatorLabels from './authenticator-labels.ts';
 import * as catalogue from './catalogue.ts';
+import * as cis1Sessions from './cis1-sessions.ts';
+import * as cis1SigningKeys from './cis1-signing-keys.ts';
+import * as cis1Tickets from './cis1-tickets.ts';
+import * as clients from './clients.ts';
 import * as demo from './demo.ts';
 import * as identityChecks from './identity-checks.ts';
+import * as jobs from './jobs.ts';
 import * as leavers from './leavers.ts';
+import * as oidcArtefacts from './oidc-artefacts.ts';
+import * as oidcClaims from './oidc-claims.ts';
+import * as oidcKeys from './oidc-keys.ts';
+import * as oidcLogout from './oidc-logout.ts';
+import * as operations from './operations.ts';
 import * as organisations from './organisations.ts';
 import * as people from './people.ts';
 import * as photos from './photos.ts';
@@ -24,10 +37,23 @@ import * as synthetic from './synthetic.ts';
 const modules = {
   accessFacts,
   applications,
+  audit,
+  auditSearch,
+  authenticatorLabels,
   catalogue,
+  cis1Sessions,
+  cis1SigningKeys,
+  cis1Tickets,
+  clients,
   demo,
   identityChecks,
+  jobs,
   leavers,
+  oidcArtefacts,
+  oidcClaims,
+  oidcKeys,
+  oidcLogout,
+  operations,
   organisations,
   people,
   photos,

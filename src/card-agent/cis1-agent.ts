@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../domain/credentials/card-login.ts';
 import {
   assertSameCard,
   CardError,
@@ -7,8 +8,7 @@ import {
   lockState,
   type Pkcs11Module,
   signWithPasscode,
-} from '../card-agent/token.ts';
-import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../domain/credentials/card-login.ts';
+} from './token.ts';
 
 /**
  * The card agent's side of CIS1 (DOMAIN §8), in the agent process on the workstation. It signs in with the card

@@ -5,11 +5,12 @@ import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize, homeOrganisationsWhere, organisationsWhere, type Target } from '../domain/policy.ts';
 import { assertOutboundUris, STRICT_OUTBOUND } from '../net/outbound.ts';
-import { appendAudit } from '../services/audit.ts';
-import type { ServiceContext } from '../services/context.ts';
-import { parseInput } from '../services/validation.ts';
 import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import { appendAudit } from './audit.ts';
 import { CLIENT_AUTH_ALGS, publicJwkSetSchema } from './client-keys.ts';
+import type { ServiceContext } from './context.ts';
+import { parseInput } from './validation.ts';
 
 /**
  * The relying-party registry: clinical systems that sign their users in through OpenCIS. RA Managers register them
@@ -228,28 +229,22 @@ export async function registerClient(
         'urn:opencis:refresh_token_ttl': c.refreshTokenTtlSeconds,
       };
   const now = ctx.clock.now();
-  const client = await ctx.db.transaction(async (tx) => {
+  const client = await ctx.transaction(async (tx) => {
     if (odsCode !== null) {
-      const org = await tx.query('SELECT 1 FROM organisations WHERE ods_code = $1', [odsCode]);
-      if (org.rows.length === 0) throw new AppError('organisation.not_found');
+      if (!(await tx.clients.ownerOrganisationExists(odsCode))) throw new AppError('organisation.not_found');
     }
-    const exists = await tx.query('SELECT 1 FROM oidc_clients WHERE client_id = $1', [clientId]);
-    if (exists.rows.length > 0)
+    if (await tx.clients.clientExists(clientId))
       throw new AppError('request.invalid', { problems: [{ field: 'clientId', message: 'already registered' }] });
-    await tx.query(
-      `INSERT INTO oidc_clients (client_id, name, metadata, secret_sealed, minimum_aal, created_by, created_at, updated_at, ods_code)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`,
-      [
-        clientId,
-        c.name,
-        JSON.stringify(metadata),
-        secret ? ctx.sealer.seal(secret, SECRET_PURPOSE) : null,
-        c.minimumAal,
-        ctx.actor.id,
-        now,
-        odsCode,
-      ],
-    );
+    await tx.clients.insertClient({
+      clientId,
+      name: c.name,
+      metadata,
+      secretSealed: secret ? ctx.sealer.seal(secret, SECRET_PURPOSE) : null,
+      minimumAal: c.minimumAal,
+      createdBy: ctx.actor.id,
+      at: now,
+      odsCode,
+    });
     await appendAudit(tx, ctx, {
       action: 'oidc.client_registered',
       targetType: 'oidc_client',
@@ -281,18 +276,17 @@ function ownerOf(ctx: ServiceContext, c: z.output<typeof clientInputSchema>): st
 }
 
 /** A client's owner and who last changed its status, as the policy sees them. */
-export async function clientTarget(q: Queryable, clientId: string): Promise<Target & { kind: 'client' }> {
-  const { rows } = await q.query<{ ods_code: string | null; status: string; status_changed_by: string | null }>(
-    'SELECT ods_code, status, status_changed_by FROM oidc_clients WHERE client_id = $1',
-    [clientId],
-  );
-  const row = rows[0];
+export async function clientTarget(
+  q: Queryable | Repositories,
+  clientId: string,
+): Promise<Target & { kind: 'client' }> {
+  const row = await reposOf(q).clients.clientOwnership(clientId);
   if (!row) throw new AppError('oidc.client_not_found');
   // Disabled by the operator (or the system): not a person's to switch back on.
-  const byOperator = row.status_changed_by !== null && !isNationalId(row.status_changed_by);
+  const byOperator = row.statusChangedBy !== null && !isNationalId(row.statusChangedBy);
   return {
     kind: 'client',
-    client: { odsCode: row.ods_code, lockedByOperator: row.status === 'disabled' && byOperator },
+    client: { odsCode: row.odsCode, lockedByOperator: row.status === 'disabled' && byOperator },
   };
 }
 
@@ -302,12 +296,9 @@ export async function setClientStatus(
   status: 'active' | 'disabled',
   reason: string | null = null,
 ): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
+  await ctx.transaction(async (tx) => {
     authorize(ctx.actor, 'client:manage', await clientTarget(tx, clientId));
-    await tx.query(
-      'UPDATE oidc_clients SET status = $2, status_changed_by = $3, updated_at = $4 WHERE client_id = $1',
-      [clientId, status, ctx.actor.id, ctx.clock.now()],
-    );
+    await tx.clients.setClientStatus(clientId, status, ctx.actor.id, ctx.clock.now());
     await appendAudit(tx, ctx, {
       action: `oidc.client_${status}`,
       targetType: 'oidc_client',
@@ -321,28 +312,10 @@ export async function setClientStatus(
 }
 
 /** The relying parties and API clients the actor may manage (the operator: all), oldest first. */
-export async function listClients(ctx: Pick<ServiceContext, 'db' | 'actor'>): Promise<RegisteredClient[]> {
+export async function listClients(ctx: Pick<ServiceContext, 'repos' | 'actor'>): Promise<RegisteredClient[]> {
   const orgs = organisationsWhere(ctx.actor, 'client:manage');
-  const { rows } = await ctx.db.query<{
-    client_id: string;
-    name: string;
-    ods_code: string | null;
-    metadata: Record<string, unknown>;
-    minimum_aal: number;
-    status: 'active' | 'disabled';
-  }>(
-    `SELECT client_id, name, ods_code, metadata, minimum_aal, status FROM oidc_clients
-     WHERE $1::text[] IS NULL OR ods_code = ANY($1) ORDER BY created_at`,
-    [orgs === 'all' ? null : [...orgs]],
-  );
-  return rows.map((r) => ({
-    clientId: r.client_id,
-    name: r.name,
-    odsCode: r.ods_code,
-    metadata: typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata,
-    minimumAal: r.minimum_aal as 1 | 2 | 3,
-    status: r.status,
-  }));
+  const rows = await ctx.repos.clients.listClients(orgs === 'all' ? null : [...orgs]);
+  return rows.map((r) => ({ ...r, minimumAal: r.minimumAal as 1 | 2 | 3 }));
 }
 
 /** What oidc-provider's Client adapter returns: the metadata, with the secret unsealed, or nothing when disabled. */
@@ -358,7 +331,7 @@ export function forgetCachedClient(clientId: string): void {
 }
 
 export async function clientMetadataForProvider(
-  q: Queryable,
+  q: Queryable | Repositories,
   sealer: ServiceContext['sealer'],
   clientId: string,
 ): Promise<Record<string, unknown> | undefined> {
@@ -371,24 +344,16 @@ export async function clientMetadataForProvider(
 }
 
 async function loadClientMetadata(
-  q: Queryable,
+  q: Queryable | Repositories,
   sealer: ServiceContext['sealer'],
   clientId: string,
 ): Promise<Record<string, unknown> | undefined> {
-  const { rows } = await q.query<{
-    metadata: Record<string, unknown>;
-    secret_sealed: string | null;
-    status: string;
-    minimum_aal: number;
-  }>('SELECT metadata, secret_sealed, status, minimum_aal FROM oidc_clients WHERE client_id = $1', [clientId]);
-  const row = rows[0];
+  const row = await reposOf(q).clients.clientForProvider(clientId);
   if (row?.status !== 'active') return undefined;
-  const metadata =
-    typeof row.metadata === 'string' ? (JSON.parse(row.metadata) as Record<string, unknown>) : row.metadata;
   return {
-    ...metadata,
-    'urn:opencis:minimum_aal': row.minimum_aal,
-    ...(row.secret_sealed ? { client_secret: sealer.open(row.secret_sealed, SECRET_PURPOSE).toString() } : {}),
+    ...row.metadata,
+    'urn:opencis:minimum_aal': row.minimumAal,
+    ...(row.secretSealed ? { client_secret: sealer.open(row.secretSealed, SECRET_PURPOSE).toString() } : {}),
   };
 }
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { registerClient } from '../../src/services/clients.ts';
 import { createPosition } from '../../src/services/access.ts';
+import { registerClient } from '../../src/services/clients.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { backend } from '../support/db.ts';
 import { type Caller, type RaWorld, startRaWorld } from '../support/ra-world.ts';

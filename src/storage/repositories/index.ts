@@ -7,9 +7,13 @@
  */
 import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
+import * as attempts from './attempts.ts';
+import * as challenges from './challenges.ts';
+import * as oneTimeCodes from './one-time-codes.ts';
 import * as positions from './positions.ts';
+import * as sessions from './sessions.ts';
 
-const modules = { accessFacts, positions };
+const modules = { accessFacts, attempts, challenges, oneTimeCodes, positions, sessions };
 
 // biome-ignore lint/suspicious/noExplicitAny: matches any repository function's parameters and result
 type RepositoryFunction = (q: Queryable, ...args: any[]) => any;

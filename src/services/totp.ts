@@ -44,17 +44,13 @@ export async function startTotpEnrolment(
   if (person?.status !== 'active') throw new AppError('person.not_found');
   const secret = new OTPAuth.Secret({ size: 20 });
   const totpId = `totp_${randomBytes(9).toString('base64url')}`;
-  await ctx.db.query(
-    `INSERT INTO totp_authenticators (totp_id, user_id, secret_sealed, status, nickname, created_at)
-     VALUES ($1, $2, $3, 'pending', $4, $5)`,
-    [
-      totpId,
-      person.userId,
-      ctx.sealer.seal(secret.base32, SEALED_PURPOSE),
-      (input.nickname ?? 'Authenticator app').slice(0, 60),
-      ctx.clock.now(),
-    ],
-  );
+  await ctx.repos.totp.insertPendingTotp({
+    totpId,
+    userId: person.userId,
+    secretSealed: ctx.sealer.seal(secret.base32, SEALED_PURPOSE),
+    nickname: (input.nickname ?? 'Authenticator app').slice(0, 60),
+    now: ctx.clock.now(),
+  });
   return { totpId, uri: totpFor(secret, person.userId, input.issuer).toString(), secret: secret.base32 };
 }
 
@@ -67,23 +63,17 @@ export async function confirmTotpEnrolment(
   if (!code.success) throw new AppError('totp.invalid_code');
   const keys = counterKeys('totp', input.userId, input.ip);
   const now = ctx.clock.now();
-  await assertNotLocked(ctx.db, keys, now);
-  const { rows } = await ctx.db.query<{ secret_sealed: string }>(
-    "SELECT secret_sealed FROM totp_authenticators WHERE totp_id = $1 AND user_id = $2 AND status = 'pending'",
-    [input.totpId, input.userId],
-  );
-  if (!rows[0]) throw new AppError('authenticator.not_found');
-  const secret = OTPAuth.Secret.fromBase32(ctx.sealer.open(rows[0].secret_sealed, SEALED_PURPOSE).toString());
+  await assertNotLocked(ctx.repos, keys, now);
+  const sealed = await ctx.repos.totp.pendingTotpSecret(input.totpId, input.userId);
+  if (!sealed) throw new AppError('authenticator.not_found');
+  const secret = OTPAuth.Secret.fromBase32(ctx.sealer.open(sealed, SEALED_PURPOSE).toString());
   const step = matchingStep(secret, code.data, now);
   if (step === null) {
-    await recordFailure(ctx.db, keys, now);
+    await recordFailure(ctx.repos, keys, now);
     throw new AppError('totp.invalid_code');
   }
-  await ctx.db.transaction(async (tx) => {
-    await tx.query("UPDATE totp_authenticators SET status = 'active', last_step = $2 WHERE totp_id = $1", [
-      input.totpId,
-      step,
-    ]);
+  await ctx.transaction(async (tx) => {
+    await tx.totp.activateTotp(input.totpId, step);
     await recordSuccess(tx, keys);
     await appendAudit(tx, ctx, {
       action: 'authenticator.totp_enrolled',
@@ -106,11 +96,11 @@ export async function signInWithTotp(
   const userId = typeof input.userId === 'string' && /^[0-9]{12}$/.test(input.userId) ? input.userId : null;
   const keys = counterKeys('totp', userId, input.ip);
   const now = ctx.clock.now();
-  await assertNotLocked(ctx.db, keys, now);
+  await assertNotLocked(ctx.repos, keys, now);
   const code = codeSchema.safeParse(input.code);
   const fail = async (reason: string) => {
-    await recordFailure(ctx.db, keys, now);
-    await ctx.db.transaction((tx) =>
+    await recordFailure(ctx.repos, keys, now);
+    await ctx.transaction((tx) =>
       appendAudit(tx, ctx, {
         action: 'signin.failed',
         targetType: 'person',
@@ -125,21 +115,13 @@ export async function signInWithTotp(
   if (!userId || !code.success) throw await fail('malformed user ID or code');
   const person = await findPersonByUserId(ctx.db, userId);
   if (person?.status !== 'active') throw await fail('no active person');
-  const { rows } = await ctx.db.query<{ totp_id: string; secret_sealed: string; last_step: string }>(
-    "SELECT totp_id, secret_sealed, last_step FROM totp_authenticators WHERE user_id = $1 AND status = 'active'",
-    [userId],
-  );
-  for (const row of rows) {
+  for (const row of await ctx.repos.totp.activeTotpSecrets(userId)) {
     const secret = OTPAuth.Secret.fromBase32(ctx.sealer.open(row.secret_sealed, SEALED_PURPOSE).toString());
     const step = matchingStep(secret, code.data, now);
     if (step === null) continue;
     // Atomic: of two requests with the same code, only one moves last_step forward.
-    const { rowCount } = await ctx.db.query(
-      'UPDATE totp_authenticators SET last_step = $2, last_used_at = $3 WHERE totp_id = $1 AND last_step < $2',
-      [row.totp_id, step, now],
-    );
-    if (rowCount === 0) throw await fail('code replayed');
-    await recordSuccess(ctx.db, keys);
+    if (!(await ctx.repos.totp.advanceTotpStep(row.totp_id, step, now))) throw await fail('code replayed');
+    await recordSuccess(ctx.repos, keys);
     return { userId, aal: 2, amr: [authenticationMethods.totp.amr], authenticatorId: `totp:${row.totp_id}` };
   }
   throw await fail('wrong code');
@@ -156,12 +138,8 @@ export async function removeTotp(
   if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
     authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, userId));
   }
-  await ctx.db.transaction(async (tx) => {
-    const { rowCount } = await tx.query(
-      "UPDATE totp_authenticators SET status = 'removed' WHERE totp_id = $1 AND user_id = $2 AND status <> 'removed'",
-      [totpId, userId],
-    );
-    if (rowCount === 0) throw new AppError('authenticator.not_found');
+  await ctx.transaction(async (tx) => {
+    if (!(await tx.totp.removeTotpOf(totpId, userId))) throw new AppError('authenticator.not_found');
     await appendAudit(tx, ctx, {
       action: 'authenticator.totp_removed',
       targetType: 'person',
@@ -174,15 +152,7 @@ export async function removeTotp(
 }
 
 export async function totpAuthenticatorsOf(ctx: ServiceContext, userId: string) {
-  const { rows } = await ctx.db.query<{
-    totp_id: string;
-    nickname: string;
-    created_at: Date;
-    last_used_at: Date | null;
-  }>(
-    "SELECT totp_id, nickname, created_at, last_used_at FROM totp_authenticators WHERE user_id = $1 AND status = 'active' ORDER BY created_at",
-    [userId],
-  );
+  const rows = await ctx.repos.totp.activeTotpsOf(userId);
   return rows.map((r) => ({
     totpId: r.totp_id,
     nickname: r.nickname,

@@ -94,7 +94,7 @@ export async function sendOneTimeCode(
       now,
     });
     await outbox.queue(
-      tx.handle,
+      tx,
       {
         userId: person.userId,
         channel: contact.channel,

@@ -133,7 +133,6 @@ const SQL_STILL_OUTSIDE_STORAGE: readonly string[] = [
   'services/clients-admin.ts',
   'services/demo.ts',
   'services/expiry-forecast.ts',
-  'services/notifications.ts',
   'services/operations-reports.ts',
   'services/organisations.ts',
   'services/people.ts',
@@ -147,8 +146,6 @@ const SQL_STILL_OUTSIDE_STORAGE: readonly string[] = [
   'services/ra/status.ts',
   'services/startup.ts',
   'services/synthetic.ts',
-  'services/upstream-idps.ts',
-  'services/upstream-links.ts',
   'services/webauthn.ts',
 ];
 

@@ -10,12 +10,25 @@ import * as accessFacts from './access-facts.ts';
 import * as attempts from './attempts.ts';
 import * as challenges from './challenges.ts';
 import * as enrolment from './enrolment.ts';
+import * as notifications from './notifications.ts';
 import * as oneTimeCodes from './one-time-codes.ts';
 import * as positions from './positions.ts';
 import * as sessions from './sessions.ts';
 import * as totp from './totp.ts';
+import * as upstream from './upstream.ts';
 
-const modules = { accessFacts, attempts, challenges, enrolment, oneTimeCodes, positions, sessions, totp };
+const modules = {
+  accessFacts,
+  attempts,
+  challenges,
+  enrolment,
+  notifications,
+  oneTimeCodes,
+  positions,
+  sessions,
+  totp,
+  upstream,
+};
 
 // biome-ignore lint/suspicious/noExplicitAny: matches any repository function's parameters and result
 type RepositoryFunction = (q: Queryable, ...args: any[]) => any;

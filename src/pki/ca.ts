@@ -21,6 +21,9 @@ import type { Sealer } from '../secrets/sealer.ts';
 import { appendAudit } from '../services/audit.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { Queryable } from '../storage/database.ts';
+import type { AuthorityRow } from '../storage/repositories/authorities.ts';
+import type { VerificationRow } from '../storage/repositories/certificates.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 
 /**
  * The OpenCIS certificate authority: one active CA (generated at first start or imported), the authentication
@@ -75,8 +78,6 @@ export interface LoadedAuthority extends Omit<CertificateAuthority, 'status'> {
 }
 
 const KEY_PURPOSE = 'pki.ca-key';
-/** pg_advisory_xact_lock key serialising CA creation across nodes (migrations use 727274). */
-const CA_LOCK = 7_272_740_004;
 const DEFAULT_CA_NAME = 'OpenCIS Issuing CA';
 const ORGANISATION = 'OpenCIS';
 const CA_VALIDITY_YEARS = 10;
@@ -110,14 +111,6 @@ export function signingAlgorithmOf(authority: LoadedAuthority): { name: string; 
 
 // ---------------------------------------------------------------------------------------------------------------
 // Loading CAs (cached)
-
-interface AuthorityRow {
-  id: string;
-  name: string;
-  key_algorithm: CaKeyAlgorithm;
-  certificate_der: Uint8Array;
-  private_key_sealed: string;
-}
 
 const loaded = new Map<string, LoadedAuthority>();
 type CryptoKey = webcrypto.CryptoKey;
@@ -176,15 +169,12 @@ function parseAuthority(row: AuthorityRow): LoadedAuthority {
   };
 }
 
-async function authorityFromCache(q: Queryable, id: string): Promise<LoadedAuthority> {
+async function authorityFromCache(q: Queryable | Repositories, id: string): Promise<LoadedAuthority> {
   const cached = loaded.get(id);
   if (cached) return cached;
-  const { rows } = await q.query<AuthorityRow>(
-    'SELECT id, name, key_algorithm, certificate_der, private_key_sealed FROM pki_authorities WHERE id = $1',
-    [id],
-  );
-  if (!rows[0]) throw new Error(`certificate authority ${id} disappeared`);
-  const authority = parseAuthority(rows[0]);
+  const row = await reposOf(q).authorities.findAuthority(id);
+  if (!row) throw new Error(`certificate authority ${id} disappeared`);
+  const authority = parseAuthority(row);
   loaded.set(id, authority);
   return authority;
 }
@@ -205,23 +195,23 @@ function publicView(authority: LoadedAuthority, status: 'active' | 'retired'): C
 
 /** Every CA, active first: the ones whose certificates may still be presented, checked by CRL and OCSP. */
 export async function loadAuthorities(
-  q: Queryable,
+  q: Queryable | Repositories,
 ): Promise<{ authority: LoadedAuthority; status: 'active' | 'retired' }[]> {
-  const { rows } = await q.query<{ id: string; status: 'active' | 'retired' }>(
-    "SELECT id, status FROM pki_authorities ORDER BY status = 'active' DESC, created_at DESC",
-  );
+  const repos = reposOf(q);
+  const rows = await repos.authorities.authorityIds();
   const out: { authority: LoadedAuthority; status: 'active' | 'retired' }[] = [];
-  for (const r of rows) out.push({ authority: await authorityFromCache(q, r.id), status: r.status });
+  for (const r of rows) out.push({ authority: await authorityFromCache(repos, r.id), status: r.status });
   return out;
 }
 
 /** The active CA, or null before the first ensureCertificateAuthority. */
-export async function activeAuthority(q: Queryable): Promise<LoadedAuthority | null> {
-  const { rows } = await q.query<{ id: string }>("SELECT id FROM pki_authorities WHERE status = 'active'");
-  return rows[0] ? authorityFromCache(q, rows[0].id) : null;
+export async function activeAuthority(q: Queryable | Repositories): Promise<LoadedAuthority | null> {
+  const repos = reposOf(q);
+  const id = await repos.authorities.activeAuthorityId();
+  return id ? authorityFromCache(repos, id) : null;
 }
 
-export async function requireActiveAuthority(q: Queryable): Promise<LoadedAuthority> {
+export async function requireActiveAuthority(q: Queryable | Repositories): Promise<LoadedAuthority> {
   const authority = await activeAuthority(q);
   if (!authority) throw new AppError('pki.ca_unavailable');
   return authority;
@@ -355,22 +345,18 @@ function prepareImport(
   };
 }
 
-async function insertAuthority(tx: Queryable, ctx: ServiceContext, prepared: PreparedAuthority): Promise<string> {
+async function insertAuthority(tx: Repositories, ctx: ServiceContext, prepared: PreparedAuthority): Promise<string> {
   const id = `ca_${randomUUID()}`;
   const certificate = new x509.X509Certificate(prepared.der);
-  await tx.query(
-    `INSERT INTO pki_authorities (id, name, key_algorithm, certificate_der, private_key_sealed, status, not_after, created_at)
-     VALUES ($1, $2, $3, $4, $5, 'active', $6, $7)`,
-    [
-      id,
-      prepared.name,
-      prepared.algorithm,
-      prepared.der,
-      ctx.sealer.seal(prepared.pkcs8, KEY_PURPOSE),
-      certificate.notAfter,
-      ctx.clock.now(),
-    ],
-  );
+  await tx.authorities.insertAuthority({
+    id,
+    name: prepared.name,
+    algorithm: prepared.algorithm,
+    der: prepared.der,
+    sealedKey: ctx.sealer.seal(prepared.pkcs8, KEY_PURPOSE),
+    notAfter: certificate.notAfter,
+    now: ctx.clock.now(),
+  });
   return id;
 }
 
@@ -400,12 +386,9 @@ export async function ensureCertificateAuthority(
     const current = await activeAuthority(ctx.db);
     if (current) return publicView(current, 'active');
   }
-  const id = await ctx.db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [CA_LOCK]);
-    const { rows } = await tx.query<{ id: string; certificate_der: Uint8Array }>(
-      "SELECT id, certificate_der FROM pki_authorities WHERE status = 'active'",
-    );
-    const current = rows[0];
+  const id = await ctx.transaction(async (tx) => {
+    await tx.authorities.lockAuthorities();
+    const current = await tx.authorities.activeAuthorityCertificate();
     if (!imported) {
       if (current) return current.id;
       const prepared = await generateAuthority(
@@ -424,12 +407,9 @@ export async function ensureCertificateAuthority(
       return created;
     }
     if (current && Buffer.from(current.certificate_der).equals(imported.der)) return current.id;
-    if (current) await tx.query("UPDATE pki_authorities SET status = 'retired' WHERE id = $1", [current.id]);
-    const known = await tx.query<{ id: string }>('SELECT id FROM pki_authorities WHERE certificate_der = $1', [
-      imported.der,
-    ]);
-    let target = known.rows[0]?.id;
-    if (target) await tx.query("UPDATE pki_authorities SET status = 'active' WHERE id = $1", [target]);
+    if (current) await tx.authorities.retireAuthority(current.id);
+    let target = await tx.authorities.authorityIdWithCertificate(imported.der);
+    if (target) await tx.authorities.activateAuthority(target);
     else target = await insertAuthority(tx, ctx, imported);
     await appendAudit(tx, ctx, {
       action: 'pki.ca_imported',
@@ -459,17 +439,15 @@ export async function rotateCertificateAuthority(
     options.algorithm ?? 'ECDSA-P256',
     options.name ?? DEFAULT_CA_NAME,
   );
-  const id = await ctx.db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [CA_LOCK]);
-    const { rows } = await tx.query<{ id: string }>(
-      "UPDATE pki_authorities SET status = 'retired' WHERE status = 'active' RETURNING id",
-    );
+  const id = await ctx.transaction(async (tx) => {
+    await tx.authorities.lockAuthorities();
+    const retired = await tx.authorities.retireActiveAuthority();
     const created = await insertAuthority(tx, ctx, prepared);
     await appendAudit(tx, ctx, {
       action: 'pki.ca_rotated',
       targetType: 'certificate_authority',
       targetId: created,
-      before: rows[0] ? { activeAuthorityId: rows[0].id } : null,
+      before: retired ? { activeAuthorityId: retired } : null,
       after: auditView(prepared),
     });
     return created;
@@ -478,7 +456,7 @@ export async function rotateCertificateAuthority(
 }
 
 /** Every CA this database knows, active first, as shown to operators. */
-export async function listCertificateAuthorities(q: Queryable): Promise<CertificateAuthority[]> {
+export async function listCertificateAuthorities(q: Queryable | Repositories): Promise<CertificateAuthority[]> {
   return (await loadAuthorities(q)).map(({ authority, status }) => publicView(authority, status));
 }
 
@@ -557,22 +535,22 @@ export function issueAuthenticationCertificate(
   input: IssueAuthenticationCertificateInput,
 ): Promise<IssuedCertificate>;
 export function issueAuthenticationCertificate(
-  tx: Queryable,
+  tx: Queryable | Repositories,
   ctx: ServiceContext,
   input: IssueAuthenticationCertificateInput,
 ): Promise<IssuedCertificate>;
 export function issueAuthenticationCertificate(
-  first: ServiceContext | Queryable,
+  first: ServiceContext | Queryable | Repositories,
   second: ServiceContext | IssueAuthenticationCertificateInput,
   third?: IssueAuthenticationCertificateInput,
 ): Promise<IssuedCertificate> {
-  if (third) return issueIn(first as Queryable, second as ServiceContext, third);
+  if (third) return issueIn(reposOf(first as Queryable | Repositories), second as ServiceContext, third);
   const ctx = first as ServiceContext;
-  return ctx.db.transaction((tx) => issueIn(tx, ctx, second as IssueAuthenticationCertificateInput));
+  return ctx.transaction((tx) => issueIn(tx, ctx, second as IssueAuthenticationCertificateInput));
 }
 
 async function issueIn(
-  tx: Queryable,
+  tx: Repositories,
   ctx: ServiceContext,
   input: IssueAuthenticationCertificateInput,
 ): Promise<IssuedCertificate> {
@@ -625,23 +603,18 @@ async function issueIn(
   });
   const der = Buffer.from(certificate.rawData);
   const publicKeySha256 = createHash('sha256').update(spki).digest('hex');
-  await tx.query(
-    `INSERT INTO pki_certificates (serial, authority_id, user_id, card_id, purpose, subject, not_before, not_after, status,
-         certificate_der, public_key_sha256, created_at)
-       VALUES ($1, $2, $3, $4, 'authentication', $5, $6, $7, 'valid', $8, $9, $10)`,
-    [
-      serial,
-      authority.id,
-      input.userId,
-      input.cardId,
-      subject.text,
-      notBefore,
-      notAfter,
-      der,
-      publicKeySha256,
-      ctx.clock.now(),
-    ],
-  );
+  await tx.certificates.insertCertificate({
+    serial,
+    authorityId: authority.id,
+    userId: input.userId,
+    cardId: input.cardId,
+    subject: subject.text,
+    notBefore,
+    notAfter,
+    der,
+    publicKeySha256,
+    now: ctx.clock.now(),
+  });
   await appendAudit(tx, ctx, {
     action: 'pki.certificate_issued',
     targetType: 'person',
@@ -660,12 +633,11 @@ async function issueIn(
 }
 
 /** The least busy expiry day within ± spread days of the nominal end (domain/credentials/expiry-spread.ts). */
-async function leastBusyEnd(tx: Queryable, nominal: Date, spread: number): Promise<Date> {
+async function leastBusyEnd(tx: Repositories, nominal: Date, spread: number): Promise<Date> {
   const candidates = expiryCandidates(nominal, spread);
-  const { rows } = await tx.query<{ day: string; n: number }>(
-    `SELECT (not_after AT TIME ZONE 'Europe/London')::date::text AS day, count(*)::int AS n FROM pki_certificates
-     WHERE status = 'valid' AND purpose = 'authentication' AND not_after >= $1 AND not_after < $2 GROUP BY 1`,
-    [new Date(candidates[0]!.getTime() - DAY_MS), new Date(candidates.at(-1)!.getTime() + DAY_MS)],
+  const rows = await tx.certificates.validEndsPerDay(
+    new Date(candidates[0]!.getTime() - DAY_MS),
+    new Date(candidates.at(-1)!.getTime() + DAY_MS),
   );
   const load = new Map(rows.map((r) => [r.day, Number(r.n)]));
   return leastBusyExpiry(candidates, ukDate, load, (n) => randomInt(n));
@@ -680,7 +652,7 @@ function checkedReason(reason: string): RevocationReason {
 }
 
 async function recordRevocations(
-  tx: Queryable,
+  tx: Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   revoked: { serial: string; user_id: string; card_id: string | null }[],
   reason: RevocationReason,
@@ -688,7 +660,7 @@ async function recordRevocations(
 ): Promise<void> {
   if (revoked.length === 0) return;
   // Every node's cached CRL is stale from this commit on.
-  await tx.query('UPDATE pki_crl_state SET revocation_version = revocation_version + 1 WHERE id = 1');
+  await tx.certificates.bumpRevocationVersion();
   for (const r of revoked) {
     await appendAudit(tx, ctx, {
       action: 'pki.certificate_revoked',
@@ -701,7 +673,7 @@ async function recordRevocations(
 }
 
 async function revokeIn(
-  tx: Queryable,
+  tx: Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   serial: string,
   reason: RevocationReason,
@@ -710,14 +682,9 @@ async function revokeIn(
   const normalised = serial.toLowerCase();
   if (!/^[0-9a-f]{1,40}$/.test(normalised)) throw new AppError('pki.certificate_not_found');
   const at = wholeSeconds(ctx.clock.now());
-  const { rows } = await tx.query<{ serial: string; user_id: string; card_id: string | null }>(
-    `UPDATE pki_certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3
-     WHERE serial = $1 AND status = 'valid' RETURNING serial, user_id, card_id`,
-    [normalised, at, why],
-  );
+  const rows = await tx.certificates.revokeValidCertificate(normalised, at, why);
   if (rows.length === 0) {
-    const known = await tx.query('SELECT 1 FROM pki_certificates WHERE serial = $1', [normalised]);
-    if (known.rows.length === 0) throw new AppError('pki.certificate_not_found');
+    if (!(await tx.certificates.certificateExists(normalised))) throw new AppError('pki.certificate_not_found');
     return false;
   }
   await recordRevocations(tx, ctx, rows, why, at);
@@ -731,27 +698,27 @@ async function revokeIn(
  */
 export function revokeCertificate(ctx: ServiceContext, serial: string, reason: RevocationReason): Promise<boolean>;
 export function revokeCertificate(
-  tx: Queryable,
+  tx: Queryable | Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   serial: string,
   reason: RevocationReason,
 ): Promise<boolean>;
 export function revokeCertificate(
-  first: ServiceContext | Queryable,
+  first: ServiceContext | Queryable | Repositories,
   second: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'> | string,
   third: string,
   fourth?: RevocationReason,
 ): Promise<boolean> {
   if (fourth !== undefined) {
     return revokeIn(
-      first as Queryable,
+      reposOf(first as Queryable | Repositories),
       second as Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
       third,
       fourth,
     );
   }
   const ctx = first as ServiceContext;
-  return ctx.db.transaction((tx) => revokeIn(tx, ctx, second as string, third as RevocationReason));
+  return ctx.transaction((tx) => revokeIn(tx, ctx, second as string, third as RevocationReason));
 }
 
 /**
@@ -759,18 +726,15 @@ export function revokeCertificate(
  * or returned card). Returns the serials it revoked; none is not an error.
  */
 export async function revokeCertificatesOfCard(
-  tx: Queryable,
+  q: Queryable | Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   cardId: string,
   reason: RevocationReason,
 ): Promise<string[]> {
   const why = checkedReason(reason);
   const at = wholeSeconds(ctx.clock.now());
-  const { rows } = await tx.query<{ serial: string; user_id: string; card_id: string | null }>(
-    `UPDATE pki_certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3
-     WHERE card_id = $1 AND status = 'valid' RETURNING serial, user_id, card_id`,
-    [cardId, at, why],
-  );
+  const tx = reposOf(q);
+  const rows = await tx.certificates.revokeValidCertificatesOfCard(cardId, at, why);
   rows.sort((a, b) => (a.serial < b.serial ? -1 : 1));
   await recordRevocations(tx, ctx, rows, why, at);
   return rows.map((r) => r.serial);
@@ -786,16 +750,6 @@ export interface VerifiedAuthenticationCertificate {
   publicKey: KeyObject;
   algorithm: 'ES256' | 'RS256';
   notAfter: Date;
-}
-
-interface VerificationRow {
-  authority_id: string;
-  user_id: string | null;
-  card_id: string | null;
-  status: 'valid' | 'revoked' | null;
-  not_before: Date | null;
-  not_after: Date | null;
-  public_key_sha256: string | null;
 }
 
 /**
@@ -824,13 +778,9 @@ function rememberChecked(fingerprint: string, checked: CheckedCertificate): void
   }
 }
 
-const VERIFICATION_SELECT = `SELECT a.id AS authority_id, c.user_id, c.card_id, c.status, c.not_before, c.not_after, c.public_key_sha256
-     FROM pki_authorities a
-     LEFT JOIN pki_certificates c ON c.authority_id = a.id AND c.serial = $1 AND c.purpose = 'authentication'`;
-
 /** Parses a certificate never seen before and finds the OpenCIS CA whose signature it carries, with its status row. */
 async function checkNewCertificate(
-  q: Queryable,
+  q: Repositories,
   der: Buffer,
 ): Promise<{ checked: CheckedCertificate; row: VerificationRow }> {
   let cert: NodeCertificate;
@@ -840,7 +790,7 @@ async function checkNewCertificate(
     throw new AppError('pki.certificate_unreadable');
   }
   const serial = cert.serialNumber.toLowerCase();
-  const { rows } = await q.query<VerificationRow>(VERIFICATION_SELECT, [serial]);
+  const rows = await q.certificates.verificationRows(serial);
   let row: VerificationRow | undefined;
   for (const candidate of rows) {
     const authority = await authorityFromCache(q, candidate.authority_id);
@@ -875,7 +825,7 @@ async function checkNewCertificate(
  * DER): a repeat sign-in with the same card costs the one indexed status query.
  */
 export async function verifyAuthenticationCertificate(
-  q: Queryable,
+  handle: Queryable | Repositories,
   der: Buffer,
   at: Date,
   options: { allowExpired?: boolean } = {},
@@ -883,15 +833,12 @@ export async function verifyAuthenticationCertificate(
   if (!Buffer.isBuffer(der) || der.length === 0 || der.length > MAX_CERTIFICATE_BYTES || der[0] !== 0x30) {
     throw new AppError('pki.certificate_unreadable');
   }
+  const q = reposOf(handle);
   const fingerprint = createHash('sha256').update(der).digest('hex');
   let checked = checkedCertificates.get(fingerprint);
   let row: VerificationRow | undefined;
   if (checked) {
-    const { rows } = await q.query<VerificationRow>(`${VERIFICATION_SELECT} WHERE a.id = $2`, [
-      checked.serial,
-      checked.authorityId,
-    ]);
-    row = rows[0];
+    row = await q.certificates.verificationRow(checked.serial, checked.authorityId);
     if (!row) checkedCertificates.delete(fingerprint);
   }
   if (!checked || !row) {

@@ -8,6 +8,8 @@
 import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
 import * as attempts from './attempts.ts';
+import * as authorities from './authorities.ts';
+import * as certificates from './certificates.ts';
 import * as challenges from './challenges.ts';
 import * as enrolment from './enrolment.ts';
 import * as notifications from './notifications.ts';
@@ -20,6 +22,8 @@ import * as upstream from './upstream.ts';
 const modules = {
   accessFacts,
   attempts,
+  authorities,
+  certificates,
   challenges,
   enrolment,
   notifications,

@@ -8,6 +8,8 @@ import { authorize } from '../domain/policy.ts';
 import { issueAuthenticationCertificate, revokeCertificate, verifyAuthenticationCertificate } from '../pki/ca.ts';
 import type { Queryable } from '../storage/database.ts';
 import { findPersonByUserId } from '../storage/people.ts';
+import type { CardRow } from '../storage/repositories/cards.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
 import { consumeChallenge, createChallenge } from './challenges.ts';
 import type { ServiceContext } from './context.ts';
@@ -53,20 +55,6 @@ const GRANT_TTL_MS = 10 * 60_000;
 /** Holders may renew their own certificate only in its last 90 days (DOMAIN §6). */
 export const SELF_RENEWAL_WINDOW_DAYS = 90;
 
-interface CardRow {
-  card_id: string;
-  user_id: string;
-  kind: CardKind;
-  status: CardStatus;
-  token_serial: string | null;
-  certificate_serial: string | null;
-  not_after: Date | null;
-  cancel_reason: CancelReason | null;
-  unblock_secret_sealed: string;
-  created_at: Date;
-  updated_at: Date;
-}
-
 function fromRow(r: CardRow): Card {
   return {
     cardId: r.card_id,
@@ -82,20 +70,14 @@ function fromRow(r: CardRow): Card {
   };
 }
 
-const CARD_SELECT = `SELECT c.*, pc.not_after FROM cards c LEFT JOIN pki_certificates pc ON pc.serial = c.certificate_serial`;
-
-async function cardsWhere(q: Queryable, where: string, params: unknown[]): Promise<CardRow[]> {
-  return (await q.query<CardRow>(`${CARD_SELECT} WHERE ${where}`, params)).rows;
-}
-
-export async function getCard(q: Queryable, cardId: string): Promise<Card> {
-  const row = (await cardsWhere(q, 'c.card_id = $1', [cardId]))[0];
+export async function getCard(q: Queryable | Repositories, cardId: string): Promise<Card> {
+  const row = await reposOf(q).cards.findCard(cardId);
   if (!row) throw new AppError('card.not_found');
   return fromRow(row);
 }
 
-export async function cardsOf(q: Queryable, userId: string): Promise<Card[]> {
-  return (await cardsWhere(q, 'c.user_id = $1 ORDER BY c.created_at', [userId])).map(fromRow);
+export async function cardsOf(q: Queryable | Repositories, userId: string): Promise<Card[]> {
+  return (await reposOf(q).cards.cardsOfPerson(userId)).map(fromRow);
 }
 
 function newCardId(): string {
@@ -103,14 +85,22 @@ function newCardId(): string {
   return String(randomInt(1, 10)) + Array.from({ length: 15 }, () => randomInt(0, 10)).join('');
 }
 
-async function createGrant(tx: Queryable, ctx: ServiceContext, cardId: string, action: GrantAction): Promise<string> {
+export async function createGrant(
+  tx: Repositories,
+  ctx: Pick<ServiceContext, 'clock' | 'actor'>,
+  cardId: string,
+  action: GrantAction,
+): Promise<string> {
   const grant = randomBytes(32).toString('base64url');
   const now = ctx.clock.now();
-  await tx.query(
-    `INSERT INTO card_grants (grant_hash, card_id, action, state, expires_at, created_by, created_at)
-     VALUES ($1, $2, $3, 'new', $4, $5, $6)`,
-    [hashToken(grant), cardId, action, new Date(now.getTime() + GRANT_TTL_MS), ctx.actor.id, now],
-  );
+  await tx.cards.insertGrant({
+    grantHash: hashToken(grant),
+    cardId,
+    action,
+    expiresAt: new Date(now.getTime() + GRANT_TTL_MS),
+    createdBy: ctx.actor.id,
+    now,
+  });
   return grant;
 }
 
@@ -122,8 +112,9 @@ export async function startCardIssue(
 ): Promise<{ card: Card; grant: string }> {
   if (!config.transportSoPin) throw new AppError('card.not_configured');
   if (!isNationalId(input.userId)) throw new AppError('person.invalid_user_id');
-  return ctx.db.transaction(async (tx) => {
-    const person = await findPersonByUserId(tx, input.userId, true);
+  return ctx.transaction(async (tx) => {
+    // TRANSITIONAL (issue 16): the people storage still takes a raw handle; this one is the transaction's.
+    const person = await findPersonByUserId(tx.handle, input.userId, true);
     if (!person) throw new AppError('person.not_found');
     authorize(ctx.actor, 'card:issue', await personTarget(tx, ctx.clock, person.userId));
     // A card is an AAL3 authenticator: its holder's identity must have been checked face to face (IAL3).
@@ -133,11 +124,14 @@ export async function startCardIssue(
     const now = ctx.clock.now();
     const cardId = newCardId();
     const unblockSecret = String(randomInt(0, 100_000_000)).padStart(8, '0') + randomBytes(4).toString('hex');
-    await tx.query(
-      `INSERT INTO cards (card_id, user_id, kind, status, unblock_secret_sealed, issued_by, created_at, updated_at)
-       VALUES ($1, $2, $3, 'issuing', $4, $5, $6, $6)`,
-      [cardId, person.userId, input.kind, ctx.sealer.seal(unblockSecret, UNBLOCK_PURPOSE), ctx.actor.id, now],
-    );
+    await tx.cards.insertCard({
+      cardId,
+      userId: person.userId,
+      kind: input.kind,
+      unblockSecretSealed: ctx.sealer.seal(unblockSecret, UNBLOCK_PURPOSE),
+      issuedBy: ctx.actor.id,
+      now,
+    });
     const grant = await createGrant(tx, ctx, cardId, 'issue');
     await appendAudit(tx, ctx, {
       action: 'card.issue_started',
@@ -146,7 +140,7 @@ export async function startCardIssue(
       before: null,
       after: { cardId, kind: input.kind },
     });
-    return { card: fromRow((await cardsWhere(tx, 'c.card_id = $1', [cardId]))[0]!), grant };
+    return { card: fromRow((await tx.cards.findCard(cardId))!), grant };
   });
 }
 
@@ -168,37 +162,20 @@ export async function redeemCardGrant(
   if (!parsed.success) throw new AppError('card.grant_invalid');
   const { grant, tokenSerial } = parsed.data;
   const now = ctx.clock.now();
-  return ctx.db.transaction(async (tx) => {
-    const { rows } = await tx.query<{ card_id: string; action: GrantAction }>(
-      `UPDATE card_grants SET state = CASE WHEN action = 'issue' THEN 'redeemed' ELSE 'used' END
-       WHERE grant_hash = $1 AND state = 'new' AND expires_at > $2 RETURNING card_id, action`,
-      [hashToken(grant), now],
-    );
-    const g = rows[0];
+  return ctx.transaction(async (tx) => {
+    const g = await tx.cards.redeemGrant(hashToken(grant), now);
     if (!g) throw new AppError('card.grant_invalid');
-    const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [g.card_id]))[0]!;
+    const card = (await tx.cards.lockCard(g.card_id))!;
     const agentCtx = { ...ctx, actor: { kind: 'system' as const, id: `card-agent:${tokenSerial}` } };
     if (g.action === 'issue') {
       if (card.status !== 'issuing') throw new AppError('card.invalid_state');
-      const inUse = await tx.query('SELECT 1 FROM cards WHERE token_serial = $1 AND status <> $2 AND card_id <> $3', [
-        tokenSerial,
-        'cancelled',
-        card.card_id,
-      ]);
-      if (inUse.rows.length > 0) throw new AppError('card.token_in_use');
-      await tx.query('UPDATE cards SET token_serial = $2, updated_at = $3 WHERE card_id = $1', [
-        card.card_id,
-        tokenSerial,
-        now,
-      ]);
+      if (await tx.cards.tokenSerialInUse(tokenSerial, card.card_id)) throw new AppError('card.token_in_use');
+      await tx.cards.setTokenSerial(card.card_id, tokenSerial, now);
     } else {
       if (card.token_serial !== tokenSerial) throw new AppError('card.grant_invalid');
       const allowed = g.action === 'set_passcode' ? ['awaiting_passcode', 'active'] : ['locked', 'active'];
       if (!allowed.includes(card.status)) throw new AppError('card.invalid_state');
-      await tx.query("UPDATE cards SET status = 'active', updated_at = $2, version = version + 1 WHERE card_id = $1", [
-        card.card_id,
-        now,
-      ]);
+      await tx.cards.activateCard(card.card_id, now);
     }
     await appendAudit(tx, agentCtx, {
       action: `card.grant_redeemed.${g.action}`,
@@ -258,13 +235,10 @@ export async function certifyCard(
   }
   if (!keyOk) throw new AppError('card.proof_invalid');
   const now = ctx.clock.now();
-  return ctx.db.transaction(async (tx) => {
-    const { rows } = await tx.query<{ card_id: string }>(
-      "UPDATE card_grants SET state = 'used' WHERE grant_hash = $1 AND state = 'redeemed' AND action = 'issue' AND expires_at > $2 RETURNING card_id",
-      [hashToken(grant), now],
-    );
-    if (!rows[0]) throw new AppError('card.grant_invalid');
-    const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [rows[0].card_id]))[0]!;
+  return ctx.transaction(async (tx) => {
+    const grantCardId = await tx.cards.useRedeemedIssueGrant(hashToken(grant), now);
+    if (!grantCardId) throw new AppError('card.grant_invalid');
+    const card = (await tx.cards.lockCard(grantCardId))!;
     if (card.token_serial !== tokenSerial || card.status !== 'issuing') throw new AppError('card.grant_invalid');
     const agentCtx = { ...ctx, actor: { kind: 'system' as const, id: `card-agent:${tokenSerial}` } };
     const cert = await issueAuthenticationCertificate(tx, agentCtx, {
@@ -275,10 +249,7 @@ export async function certifyCard(
       expirySpreadDays: config.expirySpreadDays,
     });
     if (card.certificate_serial) await revokeCertificate(tx, agentCtx, card.certificate_serial, 'superseded');
-    await tx.query(
-      "UPDATE cards SET status = 'awaiting_passcode', certificate_serial = $2, updated_at = $3, version = version + 1 WHERE card_id = $1",
-      [card.card_id, cert.serial, now],
-    );
+    await tx.cards.setAwaitingPasscode(card.card_id, cert.serial, now);
     await appendAudit(tx, agentCtx, {
       action: 'card.certified',
       targetType: 'person',
@@ -292,8 +263,8 @@ export async function certifyCard(
 
 /** A grant for the holder to set the card's first passcode (RA desk, right after issue). */
 export async function passcodeGrant(ctx: ServiceContext, cardId: string): Promise<string> {
-  return ctx.db.transaction(async (tx) => {
-    const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
+  return ctx.transaction(async (tx) => {
+    const card = await tx.cards.lockCard(cardId);
     if (!card) throw new AppError('card.not_found');
     authorize(ctx.actor, 'card:issue', await personTarget(tx, ctx.clock, card.user_id));
     if (card.status !== 'awaiting_passcode') throw new AppError('card.invalid_state');
@@ -303,8 +274,8 @@ export async function passcodeGrant(ctx: ServiceContext, cardId: string): Promis
 
 /** RA, LSA or unlocker with the holder present: a grant to unlock the card and set a new passcode. */
 export async function unlockGrant(ctx: ServiceContext, cardId: string, reason: string): Promise<string> {
-  return ctx.db.transaction(async (tx) => {
-    const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
+  return ctx.transaction(async (tx) => {
+    const card = await tx.cards.lockCard(cardId);
     if (!card) throw new AppError('card.not_found');
     authorize(ctx.actor, 'card:unlock', await personTarget(tx, ctx.clock, card.user_id));
     if (card.status !== 'locked' && card.status !== 'active') throw new AppError('card.invalid_state');
@@ -331,16 +302,10 @@ export async function requestSelfServiceUnlock(
   input: { userId: unknown; ip?: string | null },
 ): Promise<void> {
   if (typeof input.userId !== 'string' || !isNationalId(input.userId)) throw new AppError('person.invalid_user_id');
-  if (!(await mayRequestCode(ctx.db, 'card_unlock', input.userId, input.ip, ctx.clock.now()))) return;
+  if (!(await mayRequestCode(ctx.repos, 'card_unlock', input.userId, input.ip, ctx.clock.now()))) return;
   const person = await findPersonByUserId(ctx.db, input.userId);
   if (person?.status !== 'active') return;
-  const card = (
-    await cardsWhere(
-      ctx.db,
-      "c.user_id = $1 AND c.status IN ('locked', 'active') ORDER BY c.status = 'locked' DESC, c.updated_at DESC LIMIT 1",
-      [person.userId],
-    )
-  )[0];
+  const card = await ctx.repos.cards.cardToUnlock(person.userId);
   if (!card) return;
   try {
     await sendOneTimeCode(ctx, outbox, person, 'card_unlock', card.card_id);
@@ -364,8 +329,8 @@ export async function completeSelfServiceUnlock(
   });
   const cardId = subjectId!;
   const holder = { ...ctx, actor: { kind: 'person' as const, id: input.userId, userId: input.userId } };
-  return ctx.db.transaction(async (tx) => {
-    const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
+  return ctx.transaction(async (tx) => {
+    const card = await tx.cards.lockCard(cardId);
     if (!card || card.user_id !== input.userId || (card.status !== 'locked' && card.status !== 'active')) {
       throw new AppError('card.invalid_state');
     }
@@ -407,18 +372,13 @@ export async function reportCardEvent(ctx: ServiceContext, input: unknown): Prom
     serial = null;
   }
   const now = ctx.clock.now();
-  await ctx.db.transaction(async (tx) => {
-    const card = (
-      await cardsWhere(tx, "c.token_serial = $1 AND c.status <> 'cancelled' FOR UPDATE OF c", [tokenSerial])
-    )[0];
+  await ctx.transaction(async (tx) => {
+    const card = await tx.cards.lockCardOfToken(tokenSerial);
     if (!card) return;
     const matches = serial !== null && card.certificate_serial?.toLowerCase() === serial;
     const agentCtx = { ...ctx, actor: { kind: 'system' as const, id: `card-agent:${tokenSerial}` } };
     if (event === 'locked' && matches && card.status === 'active') {
-      await tx.query("UPDATE cards SET status = 'locked', updated_at = $2, version = version + 1 WHERE card_id = $1", [
-        card.card_id,
-        now,
-      ]);
+      await tx.cards.markCardLocked(card.card_id, now);
       await endSessionsOf(tx, card.user_id, now, 'card_locked', `card:${card.card_id}`);
     }
     await appendAudit(tx, agentCtx, {
@@ -439,17 +399,18 @@ export async function cancelCard(
   reason: CancelReason,
   note: string | null = null,
 ): Promise<Card> {
-  return ctx.db.transaction(async (tx) => cancelCardIn(tx, ctx, cardId, reason, note));
+  return ctx.transaction(async (tx) => cancelCardIn(tx, ctx, cardId, reason, note));
 }
 
 export async function cancelCardIn(
-  tx: Queryable,
+  q: Queryable | Repositories,
   ctx: ServiceContext,
   cardId: string,
   reason: CancelReason,
   note: string | null = null,
 ): Promise<Card> {
-  const card = (await cardsWhere(tx, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
+  const tx = reposOf(q);
+  const card = await tx.cards.lockCard(cardId);
   if (!card) throw new AppError('card.not_found');
   authorize(ctx.actor, 'card:cancel', await personTarget(tx, ctx.clock, card.user_id));
   if (card.status === 'cancelled') return fromRow(card);
@@ -465,11 +426,8 @@ export async function cancelCardIn(
             : 'cessationOfOperation';
     await revokeCertificate(tx, ctx, card.certificate_serial, crlReason);
   }
-  await tx.query(
-    "UPDATE cards SET status = 'cancelled', cancel_reason = $2, updated_at = $3, version = version + 1 WHERE card_id = $1",
-    [cardId, reason, now],
-  );
-  await tx.query("UPDATE card_grants SET state = 'used' WHERE card_id = $1 AND state <> 'used'", [cardId]);
+  await tx.cards.markCardCancelled(cardId, reason, now);
+  await tx.cards.useGrantsOfCard(cardId);
   await endSessionsOf(tx, card.user_id, now, 'card_cancelled', `card:${cardId}`);
   await appendAudit(tx, ctx, {
     action: 'card.cancelled',
@@ -479,7 +437,7 @@ export async function cancelCardIn(
     after: { cardId, status: 'cancelled', reason },
     reason: note ?? reason,
   });
-  return fromRow((await cardsWhere(tx, 'c.card_id = $1', [cardId]))[0]!);
+  return fromRow((await tx.cards.findCard(cardId))!);
 }
 
 /** A one-time challenge for the card to sign (sign-in, or proof of possession for self-renewal). */
@@ -487,7 +445,7 @@ export async function startCardChallenge(
   ctx: ServiceContext,
   purpose: 'signin' | 'renew',
 ): Promise<{ challengeId: string; challenge: string }> {
-  return createChallenge(ctx.db, `card.${purpose}`, null, ctx.clock.now());
+  return createChallenge(ctx.repos, `card.${purpose}`, null, ctx.clock.now());
 }
 
 const signedChallengeSchema = z.object({
@@ -521,7 +479,7 @@ async function proveCard(
 ): Promise<ProvenCard> {
   const parsed = signedChallengeSchema.safeParse(input);
   const fail = async (reason: string, userId: string | null = null) => {
-    await ctx.db.transaction((tx) =>
+    await ctx.transaction((tx) =>
       appendAudit(tx, ctx, {
         action: purpose === 'signin' ? 'signin.failed' : 'card.renewal_refused',
         targetType: 'person',
@@ -537,7 +495,7 @@ async function proveCard(
   const now = ctx.clock.now();
   let challenge: string;
   try {
-    challenge = (await consumeChallenge(ctx.db, `card.${purpose}`, parsed.data.challengeId, now)).challenge;
+    challenge = (await consumeChallenge(ctx.repos, `card.${purpose}`, parsed.data.challengeId, now)).challenge;
   } catch {
     throw await fail('challenge expired, unknown or already used');
   }
@@ -545,7 +503,7 @@ async function proveCard(
   let verified: Awaited<ReturnType<typeof verifyAuthenticationCertificate>>;
   try {
     verified = await verifyAuthenticationCertificate(
-      ctx.db,
+      ctx.repos,
       Buffer.from(parsed.data.certificate, 'base64'),
       now,
       options,
@@ -553,7 +511,7 @@ async function proveCard(
   } catch (err) {
     throw await fail(err instanceof AppError ? err.code : 'certificate unreadable');
   }
-  const card = verified.cardId ? (await cardsWhere(ctx.db, 'c.card_id = $1', [verified.cardId]))[0] : undefined;
+  const card = verified.cardId ? await ctx.repos.cards.findCard(verified.cardId) : undefined;
   if (!card || card.certificate_serial !== verified.serial)
     throw await fail('certificate is not the card’s current one', verified.userId);
   if (card.status !== 'active') throw await fail(`card ${card.status}`, card.user_id);
@@ -630,7 +588,7 @@ export async function renewCardAtDesk(
       problems: [{ field: 'holderSeen', message: 'Confirm you have checked the holder in person' }],
     });
   }
-  const current = (await cardsWhere(ctx.db, 'c.card_id = $1', [cardId]))[0];
+  const current = await ctx.repos.cards.findCard(cardId);
   if (!current) throw new AppError('card.not_found');
   authorize(ctx.actor, 'card:renew', await personTarget(ctx.db, ctx.clock, current.user_id));
   if (current.status !== 'active' || !current.certificate_serial) throw new AppError('card.invalid_state');
@@ -658,7 +616,7 @@ async function replaceCardCertificate(
   const now = ctx.clock.now();
   const old = new X509Certificate(Buffer.from((input as { certificate: string }).certificate, 'base64'));
   const spki = old.publicKey.export({ type: 'spki', format: 'der' });
-  return ctx.db.transaction(async (tx) => {
+  return ctx.transaction(async (tx) => {
     const cert = await issueAuthenticationCertificate(tx, ctx, {
       userId: card.user_id,
       cardId: card.card_id,
@@ -668,12 +626,9 @@ async function replaceCardCertificate(
     });
     await revokeCertificate(tx, ctx, certificateSerial, 'superseded');
     // Only if the card still holds the certificate proved with (a renewal racing another one fails whole).
-    const updated = await tx.query(
-      `UPDATE cards SET certificate_serial = $2, updated_at = $3, version = version + 1
-       WHERE card_id = $1 AND certificate_serial = $4 AND status = 'active'`,
-      [card.card_id, cert.serial, now, certificateSerial],
-    );
-    if (updated.rowCount !== 1) throw new AppError('card.invalid_state');
+    if (!(await tx.cards.replaceCardCertificate(card.card_id, cert.serial, now, certificateSerial))) {
+      throw new AppError('card.invalid_state');
+    }
     await appendAudit(tx, ctx, {
       action: 'card.renewed',
       targetType: 'person',
@@ -681,7 +636,7 @@ async function replaceCardCertificate(
       before: { cardId: card.card_id, certificateSerial },
       after: { cardId: card.card_id, certificateSerial: cert.serial, ...auditExtra },
     });
-    return { certificate: cert.der, card: fromRow((await cardsWhere(tx, 'c.card_id = $1', [card.card_id]))[0]!) };
+    return { certificate: cert.der, card: fromRow((await tx.cards.findCard(card.card_id))!) };
   });
 }
 
@@ -691,11 +646,7 @@ async function replaceCardCertificate(
  */
 export async function sendExpiryWarnings(ctx: ServiceContext, outbox: NotificationOutbox): Promise<number> {
   const now = ctx.clock.now();
-  const rows = await cardsWhere(
-    ctx.db,
-    "c.status IN ('active', 'locked') AND pc.not_after > $1 AND pc.not_after <= $2",
-    [now, new Date(now.getTime() + 90 * 86_400_000)],
-  );
+  const rows = await ctx.repos.cards.cardsExpiringBetween(now, new Date(now.getTime() + 90 * 86_400_000));
   let sent = 0;
   for (const card of rows) {
     const person = await findPersonByUserId(ctx.db, card.user_id);
@@ -703,7 +654,7 @@ export async function sendExpiryWarnings(ctx: ServiceContext, outbox: Notificati
     const left = Math.ceil((new Date(card.not_after!).getTime() - now.getTime()) / 86_400_000);
     const threshold = [7, 30, 90].find((d) => left <= d)!;
     const didSend = await outbox.queue(
-      ctx.db,
+      ctx.repos,
       {
         userId: card.user_id,
         channel: 'email',

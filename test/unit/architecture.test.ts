@@ -124,7 +124,6 @@ const SQL_STILL_OUTSIDE_STORAGE: readonly string[] = [
   'services/audit-seal.ts',
   'services/audit.ts',
   'services/bootstrap.ts',
-  'services/cards.ts',
   'services/catalogue.ts',
   'services/clients-admin.ts',
   'services/demo.ts',

@@ -9,6 +9,7 @@ import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
 import * as attempts from './attempts.ts';
 import * as authorities from './authorities.ts';
+import * as cards from './cards.ts';
 import * as certificates from './certificates.ts';
 import * as challenges from './challenges.ts';
 import * as enrolment from './enrolment.ts';
@@ -23,6 +24,7 @@ const modules = {
   accessFacts,
   attempts,
   authorities,
+  cards,
   certificates,
   challenges,
   enrolment,

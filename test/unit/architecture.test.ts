@@ -140,7 +140,6 @@ const SQL_STILL_OUTSIDE_STORAGE: readonly string[] = [
   'services/ra/status.ts',
   'services/startup.ts',
   'services/synthetic.ts',
-  'services/webauthn.ts',
 ];
 
 test('SQL lives only in src/storage', () => {
@@ -167,7 +166,6 @@ const LONG_FILES: Record<string, string> = {
   'services/cards.ts': 'issue 16: to split',
   'services/import.ts': 'issue 16: to split',
   'services/synthetic.ts': 'issue 16: to split',
-  'services/webauthn.ts': 'issue 16: to split',
   'storage/admin-socket.ts': 'the admin socket protocol (framing, greeting, transactions) in one place',
 };
 

@@ -19,6 +19,7 @@ import * as positions from './positions.ts';
 import * as sessions from './sessions.ts';
 import * as totp from './totp.ts';
 import * as upstream from './upstream.ts';
+import * as webauthnCredentials from './webauthn-credentials.ts';
 
 const modules = {
   accessFacts,
@@ -34,6 +35,7 @@ const modules = {
   sessions,
   totp,
   upstream,
+  webauthnCredentials,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: matches any repository function's parameters and result

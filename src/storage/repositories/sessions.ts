@@ -86,3 +86,11 @@ export async function insertSessionEndEvent(q: Queryable, userId: string, reason
     now,
   ]);
 }
+
+/** Ends the live sessions signed in with one authenticator (it was removed). */
+export async function endSessionsOfAuthenticator(q: Queryable, authenticatorId: string, now: Date): Promise<void> {
+  await q.query(
+    "UPDATE web_sessions SET ended_at = $2, end_reason = 'authenticator_removed' WHERE authenticator_id = $1 AND ended_at IS NULL",
+    [authenticatorId, now],
+  );
+}

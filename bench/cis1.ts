@@ -53,7 +53,6 @@ import {
 import { loadConfig } from '../src/config.ts';
 import { cardConfigFrom, relyingPartyFrom } from '../src/http/deps.ts';
 import { clientMetadataForProvider, registerClient } from '../src/oidc/clients.ts';
-import { ensureCertificateAuthority } from '../src/pki/ca.ts';
 import { createSealer } from '../src/secrets/sealer.ts';
 import { assignRoleProfile, createPosition } from '../src/services/access.ts';
 import {
@@ -65,6 +64,7 @@ import {
   startCardIssue,
 } from '../src/services/cards.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../src/services/catalogue.ts';
+import { ensureCertificateAuthority } from '../src/services/certificates.ts';
 import { type ServiceContext, serviceContext, systemClock } from '../src/services/context.ts';
 import { saveOrganisation } from '../src/services/organisations.ts';
 import { registerPerson } from '../src/services/people.ts';

@@ -10,7 +10,6 @@ import * as OTPAuth from 'otpauth';
 import { loadConfig } from '../../src/config.ts';
 import { relyingPartyFrom } from '../../src/http/deps.ts';
 import { registerClient } from '../../src/oidc/clients.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { createSealer } from '../../src/secrets/sealer.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
 import {
@@ -20,6 +19,7 @@ import {
   redeemCardGrant,
   startCardIssue,
 } from '../../src/services/cards.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { type ServiceContext, serviceContext, systemClock } from '../../src/services/context.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';

@@ -15,7 +15,6 @@ import { loadConfig } from '../../src/config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from '../../src/http/deps.ts';
 import { cis2Claims } from '../../src/oidc/claims.ts';
 import { registerClient } from '../../src/oidc/clients.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { assignRoleProfile, createPosition, endRoleProfile } from '../../src/services/access.ts';
 import {
   cancelCard,
@@ -26,6 +25,7 @@ import {
   startCardIssue,
 } from '../../src/services/cards.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../../src/services/catalogue.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { markLeaver, suspend } from '../../src/services/ra.ts';

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { registerClient } from '../../src/oidc/clients.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';

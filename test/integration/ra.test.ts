@@ -6,7 +6,6 @@ import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { AppError } from '../../src/domain/errors.ts';
 import { cardConfigFrom, relyingPartyFrom } from '../../src/http/deps.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { checkIdentityDocuments, type IdentityDocument, monthsBefore } from '../../src/ra/documents.ts';
 import { assignRoleProfile, createPosition, effectiveRoles } from '../../src/services/access.ts';
 import { auditTrailOf } from '../../src/services/audit.ts';
@@ -20,6 +19,7 @@ import {
   reportCardEvent,
   startCardIssue,
 } from '../../src/services/cards.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import { getPerson, registerPerson, searchPeople } from '../../src/services/people.ts';
 import {

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { registerClient } from '../../src/oidc/clients.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import type { Database, Queryable } from '../../src/storage/database.ts';

@@ -73,7 +73,6 @@ const AREA_CYCLES_STILL_THERE: Record<string, string> = {
   'card-agent <-> cis1': 'issue 16: to break',
   'http <-> oidc': 'issue 16: to break',
   'oidc <-> services': 'issue 16: the relying-party registry moves out of oidc/',
-  'pki <-> services': 'issue 16: to break',
   'ra <-> services': 'issue 16: to break',
 };
 
@@ -161,9 +160,7 @@ const LONG_FILES: Record<string, string> = {
   'cis1/validation.ts': 'issue 16: to split',
   'domain/policy.ts': 'issue 16: to split',
   'oidc/adapter.ts': 'issue 16: to split',
-  'pki/ca.ts': 'issue 16: to split',
   'ra/console/clients.ts': 'issue 16: to split',
-  'services/cards.ts': 'issue 16: to split',
   'services/import.ts': 'issue 16: to split',
   'services/synthetic.ts': 'issue 16: to split',
   'storage/admin-socket.ts': 'the admin socket protocol (framing, greeting, transactions) in one place',

@@ -33,7 +33,6 @@ import { buildApp } from '../src/app.ts';
 import type { RunningCardAgent } from '../src/card-agent/main.ts';
 import { type Config, loadConfig } from '../src/config.ts';
 import { cardConfigFrom, relyingPartyFrom } from '../src/http/deps.ts';
-import { ensureCertificateAuthority, verifyAuthenticationCertificate } from '../src/pki/ca.ts';
 import { createSealer } from '../src/secrets/sealer.ts';
 import {
   type CardConfig,
@@ -45,6 +44,7 @@ import {
   startCardIssue,
 } from '../src/services/cards.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../src/services/catalogue.ts';
+import { ensureCertificateAuthority, verifyAuthenticationCertificate } from '../src/services/certificates.ts';
 import { type ServiceContext, serviceContext, systemClock } from '../src/services/context.ts';
 import { registerPerson } from '../src/services/people.ts';
 import { type SignInResult, startSession } from '../src/services/sessions.ts';

@@ -52,7 +52,6 @@ import {
 } from '../src/cis1/validation.ts';
 import { loadConfig } from '../src/config.ts';
 import { cardConfigFrom, relyingPartyFrom } from '../src/http/deps.ts';
-import { ensureCertificateAuthority } from '../src/pki/ca.ts';
 import { createSealer } from '../src/secrets/sealer.ts';
 import { assignRoleProfile, createPosition } from '../src/services/access.ts';
 import {
@@ -64,6 +63,7 @@ import {
   startCardIssue,
 } from '../src/services/cards.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../src/services/catalogue.ts';
+import { ensureCertificateAuthority } from '../src/services/certificates.ts';
 import { clientMetadataForProvider, registerClient } from '../src/services/clients.ts';
 import { type ServiceContext, serviceContext, systemClock } from '../src/services/context.ts';
 import { saveOrganisation } from '../src/services/organisations.ts';

@@ -233,7 +233,7 @@ async function serveOpencis(): Promise<void> {
   ] = await Promise.all([
     import('../src/app.ts'),
     import('../src/config.ts'),
-    import('../src/pki/ca.ts'),
+    import('../src/services/certificates.ts'),
     import('../src/secrets/sealer.ts'),
     import('../src/services/access.ts'),
     import('../src/services/catalogue.ts'),

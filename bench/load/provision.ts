@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import * as OTPAuth from 'otpauth';
 import { loadConfig } from '../../src/config.ts';
 import { relyingPartyFrom } from '../../src/http/deps.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { createSealer } from '../../src/secrets/sealer.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
 import {
@@ -19,6 +18,7 @@ import {
   redeemCardGrant,
   startCardIssue,
 } from '../../src/services/cards.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerClient } from '../../src/services/clients.ts';
 import { type ServiceContext, serviceContext, systemClock } from '../../src/services/context.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';

@@ -1,7 +1,9 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
-import type { ServiceContext } from '../services/context.ts';
+import type { Sealer } from '../secrets/sealer.ts';
+import type { Database } from '../storage/database.ts';
+import { repositoriesOn } from '../storage/repositories/index.ts';
 import {
   authoritySigningKey,
   type LoadedAuthority,
@@ -32,16 +34,17 @@ interface CachedCrl {
 const cache = new Map<string, CachedCrl>();
 const inflight = new Map<string, Promise<CachedCrl>>();
 
-export type CrlContext = Pick<ServiceContext, 'db' | 'clock' | 'sealer'>;
+export interface CrlContext {
+  db: Database;
+  clock: { now(): Date };
+  sealer: Sealer;
+}
 
 /** The current DER CRL of the active CA; `publicUrl` is where its CA certificate is published (AIA caIssuers). */
 export async function currentCrl(ctx: CrlContext, publicUrl: string): Promise<Buffer> {
   const authority = await requireActiveAuthority(ctx.db);
   const now = wholeSeconds(ctx.clock.now());
-  const { rows } = await ctx.db.query<{ revocation_version: string }>(
-    'SELECT revocation_version::text AS revocation_version FROM pki_crl_state WHERE id = 1',
-  );
-  const version = rows[0]!.revocation_version;
+  const version = await repositoriesOn(ctx.db).certificates.revocationVersion();
   const key = `${authority.id} ${publicUrl}`;
   const cached = cache.get(key);
   if (
@@ -72,20 +75,14 @@ interface RevokedRow {
 
 async function makeCrl(ctx: CrlContext, authority: LoadedAuthority, publicUrl: string, now: Date): Promise<CachedCrl> {
   // Reserving the number and reading the entries in one transaction ties the version to what the CRL lists.
-  const { number, revocationVersion, revoked } = await ctx.db.transaction(async (tx) => {
-    const state = await tx.query<{ crl_number: string; revocation_version: string }>(
-      `UPDATE pki_crl_state SET crl_number = crl_number + 1 WHERE id = 1
-       RETURNING crl_number::text AS crl_number, revocation_version::text AS revocation_version`,
-    );
-    const entries = await tx.query<RevokedRow>(
-      `SELECT serial, revoked_at, revocation_reason FROM pki_certificates
-       WHERE authority_id = $1 AND status = 'revoked' AND not_after > $2 ORDER BY revoked_at, serial`,
-      [authority.id, now],
-    );
+  const { number, revocationVersion, revoked } = await ctx.db.transaction(async (q) => {
+    const tx = repositoriesOn(q);
+    const state = await tx.certificates.nextCrlNumber();
+    const entries = (await tx.certificates.revokedUnexpired(authority.id, now)) as RevokedRow[];
     return {
-      number: BigInt(state.rows[0]!.crl_number),
-      revocationVersion: state.rows[0]!.revocation_version,
-      revoked: entries.rows,
+      number: BigInt(state.crl_number),
+      revocationVersion: state.revocation_version,
+      revoked: entries,
     };
   });
   const crl = await x509.X509CrlGenerator.create({

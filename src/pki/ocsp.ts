@@ -3,6 +3,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { Queryable } from '../storage/database.ts';
+import { repositoriesOn } from '../storage/repositories/index.ts';
 import {
   authoritySigningKey,
   type LoadedAuthority,
@@ -165,11 +166,10 @@ export async function ocspRespond(source: OcspSource, requestDer: Buffer, now: D
   const asked = questions.filter((q) => q.authority === responder && /^[0-9a-f]{1,40}$/.test(q.serial));
   const statuses = new Map<string, StatusRow>();
   if (asked.length > 0) {
-    const { rows } = await source.db.query<StatusRow>(
-      `SELECT serial, authority_id, status, revoked_at, revocation_reason FROM pki_certificates
-       WHERE authority_id = $1 AND serial IN (${asked.map((_, i) => `$${i + 2}`).join(', ')})`,
-      [responder.id, ...asked.map((q) => q.serial)],
-    );
+    const rows = (await repositoriesOn(source.db).certificates.statusesOf(
+      responder.id,
+      asked.map((q) => q.serial),
+    )) as StatusRow[];
     for (const row of rows) statuses.set(row.serial, row);
   }
 

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../domain/errors.ts';
 import type { Sealer } from '../secrets/sealer.ts';
-import type { Clock } from '../services/context.ts';
 import type { Database } from '../storage/database.ts';
 import { requireActiveAuthority } from './ca.ts';
 import { currentCrl } from './crl.ts';
@@ -13,7 +12,7 @@ import { OCSP_MAX_REQUEST_BYTES, ocspErrorResponse, ocspRespond } from './ocsp.t
  */
 export interface PkiRouteDeps {
   db: Database;
-  clock: Clock;
+  clock: { now(): Date };
   sealer: Sealer;
   /** PUBLIC_URL: the base the issued certificates and CRLs point to. */
   publicUrl: string;

@@ -8,6 +8,7 @@ import { signedInAs } from '../http/signed-in.ts';
 import { type Card, cardsOf, SELF_RENEWAL_WINDOW_DAYS } from '../services/cards.ts';
 import type { Queryable } from '../storage/database.ts';
 import { findPersonByUserId } from '../storage/people.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 
 const ASSETS = join(dirname(fileURLToPath(import.meta.url)), '..', 'views', 'assets');
 const DAY_MS = 86_400_000;
@@ -41,36 +42,28 @@ function longDate(at: Date | string): string {
   }).format(new Date(at));
 }
 
-interface CertificateRow {
-  certificate_der: Buffer;
-}
-
 /**
  * A renewal whose new certificate may never have reached the card: the card's current certificate (base64 DER) and the
  * one it superseded by renewal (same card, same key), if there is such a one. The renewal pages hand both to
  * card-renew.js, which writes the current one when the card in the reader still holds the superseded one.
  */
 export async function unwrittenCertificate(
-  db: Queryable,
+  db: Queryable | Repositories,
   card: Card,
 ): Promise<{ current: string | null; previous: string | null }> {
   if (!card.certificateSerial) return { current: null, previous: null };
-  const { rows } = await db.query<CertificateRow & { public_key_sha256: string }>(
-    'SELECT certificate_der, public_key_sha256 FROM pki_certificates WHERE serial = $1',
-    [card.certificateSerial],
-  );
-  const row = rows[0];
+  const repos = reposOf(db);
+  const row = await repos.certificates.certificateWithKey(card.certificateSerial);
   if (!row) return { current: null, previous: null };
-  const replaced = await db.query<CertificateRow>(
-    `SELECT certificate_der FROM pki_certificates
-     WHERE card_id = $1 AND public_key_sha256 = $2 AND serial <> $3 AND revocation_reason = 'superseded'
-     ORDER BY created_at DESC LIMIT 1`,
-    [card.cardId, row.public_key_sha256, card.certificateSerial],
+  const replaced = await repos.certificates.supersededWithSameKey(
+    card.cardId,
+    row.public_key_sha256,
+    card.certificateSerial,
   );
-  if (!replaced.rows[0]) return { current: null, previous: null };
+  if (!replaced) return { current: null, previous: null };
   return {
     current: Buffer.from(row.certificate_der).toString('base64'),
-    previous: Buffer.from(replaced.rows[0].certificate_der).toString('base64'),
+    previous: Buffer.from(replaced.certificate_der).toString('base64'),
   };
 }
 

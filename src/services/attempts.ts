@@ -1,5 +1,6 @@
 import { AppError } from '../domain/errors.ts';
 import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 
 /**
  * Brute-force limits for anything guessable (TOTP codes, one-time codes, sign-in attempts), kept in the database so
@@ -36,33 +37,19 @@ export function counterKeys(
  * locks. A right answer gives the person's tries back (recordSuccess); a wrong one keeps them (recordFailure).
  */
 export async function assertNotLocked(
-  q: Queryable,
+  q: Queryable | Repositories,
   keys: { key: string; policy?: AttemptPolicy }[],
   now: Date,
 ): Promise<void> {
   let lockedUntil = 0;
   for (const { key, policy } of keys) {
     const p = policy ?? (key.includes(':ip:') ? attemptPolicies.ip : attemptPolicies.person);
-    const { rows } = await q.query<{ failures: number; locked_until: Date | null }>(
-      `INSERT INTO attempt_counters (counter_key, failures, window_start) VALUES ($1, 1, $2)
-       ON CONFLICT (counter_key) DO UPDATE SET
-         failures = CASE WHEN attempt_counters.locked_until > $2 THEN attempt_counters.failures
-                         WHEN attempt_counters.window_start < $3 THEN 1 ELSE attempt_counters.failures + 1 END,
-         window_start = CASE WHEN attempt_counters.locked_until <= $2 OR attempt_counters.locked_until IS NULL
-                              THEN CASE WHEN attempt_counters.window_start < $3 THEN $2 ELSE attempt_counters.window_start END
-                              ELSE attempt_counters.window_start END
-       RETURNING failures, locked_until`,
-      [key, now, new Date(now.getTime() - p.windowMs)],
-    );
-    const row = rows[0]!;
+    const row = await reposOf(q).attempts.takeTry(key, now, new Date(now.getTime() - p.windowMs));
     if (row.locked_until && new Date(row.locked_until) > now) {
       lockedUntil = Math.max(lockedUntil, new Date(row.locked_until).getTime());
     } else if (row.failures > p.limit) {
       const until = new Date(now.getTime() + p.lockMs);
-      await q.query(
-        'UPDATE attempt_counters SET locked_until = $2, failures = 0, window_start = $3 WHERE counter_key = $1',
-        [key, until, now],
-      );
+      await reposOf(q).attempts.lockCounter(key, until, now);
       lockedUntil = Math.max(lockedUntil, until.getTime());
     }
   }
@@ -73,18 +60,15 @@ export async function assertNotLocked(
 
 /** A wrong answer: the try taken by assertNotLocked stays counted; at the limit the counter locks now. */
 export async function recordFailure(
-  q: Queryable,
+  q: Queryable | Repositories,
   keys: { key: string; policy: AttemptPolicy }[],
   now: Date,
 ): Promise<boolean> {
   let locked = false;
   for (const { key, policy } of keys) {
-    const { rowCount } = await q.query(
-      `UPDATE attempt_counters SET locked_until = $2, failures = 0, window_start = $3
-       WHERE counter_key = $1 AND failures >= $4 AND (locked_until IS NULL OR locked_until <= $3)`,
-      [key, new Date(now.getTime() + policy.lockMs), now, policy.limit],
-    );
-    if (rowCount > 0) locked = true;
+    if (await reposOf(q).attempts.lockAtLimit(key, new Date(now.getTime() + policy.lockMs), now, policy.limit)) {
+      locked = true;
+    }
   }
   return locked;
 }
@@ -93,15 +77,12 @@ export async function recordFailure(
  * A right answer: the person's counter is cleared; the IP address's try is given back (one success must not reset the
  * count of a spraying attack from that address).
  */
-export async function recordSuccess(q: Queryable, keys: { key: string }[]): Promise<void> {
+export async function recordSuccess(q: Queryable | Repositories, keys: { key: string }[]): Promise<void> {
   const personal = keys.filter((k) => k.key.includes(':user:')).map((k) => k.key);
   const addresses = keys.filter((k) => k.key.includes(':ip:')).map((k) => k.key);
-  if (personal.length > 0) await q.query('DELETE FROM attempt_counters WHERE counter_key = ANY($1)', [personal]);
-  if (addresses.length > 0) {
-    await q.query('UPDATE attempt_counters SET failures = GREATEST(failures - 1, 0) WHERE counter_key = ANY($1)', [
-      addresses,
-    ]);
-  }
+  const repos = reposOf(q);
+  if (personal.length > 0) await repos.attempts.clearCounters(personal);
+  if (addresses.length > 0) await repos.attempts.giveTryBack(addresses);
 }
 
 /**
@@ -122,13 +103,13 @@ export function secretKey(kind: string, ip: string | null): { key: string; polic
 }
 
 /** Refuses (auth.rate_limited) while the address is locked out for this kind of secret; writes nothing. */
-export async function assertSecretNotLocked(q: Queryable, counter: { key: string } | null, now: Date): Promise<void> {
+export async function assertSecretNotLocked(
+  q: Queryable | Repositories,
+  counter: { key: string } | null,
+  now: Date,
+): Promise<void> {
   if (!counter) return;
-  const { rows } = await q.query<{ locked_until: Date | null }>(
-    'SELECT locked_until FROM attempt_counters WHERE counter_key = $1',
-    [counter.key],
-  );
-  const until = rows[0]?.locked_until ? new Date(rows[0].locked_until) : null;
+  const until = await reposOf(q).attempts.lockedUntil(counter.key);
   if (until && until > now) {
     throw new AppError('auth.rate_limited', { retryAfterSeconds: Math.ceil((until.getTime() - now.getTime()) / 1000) });
   }
@@ -136,22 +117,13 @@ export async function assertSecretNotLocked(q: Queryable, counter: { key: string
 
 /** A wrong secret: one more failure in the window; at the limit the address locks. */
 export async function recordWrongSecret(
-  q: Queryable,
+  q: Queryable | Repositories,
   counter: { key: string; policy: AttemptPolicy } | null,
   now: Date,
 ): Promise<void> {
   if (!counter) return;
   const { policy } = counter;
-  await q.query(
-    `INSERT INTO attempt_counters (counter_key, failures, window_start) VALUES ($1, 1, $2)
-     ON CONFLICT (counter_key) DO UPDATE SET
-       failures = CASE WHEN attempt_counters.window_start < $3 THEN 1 ELSE attempt_counters.failures + 1 END,
-       window_start = CASE WHEN attempt_counters.window_start < $3 THEN $2 ELSE attempt_counters.window_start END`,
-    [counter.key, now, new Date(now.getTime() - policy.windowMs)],
-  );
-  await q.query(
-    `UPDATE attempt_counters SET locked_until = $2, failures = 0, window_start = $3
-     WHERE counter_key = $1 AND failures >= $4 AND (locked_until IS NULL OR locked_until <= $3)`,
-    [counter.key, new Date(now.getTime() + policy.lockMs), now, policy.limit],
-  );
+  const repos = reposOf(q);
+  await repos.attempts.countFailure(counter.key, now, new Date(now.getTime() - policy.windowMs));
+  await repos.attempts.lockAtLimit(counter.key, new Date(now.getTime() + policy.lockMs), now, policy.limit);
 }

@@ -28,11 +28,8 @@ export async function startEnrolment(
   if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email) || email.length > 254) {
     throw new AppError('request.invalid', { problems: [{ field: 'email', message: 'Enter an email address' }] });
   }
-  if (!(await mayRequestCode(ctx.db, 'enrolment', email, input.ip, ctx.clock.now()))) return;
-  const { rows } = await ctx.db.query<{ user_id: string }>(
-    "SELECT user_id FROM people WHERE email = $1 AND status = 'active' AND email_verified_at IS NOT NULL LIMIT 2",
-    [email],
-  );
+  if (!(await mayRequestCode(ctx.repos, 'enrolment', email, input.ip, ctx.clock.now()))) return;
+  const rows = await ctx.repos.enrolment.activeUserIdsWithVerifiedEmail(email);
   // Same answer whether or not a code was sent: the page never reveals who is registered.
   if (rows.length !== 1) return;
   const person = (await findPersonByUserId(ctx.db, rows[0]!.user_id))!;
@@ -44,28 +41,25 @@ export async function verifyEnrolment(
   input: { email: unknown; code: unknown; niNumber: unknown; ip: string | null },
 ): Promise<SignInResult> {
   const email = typeof input.email === 'string' ? input.email.trim().toLowerCase() : '';
-  const { rows } = await ctx.db.query<{ user_id: string; ni_number: string | null }>(
-    "SELECT user_id, ni_number FROM people WHERE email = $1 AND status = 'active' AND email_verified_at IS NOT NULL LIMIT 2",
-    [email],
-  );
+  const rows = await ctx.repos.enrolment.activePeopleWithVerifiedEmail(email);
   if (rows.length !== 1) {
     // An unknown address costs the caller's IP a try, like a wrong code would.
     const keys = counterKeys('otc_enrolment', null, input.ip);
-    await assertNotLocked(ctx.db, keys, ctx.clock.now());
-    await recordFailure(ctx.db, keys, ctx.clock.now());
+    await assertNotLocked(ctx.repos, keys, ctx.clock.now());
+    await recordFailure(ctx.repos, keys, ctx.clock.now());
     throw new AppError('one_time_code.invalid');
   }
   const person = rows[0]!;
   await redeemOneTimeCode(ctx, { userId: person.user_id, purpose: 'enrolment', code: input.code, ip: input.ip });
   const keys = counterKeys('ni_check', person.user_id, input.ip);
-  await assertNotLocked(ctx.db, keys, ctx.clock.now());
+  await assertNotLocked(ctx.repos, keys, ctx.clock.now());
   const given = typeof input.niNumber === 'string' ? normaliseNiNumber(input.niNumber).slice(0, 20) : '';
   const stored = person.ni_number ?? '';
   const match =
     stored.length > 0 && given.length === stored.length && timingSafeEqual(Buffer.from(given), Buffer.from(stored));
   if (!match) {
-    await recordFailure(ctx.db, keys, ctx.clock.now());
-    await ctx.db.transaction((tx) =>
+    await recordFailure(ctx.repos, keys, ctx.clock.now());
+    await ctx.transaction((tx) =>
       appendAudit(tx, ctx, {
         action: 'enrolment.checks_failed',
         targetType: 'person',
@@ -77,7 +71,7 @@ export async function verifyEnrolment(
     );
     throw new AppError('enrolment.checks_failed');
   }
-  await recordSuccess(ctx.db, keys);
+  await recordSuccess(ctx.repos, keys);
   return { userId: person.user_id, aal: 1, amr: [ENROLMENT_AMR], authenticatorId: 'enrolment' };
 }
 
@@ -89,19 +83,15 @@ export async function createEnrolmentInvitation(
   authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, input.userId));
   const token = randomBytes(32).toString('base64url');
   const now = ctx.clock.now();
-  await ctx.db.transaction(async (tx) => {
-    await tx.query(
-      `INSERT INTO enrolment_invitations (token_hash, user_id, max_aal, created_by, created_at, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
-      [
-        hashToken(token),
-        input.userId,
-        input.maxAal,
-        ctx.actor.id,
-        now,
-        new Date(now.getTime() + (input.ttlHours ?? 24) * 3_600_000),
-      ],
-    );
+  await ctx.transaction(async (tx) => {
+    await tx.enrolment.insertInvitation({
+      tokenHash: hashToken(token),
+      userId: input.userId,
+      maxAal: input.maxAal,
+      createdBy: ctx.actor.id,
+      now,
+      expiresAt: new Date(now.getTime() + (input.ttlHours ?? 24) * 3_600_000),
+    });
     await appendAudit(tx, ctx, {
       action: 'enrolment.invitation_created',
       targetType: 'person',
@@ -116,19 +106,14 @@ export async function createEnrolmentInvitation(
 /** Looks up (without using) an invitation. */
 export async function peekInvitation(ctx: ServiceContext, token: unknown): Promise<{ userId: string; maxAal: 2 | 3 }> {
   if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) throw new AppError('card.grant_invalid');
-  const { rows } = await ctx.db.query<{ user_id: string; max_aal: number }>(
-    'SELECT user_id, max_aal FROM enrolment_invitations WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2',
-    [hashToken(token), ctx.clock.now()],
-  );
-  if (!rows[0]) throw new AppError('card.grant_invalid');
-  return { userId: rows[0].user_id, maxAal: rows[0].max_aal as 2 | 3 };
+  const invitation = await ctx.repos.enrolment.liveInvitation(hashToken(token), ctx.clock.now());
+  if (!invitation) throw new AppError('card.grant_invalid');
+  return { userId: invitation.user_id, maxAal: invitation.max_aal as 2 | 3 };
 }
 
 /** Uses an invitation up (once). */
 export async function consumeInvitation(ctx: ServiceContext, token: string): Promise<void> {
-  const { rowCount } = await ctx.db.query(
-    'UPDATE enrolment_invitations SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2',
-    [hashToken(token), ctx.clock.now()],
-  );
-  if (rowCount === 0) throw new AppError('card.grant_invalid');
+  if (!(await ctx.repos.enrolment.useInvitation(hashToken(token), ctx.clock.now()))) {
+    throw new AppError('card.grant_invalid');
+  }
 }

@@ -1,6 +1,7 @@
 import { alertThreshold, DAY_MS } from '../domain/credentials/expiry-spread.ts';
 import { ukDate } from '../domain/dates.ts';
 import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 
 /**
  * The expiry forecast: how many valid card certificates expire on each day of the coming months, and the days that
@@ -35,16 +36,16 @@ export interface ExpiryForecastOptions {
   odsCodes?: readonly string[] | null;
 }
 
-export async function expiryForecast(q: Queryable, now: Date, options: ExpiryForecastOptions): Promise<ExpiryForecast> {
+export async function expiryForecast(
+  q: Queryable | Repositories,
+  now: Date,
+  options: ExpiryForecastOptions,
+): Promise<ExpiryForecast> {
   const until = new Date(now.getTime() + options.days * DAY_MS);
-  const { rows } = await q.query<{ day: string; n: number }>(
-    `SELECT (pc.not_after AT TIME ZONE 'Europe/London')::date::text AS day, count(*)::int AS n
-     FROM pki_certificates pc
-     WHERE pc.status = 'valid' AND pc.purpose = 'authentication' AND pc.not_after > $1 AND pc.not_after <= $2
-       AND ($3::text[] IS NULL OR EXISTS (
-         SELECT 1 FROM person_orgs po WHERE po.user_id = pc.user_id AND po.ods_code = ANY($3)))
-     GROUP BY 1`,
-    [now, until, options.odsCodes ? [...options.odsCodes] : null],
+  const rows = await reposOf(q).certificates.expiriesPerDay(
+    now,
+    until,
+    options.odsCodes ? [...options.odsCodes] : null,
   );
   const counts = new Map(rows.map((r) => [r.day, Number(r.n)]));
   const total = [...counts.values()].reduce((a, b) => a + b, 0);

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { Database, Queryable } from '../storage/database.ts';
+import { type Repositories, repositoriesOn, reposOf } from '../storage/repositories/index.ts';
+import type { ClaimedNotificationRow } from '../storage/repositories/notifications.ts';
 import { appendAudit } from './audit.ts';
 import type { Clock } from './context.ts';
 
@@ -60,7 +62,7 @@ export interface QueueOptions {
 /** What services see of the outbox: queue a message inside their transaction, then wake the sender once committed. */
 export interface NotificationOutbox {
   readonly channels: ReadonlySet<Channel>;
-  queue(q: Queryable, message: OutgoingMessage, at: Date, options?: QueueOptions): Promise<boolean>;
+  queue(q: Queryable | Repositories, message: OutgoingMessage, at: Date, options?: QueueOptions): Promise<boolean>;
   wake(): void;
 }
 
@@ -105,7 +107,7 @@ export function retryDelayMs(attempts: number, random: () => number = Math.rando
 
 /** Queues one message (in the caller's transaction when q is one). Returns false when its dedupe key was used. */
 export async function queueNotification(
-  q: Queryable,
+  q: Queryable | Repositories,
   sealer: Sealer,
   message: OutgoingMessage,
   at: Date,
@@ -115,33 +117,18 @@ export async function queueNotification(
     JSON.stringify({ to: message.to, subject: message.subject, text: message.text }),
     PAYLOAD_PURPOSE,
   );
-  const { rows } = await q.query<{ notification_id: string }>(
-    `INSERT INTO notifications (user_id, channel, template, dedupe_key, created_at, status, payload_sealed, next_attempt_at,
-       deliver_by)
-     VALUES ($1, $2, $3, $4, $5, 'queued', $6, $5, $7)
-     ON CONFLICT (dedupe_key) DO NOTHING RETURNING notification_id`,
-    [
-      message.userId,
-      message.channel,
-      message.template,
-      options.dedupeKey ?? null,
-      at,
-      payload,
-      options.deliverBy ?? null,
-    ],
-  );
-  return rows.length > 0;
+  return reposOf(q).notifications.insertNotification({
+    userId: message.userId,
+    channel: message.channel,
+    template: message.template,
+    dedupeKey: options.dedupeKey ?? null,
+    at,
+    payloadSealed: payload,
+    deliverBy: options.deliverBy ?? null,
+  });
 }
 
-interface ClaimedRow {
-  notification_id: string;
-  user_id: string;
-  channel: Channel;
-  template: string;
-  payload_sealed: string;
-  attempts: number;
-  deliver_by: Date | null;
-}
+type ClaimedRow = ClaimedNotificationRow;
 
 export interface OutboxOptions {
   db: Database;
@@ -156,6 +143,7 @@ export interface OutboxOptions {
 /** The outbox of one node: queues messages and delivers the due ones, however many nodes share the table. */
 export function createOutbox(options: OutboxOptions): OutboxSender {
   const { db, sealer, transport, clock } = options;
+  const repos = repositoriesOn(db);
   const channels = transport.channels ?? ALL_CHANNELS;
   const events: OutboxEvents = {};
   let pass: Promise<DeliveryCounts> | undefined;
@@ -171,27 +159,13 @@ export function createOutbox(options: OutboxOptions): OutboxSender {
 
   async function claim(): Promise<ClaimedRow[]> {
     const now = clock.now();
-    // SKIP LOCKED: two nodes polling at once take different messages; the lease frees a message whose node died.
-    const { rows } = await db.query<ClaimedRow>(
-      `UPDATE notifications SET lease_until = $2, attempts = attempts + 1
-       WHERE notification_id IN (
-         SELECT notification_id FROM notifications
-         WHERE status = 'queued' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
-         ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-       RETURNING notification_id, user_id, channel, template, payload_sealed, attempts, deliver_by`,
-      [now, new Date(now.getTime() + LEASE_MS), BATCH],
-    );
-    return rows;
+    return repos.notifications.claimDueNotifications(now, new Date(now.getTime() + LEASE_MS), BATCH);
   }
 
   async function giveUp(row: ClaimedRow, reason: string): Promise<void> {
-    await db.transaction(async (tx) => {
-      await tx.query(
-        `UPDATE notifications SET status = 'failed', failed_at = $2, last_error = $3, payload_sealed = NULL,
-           lease_until = NULL, next_attempt_at = NULL
-         WHERE notification_id = $1`,
-        [row.notification_id, clock.now(), reason],
-      );
+    await db.transaction(async (q) => {
+      const tx = repositoriesOn(q);
+      await tx.notifications.markNotificationFailed(row.notification_id, clock.now(), reason);
       await appendAudit(tx, system, {
         action: 'notification.failed',
         targetType: 'person',
@@ -231,12 +205,7 @@ export function createOutbox(options: OutboxOptions): OutboxSender {
         ...content,
         reference: `opencis-${row.notification_id}`,
       });
-      await db.query(
-        `UPDATE notifications SET status = 'sent', sent_at = $2, provider_id = $3, payload_sealed = NULL,
-           lease_until = NULL, next_attempt_at = NULL, last_error = NULL
-         WHERE notification_id = $1`,
-        [row.notification_id, clock.now(), providerIdOf(res)],
-      );
+      await repos.notifications.markNotificationSent(row.notification_id, clock.now(), providerIdOf(res));
       counts.sent++;
     } catch (err) {
       const reason = String((err as Error).message ?? err)
@@ -249,9 +218,10 @@ export function createOutbox(options: OutboxOptions): OutboxSender {
         options.logger?.warn({ notificationId: row.notification_id, reason }, 'notification failed');
         return;
       }
-      await db.query(
-        'UPDATE notifications SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE notification_id = $1',
-        [row.notification_id, new Date(clock.now().getTime() + retryDelayMs(row.attempts, options.random)), reason],
+      await repos.notifications.scheduleNotificationRetry(
+        row.notification_id,
+        new Date(clock.now().getTime() + retryDelayMs(row.attempts, options.random)),
+        reason,
       );
       counts.retried++;
       options.logger?.info({ notificationId: row.notification_id, reason }, 'notification delivery will be retried');

@@ -2,6 +2,7 @@ import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../domain/errors.ts';
 import type { Person } from '../domain/identity/person.ts';
 import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { assertNotLocked, codeSendPolicy, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import type { ServiceContext } from './context.ts';
 import type { Channel, NotificationOutbox } from './notifications.ts';
@@ -28,14 +29,11 @@ export function verifiedContact(
   return null;
 }
 
-export async function contactVerification(q: Queryable, userId: string) {
-  const { rows } = await q.query<{ email_verified_at: Date | null; mobile_verified_at: Date | null }>(
-    'SELECT email_verified_at, mobile_verified_at FROM people WHERE user_id = $1',
-    [userId],
-  );
+export async function contactVerification(q: Queryable | Repositories, userId: string) {
+  const row = await reposOf(q).oneTimeCodes.contactVerifiedAt(userId);
   return {
-    emailVerifiedAt: rows[0]?.email_verified_at ? new Date(rows[0].email_verified_at).toISOString() : null,
-    mobileVerifiedAt: rows[0]?.mobile_verified_at ? new Date(rows[0].mobile_verified_at).toISOString() : null,
+    emailVerifiedAt: row?.email_verified_at ? new Date(row.email_verified_at).toISOString() : null,
+    mobileVerifiedAt: row?.mobile_verified_at ? new Date(row.mobile_verified_at).toISOString() : null,
   };
 }
 
@@ -46,7 +44,7 @@ export async function contactVerification(q: Queryable, userId: string) {
  * or mailbox is not flooded, and the code they already have is not voided by someone else's request.
  */
 export async function mayRequestCode(
-  q: Queryable,
+  q: Queryable | Repositories,
   purpose: CodePurpose,
   subject: string,
   ip: string | null | undefined,
@@ -75,7 +73,7 @@ export async function sendOneTimeCode(
   subjectId: string | null,
 ): Promise<{ channel: 'email' | 'mobile' }> {
   const contact = verifiedContact(
-    { ...person, ...(await contactVerification(ctx.db, person.userId)) },
+    { ...person, ...(await contactVerification(ctx.repos, person.userId)) },
     outbox.channels,
   );
   if (!contact) throw new AppError('one_time_code.no_contact');
@@ -83,26 +81,18 @@ export async function sendOneTimeCode(
   const now = ctx.clock.now();
   const expiresAt = new Date(now.getTime() + CODE_TTL_MS);
   const what = purpose === 'card_unlock' ? 'unlock your smartcard' : 'add a way to sign in';
-  await ctx.db.transaction(async (tx) => {
-    await tx.query('UPDATE one_time_codes SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL', [
-      person.userId,
+  await ctx.transaction(async (tx) => {
+    await tx.oneTimeCodes.voidUnusedCodes(person.userId, purpose, now);
+    await tx.oneTimeCodes.insertCode({
+      codeId: randomBytes(12).toString('base64url'),
+      userId: person.userId,
       purpose,
+      subjectId,
+      channel: contact.channel,
+      codeHash: hashToken(`${purpose}:${code}`),
+      expiresAt,
       now,
-    ]);
-    await tx.query(
-      `INSERT INTO one_time_codes (code_id, user_id, purpose, subject_id, channel, code_hash, expires_at, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [
-        randomBytes(12).toString('base64url'),
-        person.userId,
-        purpose,
-        subjectId,
-        contact.channel,
-        hashToken(`${purpose}:${code}`),
-        expiresAt,
-        now,
-      ],
-    );
+    });
     await outbox.queue(
       tx,
       {
@@ -132,40 +122,20 @@ export async function redeemOneTimeCode(
 ): Promise<{ subjectId: string | null }> {
   const keys = counterKeys(`otc_${input.purpose}`, input.userId, input.ip);
   const now = ctx.clock.now();
-  await assertNotLocked(ctx.db, keys, now);
+  await assertNotLocked(ctx.repos, keys, now);
   const code = typeof input.code === 'string' ? input.code.replace(/\s+/g, '') : '';
-  const { rows } = await ctx.db.query<{
-    code_id: string;
-    code_hash: string;
-    subject_id: string | null;
-    attempts: number;
-  }>(
-    `SELECT code_id, code_hash, subject_id, attempts FROM one_time_codes
-     WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 ORDER BY created_at DESC LIMIT 1`,
-    [input.userId, input.purpose, now],
-  );
-  const row = rows[0];
+  const row = await ctx.repos.oneTimeCodes.latestLiveCode(input.userId, input.purpose, now);
   const ok =
     row !== undefined &&
     /^[0-9]{8}$/.test(code) &&
     timingSafeEqual(Buffer.from(row.code_hash), Buffer.from(hashToken(`${input.purpose}:${code}`)));
   if (!ok) {
-    await recordFailure(ctx.db, keys, now);
-    if (row) {
-      await ctx.db.query(
-        `UPDATE one_time_codes SET attempts = attempts + 1, used_at = CASE WHEN attempts + 1 >= $2 THEN $3 ELSE used_at END
-         WHERE code_id = $1`,
-        [row.code_id, MAX_TRIES_PER_CODE, now],
-      );
-    }
+    await recordFailure(ctx.repos, keys, now);
+    if (row) await ctx.repos.oneTimeCodes.countWrongTry(row.code_id, MAX_TRIES_PER_CODE, now);
     throw new AppError('one_time_code.invalid');
   }
   // Single use, even under concurrency: only the request that flips used_at wins.
-  const { rowCount } = await ctx.db.query(
-    'UPDATE one_time_codes SET used_at = $2 WHERE code_id = $1 AND used_at IS NULL',
-    [row.code_id, now],
-  );
-  if (rowCount === 0) throw new AppError('one_time_code.invalid');
-  await recordSuccess(ctx.db, keys);
+  if (!(await ctx.repos.oneTimeCodes.useCode(row.code_id, now))) throw new AppError('one_time_code.invalid');
+  await recordSuccess(ctx.repos, keys);
   return { subjectId: row.subject_id };
 }

@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type Aal, sessionExpiry } from '../domain/credentials/assurance.ts';
 import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { WebSessionRow } from '../storage/repositories/sessions.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 
@@ -27,17 +29,7 @@ export function newToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
-interface Row {
-  session_hash: string;
-  user_id: string;
-  aal: number;
-  amr: string[];
-  authenticator_id: string | null;
-  created_at: Date;
-  authenticated_at: Date;
-  last_seen_at: Date;
-  ended_at: Date | null;
-}
+type Row = WebSessionRow;
 
 function fromRow(r: Row): WebSession {
   return {
@@ -65,34 +57,26 @@ export interface SignInResult {
  * change of privilege (session fixation).
  */
 export async function startSession(
-  tx: Queryable,
+  tx: Queryable | Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   result: SignInResult,
   previousToken: string | null,
   client: { ip: string | null; userAgent: string | null },
 ): Promise<{ token: string; session: WebSession }> {
   const now = ctx.clock.now();
-  if (previousToken) {
-    await tx.query(
-      "UPDATE web_sessions SET ended_at = $2, end_reason = 'replaced' WHERE session_hash = $1 AND ended_at IS NULL",
-      [hashToken(previousToken), now],
-    );
-  }
+  const repos = reposOf(tx);
+  if (previousToken) await repos.sessions.endReplacedSession(hashToken(previousToken), now);
   const token = newToken();
-  const { rows } = await tx.query<Row>(
-    `INSERT INTO web_sessions (session_hash, user_id, aal, amr, authenticator_id, created_at, authenticated_at, last_seen_at, ip, user_agent)
-     VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8) RETURNING *`,
-    [
-      hashToken(token),
-      result.userId,
-      result.aal,
-      result.amr,
-      result.authenticatorId,
-      now,
-      client.ip,
-      client.userAgent?.slice(0, 300) ?? null,
-    ],
-  );
+  const row = await repos.sessions.insertSession({
+    sessionHash: hashToken(token),
+    userId: result.userId,
+    aal: result.aal,
+    amr: result.amr,
+    authenticatorId: result.authenticatorId,
+    now,
+    ip: client.ip,
+    userAgent: client.userAgent?.slice(0, 300) ?? null,
+  });
   await appendAudit(
     tx,
     { ...ctx, actor: { kind: 'person', id: result.userId, userId: result.userId } },
@@ -104,59 +88,56 @@ export async function startSession(
       after: { aal: result.aal, amr: result.amr, authenticatorId: result.authenticatorId, ip: client.ip },
     },
   );
-  return { token, session: fromRow(rows[0]!) };
+  return { token, session: fromRow(row) };
 }
 
 /**
  * The live session for a cookie token, or null. Enforces the NIST limits for the session's level on every use, and
  * records activity (at most once a minute, so reads stay cheap).
  */
-export async function currentSession(q: Queryable, token: string | undefined, now: Date): Promise<WebSession | null> {
+export async function currentSession(
+  q: Queryable | Repositories,
+  token: string | undefined,
+  now: Date,
+): Promise<WebSession | null> {
   if (!token || token.length > 100) return null;
   const hash = hashToken(token);
-  const { rows } = await q.query<Row>('SELECT * FROM web_sessions WHERE session_hash = $1 AND ended_at IS NULL', [
-    hash,
-  ]);
-  const row = rows[0];
+  const repos = reposOf(q);
+  const row = await repos.sessions.liveSession(hash);
   if (!row) return null;
   const session = fromRow(row);
   const expiry = sessionExpiry(session, now);
   if (expiry !== 'ok') {
-    await q.query(
-      'UPDATE web_sessions SET ended_at = $2, end_reason = $3 WHERE session_hash = $1 AND ended_at IS NULL',
-      [hash, now, expiry === 'idle' ? 'idle_timeout' : 'max_age'],
-    );
+    await repos.sessions.endSessionByHash(hash, now, expiry === 'idle' ? 'idle_timeout' : 'max_age');
     return null;
   }
   if (now.getTime() - session.lastSeenAt.getTime() > 60_000) {
-    await q.query('UPDATE web_sessions SET last_seen_at = $2 WHERE session_hash = $1', [hash, now]);
+    await repos.sessions.touchSession(hash, now);
     session.lastSeenAt = now;
   }
   return session;
 }
 
-export async function endSession(q: Queryable, token: string, now: Date, reason = 'signed_out'): Promise<void> {
-  await q.query('UPDATE web_sessions SET ended_at = $2, end_reason = $3 WHERE session_hash = $1 AND ended_at IS NULL', [
-    hashToken(token),
-    now,
-    reason,
-  ]);
+export async function endSession(
+  q: Queryable | Repositories,
+  token: string,
+  now: Date,
+  reason = 'signed_out',
+): Promise<void> {
+  await reposOf(q).sessions.endSessionByHash(hashToken(token), now, reason);
 }
 
 /** Ends every session of a person, or only those signed in with one authenticator (card cancelled, key removed). */
 export async function endSessionsOf(
-  q: Queryable,
+  q: Queryable | Repositories,
   userId: string,
   now: Date,
   reason: string,
   authenticatorId?: string,
 ): Promise<number> {
-  const { rowCount } = await q.query(
-    `UPDATE web_sessions SET ended_at = $2, end_reason = $3
-     WHERE user_id = $1 AND ended_at IS NULL AND ($4::text IS NULL OR authenticator_id = $4)`,
-    [userId, now, reason, authenticatorId ?? null],
-  );
-  await recordSessionEnd(q, userId, reason, now);
+  const repos = reposOf(q);
+  const rowCount = await repos.sessions.endSessionsOfPerson(userId, now, reason, authenticatorId ?? null);
+  await recordSessionEnd(repos, userId, reason, now);
   return rowCount;
 }
 
@@ -164,10 +145,11 @@ export async function endSessionsOf(
  * Asks for the person's single sign-on sessions at relying parties to end (back-channel logout). Written in the caller's
  * transaction; the OpenID Connect module acts on it once that commits.
  */
-export async function recordSessionEnd(q: Queryable, userId: string, reason: string, now: Date): Promise<void> {
-  await q.query('INSERT INTO session_end_events (user_id, reason, created_at) VALUES ($1, $2, $3)', [
-    userId,
-    reason,
-    now,
-  ]);
+export async function recordSessionEnd(
+  q: Queryable | Repositories,
+  userId: string,
+  reason: string,
+  now: Date,
+): Promise<void> {
+  await reposOf(q).sessions.insertSessionEndEvent(userId, reason, now);
 }

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import { ensureCertificateAuthority } from '../pki/ca.ts';
 import { loadAuditKeyring } from '../secrets/audit-keys.ts';
 import { createSealer, loadSecretsKey, type Sealer } from '../secrets/sealer.ts';
 import type { Database } from '../storage/database.ts';
 import { type OpenOptions, openAndMigrate } from '../storage/open.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from './catalogue.ts';
+import { ensureCertificateAuthority } from './certificates.ts';
 import { serviceContext, systemClock } from './context.ts';
 import { seedDemo } from './demo.ts';
 

@@ -1,6 +1,6 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as OTPAuth from 'otpauth';
-import { z } from 'zod';
+import { codeSchema, matchingStep, totpFor } from '../authenticators/totp/code.ts';
 import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { authorize } from '../domain/policy.ts';
@@ -11,29 +11,7 @@ import type { ServiceContext } from './context.ts';
 import type { SignInResult } from './sessions.ts';
 import { personTarget } from './targets.ts';
 
-/** RFC 6238 with the parameters every authenticator app supports: SHA-1, 6 digits, 30-second steps. */
-const PERIOD_S = 30;
 const SEALED_PURPOSE = 'totp.secret';
-const codeSchema = z.string().regex(/^[0-9]{6}$/);
-
-function totpFor(secret: OTPAuth.Secret, userId: string, issuer: string): OTPAuth.TOTP {
-  return new OTPAuth.TOTP({ issuer, label: userId, algorithm: 'SHA1', digits: 6, period: PERIOD_S, secret });
-}
-
-/**
- * The time step a code belongs to, if it is the code for the current step or one step either side (clock drift); null
- * otherwise. Two steps off is refused. Comparison is constant-time.
- */
-export function matchingStep(secret: OTPAuth.Secret, code: string, now: Date): number | null {
-  const step = Math.floor(now.getTime() / 1000 / PERIOD_S);
-  const totp = new OTPAuth.TOTP({ algorithm: 'SHA1', digits: 6, period: PERIOD_S, secret });
-  let found: number | null = null;
-  for (const delta of [-1, 0, 1]) {
-    const expected = Buffer.from(totp.generate({ timestamp: (step + delta) * PERIOD_S * 1000 }));
-    if (timingSafeEqual(expected, Buffer.from(code.padEnd(6, 'x').slice(0, 6))) && found === null) found = step + delta;
-  }
-  return found;
-}
 
 /** Starts enrolling an app: a new secret, shown once (as an otpauth:// URI for a QR code), pending until confirmed. */
 export async function startTotpEnrolment(
@@ -44,17 +22,13 @@ export async function startTotpEnrolment(
   if (person?.status !== 'active') throw new AppError('person.not_found');
   const secret = new OTPAuth.Secret({ size: 20 });
   const totpId = `totp_${randomBytes(9).toString('base64url')}`;
-  await ctx.db.query(
-    `INSERT INTO totp_authenticators (totp_id, user_id, secret_sealed, status, nickname, created_at)
-     VALUES ($1, $2, $3, 'pending', $4, $5)`,
-    [
-      totpId,
-      person.userId,
-      ctx.sealer.seal(secret.base32, SEALED_PURPOSE),
-      (input.nickname ?? 'Authenticator app').slice(0, 60),
-      ctx.clock.now(),
-    ],
-  );
+  await ctx.repos.totp.insertPendingTotp({
+    totpId,
+    userId: person.userId,
+    secretSealed: ctx.sealer.seal(secret.base32, SEALED_PURPOSE),
+    nickname: (input.nickname ?? 'Authenticator app').slice(0, 60),
+    now: ctx.clock.now(),
+  });
   return { totpId, uri: totpFor(secret, person.userId, input.issuer).toString(), secret: secret.base32 };
 }
 
@@ -67,23 +41,17 @@ export async function confirmTotpEnrolment(
   if (!code.success) throw new AppError('totp.invalid_code');
   const keys = counterKeys('totp', input.userId, input.ip);
   const now = ctx.clock.now();
-  await assertNotLocked(ctx.db, keys, now);
-  const { rows } = await ctx.db.query<{ secret_sealed: string }>(
-    "SELECT secret_sealed FROM totp_authenticators WHERE totp_id = $1 AND user_id = $2 AND status = 'pending'",
-    [input.totpId, input.userId],
-  );
-  if (!rows[0]) throw new AppError('authenticator.not_found');
-  const secret = OTPAuth.Secret.fromBase32(ctx.sealer.open(rows[0].secret_sealed, SEALED_PURPOSE).toString());
+  await assertNotLocked(ctx.repos, keys, now);
+  const sealed = await ctx.repos.totp.pendingTotpSecret(input.totpId, input.userId);
+  if (!sealed) throw new AppError('authenticator.not_found');
+  const secret = OTPAuth.Secret.fromBase32(ctx.sealer.open(sealed, SEALED_PURPOSE).toString());
   const step = matchingStep(secret, code.data, now);
   if (step === null) {
-    await recordFailure(ctx.db, keys, now);
+    await recordFailure(ctx.repos, keys, now);
     throw new AppError('totp.invalid_code');
   }
-  await ctx.db.transaction(async (tx) => {
-    await tx.query("UPDATE totp_authenticators SET status = 'active', last_step = $2 WHERE totp_id = $1", [
-      input.totpId,
-      step,
-    ]);
+  await ctx.transaction(async (tx) => {
+    await tx.totp.activateTotp(input.totpId, step);
     await recordSuccess(tx, keys);
     await appendAudit(tx, ctx, {
       action: 'authenticator.totp_enrolled',
@@ -106,11 +74,11 @@ export async function signInWithTotp(
   const userId = typeof input.userId === 'string' && /^[0-9]{12}$/.test(input.userId) ? input.userId : null;
   const keys = counterKeys('totp', userId, input.ip);
   const now = ctx.clock.now();
-  await assertNotLocked(ctx.db, keys, now);
+  await assertNotLocked(ctx.repos, keys, now);
   const code = codeSchema.safeParse(input.code);
   const fail = async (reason: string) => {
-    await recordFailure(ctx.db, keys, now);
-    await ctx.db.transaction((tx) =>
+    await recordFailure(ctx.repos, keys, now);
+    await ctx.transaction((tx) =>
       appendAudit(tx, ctx, {
         action: 'signin.failed',
         targetType: 'person',
@@ -125,21 +93,13 @@ export async function signInWithTotp(
   if (!userId || !code.success) throw await fail('malformed user ID or code');
   const person = await findPersonByUserId(ctx.db, userId);
   if (person?.status !== 'active') throw await fail('no active person');
-  const { rows } = await ctx.db.query<{ totp_id: string; secret_sealed: string; last_step: string }>(
-    "SELECT totp_id, secret_sealed, last_step FROM totp_authenticators WHERE user_id = $1 AND status = 'active'",
-    [userId],
-  );
-  for (const row of rows) {
+  for (const row of await ctx.repos.totp.activeTotpSecrets(userId)) {
     const secret = OTPAuth.Secret.fromBase32(ctx.sealer.open(row.secret_sealed, SEALED_PURPOSE).toString());
     const step = matchingStep(secret, code.data, now);
     if (step === null) continue;
     // Atomic: of two requests with the same code, only one moves last_step forward.
-    const { rowCount } = await ctx.db.query(
-      'UPDATE totp_authenticators SET last_step = $2, last_used_at = $3 WHERE totp_id = $1 AND last_step < $2',
-      [row.totp_id, step, now],
-    );
-    if (rowCount === 0) throw await fail('code replayed');
-    await recordSuccess(ctx.db, keys);
+    if (!(await ctx.repos.totp.advanceTotpStep(row.totp_id, step, now))) throw await fail('code replayed');
+    await recordSuccess(ctx.repos, keys);
     return { userId, aal: 2, amr: [authenticationMethods.totp.amr], authenticatorId: `totp:${row.totp_id}` };
   }
   throw await fail('wrong code');
@@ -156,12 +116,8 @@ export async function removeTotp(
   if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
     authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, userId));
   }
-  await ctx.db.transaction(async (tx) => {
-    const { rowCount } = await tx.query(
-      "UPDATE totp_authenticators SET status = 'removed' WHERE totp_id = $1 AND user_id = $2 AND status <> 'removed'",
-      [totpId, userId],
-    );
-    if (rowCount === 0) throw new AppError('authenticator.not_found');
+  await ctx.transaction(async (tx) => {
+    if (!(await tx.totp.removeTotpOf(totpId, userId))) throw new AppError('authenticator.not_found');
     await appendAudit(tx, ctx, {
       action: 'authenticator.totp_removed',
       targetType: 'person',
@@ -174,15 +130,7 @@ export async function removeTotp(
 }
 
 export async function totpAuthenticatorsOf(ctx: ServiceContext, userId: string) {
-  const { rows } = await ctx.db.query<{
-    totp_id: string;
-    nickname: string;
-    created_at: Date;
-    last_used_at: Date | null;
-  }>(
-    "SELECT totp_id, nickname, created_at, last_used_at FROM totp_authenticators WHERE user_id = $1 AND status = 'active' ORDER BY created_at",
-    [userId],
-  );
+  const rows = await ctx.repos.totp.activeTotpsOf(userId);
   return rows.map((r) => ({
     totpId: r.totp_id,
     nickname: r.nickname,

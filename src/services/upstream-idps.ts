@@ -3,6 +3,8 @@ import { isLoopbackHttp, type UpstreamProvider } from '../authenticators/upstrea
 import { AppError } from '../domain/errors.ts';
 import { actorLabel, authorize } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { UpstreamIdpRow } from '../storage/repositories/upstream.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { parseInput } from './validation.ts';
@@ -44,16 +46,7 @@ export interface UpstreamIdp {
   status: 'active' | 'disabled';
 }
 
-interface Row {
-  idp_id: string;
-  name: string;
-  issuer: string;
-  client_id: string;
-  client_secret_sealed: string;
-  subject_claim: 'sub' | 'oid';
-  allowed_ods: string[];
-  status: 'active' | 'disabled';
-}
+type Row = UpstreamIdpRow;
 
 function fromRow(r: Row): UpstreamIdp {
   return {
@@ -70,32 +63,23 @@ function fromRow(r: Row): UpstreamIdp {
 export async function registerUpstreamIdp(ctx: ServiceContext, input: unknown): Promise<UpstreamIdp> {
   authorize(ctx.actor, 'idp:register', { kind: 'national' });
   const i = parseInput(upstreamIdpInputSchema, input);
-  return ctx.db.transaction(async (tx) => {
-    const { rows: orgs } = await tx.query<{ ods_code: string }>(
-      'SELECT ods_code FROM organisations WHERE ods_code = ANY($1)',
-      [i.allowedOdsCodes],
-    );
-    const unknown = i.allowedOdsCodes.filter((c) => !orgs.some((o) => o.ods_code === c));
+  return ctx.transaction(async (tx) => {
+    const known = await tx.upstream.knownOdsCodes(i.allowedOdsCodes);
+    const unknown = i.allowedOdsCodes.filter((c) => !known.includes(c));
     if (unknown.length > 0) throw new AppError('organisation.not_found', { odsCodes: unknown });
-    const exists = await tx.query('SELECT 1 FROM upstream_idps WHERE idp_id = $1', [i.idpId]);
-    if (exists.rows.length > 0) throw new AppError('upstream.idp_exists');
+    if (await tx.upstream.upstreamIdpExists(i.idpId)) throw new AppError('upstream.idp_exists');
     const now = ctx.clock.now();
-    await tx.query(
-      `INSERT INTO upstream_idps (idp_id, name, issuer, client_id, client_secret_sealed, subject_claim, allowed_ods,
-         created_by, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
-      [
-        i.idpId,
-        i.name,
-        i.issuer,
-        i.clientId,
-        ctx.sealer.seal(i.clientSecret, SECRET_PURPOSE),
-        i.subjectClaim,
-        [...new Set(i.allowedOdsCodes)].sort(),
-        actorLabel(ctx.actor),
-        now,
-      ],
-    );
+    await tx.upstream.insertUpstreamIdp({
+      idpId: i.idpId,
+      name: i.name,
+      issuer: i.issuer,
+      clientId: i.clientId,
+      clientSecretSealed: ctx.sealer.seal(i.clientSecret, SECRET_PURPOSE),
+      subjectClaim: i.subjectClaim,
+      allowedOds: [...new Set(i.allowedOdsCodes)].sort(),
+      createdBy: actorLabel(ctx.actor),
+      now,
+    });
     const idp: UpstreamIdp = {
       idpId: i.idpId,
       name: i.name,
@@ -122,13 +106,10 @@ export async function setUpstreamIdpStatus(
   status: 'active' | 'disabled',
 ): Promise<void> {
   authorize(ctx.actor, 'idp:register', { kind: 'national' });
-  await ctx.db.transaction(async (tx) => {
-    const { rowCount } = await tx.query('UPDATE upstream_idps SET status = $2, updated_at = $3 WHERE idp_id = $1', [
-      idpId,
-      status,
-      ctx.clock.now(),
-    ]);
-    if (rowCount === 0) throw new AppError('upstream.idp_not_found');
+  await ctx.transaction(async (tx) => {
+    if (!(await tx.upstream.setUpstreamIdpStatus(idpId, status, ctx.clock.now()))) {
+      throw new AppError('upstream.idp_not_found');
+    }
     await appendAudit(tx, ctx, {
       action: `upstream.idp_${status}`,
       targetType: 'upstream_idp',
@@ -139,10 +120,8 @@ export async function setUpstreamIdpStatus(
   });
 }
 
-export async function listUpstreamIdps(q: Queryable, only?: 'active'): Promise<UpstreamIdp[]> {
-  const { rows } = await q.query<Row>(
-    `SELECT * FROM upstream_idps ${only ? "WHERE status = 'active'" : ''} ORDER BY name, idp_id`,
-  );
+export async function listUpstreamIdps(q: Queryable | Repositories, only?: 'active'): Promise<UpstreamIdp[]> {
+  const rows = await reposOf(q).upstream.upstreamIdps(only !== undefined);
   return rows.map(fromRow);
 }
 
@@ -152,10 +131,7 @@ export async function activeUpstreamProvider(
   idpId: string,
 ): Promise<UpstreamIdp & UpstreamProvider> {
   if (!/^[a-z0-9][a-z0-9-]{1,39}$/.test(idpId)) throw new AppError('upstream.idp_not_found');
-  const { rows } = await ctx.db.query<Row>("SELECT * FROM upstream_idps WHERE idp_id = $1 AND status = 'active'", [
-    idpId,
-  ]);
-  const row = rows[0];
+  const row = await reposOf(ctx.db).upstream.activeUpstreamIdp(idpId);
   if (!row) throw new AppError('upstream.idp_not_found');
   return { ...fromRow(row), clientSecret: ctx.sealer.open(row.client_secret_sealed, SECRET_PURPOSE).toString() };
 }

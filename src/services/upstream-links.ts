@@ -5,6 +5,7 @@ import { AppError } from '../domain/errors.ts';
 import { actorLabel, authorize } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
 import { findPersonByUserId } from '../storage/people.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { effectiveRoles } from './access.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -61,11 +62,8 @@ export async function linkUpstreamAccount(
   if (!(await worksWhereProviderIsOffered(ctx.db, idp, person.userId, ctx.clock.now()))) {
     throw new AppError('upstream.organisation_not_allowed');
   }
-  return ctx.db.transaction(async (tx) => {
-    const { rows: taken } = await tx.query<{ user_id: string }>(
-      "SELECT user_id FROM upstream_links WHERE idp_id = $1 AND (subject = $2 OR user_id = $3) AND status = 'active' FOR UPDATE",
-      [idp.idpId, subject, person.userId],
-    );
+  return ctx.transaction(async (tx) => {
+    const taken = await tx.upstream.lockLiveLinks(idp.idpId, subject, person.userId);
     if (taken.length > 0) throw new AppError('upstream.already_linked');
     const link = {
       linkId: `upl_${randomBytes(9).toString('base64url')}`,
@@ -75,11 +73,14 @@ export async function linkUpstreamAccount(
       lastUsedAt: null,
     };
     try {
-      await tx.query(
-        `INSERT INTO upstream_links (link_id, idp_id, subject, user_id, linked_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)`,
-        [link.linkId, idp.idpId, subject, person.userId, actorLabel(ctx.actor), ctx.clock.now()],
-      );
+      await tx.upstream.insertLink({
+        linkId: link.linkId,
+        idpId: idp.idpId,
+        subject,
+        userId: person.userId,
+        linkedBy: actorLabel(ctx.actor),
+        now: ctx.clock.now(),
+      });
     } catch (err) {
       // Two links of the same account at once: the unique index lets one through.
       if ((err as { code?: string }).code === '23505') throw new AppError('upstream.already_linked');
@@ -101,35 +102,22 @@ export async function unlinkUpstreamAccount(ctx: ServiceContext, userId: string,
   if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
     authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, userId));
   }
-  await ctx.db.transaction(async (tx) => {
-    const { rows } = await tx.query<{ idp_id: string; subject: string }>(
-      `UPDATE upstream_links SET status = 'removed', removed_at = $3
-       WHERE link_id = $1 AND user_id = $2 AND status = 'active' RETURNING idp_id, subject`,
-      [linkId, userId, ctx.clock.now()],
-    );
-    if (!rows[0]) throw new AppError('upstream.link_not_found');
+  await ctx.transaction(async (tx) => {
+    const removed = await tx.upstream.removeLink(linkId, userId, ctx.clock.now());
+    if (!removed) throw new AppError('upstream.link_not_found');
     await endSessionsOf(tx, userId, ctx.clock.now(), 'authenticator_removed', `upstream:${linkId}`);
     await appendAudit(tx, ctx, {
       action: 'authenticator.upstream_unlinked',
       targetType: 'person',
       targetId: userId,
-      before: { linkId, idpId: rows[0].idp_id, subject: rows[0].subject },
+      before: { linkId, idpId: removed.idp_id, subject: removed.subject },
       after: null,
     });
   });
 }
 
-export async function upstreamLinksOf(q: Queryable, userId: string): Promise<UpstreamLink[]> {
-  const { rows } = await q.query<{
-    link_id: string;
-    idp_id: string;
-    subject: string;
-    created_at: Date;
-    last_used_at: Date | null;
-  }>(
-    "SELECT link_id, idp_id, subject, created_at, last_used_at FROM upstream_links WHERE user_id = $1 AND status = 'active' ORDER BY created_at",
-    [userId],
-  );
+export async function upstreamLinksOf(q: Queryable | Repositories, userId: string): Promise<UpstreamLink[]> {
+  const rows = await reposOf(q).upstream.liveLinksOf(userId);
   return rows.map((r) => ({
     linkId: r.link_id,
     idpId: r.idp_id,
@@ -148,16 +136,12 @@ export async function signInWithUpstream(
   idp: UpstreamIdp,
   subject: string,
 ): Promise<SignInResult> {
-  const { rows } = await ctx.db.query<{ link_id: string; user_id: string }>(
-    "SELECT link_id, user_id FROM upstream_links WHERE idp_id = $1 AND subject = $2 AND status = 'active'",
-    [idp.idpId, subject],
-  );
-  const link = rows[0];
+  const link = await ctx.repos.upstream.liveLinkOfSubject(idp.idpId, subject);
   const refuse = async (
     reason: string,
     code: 'upstream.not_linked' | 'upstream.organisation_not_allowed' | 'auth.failed',
   ) => {
-    await ctx.db.transaction((tx) =>
+    await ctx.transaction((tx) =>
       appendAudit(tx, ctx, {
         action: 'signin.failed',
         targetType: 'person',
@@ -175,7 +159,7 @@ export async function signInWithUpstream(
   if (!(await worksWhereProviderIsOffered(ctx.db, idp, person.userId, ctx.clock.now()))) {
     throw await refuse('organisation not offered', 'upstream.organisation_not_allowed');
   }
-  await ctx.db.query('UPDATE upstream_links SET last_used_at = $2 WHERE link_id = $1', [link.link_id, ctx.clock.now()]);
+  await ctx.repos.upstream.touchLink(link.link_id, ctx.clock.now());
   const method = authenticationMethods.upstream;
   return { userId: person.userId, aal: method.aal, amr: [method.amr], authenticatorId: `upstream:${link.link_id}` };
 }

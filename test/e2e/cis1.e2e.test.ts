@@ -13,9 +13,9 @@ import { type RunningCardAgent, startCardAgent } from '../../src/card-agent/main
 import { registerCis1Routes } from '../../src/cis1/routes.ts';
 import { loadConfig } from '../../src/config.ts';
 import { cardConfigFrom, relyingPartyFrom } from '../../src/http/deps.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
 import { cancelCard, passcodeGrant, startCardIssue } from '../../src/services/cards.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerClient } from '../../src/services/clients.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';

@@ -6,7 +6,6 @@ import * as x509 from '@peculiar/x509';
 import * as OTPAuth from 'otpauth';
 import { AppError } from '../../src/domain/errors.ts';
 import { nationalIdFromSequence } from '../../src/domain/identity/user-id.ts';
-import { activeAuthority, ensureCertificateAuthority, revokeCertificate } from '../../src/pki/ca.ts';
 import { attemptPolicies } from '../../src/services/attempts.ts';
 import {
   type CardConfig,
@@ -21,6 +20,7 @@ import {
   startCardChallenge,
   startCardIssue,
 } from '../../src/services/cards.ts';
+import { activeAuthority, ensureCertificateAuthority, revokeCertificate } from '../../src/services/certificates.ts';
 import { startEnrolment } from '../../src/services/enrolment.ts';
 import type { DeliverableMessage, OutboxSender } from '../../src/services/notifications.ts';
 import { registerPerson } from '../../src/services/people.ts';

@@ -3,7 +3,6 @@ import { after, before, test } from 'node:test';
 import * as OTPAuth from 'otpauth';
 import { AppError } from '../../src/domain/errors.ts';
 import { nationalIdFromSequence } from '../../src/domain/identity/user-id.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import {
   type CardConfig,
@@ -21,6 +20,7 @@ import {
   startCardChallenge,
   startCardIssue,
 } from '../../src/services/cards.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { currentSession, startSession } from '../../src/services/sessions.ts';
 import { confirmTotpEnrolment, signInWithTotp, startTotpEnrolment } from '../../src/services/totp.ts';

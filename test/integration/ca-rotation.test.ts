@@ -5,12 +5,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import {
-  ensureCertificateAuthority,
-  listCertificateAuthorities,
-  rotateCertificateAuthority,
-  verifyAuthenticationCertificate,
-} from '../../src/pki/ca.ts';
 import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import {
   type CardConfig,
@@ -21,6 +15,12 @@ import {
   startCardChallenge,
   startCardIssue,
 } from '../../src/services/cards.ts';
+import {
+  ensureCertificateAuthority,
+  listCertificateAuthorities,
+  rotateCertificateAuthority,
+  verifyAuthenticationCertificate,
+} from '../../src/services/certificates.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { SoftwareCardKey } from '../support/card.ts';
 import { cliEnvFor, runOpencis } from '../support/cli.ts';

@@ -4,7 +4,6 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { AppError } from '../../src/domain/errors.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
 import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import {
@@ -20,6 +19,7 @@ import {
   startCardChallenge,
   startCardIssue,
 } from '../../src/services/cards.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { SoftwareCardKey } from '../support/card.ts';

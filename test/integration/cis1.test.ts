@@ -14,7 +14,6 @@ import { ASSERTION_REUSE_MS, readTicket, readTicketLiveness } from '../../src/ci
 import { loadConfig } from '../../src/config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from '../../src/http/deps.ts';
 import { cis2Claims } from '../../src/oidc/claims.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { assignRoleProfile, createPosition, endRoleProfile } from '../../src/services/access.ts';
 import {
   cancelCard,
@@ -25,6 +24,7 @@ import {
   startCardIssue,
 } from '../../src/services/cards.ts';
 import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../../src/services/catalogue.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerClient } from '../../src/services/clients.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';

@@ -5,7 +5,7 @@ import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { nationalIdFromSequence } from '../../src/domain/identity/user-id.ts';
 import { cardConfigFrom } from '../../src/http/deps.ts';
-import { ensureCertificateAuthority, issueAuthenticationCertificate } from '../../src/pki/ca.ts';
+import { ensureCertificateAuthority, issueAuthenticationCertificate } from '../../src/services/certificates.ts';
 import { expiryForecast } from '../../src/services/expiry-forecast.ts';
 import { expiryForecastReport } from '../../src/services/operations-reports.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';

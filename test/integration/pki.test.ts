@@ -15,6 +15,9 @@ import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { AppError } from '../../src/domain/errors.ts';
 import { nationalIdFromSequence } from '../../src/domain/identity/user-id.ts';
+import { currentCrl } from '../../src/pki/crl.ts';
+import { ocspRespond } from '../../src/pki/ocsp.ts';
+import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import {
   type CertificateAuthority,
   ensureCertificateAuthority,
@@ -23,10 +26,7 @@ import {
   revokeCertificate,
   revokeCertificatesOfCard,
   verifyAuthenticationCertificate,
-} from '../../src/pki/ca.ts';
-import { currentCrl } from '../../src/pki/crl.ts';
-import { ocspRespond } from '../../src/pki/ocsp.ts';
-import { verifyAuditChain } from '../../src/services/audit-verify.ts';
+} from '../../src/services/certificates.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';

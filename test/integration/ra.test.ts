@@ -5,7 +5,6 @@ import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { AppError } from '../../src/domain/errors.ts';
 import { checkIdentityDocuments, type IdentityDocument, monthsBefore } from '../../src/domain/identity/documents.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { assignRoleProfile, createPosition, effectiveRoles } from '../../src/services/access.ts';
 import { auditTrailOf } from '../../src/services/audit.ts';
 import { verifyAuditChain } from '../../src/services/audit-verify.ts';
@@ -18,6 +17,7 @@ import {
   reportCardEvent,
   startCardIssue,
 } from '../../src/services/cards.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import { getPerson, registerPerson, searchPeople } from '../../src/services/people.ts';
 import {

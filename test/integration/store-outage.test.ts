@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerClient } from '../../src/services/clients.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';

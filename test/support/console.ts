@@ -1,8 +1,8 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
 import { assignRoleProfile, createPosition } from '../../src/services/access.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import type { OutgoingMessage } from '../../src/services/notifications.ts';
 import { registerPerson } from '../../src/services/people.ts';

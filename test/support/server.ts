@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
-import { ensureCertificateAuthority } from '../../src/pki/ca.ts';
+import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import type { NotificationTransport, OutgoingMessage } from '../../src/services/notifications.ts';
 import { TEST_OUTBOUND_ENV, TestClock, testContext, testSealer } from './context.ts';

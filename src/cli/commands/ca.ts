@@ -5,7 +5,7 @@ import {
   ensureCertificateAuthority,
   listCertificateAuthorities,
   rotateCertificateAuthority,
-} from '../../pki/ca.ts';
+} from '../../services/certificates.ts';
 import type { Command } from '../command.ts';
 import { parseOptions } from '../command.ts';
 import { withOperatorContext } from '../database.ts';

@@ -8,22 +8,30 @@
 import type { Database, Queryable } from '../database.ts';
 import * as accessFacts from './access-facts.ts';
 import * as applications from './applications.ts';
+import * as attempts from './attempts.ts';
 import * as audit from './audit.ts';
 import * as auditSearch from './audit-search.ts';
 import * as authenticatorLabels from './authenticator-labels.ts';
+import * as authorities from './authorities.ts';
+import * as cards from './cards.ts';
 import * as catalogue from './catalogue.ts';
+import * as certificates from './certificates.ts';
+import * as challenges from './challenges.ts';
 import * as cis1Sessions from './cis1-sessions.ts';
 import * as cis1SigningKeys from './cis1-signing-keys.ts';
 import * as cis1Tickets from './cis1-tickets.ts';
 import * as clients from './clients.ts';
 import * as demo from './demo.ts';
+import * as enrolment from './enrolment.ts';
 import * as identityChecks from './identity-checks.ts';
 import * as jobs from './jobs.ts';
 import * as leavers from './leavers.ts';
+import * as notifications from './notifications.ts';
 import * as oidcArtefacts from './oidc-artefacts.ts';
 import * as oidcClaims from './oidc-claims.ts';
 import * as oidcKeys from './oidc-keys.ts';
 import * as oidcLogout from './oidc-logout.ts';
+import * as oneTimeCodes from './one-time-codes.ts';
 import * as operations from './operations.ts';
 import * as organisations from './organisations.ts';
 import * as people from './people.ts';
@@ -32,27 +40,39 @@ import * as positions from './positions.ts';
 import * as reports from './reports.ts';
 import * as requests from './requests.ts';
 import * as roleProfiles from './role-profiles.ts';
+import * as sessions from './sessions.ts';
 import * as synthetic from './synthetic.ts';
+import * as totp from './totp.ts';
+import * as upstream from './upstream.ts';
+import * as webauthnCredentials from './webauthn-credentials.ts';
 
 const modules = {
   accessFacts,
   applications,
+  attempts,
   audit,
   auditSearch,
   authenticatorLabels,
+  authorities,
+  cards,
   catalogue,
+  certificates,
+  challenges,
   cis1Sessions,
   cis1SigningKeys,
   cis1Tickets,
   clients,
   demo,
+  enrolment,
   identityChecks,
   jobs,
   leavers,
+  notifications,
   oidcArtefacts,
   oidcClaims,
   oidcKeys,
   oidcLogout,
+  oneTimeCodes,
   operations,
   organisations,
   people,
@@ -61,7 +81,11 @@ const modules = {
   reports,
   requests,
   roleProfiles,
+  sessions,
   synthetic,
+  totp,
+  upstream,
+  webauthnCredentials,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: matches any repository function's parameters and result

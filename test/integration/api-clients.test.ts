@@ -81,6 +81,7 @@ test(`[${backend}] the API client acts only within its organisation's subtree an
   // Registering a client is an RA Manager's act, not a script's.
   const reg = await post('/api/v1/clients', { name: 'x', redirectUris: ['http://localhost:9/cb'] });
   assert.equal(reg.status, 403);
+  assert.equal(((await reg.json()) as { error: { code: string } }).error.code, 'auth.forbidden');
   const org = await fetch(`${server.url}/api/v1/reports/pending-requests`, {
     headers: { authorization: `Bearer ${token}` },
   });

@@ -2,8 +2,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { mayAnywhere } from '../domain/policy.ts';
+import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
 import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
 import { security } from '../http/openapi.ts';
+import { SESSION_COOKIE } from '../http/web.ts';
 import { CIS2_SCOPES, clientInputSchema, listClients, registerClient, setClientStatus } from '../services/clients.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
 
@@ -50,7 +52,8 @@ const CLIENT_ID = /^[A-Za-z0-9._-]{3,100}$/;
 
 export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
   const tags = ['relying parties'];
-  const guarded = { preHandler: app.csrfProtection };
+  // CSRF for cookie-authenticated calls; none at all is told to authenticate (a bearer token is refused below).
+  const guarded = { preHandler: csrfUnlessBearer(app) };
   const clientJson = jsonSchema(registeredClientSchema);
 
   /**
@@ -58,6 +61,11 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
    * reaches the same services without HTTP). API clients never manage clients.
    */
   async function managerContext(req: FastifyRequest) {
+    if (req.headers.authorization !== undefined && req.cookies?.[SESSION_COOKIE] === undefined) {
+      // An API client (its token checked: a bad one is told to authenticate) is a script, never an RA Manager.
+      await apiActor(app, deps, req);
+      throw new AppError('auth.forbidden', { statement: 'client:register' });
+    }
     const session = await requireApiSession(deps, req, 3);
     const ctx = contextFor(deps, req, await personActorWithPowers(deps.db, session.userId, deps.clock.now()));
     if (!mayAnywhere(ctx.actor, 'client:register'))

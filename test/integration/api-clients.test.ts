@@ -112,6 +112,7 @@ test(`[${backend}] the API client acts only within its organisation's subtree an
   // Registering a client is an RA Manager's act, not one of the activities it was registered for.
   const reg = await post('/api/v1/clients', { name: 'x', redirectUris: ['http://localhost:9/cb'] });
   assert.equal(reg.status, 403);
+  assert.equal(((await reg.json()) as { error: { code: string } }).error.code, 'auth.forbidden');
   assert.equal((await server.t.db.query("SELECT count(*)::int AS n FROM oidc_clients WHERE name = 'x'")).rows[0].n, 0);
 
   // Within it, the same act as the RA Agent it was registered as.

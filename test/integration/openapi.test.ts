@@ -139,6 +139,14 @@ test(`[${backend}] a call with no credentials is told to authenticate (401 auth.
   assert.equal(clients.statusCode, 401);
   assert.doesNotMatch(String(clients.headers['www-authenticate']), /Bearer/);
   assert.match(String(clients.headers['www-authenticate']), /cookie-name="opencis_session"/);
+  const register = await app.inject({
+    method: 'POST',
+    url: '/api/v1/clients',
+    headers: { 'content-type': 'application/json' },
+    payload: '{}',
+  });
+  assert.equal(register.statusCode, 401, register.body);
+  assert.equal(register.json().error.code, 'auth.required');
 });
 
 test(`[${backend}] CSRF is asked of cookie-authenticated calls only, and a missing header is named`, async () => {

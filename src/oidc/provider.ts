@@ -3,6 +3,7 @@ import { type AcrValue, acrCandidates, meets, supportedAcrValues } from '../doma
 import { type Aal, authenticationMethods } from '../domain/credentials/assurance.ts';
 import { ukDate } from '../domain/dates.ts';
 import { isStorableText } from '../domain/text.ts';
+import { storeFailure } from '../http/errors.ts';
 import { SESSION_COOKIE } from '../http/web.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { CLIENT_AUTH_ALGS } from '../services/client-keys.ts';
@@ -291,19 +292,35 @@ export function createProvider(deps: ProviderDeps): Provider {
   answerInvalidInputWith400(provider);
   // Failed client authentications count against the caller's address (client secrets are guessable secrets too).
   limitClientAuthentication(provider, deps);
-  // A code's (or refresh token's) use that the adapter deferred to the request's next write, when the request wrote
-  // nothing after it (it failed before giving a token): recorded before the response leaves. A replay found then has
-  // its grant revoked; the request failed already, so its answer stands.
+  // A code's (or refresh token's) use that the adapter deferred and the request has not recorded with a write (the
+  // PostgreSQL adapter records it with the token it writes next; the Redis one always here): recorded before the
+  // response leaves.
+  // - The request gave tokens: if another request used the code or refresh token meanwhile, this one is the replay —
+  //   its grant is revoked (the tokens it wrote with it) and its answer becomes invalid_grant, so nothing is sent.
+  // - It failed for a reason of its own (bad input, a check): the use stands, as the library would have recorded it.
+  // - It failed because a store was lost or read-only (a 503): it gave nothing, so nothing is used up, and the
+  //   relying party's retry once the store is back is a refresh (or code exchange), not a replay.
   provider.use(async (ctx, next) => {
+    let failed: { err: unknown } | null = null;
     try {
       await next();
-    } finally {
-      await takeDeferredConsume(ctx)
-        ?.now()
-        .catch((err: unknown) => {
-          if ((err as { error?: string }).error !== 'invalid_grant') throw err;
-        });
+    } catch (err) {
+      failed = { err };
     }
+    const deferred = takeDeferredConsume(ctx);
+    if (deferred && !ctx.state.storeFailure && !(failed && storeFailure(failed.err))) {
+      try {
+        await deferred.now();
+      } catch (err) {
+        if ((err as { error?: string }).error !== 'invalid_grant') throw err;
+        if (!failed && ctx.status < 400) {
+          ctx.status = 400;
+          ctx.set('cache-control', 'no-store');
+          ctx.body = { error: 'invalid_grant', error_description: 'grant request is invalid' };
+        }
+      }
+    }
+    if (failed) throw failed.err;
   });
   // "You will be signed out of OpenCIS" (the logout page): a confirmed RP-initiated logout ends the OpenCIS session of
   // this browser too. Otherwise the next sign-in at any relying party would go straight through on that session — on a

@@ -1,7 +1,16 @@
 import type { Redis } from 'ioredis';
 import { type Adapter, errors } from 'oidc-provider';
 import { consumableLabel, type Payload, payloadOf, READ_TOGETHER } from './adapter-payload.ts';
-import { currentRequest, dropRows, leaveRow, rowKey, type TogetherRow, takeRow } from './read-together.ts';
+import {
+  currentRequest,
+  deferConsume,
+  dropRows,
+  leaveRow,
+  rowKey,
+  type TogetherRow,
+  takeDeferredConsume,
+  takeRow,
+} from './read-together.ts';
 
 const GRANTABLE = new Set([
   'AccessToken',
@@ -64,9 +73,23 @@ async function redisReadTogether(redis: Redis, ctx: object, prefix: string, k: s
 
 /** The Redis adapter: one key per artefact, with sets for grant, uid and user-code lookups; TTLs from the library. */
 export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (name: string) => Adapter {
+  const grantKey = (id: string) => `${prefix}grant:${id}`;
+  async function revokeGrant(grantId: string): Promise<void> {
+    const keys = await redis.lrange(grantKey(grantId), 0, -1);
+    if (keys.length > 0) await redis.del(...keys, ...keys.map((k) => `${k}:consumed`));
+    await redis.del(grantKey(grantId));
+  }
   return (model: string) => {
     const key = (id: string) => `${prefix}${model}:${id}`;
-    const grantKey = (id: string) => `${prefix}grant:${id}`;
+    async function consumeNow(id: string): Promise<void> {
+      const k = key(id);
+      const won = await redis.eval(CONSUME_SCRIPT, 2, k, `${k}:consumed`, String(Math.floor(Date.now() / 1000)));
+      if (won === 1) return;
+      const raw = await redis.get(k);
+      const grantId = raw ? (JSON.parse(raw) as Payload).grantId : undefined;
+      if (grantId) await revokeGrant(grantId);
+      throw new errors.InvalidGrant(`${consumableLabel(model)} already consumed`);
+    }
     return {
       async upsert(id: string, payload: Payload, expiresIn: number) {
         dropRows(currentRequest());
@@ -118,24 +141,29 @@ export function redisAdapterFactory(redis: Redis, prefix = 'opencis:oidc:'): (na
         // The use is a marker key set only if absent (SET NX, in a script with the existence check and its TTL), so of
         // two requests racing with one code — on any nodes, on any connection — exactly one marks it; the other finds
         // it consumed and is refused as a replay, and the grant revoked (see the PostgreSQL adapter).
+        //
+        // In a request of the provider the use is recorded when the request ends (provider.ts), after the tokens it
+        // gives are written and before they are sent: a request that fails on the way — PostgreSQL lost while the ID
+        // token's claims are read — has given nothing, so its relying party's retry is a refresh, not a replay. The
+        // request that loses the race has its answer replaced by invalid_grant, and the tokens it wrote go with the
+        // grant.
         dropRows(currentRequest());
-        const k = key(id);
-        const won = await redis.eval(CONSUME_SCRIPT, 2, k, `${k}:consumed`, String(Math.floor(Date.now() / 1000)));
-        if (won === 1) return;
-        const raw = await redis.get(k);
-        const grantId = raw ? (JSON.parse(raw) as Payload).grantId : undefined;
-        if (grantId) await this.revokeByGrantId(grantId);
-        throw new errors.InvalidGrant(`${consumableLabel(model)} already consumed`);
+        const ctx = currentRequest();
+        if (ctx) {
+          await deferConsume(ctx, { model, id, now: () => consumeNow(id) });
+          return;
+        }
+        await consumeNow(id);
       },
       async destroy(id: string) {
+        await takeDeferredConsume(currentRequest())?.now();
         dropRows(currentRequest());
         await redis.del(key(id), `${key(id)}:consumed`);
       },
       async revokeByGrantId(grantId: string) {
+        await takeDeferredConsume(currentRequest())?.now();
         dropRows(currentRequest());
-        const keys = await redis.lrange(grantKey(grantId), 0, -1);
-        if (keys.length > 0) await redis.del(...keys, ...keys.map((k) => `${k}:consumed`));
-        await redis.del(grantKey(grantId));
+        await revokeGrant(grantId);
       },
     };
   };

@@ -154,20 +154,23 @@ after(async () => {
   await t?.close();
 });
 
-async function configFor(node: Node): Promise<client.Configuration> {
+async function configFor(node: Node, rp = { clientId, secret }): Promise<client.Configuration> {
   const config = await client.discovery(
     new URL(`${node.url}/oidc`),
-    clientId,
+    rp.clientId,
     undefined,
-    client.ClientSecretBasic(secret),
+    client.ClientSecretBasic(rp.secret),
     { execute: [client.allowInsecureRequests] },
   );
   return config;
 }
 
 /** A whole sign-in by a person with an AAL3 OpenCIS session: authorize, interaction, code, token. */
-async function signIn(node: Node): Promise<{ accessToken: string }> {
-  const config = await configFor(node);
+async function signIn(
+  node: Node,
+  rp = { clientId, secret },
+): Promise<{ accessToken: string; refreshToken?: string; config: client.Configuration }> {
+  const config = await configFor(node, rp);
   const verifier = client.randomPKCECodeVerifier();
   const nonce = client.randomNonce();
   const state = client.randomState();
@@ -187,7 +190,7 @@ async function signIn(node: Node): Promise<{ accessToken: string }> {
     expectedNonce: nonce,
     expectedState: state,
   });
-  return { accessToken: tokens.access_token };
+  return { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, config };
 }
 
 async function signedInBrowser(): Promise<CookieJar> {
@@ -357,14 +360,78 @@ test(`[${backend}] Redis unreachable: the provider's endpoints and the interacti
   } finally {
     await node.app.close();
     await relay.cut();
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await probe.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 500);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    if (keys.length > 0) await probe.del(...keys);
-    probe.disconnect();
+    await dropTestKeys(probe);
   }
 });
+
+test(`[${backend}] PostgreSQL lost in the middle of a refresh (OpenID Connect state in Redis): 503, and the relying party's retry with the same refresh token works; nothing of the grant is revoked`, async () => {
+  const reg = await registerClient(op(), {
+    name: 'Refreshing EPR',
+    redirectUris: [redirectUri],
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    scopes: ['openid', 'profile', 'offline_access'],
+  });
+  const rp = { clientId: reg.client.clientId, secret: reg.clientSecret! };
+  const probe = new Redis({ ...REDIS, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  await probe.connect();
+  const node = await startNode({ REDIS_URL: `redis://127.0.0.1:6379/0?keyPrefix=${encodeURIComponent(redisPrefix)}` });
+  try {
+    const before = await signIn(node, rp);
+    assert.ok(before.refreshToken, 'the relying party holds a refresh token');
+    // The client is known to the node (its registry cache) and the refresh token, grant and session are in Redis: the
+    // refresh gets as far as the ID token's claims, which are read from PostgreSQL — down.
+    mode = 'down';
+    const refresh = (refreshToken = before.refreshToken!) =>
+      fetch(`${node.url}/oidc/access_token`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${encodeURIComponent(rp.clientId)}:${encodeURIComponent(rp.secret)}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+      });
+    await assertUnavailableJson(await refresh(), '5');
+    mode = 'up';
+
+    // Nothing was given to the relying party, so nothing was used up: its retry is a refresh, not a replay.
+    const retried = await refresh();
+    const body = (await retried.json()) as { access_token?: string; refresh_token?: string; error?: string };
+    assert.equal(retried.status, 200, JSON.stringify(body));
+    assert.ok(body.access_token && body.refresh_token && body.refresh_token !== before.refreshToken);
+    assert.equal((await userinfo(node, before.accessToken)).status, 200, 'the grant was not revoked');
+    assert.equal((await userinfo(node, body.access_token)).status, 200);
+    // Rotation still holds: the refresh token the retry spent is refused, and the grant revoked with every token it gave.
+    const replay = await refresh();
+    assert.equal(replay.status, 400);
+    assert.equal(((await replay.json()) as { error: string }).error, 'invalid_grant');
+    assert.equal((await userinfo(node, body.access_token)).status, 401, 'a replay revokes the grant');
+
+    // Requests racing with one refresh token: exactly one is answered with tokens; the others are refused as replays.
+    const fresh = await signIn(node, rp);
+    const raced = await Promise.all([1, 2, 3].map(() => refresh(fresh.refreshToken!)));
+    const statuses = raced.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [200, 400, 400], JSON.stringify(statuses));
+    for (const r of raced.filter((x) => x.status === 400)) {
+      assert.equal(((await r.json()) as { error: string }).error, 'invalid_grant');
+    }
+    const won = (await raced.find((r) => r.status === 200)!.json()) as { access_token: string };
+    assert.equal((await userinfo(node, won.access_token)).status, 401, 'the replays revoked the grant');
+  } finally {
+    mode = 'up';
+    await node.app.close();
+    await dropTestKeys(probe);
+  }
+});
+
+/** This file's keys out of the shared Redis. */
+async function dropTestKeys(probe: Redis): Promise<void> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await probe.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 500);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  if (keys.length > 0) await probe.del(...keys);
+  probe.disconnect();
+}

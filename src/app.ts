@@ -13,6 +13,7 @@ import { installInputGuard } from './http/input-guard.ts';
 import { installMetrics } from './http/metrics.ts';
 import { completeOpenApi, installAuthChallenges, security, securitySchemes } from './http/openapi.ts';
 import { installOperationsMetrics } from './http/operations-metrics.ts';
+import { installRouteValidation, openApiTransform } from './http/validation.ts';
 import { installWeb } from './http/web.ts';
 import { transportFromConfig } from './notifications/transports.ts';
 import { mountOidc, type OidcHandle } from './oidc/mount.ts';
@@ -124,11 +125,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         securitySchemes: securitySchemes(`${deps.config.PUBLIC_URL}${deps.config.OIDC_PATH}/access_token`),
       },
     },
+    transform: openApiTransform,
     transformObject: (documentObject) => completeOpenApi((documentObject as { openapiObject: unknown }).openapiObject),
   });
   installAuthChallenges(app);
-  // zod validates every input inside the handlers; the JSON schemas on routes document them for OpenAPI only.
-  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  // Route schemas are zod: Fastify validates each request against them, and OpenAPI is generated from them.
+  installRouteValidation(app);
 
   const registry = installMetrics(app);
   const outbox = createOutbox({

@@ -9,12 +9,12 @@ import {
   submitApplication,
   verifyApplication,
 } from '../services/ra.ts';
-import { applicationBody, requiredReasonBody, verifyBody } from './ra-bodies.ts';
+import { applicationBody, applicationQuery, rejectApplicationBody, verifyBody } from './ra-bodies.ts';
 import { raApi } from './ra-common.ts';
 
 /** Apply for Care ID (DOMAIN §5.2): the public application, and its review by the RA. */
 export function registerApplicationApi(app: FastifyInstance, deps: WebDeps): void {
-  const { tags, guarded, raContext, param, sendImage } = raApi(app, deps);
+  const { tags, raContext, param, sendImage } = raApi(app, deps);
 
   app.post(
     '/api/v1/applications',
@@ -41,13 +41,7 @@ export function registerApplicationApi(app: FastifyInstance, deps: WebDeps): voi
         tags,
         security: security.raRead,
         summary: 'Applications to review in my organisations',
-        querystring: {
-          type: 'object',
-          properties: {
-            status: { type: 'string', enum: ['submitted', 'verified', 'rejected'] },
-            limit: { type: 'integer' },
-          },
-        },
+        querystring: applicationQuery,
       },
     },
     async (req) => ({ applications: await listApplications(await raContext(req), req.query ?? {}) }),
@@ -78,7 +72,6 @@ export function registerApplicationApi(app: FastifyInstance, deps: WebDeps): voi
   app.post(
     '/api/v1/applications/:applicationId/verify',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
@@ -92,12 +85,11 @@ export function registerApplicationApi(app: FastifyInstance, deps: WebDeps): voi
   app.post(
     '/api/v1/applications/:applicationId/reject',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
         summary: 'Reject an application, with a reason',
-        body: requiredReasonBody,
+        body: rejectApplicationBody,
       },
     },
     async (req) => rejectApplication(await raContext(req), param(req, 'applicationId'), req.body ?? {}),

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { apiActor } from '../http/api-auth.ts';
+import { raActorOf } from '../http/api-auth.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
-import { security } from '../http/openapi.ts';
+import { jsonSchemaOf, security } from '../http/openapi.ts';
 import { sendAuditCsv } from '../ra/console/audit.ts';
 import { auditFilterSchema, searchAudit } from '../services/audit-view.ts';
 import { parseInput } from '../services/validation.ts';
@@ -38,13 +38,7 @@ const eventSchema = z.object({
   requestId: z.string().nullable(),
 });
 
-function jsonSchema(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<
-    string,
-    unknown
-  >;
-  return rest;
-}
+const exportQuerySchema = querySchema.omit({ before: true, after: true, limit: true });
 
 const filterDescription =
   'person: a user ID (events about them, their role profiles and requests); actor: a user ID or an actor label; ' +
@@ -61,7 +55,7 @@ export function registerAuditApi(app: FastifyInstance, deps: WebDeps): void {
       ...(q.from ? { from: q.from } : {}),
       ...(q.to ? { to: q.to } : {}),
     });
-  const context = async (req: FastifyRequest) => contextFor(deps, req, await apiActor(app, deps, req));
+  const context = async (req: FastifyRequest) => contextFor(deps, req, await raActorOf(app, deps, req));
 
   app.get(
     '/api/v1/audit',
@@ -71,12 +65,12 @@ export function registerAuditApi(app: FastifyInstance, deps: WebDeps): void {
         security: security.raRead,
         summary: 'Audit events in your scope, newest first, by pages',
         description: `${filterDescription} Continue with before=<next> (older) or after=<previous> (newer).`,
-        querystring: jsonSchema(querySchema),
+        querystring: querySchema,
         response: {
           200: {
             type: 'object',
             properties: {
-              events: { type: 'array', items: jsonSchema(eventSchema) },
+              events: { type: 'array', items: jsonSchemaOf(eventSchema, 'input') },
               next: { type: ['string', 'null'] },
               previous: { type: ['string', 'null'] },
             },
@@ -104,11 +98,11 @@ export function registerAuditApi(app: FastifyInstance, deps: WebDeps): void {
         security: security.raRead,
         summary: 'The events a filter selects as CSV (formula-safe), newest first, at most 50,000 rows',
         description: `${filterDescription} A cut export says so on its last line.`,
-        querystring: jsonSchema(querySchema.omit({ before: true, after: true, limit: true })),
+        querystring: exportQuerySchema,
       },
     },
     async (req, reply) => {
-      const q = parseInput(querySchema.omit({ before: true, after: true, limit: true }), req.query ?? {});
+      const q = parseInput(exportQuerySchema, req.query ?? {});
       const ctx = await context(req);
       const filter = filterOf({ ...q, limit: 1 });
       // A bad filter or no permission is an error answer before the first byte of the file.

@@ -1,11 +1,12 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
-import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
+import { csrfCheck, raActorOf } from '../http/api-auth.ts';
 import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
 import { security } from '../http/openapi.ts';
+import { proofField } from '../http/validation.ts';
 import {
   type CancelReason,
   cancelCard,
@@ -19,6 +20,7 @@ import {
   unlockGrant,
 } from '../services/cards.ts';
 import { createEnrolmentInvitation } from '../services/enrolment.ts';
+import type { WebSession } from '../services/sessions.ts';
 import { personTarget } from '../services/targets.ts';
 import { removeTotp, totpAuthenticatorsOf } from '../services/totp.ts';
 import { parseInput } from '../services/validation.ts';
@@ -29,12 +31,48 @@ import { removeWebauthnCredential, webauthnCredentialsOf } from '../services/web
  * may do, to whom, is decided by the policy module from their role profiles. Cookie-authenticated calls carry the CSRF
  * token in a `csrf-token` header.
  */
+const cardIssueBody = z.object({ kind: z.enum(['physical', 'virtual']).default('physical') });
+const unlockBody = z.object({ reason: z.string().trim().min(1).max(500) });
+const cancelBody = z.object({ reason: z.enum(['lost', 'stolen', 'damaged', 'leaver', 'replaced', 'other']) });
+const invitationBody = z.object({ maxAal: z.union([z.literal(2), z.literal(3)]).default(3) });
+/**
+ * A card's proof of possession: the service parses it, and audits a malformed one as a refused renewal
+ * (`card.renewal_refused`), so the route documents its shape and leaves the refusal to it (proofBody).
+ */
+const proofFields = {
+  challengeId: proofField({ type: 'string' }),
+  certificate: proofField({
+    type: 'string',
+    description: 'the certificate on the card (base64 DER), as the card agent reads it',
+  }),
+  signature: proofField({ type: 'string', description: 'the card’s signature over the challenge (base64url)' }),
+  algorithm: proofField({ type: 'string', enum: ['ES256', 'RS256'] }),
+};
+const proofRequired = ['challengeId', 'certificate', 'signature', 'algorithm'];
+const deskRenewalBody = z
+  .object({
+    ...proofFields,
+    holderSeen: proofField({ type: 'boolean', description: 'the RA has checked the holder in person' }),
+  })
+  .meta({ required: [...proofRequired, 'holderSeen'] });
+const selfRenewalBody = z.object(proofFields).meta({ required: proofRequired });
+
 export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): void {
   const tags = ['authenticators'];
-  const guarded = { preHandler: csrfUnlessBearer(app) };
+  // The holder's own card: CSRF, then a session at AAL2, before route validation (the RA routes have theirs from the
+  // API plugin's authenticateRaCalls).
+  const csrf = csrfCheck(app);
+  const holders = new WeakMap<FastifyRequest, WebSession>();
+  const holder = {
+    preValidation: async (req: FastifyRequest, reply: FastifyReply) => {
+      await csrf(req, reply);
+      holders.set(req, await requireApiSession(deps, req, 2));
+    },
+  };
+  const holderSession = async (req: FastifyRequest) => holders.get(req) ?? requireApiSession(deps, req, 2);
 
   async function raContext(req: FastifyRequest) {
-    return contextFor(deps, req, await apiActor(app, deps, req));
+    return contextFor(deps, req, await raActorOf(app, deps, req));
   }
   function userIdParam(req: FastifyRequest): string {
     const userId = (req.params as { userId?: string }).userId ?? '';
@@ -71,17 +109,16 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/people/:userId/cards',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
         summary: 'Start issuing a smartcard; returns a one-time grant for the card agent',
-        body: { type: 'object', properties: { kind: { type: 'string', enum: ['physical', 'virtual'] } } },
+        body: cardIssueBody,
       },
     },
     async (req, reply) => {
       const ctx = await raContext(req);
-      const body = parseInput(z.object({ kind: z.enum(['physical', 'virtual']).default('physical') }), req.body ?? {});
+      const body = parseInput(cardIssueBody, req.body ?? {});
       const res = await startCardIssue(ctx, deps.card, { userId: userIdParam(req), kind: body.kind });
       return reply.status(201).send(res);
     },
@@ -101,7 +138,6 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/cards/:cardId/passcode-grant',
     {
-      ...guarded,
       schema: { tags, security: security.raWrite, summary: 'Grant for the holder to set the first passcode' },
     },
     async (req) => {
@@ -112,16 +148,15 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/cards/:cardId/unlock-grant',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
         summary: 'Unlock with the holder present: grant to set a new passcode',
-        body: { type: 'object', required: ['reason'], properties: { reason: { type: 'string' } } },
+        body: unlockBody,
       },
     },
     async (req) => {
-      const body = parseInput(z.object({ reason: z.string().trim().min(1).max(500) }), req.body ?? {});
+      const body = parseInput(unlockBody, req.body ?? {});
       return { grant: await unlockGrant(await raContext(req), cardIdParam(req), body.reason) };
     },
   );
@@ -130,7 +165,6 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/cards/:cardId/renewal-challenge',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
@@ -148,26 +182,12 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/cards/:cardId/renew',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
         summary:
           'Renew the certificate on a card at the RA desk (also an expired one): the card signs the challenge, the RA confirms the holder was checked in person',
-        body: {
-          type: 'object',
-          required: ['challengeId', 'certificate', 'signature', 'algorithm', 'holderSeen'],
-          properties: {
-            challengeId: { type: 'string' },
-            certificate: {
-              type: 'string',
-              description: 'the certificate on the card (base64 DER), as the card agent reads it',
-            },
-            signature: { type: 'string', description: 'the card’s signature over the challenge (base64url)' },
-            algorithm: { type: 'string', enum: ['ES256', 'RS256'] },
-            holderSeen: { type: 'boolean', description: 'the RA has checked the holder in person' },
-          },
-        },
+        body: deskRenewalBody,
       },
     },
     async (req) => {
@@ -179,25 +199,15 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/cards/:cardId/cancel',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
         summary: 'Cancel a card (lost, stolen, damaged, leaver…): revokes its certificate at once',
-        body: {
-          type: 'object',
-          required: ['reason'],
-          properties: {
-            reason: { type: 'string', enum: ['lost', 'stolen', 'damaged', 'leaver', 'replaced', 'other'] },
-          },
-        },
+        body: cancelBody,
       },
     },
     async (req) => {
-      const body = parseInput(
-        z.object({ reason: z.enum(['lost', 'stolen', 'damaged', 'leaver', 'replaced', 'other']) }),
-        req.body ?? {},
-      );
+      const body = parseInput(cancelBody, req.body ?? {});
       return cancelCard(await raContext(req), cardIdParam(req), body.reason as CancelReason);
     },
   );
@@ -205,16 +215,15 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/people/:userId/enrolment-invitations',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
         summary: 'One-time link for the person to register a security key (AAL3) or passkey',
-        body: { type: 'object', properties: { maxAal: { type: 'integer', enum: [2, 3] } } },
+        body: invitationBody,
       },
     },
     async (req, reply) => {
-      const body = parseInput(z.object({ maxAal: z.union([z.literal(2), z.literal(3)]).default(3) }), req.body ?? {});
+      const body = parseInput(invitationBody, req.body ?? {});
       const token = await createEnrolmentInvitation(await raContext(req), {
         userId: userIdParam(req),
         maxAal: body.maxAal,
@@ -226,7 +235,6 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.delete(
     '/api/v1/people/:userId/authenticators/:authenticatorId',
     {
-      ...guarded,
       schema: { tags, security: security.raWrite, summary: 'Remove a security key, passkey or authenticator app' },
     },
     async (req, reply) => {
@@ -245,11 +253,11 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/me/card/renewal-challenge',
     {
-      ...guarded,
+      ...holder,
       schema: { tags, security: security.sessionWrite, summary: 'Challenge for the card to sign before self-renewal' },
     },
     async (req) => {
-      await requireApiSession(deps, req, 2);
+      await holderSession(req);
       return startCardChallenge(contextFor(deps, req), 'renew');
     },
   );
@@ -257,15 +265,16 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/me/card/renew',
     {
-      ...guarded,
+      ...holder,
       schema: {
         tags,
         security: security.sessionWrite,
         summary: 'Self-renew the certificate on my card (last 90 days before expiry only)',
+        body: selfRenewalBody,
       },
     },
     async (req) => {
-      const session = await requireApiSession(deps, req, 2);
+      const session = await holderSession(req);
       const res = await renewCardCertificate(contextFor(deps, req), deps.card, req.body ?? {}, session.userId);
       return { certificate: res.certificate.toString('base64'), card: res.card };
     },

@@ -1,12 +1,13 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { mayAnywhere } from '../domain/policy.ts';
-import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
+import { apiActor, csrfCheck } from '../http/api-auth.ts';
 import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
-import { security } from '../http/openapi.ts';
+import { jsonSchemaOf, security } from '../http/openapi.ts';
 import { SESSION_COOKIE } from '../http/web.ts';
 import { CIS2_SCOPES, clientInputSchema, listClients, registerClient, setClientStatus } from '../services/clients.ts';
+import type { ServiceContext } from '../services/context.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
 
 /**
@@ -40,21 +41,26 @@ const registeredClientSchema = z.object({
     .describe('The OpenID Connect client metadata oidc-provider is given (never the secret)'),
 });
 
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output' = 'output'): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<
-    string,
-    unknown
-  >;
-  return rest;
-}
-
 const CLIENT_ID = /^[A-Za-z0-9._-]{3,100}$/;
 
 export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
   const tags = ['relying parties'];
-  // CSRF for cookie-authenticated calls; none at all is told to authenticate (a bearer token is refused below).
-  const guarded = { preHandler: csrfUnlessBearer(app) };
-  const clientJson = jsonSchema(registeredClientSchema);
+  // Before route validation: CSRF for cookie-authenticated changes (none at all is told to authenticate), then the
+  // RA Manager (a bearer token is refused below).
+  const csrf = csrfCheck(app);
+  const managers = new WeakMap<FastifyRequest, ServiceContext>();
+  const asManager = async (req: FastifyRequest) => {
+    managers.set(req, await managerContext(req));
+  };
+  const reader = { preValidation: asManager };
+  const guarded = {
+    preValidation: async (req: FastifyRequest, reply: FastifyReply) => {
+      await csrf(req, reply);
+      await asManager(req);
+    },
+  };
+  const manager = async (req: FastifyRequest) => managers.get(req) ?? managerContext(req);
+  const clientJson = jsonSchemaOf(registeredClientSchema);
 
   /**
    * An RA Manager at AAL3, who may register clients somewhere (the services decide on each client; the CLI operator
@@ -81,6 +87,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
   app.get(
     '/api/v1/clients',
     {
+      ...reader,
       schema: {
         tags,
         security: security.sessionRead,
@@ -89,7 +96,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
       },
     },
     async (req) => {
-      const ctx = await managerContext(req);
+      const ctx = await manager(req);
       return { clients: await listClients(ctx) };
     },
   );
@@ -103,7 +110,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
         security: security.sessionWrite,
         summary: 'Register a relying party; a client secret (client_secret_* methods) is returned this once only',
         description: `Client IDs look like CIS2's (12 digits + ".apps.national") unless one is given. Scopes: ${CIS2_SCOPES.join(', ')}. private_key_jwt clients register their public keys (jwks or jwksUri).`,
-        body: jsonSchema(clientInputSchema, 'input'),
+        body: clientInputSchema,
         response: {
           201: {
             type: 'object',
@@ -119,7 +126,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
       },
     },
     async (req, reply) => {
-      const ctx = await managerContext(req);
+      const ctx = await manager(req);
       const res = await registerClient(ctx, req.body ?? {});
       return reply.status(201).send(res);
     },
@@ -140,7 +147,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
             verb === 'disable'
               ? 'Disable a relying party: it can no longer sign anyone in, redeem codes or call userinfo'
               : 'Enable a disabled relying party again',
-          params: { type: 'object', properties: { clientId: { type: 'string' } }, required: ['clientId'] },
+          params: z.object({ clientId: z.string() }),
           response: {
             200: {
               type: 'object',
@@ -150,7 +157,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
         },
       },
       async (req) => {
-        const ctx = await managerContext(req);
+        const ctx = await manager(req);
         const clientId = clientIdParam(req);
         await setClientStatus(ctx, clientId, status);
         return { clientId, status };

@@ -4,6 +4,7 @@
  * OpenAPI security schemes) is the app's: src/http/api-auth.ts, src/http/errors.ts, src/http/openapi.ts.
  */
 import type { FastifyInstance } from 'fastify';
+import { authenticateRaCalls } from '../http/api-auth.ts';
 import type { WebDeps } from '../http/deps.ts';
 import { registerApplicationApi } from './applications.ts';
 import { registerAuditApi } from './audit.ts';
@@ -34,5 +35,7 @@ const resources: readonly ((app: FastifyInstance, deps: WebDeps) => void)[] = [
 ];
 
 export async function apiPlugin(app: FastifyInstance, options: { deps: WebDeps }): Promise<void> {
+  // Before route validation: CSRF and who is calling (src/http/api-auth.ts).
+  app.addHook('preValidation', authenticateRaCalls(app, options.deps));
   for (const register of resources) await app.register(async (resource) => register(resource, options.deps));
 }

@@ -1,8 +1,13 @@
 import type { FastifyInstance } from 'fastify';
-import { apiActor } from '../http/api-auth.ts';
+import { raActorOf } from '../http/api-auth.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
 import { security } from '../http/openapi.ts';
-import { expiryForecastReport, failedNotificationsReport } from '../services/operations-reports.ts';
+import {
+  expiryForecastReport,
+  failedNotificationsReport,
+  failedSchema,
+  forecastSchema,
+} from '../services/operations-reports.ts';
 
 /** RA reports on the service's operation: undeliverable messages, and the certificate expiry forecast. */
 export function registerOperationsReports(app: FastifyInstance, deps: WebDeps): void {
@@ -15,11 +20,11 @@ export function registerOperationsReports(app: FastifyInstance, deps: WebDeps): 
         security: security.raRead,
         summary:
           'Messages (one-time codes, expiry warnings) that could not be delivered, within N days (30 by default)',
-        querystring: { type: 'object', properties: { withinDays: { type: 'integer' }, limit: { type: 'integer' } } },
+        querystring: failedSchema,
       },
     },
     async (req) => ({
-      lines: await failedNotificationsReport(contextFor(deps, req, await apiActor(app, deps, req)), req.query ?? {}),
+      lines: await failedNotificationsReport(contextFor(deps, req, await raActorOf(app, deps, req)), req.query ?? {}),
     }),
   );
   app.get(
@@ -30,12 +35,12 @@ export function registerOperationsReports(app: FastifyInstance, deps: WebDeps): 
         security: security.raRead,
         summary:
           'Card certificates expiring per day over the next N days (365 by default), with the days over the expiry-wave alert share',
-        querystring: { type: 'object', properties: { days: { type: 'integer' } } },
+        querystring: forecastSchema,
       },
     },
     async (req) =>
       expiryForecastReport(
-        contextFor(deps, req, await apiActor(app, deps, req)),
+        contextFor(deps, req, await raActorOf(app, deps, req)),
         deps.config.CARD_EXPIRY_ALERT_PERCENT,
         req.query ?? {},
       ),

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { newPositionSchema } from '../domain/access/role-profile.ts';
-import { newOrganisationSchema, organisationTypes } from '../domain/organisations/organisation.ts';
-import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
+import { organisationTypes } from '../domain/organisations/organisation.ts';
+import { raActorOf } from '../http/api-auth.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
 import { jsonSchemaOf, security } from '../http/openapi.ts';
 import { createPosition } from '../services/access.ts';
@@ -13,8 +13,9 @@ import {
   organisationTree,
   updateOrganisation,
 } from '../services/organisation-changes.ts';
-import { saveOrganisation } from '../services/organisations.ts';
+import { newOrganisationInput, saveOrganisation } from '../services/organisations.ts';
 import { listPositions, positionChangeSchema, updatePosition } from '../services/positions.ts';
+import { withExamples } from '../services/validation.ts';
 
 /**
  * Organisations and positions (issue 18): what the console's organisation pages and `opencis import orgs` do, for an
@@ -50,31 +51,21 @@ const positionSchema = z.object({
   workgroups: z.array(z.string()),
   status: z.enum(['active', 'retired']),
 });
-const odsParams = z.object({
-  odsCode: z
-    .string()
-    .max(10)
-    .meta({ examples: ['RR8'] }),
-});
-const positionParams = z.object({ positionId: z.string().regex(/^[0-9]{1,18}$/) });
+// Malformed IDs in a path are looked up like any other and not found (404), as before route validation.
+const odsParams = z.object({ odsCode: z.string().meta({ description: 'An ODS code', examples: ['RR8'] }) });
+const positionParams = z.object({ positionId: z.string().meta({ description: 'A position ID (digits)' }) });
 
-const newOrganisationBody = {
-  ...jsonSchemaOf(newOrganisationSchema, 'input'),
-  examples: [{ odsCode: 'RR813', name: 'St James’s Hospital', type: 'site', parentOdsCode: 'RR8' }],
-};
-const organisationChangeBody = {
-  ...jsonSchemaOf(organisationChangeSchema, 'input'),
-  examples: [{ name: 'Leeds Teaching Hospitals' }],
-};
-const organisationMoveBody = { ...jsonSchemaOf(organisationMoveSchema, 'input'), examples: [{ parentOdsCode: 'RR8' }] };
-const newPositionBody = {
-  ...jsonSchemaOf(newPositionSchema, 'input'),
-  examples: [{ name: 'Ward nurse, ward 7', jobRoles: ['R8001'], activities: ['B0825'], assignable: true }],
-};
-const positionChangeBody = {
-  ...jsonSchemaOf(positionChangeSchema, 'input'),
-  examples: [{ name: 'Staff nurse, ward 7', activities: ['B0825', 'B0380'] }],
-};
+const newOrganisationBody = withExamples(newOrganisationInput, [
+  { odsCode: 'RR813', name: 'St James’s Hospital', type: 'site', parentOdsCode: 'RR8' },
+]);
+const organisationChangeBody = withExamples(organisationChangeSchema, [{ name: 'Leeds Teaching Hospitals' }]);
+const organisationMoveBody = withExamples(organisationMoveSchema, [{ parentOdsCode: 'RR8' }]);
+const newPositionBody = withExamples(newPositionSchema, [
+  { name: 'Ward nurse, ward 7', jobRoles: ['R8001'], activities: ['B0825'], assignable: true },
+]);
+const positionChangeBody = withExamples(positionChangeSchema, [
+  { name: 'Staff nurse, ward 7', activities: ['B0825', 'B0380'] },
+]);
 const assignableBody = z
   .object({ assignable: z.boolean() })
   .strict()
@@ -82,10 +73,9 @@ const assignableBody = z
 
 export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): void {
   const tags = ['organisations and positions'];
-  const guarded = { preHandler: csrfUnlessBearer(app) };
   const read = { tags, security: security.raRead };
   const write = { tags, security: security.raWrite };
-  const context = async (req: FastifyRequest) => contextFor(deps, req, await apiActor(app, deps, req));
+  const context = async (req: FastifyRequest) => contextFor(deps, req, await raActorOf(app, deps, req));
   const param = (req: FastifyRequest, name: string): string =>
     String((req.params as Record<string, string | undefined>)[name] ?? '');
   const ok = (schema: z.ZodType) => ({ 200: jsonSchemaOf(schema) });
@@ -96,7 +86,7 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
       schema: {
         ...read,
         summary: 'An organisation and every organisation below it (sites, wards, practices)',
-        params: jsonSchemaOf(odsParams),
+        params: odsParams,
         response: ok(treeSchema),
       },
     },
@@ -106,7 +96,6 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
   app.post(
     '/api/v1/organisations',
     {
-      ...guarded,
       schema: {
         ...write,
         summary: 'Add an organisation below one of yours (an RA Manager’s; a top-level one is the operator’s)',
@@ -120,11 +109,10 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
   app.patch(
     '/api/v1/organisations/:odsCode',
     {
-      ...guarded,
       schema: {
         ...write,
         summary: 'Change an organisation’s name or type',
-        params: jsonSchemaOf(odsParams),
+        params: odsParams,
         body: organisationChangeBody,
         response: ok(saved),
       },
@@ -135,11 +123,10 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
   app.post(
     '/api/v1/organisations/:odsCode/move',
     {
-      ...guarded,
       schema: {
         ...write,
         summary: 'Move an organisation (and its subtree) under another parent: you need power over both',
-        params: jsonSchemaOf(odsParams),
+        params: odsParams,
         body: organisationMoveBody,
         response: ok(saved),
       },
@@ -153,7 +140,7 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
       schema: {
         ...read,
         summary: 'An organisation’s positions, active ones first',
-        params: jsonSchemaOf(odsParams),
+        params: odsParams,
         response: ok(z.object({ positions: z.array(positionSchema) })),
       },
     },
@@ -163,11 +150,10 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
   app.post(
     '/api/v1/organisations/:odsCode/positions',
     {
-      ...guarded,
       schema: {
         ...write,
         summary: 'Create a position in an organisation (RA Managers and Advanced RA Agents)',
-        params: jsonSchemaOf(odsParams),
+        params: odsParams,
         body: newPositionBody,
         response: { 201: jsonSchemaOf(z.object({ position: positionSchema })) },
       },
@@ -181,12 +167,11 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
   app.patch(
     '/api/v1/positions/:positionId',
     {
-      ...guarded,
       schema: {
         ...write,
         summary:
           'Change a position: its name, job roles, activities, whether it is assignable (changes its holders’ access)',
-        params: jsonSchemaOf(positionParams),
+        params: positionParams,
         body: positionChangeBody,
         response: ok(z.object({ position: positionSchema })),
       },
@@ -197,12 +182,11 @@ export function registerOrganisationApi(app: FastifyInstance, deps: WebDeps): vo
   app.put(
     '/api/v1/positions/:positionId/assignable',
     {
-      ...guarded,
       schema: {
         ...write,
         summary: 'Mark a position assignable (sponsors may give it directly) or not',
-        params: jsonSchemaOf(positionParams),
-        body: jsonSchemaOf(assignableBody, 'input'),
+        params: positionParams,
+        body: assignableBody,
         response: ok(z.object({ position: positionSchema })),
       },
     },

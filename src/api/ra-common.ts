@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
-import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
+import { raActorOf } from '../http/api-auth.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
 import type { ServiceContext } from '../services/context.ts';
 
@@ -14,10 +14,8 @@ import type { ServiceContext } from '../services/context.ts';
  */
 export interface RaApi {
   tags: string[];
-  /** Route options of a change: CSRF for cookie-authenticated calls. */
-  guarded: { preHandler: ReturnType<typeof csrfUnlessBearer> };
   /** A change with a photo: at most 5 MB, about 6.7 MB as base64, plus the rest of the form. */
-  withPhoto: { preHandler: ReturnType<typeof csrfUnlessBearer>; bodyLimit: number };
+  withPhoto: { bodyLimit: number };
   raContext(req: FastifyRequest): Promise<ServiceContext>;
   param(req: FastifyRequest, name: string): string;
   userIdParam(req: FastifyRequest): string;
@@ -25,14 +23,13 @@ export interface RaApi {
 }
 
 export function raApi(app: FastifyInstance, deps: WebDeps): RaApi {
-  const guarded = { preHandler: csrfUnlessBearer(app) };
   const param = (req: FastifyRequest, name: string): string =>
     String((req.params as Record<string, string | undefined>)[name] ?? '');
   return {
     tags: ['registration authority'],
-    guarded,
-    withPhoto: { ...guarded, bodyLimit: 8 * 1024 * 1024 },
-    raContext: async (req) => contextFor(deps, req, await apiActor(app, deps, req)),
+    withPhoto: { bodyLimit: 8 * 1024 * 1024 },
+    // CSRF and the caller were checked before validation (authenticateRaCalls); the actor is the one found then.
+    raContext: async (req) => contextFor(deps, req, await raActorOf(app, deps, req)),
     param,
     userIdParam(req) {
       const userId = param(req, 'userId');

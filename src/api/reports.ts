@@ -7,6 +7,8 @@ import {
   lockedCardsReport,
   pendingRequestsReport,
   peopleWithoutRolesReport,
+  reportPageSchema,
+  reportWithinSchema,
   rolesEndingReport,
 } from '../services/ra.ts';
 import { raApi } from './ra-common.ts';
@@ -15,8 +17,8 @@ import { raApi } from './ra-common.ts';
 export function registerReportApi(app: FastifyInstance, deps: WebDeps): void {
   const { tags, raContext } = raApi(app, deps);
 
-  const days = { type: 'object', properties: { withinDays: { type: 'integer' }, limit: { type: 'integer' } } };
-  const page = { type: 'object', properties: { limit: { type: 'integer' } } };
+  const days = reportWithinSchema;
+  const page = reportPageSchema;
   const reports = [
     ['pending-requests', 'Pending access requests, soonest to expire first', pendingRequestsReport, page],
     [

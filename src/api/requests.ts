@@ -10,17 +10,16 @@ import {
   requestAccess,
   withdrawRequest,
 } from '../services/ra.ts';
-import { accessRequestBody, reasonBody, requiredReasonBody } from './ra-bodies.ts';
+import { accessRequestBody, approveBody, decisionBody, requestQuery, withdrawBody } from './ra-bodies.ts';
 import { raApi } from './ra-common.ts';
 
 /** Access requests (DOMAIN §5.3): ask for a position for a person, approve, reject, withdraw, expire. */
 export function registerAccessRequestApi(app: FastifyInstance, deps: WebDeps): void {
-  const { tags, guarded, raContext, param } = raApi(app, deps);
+  const { tags, raContext, param } = raApi(app, deps);
 
   app.post(
     '/api/v1/access-requests',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
@@ -38,15 +37,7 @@ export function registerAccessRequestApi(app: FastifyInstance, deps: WebDeps): v
         tags,
         security: security.raRead,
         summary: 'Access requests I made, about me, or in my organisations',
-        querystring: {
-          type: 'object',
-          properties: {
-            status: { type: 'string', enum: ['pending', 'approved', 'rejected', 'withdrawn', 'expired'] },
-            odsCode: { type: 'string' },
-            mine: { type: 'boolean' },
-            limit: { type: 'integer' },
-          },
-        },
+        querystring: requestQuery,
       },
     },
     async (req) => ({ requests: await listRequests(await raContext(req), req.query ?? {}) }),
@@ -55,7 +46,6 @@ export function registerAccessRequestApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/access-requests/expire',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
@@ -74,15 +64,11 @@ export function registerAccessRequestApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/access-requests/:requestId/approve',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
         summary: 'Approve a pending request: the position is given at once',
-        body: {
-          type: 'object',
-          properties: { expectedVersion: { type: 'integer' }, reason: { type: 'string', maxLength: 1000 } },
-        },
+        body: approveBody,
       },
     },
     async (req) => approveRequest(await raContext(req), param(req, 'requestId'), req.body ?? {}),
@@ -91,12 +77,11 @@ export function registerAccessRequestApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/access-requests/:requestId/reject',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
         summary: 'Reject a pending request, with a reason',
-        body: requiredReasonBody,
+        body: decisionBody,
       },
     },
     async (req) => rejectRequest(await raContext(req), param(req, 'requestId'), req.body ?? {}),
@@ -105,8 +90,7 @@ export function registerAccessRequestApi(app: FastifyInstance, deps: WebDeps): v
   app.post(
     '/api/v1/access-requests/:requestId/withdraw',
     {
-      ...guarded,
-      schema: { tags, security: security.raWrite, summary: 'Withdraw a pending request', body: reasonBody },
+      schema: { tags, security: security.raWrite, summary: 'Withdraw a pending request', body: withdrawBody },
     },
     async (req) => withdrawRequest(await raContext(req), param(req, 'requestId'), req.body ?? {}),
   );

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
-import { apiActor, csrfUnlessBearer } from '../http/api-auth.ts';
+import { raActorOf } from '../http/api-auth.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
 import { security } from '../http/openapi.ts';
 import { personTarget } from '../services/targets.ts';
@@ -21,7 +21,6 @@ const linkBody = z.object({ idpId: z.string().max(40), subject: z.string().trim(
 
 export function registerUpstreamLinkApi(app: FastifyInstance, deps: WebDeps): void {
   const tags = ['authenticators'];
-  const guarded = { preHandler: csrfUnlessBearer(app) };
 
   function userIdParam(req: FastifyRequest): string {
     const userId = (req.params as { userId?: string }).userId ?? '';
@@ -39,7 +38,7 @@ export function registerUpstreamLinkApi(app: FastifyInstance, deps: WebDeps): vo
       },
     },
     async (req) => {
-      const ctx = contextFor(deps, req, await apiActor(app, deps, req));
+      const ctx = contextFor(deps, req, await raActorOf(app, deps, req));
       const userId = userIdParam(req);
       authorize(ctx.actor, 'person:read', await personTarget(deps.db, deps.clock, userId));
       return { links: await upstreamLinksOf(deps.db, userId) };
@@ -49,20 +48,15 @@ export function registerUpstreamLinkApi(app: FastifyInstance, deps: WebDeps): vo
   app.post(
     '/api/v1/people/:userId/upstream-links',
     {
-      ...guarded,
       schema: {
         tags,
         security: security.raWrite,
         summary: "Link an account at an upstream identity provider to the person's record (sign-in at AAL2)",
-        body: {
-          type: 'object',
-          required: ['idpId', 'subject'],
-          properties: { idpId: { type: 'string' }, subject: { type: 'string' } },
-        },
+        body: linkBody,
       },
     },
     async (req, reply) => {
-      const ctx = contextFor(deps, req, await apiActor(app, deps, req));
+      const ctx = contextFor(deps, req, await raActorOf(app, deps, req));
       const userId = userIdParam(req);
       const body = parseInput(linkBody, req.body ?? {});
       // Policy first: who may not link for this person learns nothing about the providers.
@@ -76,11 +70,10 @@ export function registerUpstreamLinkApi(app: FastifyInstance, deps: WebDeps): vo
   app.delete(
     '/api/v1/people/:userId/upstream-links/:linkId',
     {
-      ...guarded,
       schema: { tags, security: security.raWrite, summary: 'Remove a linked upstream account (its sessions end)' },
     },
     async (req, reply) => {
-      const ctx = contextFor(deps, req, await apiActor(app, deps, req));
+      const ctx = contextFor(deps, req, await raActorOf(app, deps, req));
       const linkId = String((req.params as { linkId?: string }).linkId ?? '').slice(0, 40);
       await unlinkUpstreamAccount(ctx, userIdParam(req), linkId);
       return reply.status(204).send();

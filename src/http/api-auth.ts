@@ -90,3 +90,34 @@ export function csrfUnlessBearer(app: FastifyInstance) {
     app.csrfProtection(req, reply, done);
   };
 }
+
+const actors = new WeakMap<FastifyRequest, Actor>();
+
+/** Runs the done-style CSRF check of csrfUnlessBearer as a promise. */
+export function csrfCheck(app: FastifyInstance) {
+  const check = csrfUnlessBearer(app);
+  return (req: FastifyRequest, reply: FastifyReply) =>
+    new Promise<void>((resolve, reject) => check(req, reply, (err) => (err ? reject(err) : resolve())));
+}
+
+/**
+ * The RA API's `preValidation` hook: for a route whose OpenAPI `security` accepts RA staff or an API client, the CSRF
+ * check of a cookie-authenticated change, then who is calling — both before route validation, so a call without
+ * credentials is told to authenticate (401) and a forged one is refused (403) whatever its body, as before validation
+ * was on. The actor is kept for the handler (`raActorOf`). Routes for a signed-in person only authenticate in their
+ * own `preValidation`.
+ */
+export function authenticateRaCalls(app: FastifyInstance, deps: WebDeps) {
+  const csrf = csrfCheck(app);
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const declared = (req.routeOptions.schema as { security?: Record<string, string[]>[] } | undefined)?.security;
+    if (!declared?.some((r) => 'clientCredentials' in r)) return;
+    if (declared.some((r) => 'csrfToken' in r)) await csrf(req, reply);
+    actors.set(req, await apiActor(app, deps, req));
+  };
+}
+
+/** The caller authenticated by `authenticateRaCalls` (or now, for a route it did not run on). */
+export async function raActorOf(app: FastifyInstance, deps: WebDeps, req: FastifyRequest): Promise<Actor> {
+  return actors.get(req) ?? apiActor(app, deps, req);
+}

@@ -226,5 +226,7 @@ export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output' = 'output
     string,
     unknown
   >;
-  return rest;
+  // zod leaves a schema's own metadata out of its input's JSON Schema when a field transforms: put it back.
+  const { id: _id, ...meta } = z.globalRegistry.get(schema) ?? {};
+  return { ...rest, ...meta };
 }

@@ -10,7 +10,7 @@ import { raAction } from './ra/common.ts';
 import { reportScope as scopeOf } from './ra/reports.ts';
 import { parseInput } from './validation.ts';
 
-const failedSchema = z.object({
+export const failedSchema = z.object({
   withinDays: z.coerce.number().int().min(1).max(366).default(30),
   limit: z.coerce.number().int().min(1).max(1000).default(200),
 });
@@ -55,7 +55,7 @@ export async function failedNotificationsReport(
   );
 }
 
-const forecastSchema = z.object({ days: z.coerce.number().int().min(1).max(366).default(365) });
+export const forecastSchema = z.object({ days: z.coerce.number().int().min(1).max(366).default(365) });
 
 /** Expiries per day for the next `days` days (365: 12 months), with the days over the alert share marked. */
 export async function expiryForecastReport(

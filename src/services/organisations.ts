@@ -11,12 +11,15 @@ import type { Queryable } from '../storage/database.ts';
 import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
-import { parseInput } from './validation.ts';
+import { inputSchema, parseInput } from './validation.ts';
+
+/** A new organisation as a service or a route receives it: a bad ODS code is `organisation.invalid_ods_code`. */
+export const newOrganisationInput = inputSchema(newOrganisationSchema, (i) =>
+  i.path[0] === 'odsCode' || i.path[0] === 'parentOdsCode' ? 'organisation.invalid_ods_code' : 'request.invalid',
+);
 
 export function validateNewOrganisation(input: unknown): NewOrganisation {
-  return parseInput(newOrganisationSchema, input, (i) =>
-    i.path[0] === 'odsCode' || i.path[0] === 'parentOdsCode' ? 'organisation.invalid_ods_code' : 'request.invalid',
-  );
+  return parseInput(newOrganisationInput, input);
 }
 
 /** The organisation with ODS code `odsCode` (`lock`: its row, for the rest of the transaction). */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
+import type { z } from 'zod';
 import { isCalendarDate, ukDate } from '../domain/dates.ts';
-import { AppError } from '../domain/errors.ts';
+import { AppError, type ErrorCode } from '../domain/errors.ts';
 import { duplicateNameKey, normaliseName } from '../domain/identity/names.ts';
 import { isValidNiNumber, normaliseNiNumber } from '../domain/identity/ni-number.ts';
 import {
@@ -21,7 +22,7 @@ import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { subtreeOf } from './organisations.ts';
 import { personTarget } from './targets.ts';
-import { parseInput } from './validation.ts';
+import { inputSchema, parseInput } from './validation.ts';
 
 export interface RegisterOptions {
   /**
@@ -38,14 +39,25 @@ export function validateNewPerson(
   return parseInput(
     newPersonSchema({ today: ukDate(ctx.clock.now()), allowExampleNiPrefix: ctx.allowExampleNiPrefix }),
     input,
-    (issue) =>
-      issue.path[0] === 'niNumber'
-        ? 'person.invalid_ni_number'
-        : issue.path[0] === 'dateOfBirth'
-          ? 'person.invalid_date_of_birth'
-          : 'request.invalid',
+    personCodes,
   );
 }
+
+const personCodes = (issue: z.core.$ZodIssue): ErrorCode =>
+  issue.path[0] === 'niNumber'
+    ? 'person.invalid_ni_number'
+    : issue.path[0] === 'dateOfBirth'
+      ? 'person.invalid_date_of_birth'
+      : 'request.invalid';
+
+/**
+ * A person's details as a route receives them: what no day and no configuration would accept is refused there, with
+ * the codes `validateNewPerson` gives; the date of birth against today and example NI prefixes are decided by it.
+ */
+export const personShapeInput = inputSchema(
+  newPersonSchema({ today: '9999-12-31', allowExampleNiPrefix: true }),
+  personCodes,
+);
 
 /** Duplicate candidates for a would-be new person, for the RA to look at before registering. */
 export async function findDuplicates(ctx: ServiceContext, input: unknown): Promise<Person[]> {

@@ -36,21 +36,25 @@ export type { Applicant, Application, ApplicationStatus };
 /** Submissions per client IP: a handful an hour is plenty for a ward's shared connection, and stops bulk abuse. */
 export const applicationAttemptPolicy: AttemptPolicy = { limit: 10, windowMs: 60 * 60_000, lockMs: 60 * 60_000 };
 
-const submissionSchema = z.object({
+export const submissionSchema = z.object({
   applicant: z.unknown(),
   odsCode: z.string().max(10),
   selfie: imageInputSchema,
   photoIdImage: imageInputSchema,
 });
 
-const verifySchema = z.object({
+export const verifySchema = z.object({
   videoCheckedAt: z.iso.datetime({ offset: true }),
   notes: optionalText(1000),
   documents: identityDocumentsSchema,
   ...resolutionFields,
 });
 
-const rejectSchema = z.object({ reason: text(1000) });
+export const rejectSchema = z.object({ reason: text(1000) });
+export const applicationListSchema = z.object({
+  status: z.enum(['submitted', 'verified', 'rejected']).default('submitted'),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
 
 function requireApplicationId(id: string): string {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) {
@@ -106,13 +110,7 @@ export async function submitApplication(
 /** Applications the actor may review (their organisations only), oldest first. */
 export async function listApplications(ctx: ServiceContext, query: unknown = {}): Promise<Application[]> {
   return raAction(ctx, 'application.list', { targetType: 'application', targetId: null }, async () => {
-    const q = parseInput(
-      z.object({
-        status: z.enum(['submitted', 'verified', 'rejected']).default('submitted'),
-        limit: z.coerce.number().int().min(1).max(500).default(100),
-      }),
-      query,
-    );
+    const q = parseInput(applicationListSchema, query);
     const orgs = organisationsWhere(ctx.actor, 'application:review');
     if (orgs !== 'all' && orgs.length === 0) throw new AppError('auth.forbidden', { statement: 'application:review' });
     return ctx.repos.applications.listApplications({

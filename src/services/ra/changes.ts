@@ -17,7 +17,7 @@ import { endRoleProfile } from '../access.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
 import { personTarget, profileTarget } from '../targets.ts';
-import { parseInput } from '../validation.ts';
+import { inputSchema, parseInput } from '../validation.ts';
 import { lockPerson, raAction, requireUserId } from './common.ts';
 
 export const reasonSchema = z.object({ reason: text(1000) });
@@ -37,12 +37,15 @@ export async function endPosition(ctx: ServiceContext, personRoleId: string, inp
 }
 
 const calendarDate = z.string().trim().refine(isCalendarDate, { message: 'must be a real date written YYYY-MM-DD' });
-const datesSchema = z.object({
+export const datesSchema = z.object({
   startDate: calendarDate.optional(),
   /** null: no end date (open-ended); absent: unchanged. */
   endDate: calendarDate.nullable().optional(),
   reason: text(1000),
 });
+inputSchema(datesSchema, (i) =>
+  i.path[0] === 'startDate' || i.path[0] === 'endDate' ? 'role_profile.invalid_dates' : 'request.invalid',
+);
 
 /**
  * Changes a position's dates: extend or shorten a temporary member of staff (bank, agency, locum, student), or move the
@@ -52,9 +55,7 @@ export async function changeRoleDates(ctx: ServiceContext, personRoleId: string,
   const about = { targetType: 'role_profile', targetId: personRoleId };
   return raAction(ctx, 'role_profile.change_dates', about, async () => {
     requireRoleId(personRoleId);
-    const change = parseInput(datesSchema, input, (i) =>
-      i.path[0] === 'startDate' || i.path[0] === 'endDate' ? 'role_profile.invalid_dates' : 'request.invalid',
-    );
+    const change = parseInput(datesSchema, input);
     return ctx.transaction(async (tx) => {
       const peek = await tx.roleProfiles.profileById(personRoleId);
       if (!peek) throw new AppError('role_profile.not_found');
@@ -101,7 +102,7 @@ export async function changeRoleDates(ctx: ServiceContext, personRoleId: string,
   });
 }
 
-const nameSchema = z
+export const nameSchema = z
   .object({
     title: optionalText(35).optional(),
     givenName: text(100).optional(),

@@ -63,8 +63,8 @@ const placeNeeded = (v: { method: CheckMethod; place: string | null }) =>
   v.method !== 'face_to_face' || v.place != null;
 const placeMessage = { message: 'say where the face-to-face check took place', path: ['place'] };
 
-const checkSchema = z.object(checkFields).refine(placeNeeded, placeMessage);
-const registerSchema = z
+export const checkSchema = z.object(checkFields).refine(placeNeeded, placeMessage);
+export const registerSchema = z
   .object({ person: z.unknown(), ...checkFields, ...resolutionFields })
   .refine(placeNeeded, placeMessage);
 

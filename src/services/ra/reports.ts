@@ -33,11 +33,12 @@ const filterFields = {
   to: day.optional(),
 };
 const fromBeforeTo = (r: { from?: string; to?: string }) => !r.from || !r.to || r.from <= r.to;
-const pageSchema = z.object(filterFields).refine(fromBeforeTo, { path: ['to'], message: 'must not be before from' });
-const withinSchema = (defaultDays: number) =>
-  z
-    .object({ withinDays: z.coerce.number().int().min(1).max(366).default(defaultDays), ...filterFields })
-    .refine(fromBeforeTo, { path: ['to'], message: 'must not be before from' });
+export const pageSchema = z
+  .object(filterFields)
+  .refine(fromBeforeTo, { path: ['to'], message: 'must not be before from' });
+export const withinSchema = z
+  .object({ withinDays: z.coerce.number().int().min(1).max(366).default(30), ...filterFields })
+  .refine(fromBeforeTo, { path: ['to'], message: 'must not be before from' });
 
 /** What each report's date range is about. */
 export const reportDates = {
@@ -101,7 +102,7 @@ export function pendingRequestsReport(ctx: ServiceContext, query: unknown = {}):
 
 /** Cards whose certificate expires within `withinDays` (30 by default; 90 is the self-renewal window). */
 export function cardsExpiringReport(ctx: ServiceContext, query: unknown = {}): Promise<CardLine[]> {
-  const q = parseInput(withinSchema(30), query ?? {});
+  const q = parseInput(withinSchema, query ?? {});
   const { withinDays, limit, offset } = q;
   return report(ctx, 'cards_expiring', q.odsCode, (scope) => {
     const now = ctx.clock.now();
@@ -137,7 +138,7 @@ export function peopleWithoutRolesReport(ctx: ServiceContext, query: unknown = {
 
 /** Role profiles ending within `withinDays` (30 by default): temporary staff to extend or let go. */
 export function rolesEndingReport(ctx: ServiceContext, query: unknown = {}): Promise<EndingLine[]> {
-  const q = parseInput(withinSchema(30), query ?? {});
+  const q = parseInput(withinSchema, query ?? {});
   const { withinDays, limit, offset } = q;
   return report(ctx, 'roles_ending', q.odsCode, (scope) => {
     const today = ukDate(ctx.clock.now());

@@ -32,7 +32,7 @@ function canSee(ctx: ServiceContext, r: Pick<AccessRequest, 'requestedBy' | 'use
   return isAllowed(a, 'request:approve', org) || isAllowed(a, 'request:create', org);
 }
 
-const listSchema = z.object({
+export const requestListSchema = z.object({
   status: z.enum(requestStatuses).optional(),
   odsCode: z.string().max(10).optional(),
   mine: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
@@ -44,7 +44,7 @@ const listSchema = z.object({
  * in organisations where they may request or decide.
  */
 export async function listRequests(ctx: ServiceContext, query: unknown = {}): Promise<AccessRequest[]> {
-  const q = parseInput(listSchema, query ?? {});
+  const q = parseInput(requestListSchema, query ?? {});
   const a = ctx.actor;
   const me = a.kind === 'person' ? a.userId : a.id;
   const deciding = organisationsWhere(a, 'request:approve');

@@ -20,7 +20,7 @@ import type { AccessRequest, RequestHistoryEntry, RequestStatus } from '../../st
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
 import { positionTarget, requestTarget } from '../targets.ts';
-import { parseInput } from '../validation.ts';
+import { inputSchema, parseInput } from '../validation.ts';
 import { insertRoleProfile, lockPerson, raAction } from './common.ts';
 
 export type { AccessRequest, RequestHistoryEntry, RequestStatus };
@@ -31,7 +31,7 @@ export const DEFAULT_REQUEST_TTL_DAYS = 30;
 
 const calendarDate = z.string().trim().refine(isCalendarDate, { message: 'must be a real date written YYYY-MM-DD' });
 
-const requestSchema = z
+export const requestSchema = z
   .object({
     userId: z.string().refine(isNationalId, 'must be a user ID'),
     positionId: z
@@ -47,6 +47,8 @@ const requestSchema = z
     message: 'the end date must be on or after the start date',
     path: ['endDate'],
   });
+// A bad end date is role_profile.invalid_dates, wherever the request is parsed (the route too).
+inputSchema(requestSchema, (i) => (i.path[0] === 'endDate' ? 'role_profile.invalid_dates' : 'request.invalid'));
 
 export function requireRequestId(id: string): string {
   if (!/^[0-9]{1,18}$/.test(id)) throw new AppError('access_request.not_found');
@@ -79,9 +81,7 @@ export async function requestAccess(
   input: unknown,
 ): Promise<{ request: AccessRequest; roleProfile: RoleProfile | null }> {
   return raAction(ctx, 'access_request.create', { targetType: 'person', targetId: null }, async (about) => {
-    const r = parseInput(requestSchema, input, (i) =>
-      i.path[0] === 'endDate' ? 'role_profile.invalid_dates' : 'request.invalid',
-    );
+    const r = parseInput(requestSchema, input);
     about.targetId = r.userId;
     if (r.endDate != null && r.endDate < ukDate(ctx.clock.now())) {
       throw new AppError('role_profile.invalid_dates', { problems: [{ field: 'endDate', message: 'is in the past' }] });
@@ -188,7 +188,7 @@ function requireUndecided(ctx: ServiceContext, request: AccessRequest, expectedV
   }
 }
 
-const approveSchema = z.object({
+export const approveSchema = z.object({
   expectedVersion: z.number().int().min(1).optional(),
   reason: optionalText(1000),
 });
@@ -212,7 +212,8 @@ export async function approveRequest(
   });
 }
 
-const decisionSchema = z.object({ reason: text(1000), expectedVersion: z.number().int().min(1).optional() });
+export const withdrawSchema = z.object({ reason: optionalText(1000) });
+export const decisionSchema = z.object({ reason: text(1000), expectedVersion: z.number().int().min(1).optional() });
 
 export async function closeRequest(
   tx: Repositories,
@@ -267,7 +268,7 @@ export async function withdrawRequest(
   const about = { targetType: 'access_request', targetId: requestId };
   return raAction(ctx, 'access_request.withdraw', about, async () => {
     requireRequestId(requestId);
-    const { reason } = parseInput(z.object({ reason: optionalText(1000) }), input ?? {});
+    const { reason } = parseInput(withdrawSchema, input ?? {});
     return ctx.transaction(async (tx) => {
       const { request, position } = await lockPending(tx, requestId);
       // The requester withdraws what they asked for (themselves, or through the API client they registered); anyone

@@ -99,7 +99,7 @@ export interface LeaverOutcome {
   sessionsEnded: number;
 }
 
-const leaverSchema = reasonSchema.extend({
+export const leaverSchema = reasonSchema.extend({
   /**
    * true: a national leaver (the person leaves every organisation), which needs the power in every organisation
    * where they hold access, or an RA Manager's national decision; false: the actor's organisations only. Absent:

@@ -9,6 +9,7 @@ import { registerCis1Routes } from './cis1/routes.ts';
 import { type Config, trustProxyOption } from './config.ts';
 import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
 import { errorBody, installErrorHandling } from './http/errors.ts';
+import { feature } from './http/features.ts';
 import { installInputGuard } from './http/input-guard.ts';
 import { installMetrics } from './http/metrics.ts';
 import { completeOpenApi, installAuthChallenges, security, securitySchemes } from './http/openapi.ts';
@@ -158,13 +159,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     card: cardConfigFrom(deps.config),
     outbox,
   };
-  registerSignInRoutes(app, web);
-  registerUpstreamRoutes(app, web);
-  registerPortalRoutes(app, web);
-  registerCardRenewalPages(app, web);
-  registerCis1Routes(app, web);
-  await app.register(apiPlugin, { deps: web });
-  registerRaConsole(app, web);
+  // The features, each an encapsulated plugin (src/http/features.ts); OpenID Connect and PKI below are too.
+  await app.register(
+    feature('signin', (scope, d) => {
+      registerSignInRoutes(scope, d);
+      registerUpstreamRoutes(scope, d);
+    }),
+    { deps: web },
+  );
+  await app.register(
+    feature('portal', (scope, d) => {
+      registerPortalRoutes(scope, d);
+      registerCardRenewalPages(scope, d);
+    }),
+    { deps: web },
+  );
+  await app.register(feature('cis1', registerCis1Routes), { deps: web });
+  await app.register(feature('api', apiPlugin), { deps: web });
+  await app.register(feature('ra', registerRaConsole), { deps: web });
   // While Redis is down a request must fail fast (503 with Retry-After), not wait: a command waits for at most two
   // reconnection attempts (≤ 0.5 s apart) and one that gets no answer gives up after 2 s; ioredis keeps reconnecting.
   const redis = deps.config.REDIS_URL
@@ -183,12 +195,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     oidc.close();
     await redis?.quit().catch(() => {});
   });
-  await registerPkiRoutes(app, {
-    db: deps.db,
-    clock: deps.clock,
-    sealer: deps.sealer,
-    publicUrl: deps.config.PUBLIC_URL,
-  });
+  await app.register(
+    feature('pki', (scope, d) =>
+      registerPkiRoutes(scope, { db: d.db, clock: d.clock, sealer: d.sealer, publicUrl: d.config.PUBLIC_URL }),
+    ),
+    { deps: web },
+  );
 
   const health = async (_req: unknown, reply: FastifyReply) => {
     const started = performance.now();

@@ -34,8 +34,8 @@ const resources: readonly ((app: FastifyInstance, deps: WebDeps) => void)[] = [
   registerAuditApi,
 ];
 
-export async function apiPlugin(app: FastifyInstance, options: { deps: WebDeps }): Promise<void> {
+export async function apiPlugin(app: FastifyInstance, deps: WebDeps): Promise<void> {
   // Before route validation: CSRF and who is calling (src/http/api-auth.ts).
-  app.addHook('preValidation', authenticateRaCalls(app, options.deps));
-  for (const register of resources) await app.register(async (resource) => register(resource, options.deps));
+  app.addHook('preValidation', authenticateRaCalls(app, deps));
+  for (const register of resources) await app.register(async (resource) => register(resource, deps));
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../domain/credentials/card-login.ts';
+import { type CardAgentErrorCode, errorCatalogue } from '../domain/errors.ts';
 import {
   assertSameCard,
   CardError,
@@ -18,30 +19,15 @@ import {
  * secret ever leaves this object except to the card (passcode) and the OpenCIS server (secret); the ticket goes to
  * allowed applications only.
  */
-const agentErrors = {
-  'cis1.no_card': { status: 409, message: 'No smartcard is in the reader. Insert your smartcard and sign in.' },
-  'cis1.card_locked': {
-    status: 423,
-    message: 'The smartcard is locked. Unlock it with a one-time code or ask your Registration Authority.',
-  },
-  'cis1.no_session': {
-    status: 409,
-    message: 'Nobody is signed in with the smartcard on this computer. Sign in with the card agent first.',
-  },
-  'cis1.role_required': {
-    status: 409,
-    message: 'Choose the role you are working in before applications can use your smartcard session.',
-  },
-  'cis1.server_answer': { status: 502, message: 'The OpenCIS server gave an answer the card agent cannot use.' },
-} as const;
-export type Cis1AgentErrorCode = keyof typeof agentErrors;
+/** The agent's CIS1 refusals (catalogued in src/domain/errors.ts with the server's codes). */
+export type Cis1AgentErrorCode = Extract<CardAgentErrorCode, `cis1.${string}`>;
 
 export class Cis1AgentError extends Error {
   readonly status: number;
   constructor(readonly code: Cis1AgentErrorCode) {
-    super(agentErrors[code].message);
+    super(errorCatalogue[code].message);
     this.name = 'Cis1AgentError';
-    this.status = agentErrors[code].status;
+    this.status = errorCatalogue[code].status;
   }
 }
 

@@ -20,6 +20,7 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../domain/credentials/card-login.ts';
 import { describePasscodeProblem, passcodeProblem } from '../domain/credentials/passcode.ts';
+import { type CardAgentErrorCode, errorCatalogue } from '../domain/errors.ts';
 import { Cis1Agent, Cis1AgentError } from './cis1-agent.ts';
 import {
   CIS1_PAGE_HEADER,
@@ -136,29 +137,8 @@ export interface RunningCardAgent {
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
 
-const agentErrorCatalogue = {
-  'agent.forbidden': { status: 403, message: 'The card agent answers only this computer.' },
-  'agent.other_user': { status: 403, message: 'The card agent answers only the programs of the person signed in.' },
-  'agent.host_not_allowed': { status: 403, message: 'The request was not addressed to the card agent.' },
-  'agent.origin_not_allowed': { status: 403, message: 'This web page may not use the card agent.' },
-  'agent.not_found': { status: 404, message: 'There is nothing at this address.' },
-  'agent.method_not_allowed': { status: 405, message: 'This method is not allowed here.' },
-  'agent.unsupported_media_type': { status: 415, message: 'The request body must be JSON.' },
-  'agent.body_too_large': { status: 413, message: 'The request body is too large.' },
-  'agent.malformed_json': { status: 400, message: 'The request body is not valid JSON.' },
-  'agent.invalid_request': { status: 400, message: 'The request is not valid.' },
-  'agent.invalid_challenge': { status: 400, message: 'The sign-in challenge is not valid.' },
-  'agent.grant_action_mismatch': { status: 409, message: 'That grant is for a different card action.' },
-  'agent.request_timeout': { status: 408, message: 'The request took too long to arrive.' },
-  'agent.request_incomplete': { status: 400, message: 'The request body did not arrive in full.' },
-  'agent.header_too_large': { status: 431, message: 'The request headers are too large.' },
-  'agent.server_unreachable': { status: 502, message: 'The OpenCIS server cannot be reached. Try again shortly.' },
-  'agent.server_timeout': { status: 504, message: 'The OpenCIS server did not answer in time. Try again shortly.' },
-  'agent.server_error': { status: 502, message: 'The OpenCIS server gave an answer the card agent cannot use.' },
-  'agent.internal_error': { status: 500, message: 'Something went wrong in the card agent.' },
-} as const satisfies Record<string, { status: number; message: string }>;
-
-export type AgentErrorCode = keyof typeof agentErrorCatalogue;
+/** The agent's own refusals (catalogued in src/domain/errors.ts with the server's codes). */
+export type AgentErrorCode = Extract<CardAgentErrorCode, `agent.${string}`>;
 
 /** An error answered to the page: the agent's own codes, or a code passed on from the OpenCIS server. */
 export class AgentError extends Error {
@@ -172,7 +152,7 @@ export class AgentError extends Error {
   }
 
   static of(code: AgentErrorCode, message?: string): AgentError {
-    const entry = agentErrorCatalogue[code];
+    const entry = errorCatalogue[code];
     return new AgentError(code, entry.status, message ?? entry.message);
   }
 }
@@ -740,7 +720,7 @@ export async function startCardAgent(input: CardAgentOptions): Promise<RunningCa
         : err.code === 'HPE_HEADER_OVERFLOW'
           ? 'agent.header_too_large'
           : 'agent.invalid_request';
-    const { status, message } = agentErrorCatalogue[code];
+    const { status, message } = errorCatalogue[code];
     const body = JSON.stringify({ error: { code, message } });
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

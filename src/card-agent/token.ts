@@ -13,6 +13,7 @@
 import { createHash, createPublicKey, randomBytes, randomInt, X509Certificate } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { PASSCODE_MAX_TRIES } from '../domain/credentials/passcode.ts';
+import { type CardAgentErrorCode, errorCatalogue } from '../domain/errors.ts';
 import { lockPathFor, withProcessLock } from './process-lock.ts';
 
 type Handle = Buffer;
@@ -28,46 +29,8 @@ const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420',
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
 
-const cardErrorCatalogue = {
-  'card.absent': { status: 409, message: 'No smartcard was found. Insert your card and try again.' },
-  'card.not_issued': {
-    status: 409,
-    message: 'This card has not been issued: it holds no OpenCIS key and certificate.',
-  },
-  'card.locked': {
-    status: 423,
-    message:
-      'This card is locked after too many wrong passcodes. Ask your RA to unlock it, or use self-service unlock.',
-  },
-  'card.passcode_incorrect': { status: 401, message: 'The passcode is not correct.' },
-  'card.passcode_format': { status: 400, message: 'The passcode must be 6 to 8 digits.' },
-  'card.passcode_weak': { status: 400, message: 'That passcode is too easy to guess.' },
-  'card.passcode_not_set': { status: 409, message: 'No passcode has been set on this card yet.' },
-  'card.passcode_expired': { status: 409, message: 'The passcode on this card has expired. Set a new one.' },
-  'card.passcode_rejected': { status: 400, message: 'The card refused that passcode.' },
-  'card.admin_pin_incorrect': {
-    status: 409,
-    message: 'The card did not accept its administrator PIN. It may have been issued elsewhere: ask your RA.',
-  },
-  'card.admin_pin_locked': {
-    status: 423,
-    message: 'The card’s administrator PIN is locked. The card must be replaced.',
-  },
-  'card.certificate_mismatch': {
-    status: 409,
-    message: 'The new certificate is not for the key on this card.',
-  },
-  'card.changed': {
-    status: 409,
-    message: 'The card was removed or changed during the operation. Insert the same card and start again.',
-  },
-  'card.unsupported_key': { status: 409, message: 'The key on this card is of a kind the agent cannot use.' },
-  'card.reader_unavailable': { status: 503, message: 'The smartcard software (PKCS#11 module) could not be loaded.' },
-  'card.busy': { status: 409, message: 'Another program is using the card. Try again in a moment.' },
-  'card.error': { status: 500, message: 'The card reported an error.' },
-} as const satisfies Record<string, { status: number; message: string }>;
-
-export type CardErrorCode = keyof typeof cardErrorCatalogue;
+/** The card's refusals and failures (catalogued in src/domain/errors.ts with the server's codes). */
+export type CardErrorCode = Extract<CardAgentErrorCode, `card.${string}`>;
 
 export class CardError extends Error {
   readonly code: CardErrorCode;
@@ -78,10 +41,10 @@ export class CardError extends Error {
   readonly returnValue: string | undefined;
 
   constructor(code: CardErrorCode, options: { retriesLeft?: number; message?: string; returnValue?: string } = {}) {
-    super(options.message ?? cardErrorCatalogue[code].message);
+    super(options.message ?? errorCatalogue[code].message);
     this.name = 'CardError';
     this.code = code;
-    this.status = cardErrorCatalogue[code].status;
+    this.status = errorCatalogue[code].status;
     this.retriesLeft = options.retriesLeft;
     this.returnValue = options.returnValue;
   }

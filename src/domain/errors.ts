@@ -1,8 +1,13 @@
 /**
- * The error-code catalogue. Every error OpenCIS raises on purpose has a dotted code listed here with the HTTP
- * status it maps to and a human message. Codes are stable: clients and scripts may depend on them.
+ * The error-code catalogue, one for the server and the card agent. Every error OpenCIS raises on purpose has a dotted
+ * code listed here with the HTTP status it maps to and a human message. Codes are stable: clients, scripts and the
+ * pages' own scripts may depend on them. docs/errors.md lists them all (`node --import tsx scripts/error-table.ts
+ * --write`); test/unit/error-catalogue.test.ts fails when a code raised anywhere in src/ is missing here or there.
  */
-export const errorCatalogue = {
+type Entry = { readonly status: number; readonly message: string };
+
+/** What the OpenCIS server answers with: its HTTP API and pages, CIS1, PKI and the `opencis` command. */
+const serverErrors = {
   // request shape
   'request.invalid': { status: 400, message: 'The request is not valid.' },
   'request.invalid_text': {
@@ -41,6 +46,7 @@ export const errorCatalogue = {
     message:
       'Your details could not be confirmed. Check your National Insurance number, or ask your Registration Authority.',
   },
+  // (card.locked, the card's own refusal of a passcode, is the card agent's: below)
   'card.not_found': { status: 404, message: 'No smartcard has that ID.' },
   'card.invalid_state': { status: 409, message: 'The smartcard is not in a state that allows this.' },
   'card.not_in_reader': {
@@ -51,10 +57,6 @@ export const errorCatalogue = {
   'card.token_in_use': {
     status: 409,
     message: 'That card is already issued to someone. Cancel it before issuing it again.',
-  },
-  'card.locked': {
-    status: 423,
-    message: 'The smartcard is locked. Unlock it with a one-time code or ask your Registration Authority.',
   },
   'card.renewal_not_allowed': {
     status: 409,
@@ -269,9 +271,105 @@ export const errorCatalogue = {
       'The running server is another version of OpenCIS (or has other migrations). Restart it with this version, then run the command again.',
   },
   'internal.error': { status: 500, message: 'Something went wrong on our side. It has been logged.' },
-} as const satisfies Record<string, { status: number; message: string }>;
+} as const satisfies Record<string, Entry>;
+
+/**
+ * What the card agent (src/card-agent/) answers OpenCIS pages and local applications with: its own refusals
+ * (`agent.*`, AgentError), the card's (`card.*`, CardError from the PKCS#11 token) and its CIS1 side's (`cis1.*`,
+ * Cis1AgentError). When the server refuses a request the agent makes for the page, the agent answers with the
+ * server's code and message instead (with the server's status when it is a 4xx, 502 otherwise).
+ */
+const cardAgentErrors = {
+  // the agent's own checks and its link to the server
+  'agent.forbidden': { status: 403, message: 'The card agent answers only this computer.' },
+  'agent.other_user': { status: 403, message: 'The card agent answers only the programs of the person signed in.' },
+  'agent.host_not_allowed': { status: 403, message: 'The request was not addressed to the card agent.' },
+  'agent.origin_not_allowed': { status: 403, message: 'This web page may not use the card agent.' },
+  'agent.not_found': { status: 404, message: 'There is nothing at this address.' },
+  'agent.method_not_allowed': { status: 405, message: 'This method is not allowed here.' },
+  'agent.unsupported_media_type': { status: 415, message: 'The request body must be JSON.' },
+  'agent.body_too_large': { status: 413, message: 'The request body is too large.' },
+  'agent.malformed_json': { status: 400, message: 'The request body is not valid JSON.' },
+  'agent.invalid_request': { status: 400, message: 'The request is not valid.' },
+  'agent.invalid_challenge': { status: 400, message: 'The sign-in challenge is not valid.' },
+  'agent.grant_action_mismatch': { status: 409, message: 'That grant is for a different card action.' },
+  'agent.request_timeout': { status: 408, message: 'The request took too long to arrive.' },
+  'agent.request_incomplete': { status: 400, message: 'The request body did not arrive in full.' },
+  'agent.header_too_large': { status: 431, message: 'The request headers are too large.' },
+  'agent.server_unreachable': { status: 502, message: 'The OpenCIS server cannot be reached. Try again shortly.' },
+  'agent.server_timeout': { status: 504, message: 'The OpenCIS server did not answer in time. Try again shortly.' },
+  'agent.server_error': { status: 502, message: 'The OpenCIS server gave an answer the card agent cannot use.' },
+  'agent.internal_error': { status: 500, message: 'Something went wrong in the card agent.' },
+  // the card (PKCS#11 token)
+  'card.absent': { status: 409, message: 'No smartcard was found. Insert your card and try again.' },
+  'card.not_issued': {
+    status: 409,
+    message: 'This card has not been issued: it holds no OpenCIS key and certificate.',
+  },
+  'card.locked': {
+    status: 423,
+    message:
+      'This card is locked after too many wrong passcodes. Ask your RA to unlock it, or use self-service unlock.',
+  },
+  'card.passcode_incorrect': { status: 401, message: 'The passcode is not correct.' },
+  'card.passcode_format': { status: 400, message: 'The passcode must be 6 to 8 digits.' },
+  'card.passcode_weak': { status: 400, message: 'That passcode is too easy to guess.' },
+  'card.passcode_not_set': { status: 409, message: 'No passcode has been set on this card yet.' },
+  'card.passcode_expired': { status: 409, message: 'The passcode on this card has expired. Set a new one.' },
+  'card.passcode_rejected': { status: 400, message: 'The card refused that passcode.' },
+  'card.admin_pin_incorrect': {
+    status: 409,
+    message: 'The card did not accept its administrator PIN. It may have been issued elsewhere: ask your RA.',
+  },
+  'card.admin_pin_locked': {
+    status: 423,
+    message: 'The card’s administrator PIN is locked. The card must be replaced.',
+  },
+  'card.certificate_mismatch': {
+    status: 409,
+    message: 'The new certificate is not for the key on this card.',
+  },
+  'card.changed': {
+    status: 409,
+    message: 'The card was removed or changed during the operation. Insert the same card and start again.',
+  },
+  'card.unsupported_key': { status: 409, message: 'The key on this card is of a kind the agent cannot use.' },
+  'card.reader_unavailable': { status: 503, message: 'The smartcard software (PKCS#11 module) could not be loaded.' },
+  'card.busy': { status: 409, message: 'Another program is using the card. Try again in a moment.' },
+  'card.error': { status: 500, message: 'The card reported an error.' },
+  // CIS1 on the workstation
+  'cis1.no_card': { status: 409, message: 'No smartcard is in the reader. Insert your smartcard and sign in.' },
+  'cis1.card_locked': {
+    status: 423,
+    message: 'The smartcard is locked. Unlock it with a one-time code or ask your Registration Authority.',
+  },
+  'cis1.no_session': {
+    status: 409,
+    message: 'Nobody is signed in with the smartcard on this computer. Sign in with the card agent first.',
+  },
+  'cis1.role_required': {
+    status: 409,
+    message: 'Choose the role you are working in before applications can use your smartcard session.',
+  },
+  'cis1.server_answer': { status: 502, message: 'The OpenCIS server gave an answer the card agent cannot use.' },
+} as const satisfies Record<string, Entry>;
+
+/** Every code, the server's and the card agent's. A code is in one section only (the unit test checks it). */
+export const errorCatalogue = { ...serverErrors, ...cardAgentErrors } as const satisfies Record<string, Entry>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
+/** The codes the server answers with (its OpenAPI document lists these). */
+export type ServerErrorCode = keyof typeof serverErrors;
+/** The codes the card agent answers with from its own checks; AgentError, CardError and Cis1AgentError take these. */
+export type CardAgentErrorCode = keyof typeof cardAgentErrors;
+
+export const serverErrorCodes = Object.keys(serverErrors) as ServerErrorCode[];
+export const cardAgentErrorCodes = Object.keys(cardAgentErrors) as CardAgentErrorCode[];
+
+/** Who raises a code: the OpenCIS server or the card agent on the workstation. */
+export function raisedBy(code: ErrorCode): 'server' | 'card agent' {
+  return Object.hasOwn(serverErrors, code) ? 'server' : 'card agent';
+}
 
 export function isErrorCode(code: string): code is ErrorCode {
   return Object.hasOwn(errorCatalogue, code);

@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { type ErrorCode, errorCatalogue } from '../domain/errors.ts';
+import { type ErrorCode, errorCatalogue, serverErrorCodes } from '../domain/errors.ts';
 import { API_SCOPE } from '../services/clients.ts';
 import { CSRF_COOKIE, SESSION_COOKIE } from './web.ts';
 
@@ -85,8 +85,9 @@ export const errorSchema = {
       properties: {
         code: {
           type: 'string',
-          description: 'A stable dotted code from the catalogue (src/domain/errors.ts): scripts may depend on it.',
-          enum: Object.keys(errorCatalogue),
+          description:
+            'A stable dotted code from the catalogue (src/domain/errors.ts, listed in docs/errors.md): scripts may depend on it.',
+          enum: [...serverErrorCodes],
         },
         message: { type: 'string', description: 'For people: what went wrong and what to do. It may change.' },
         details: {

@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     });
     await migrate(db);
     await loadCatalogue(ctx, await readCatalogueFile(BUNDLED_CATALOGUE), { onlyIfNewer: true });
-    const seed = await ensureDataSet(ctx);
+    const seed = await ensureDataSet(ctx, db);
     // VACUUM as well as ANALYZE: a freshly loaded table has no visibility map and unset hint bits, which a live
     // database (autovacuum) would not have; measuring before they settle times the load, not the search.
     const analyzeStarted = performance.now();
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     const sample = await sampleRows(db);
     // The load average says whether something else shared the CPUs while we measured (2 cores: anything above ~2).
     const loadBefore = loadavg()[0]!;
-    const results = await measureAll(ctx, sample);
+    const results = await measureAll(ctx, db, sample);
     const load = { before: round2(loadBefore), after: round2(loadavg()[0]!) };
     printTable(results);
     out(`Load average (1 min) ${load.before} before, ${load.after} after measuring.`);
@@ -130,8 +130,11 @@ async function countOf(db: Database, table: string): Promise<number> {
 }
 
 /** Seeds the synthetic data set up to BENCH_PEOPLE people; a schema that has them already is reused as it is. */
-async function ensureDataSet(ctx: ServiceContext): Promise<{ seededPeople: number; seconds: number } | null> {
-  const have = await countOf(ctx.db, 'people');
+async function ensureDataSet(
+  ctx: ServiceContext,
+  db: Database,
+): Promise<{ seededPeople: number; seconds: number } | null> {
+  const have = await countOf(db, 'people');
   if (have >= settings.people) {
     out(`Schema ${settings.schema} already has ${have.toLocaleString('en-GB')} people: not seeding.`);
     return null;
@@ -192,10 +195,10 @@ function searches(ctx: ServiceContext, sample: readonly SampleRow[]): Record<str
   };
 }
 
-async function measureAll(ctx: ServiceContext, sample: readonly SampleRow[]): Promise<Measurement[]> {
+async function measureAll(ctx: ServiceContext, db: Database, sample: readonly SampleRow[]): Promise<Measurement[]> {
   const kinds: Record<string, Call> = {
     'SELECT 1 (floor)': async () => {
-      await ctx.db.query('SELECT 1');
+      await db.query('SELECT 1');
       return 1;
     },
     ...searches(ctx, sample),

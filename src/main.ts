@@ -47,7 +47,7 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
           return null;
         })
       : null;
-  const jobs = standardJobs(jobContext, app.outbox, config.PUBLIC_URL, { auditSealSink: config.AUDIT_SEAL_SINK });
+  const jobs = standardJobs(db, jobContext, app.outbox, config.PUBLIC_URL, { auditSealSink: config.AUDIT_SEAL_SINK });
   await registerJobs(db, jobs);
   const scheduler = startScheduler(db, jobs, { logger });
   try {
@@ -101,7 +101,7 @@ export async function serve(config: Config, options: { handleSignals?: boolean }
     `  ${url}/metrics               Prometheus metrics`,
     `Database: ${db.kind === 'pglite' ? `embedded PGlite in ${config.DATA_DIR}` : 'PostgreSQL server (DATABASE_URL)'}`,
     ...(await startBanner(
-      serviceContext({ ...jobContext, actor: { kind: 'system', id: 'system:demo' } }),
+      { ...jobContext, actor: { kind: 'system', id: 'system:demo' } },
       config,
       url,
       seededDemo !== null,

@@ -61,7 +61,7 @@ export function registerUpstreamLinkApi(app: FastifyInstance, deps: WebDeps): vo
       const body = parseInput(linkBody, req.body ?? {});
       // Policy first: who may not link for this person learns nothing about the providers.
       authorize(ctx.actor, 'authenticator:enrol', await personTarget(deps.db, deps.clock, userId));
-      const idp = await activeUpstreamProvider(deps, body.idpId);
+      const idp = await activeUpstreamProvider(ctx, body.idpId);
       const link = await linkUpstreamAccount(ctx, idp, { userId, subject: body.subject });
       return reply.status(201).send({ link });
     },

@@ -115,7 +115,7 @@ export async function startCis1Session(
     const now = ctx.clock.now();
     const holder = { ...ctx, actor: personActor(userId) };
     return ctx.transaction(async (tx) => {
-      const roles = await effectiveRoles(tx.handle, userId, now);
+      const roles = await effectiveRoles(tx, userId, now);
       if (roles.length === 0) {
         throw new Refusal('cis1.no_role_profile', {
           action: 'cis1.signin_refused',
@@ -227,7 +227,7 @@ export async function selectCis1Role(
       const row = await agentSession(tx, credentials, now);
       const holder = { ...ctx, actor: personActor(row.user_id) };
       const parsed = roleSchema.safeParse(input);
-      const roles = await effectiveRoles(tx.handle, row.user_id, now);
+      const roles = await effectiveRoles(tx, row.user_id, now);
       const role = parsed.success ? roles.find((r) => r.personRoleId === parsed.data.personRoleId) : undefined;
       if (!role) {
         throw new Refusal('cis1.role_not_effective', {
@@ -259,7 +259,7 @@ export async function renewCis1Session(ctx: ServiceContext, credentials: unknown
       const now = ctx.clock.now();
       const row = await agentSession(tx, credentials, now);
       await tx.cis1Sessions.touchSession(row.session_id, now);
-      const roles = await effectiveRoles(tx.handle, row.user_id, now);
+      const roles = await effectiveRoles(tx, row.user_id, now);
       return viewOf({ ...row, last_seen_at: now }, roles, row.person_roleid);
     }),
   );
@@ -288,7 +288,7 @@ export async function endCis1Session(ctx: ServiceContext, credentials: unknown, 
       const holder = { ...ctx, actor: personActor(row.user_id) };
       await endSessionRow(tx, holder, row, why.data);
       if (why.data === 'card_removed') {
-        await endSessionsOf(tx.handle, row.user_id, ctx.clock.now(), 'card_removed', `card:${row.card_id}`);
+        await endSessionsOf(tx, row.user_id, ctx.clock.now(), 'card_removed', `card:${row.card_id}`);
       }
     }),
   );

@@ -5,10 +5,10 @@ import * as x509 from '@peculiar/x509';
 import { newSerial, pemOf, wholeSeconds } from '../pki/ca.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { appendAudit } from '../services/audit.ts';
-import type { ServiceContext } from '../services/context.ts';
-import type { Database, Queryable } from '../storage/database.ts';
+import type { StoreContext } from '../services/context.ts';
+import type { Queryable } from '../storage/database.ts';
 import type { StoredSigningKey } from '../storage/repositories/cis1-signing-keys.ts';
-import { type Repositories, repositoriesOn, reposOf, unitOfWork } from '../storage/repositories/index.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 
 /**
  * The key that signs CIS1 role assertions: RSA-2048 with RSA-SHA256, generated at first use and kept sealed in the
@@ -72,19 +72,17 @@ export async function signingKeyById(
 }
 
 /** The active signing key, created (once, whichever node comes first) when there is none yet. */
-export async function activeSigningKey(
-  ctx: Pick<ServiceContext, 'db' | 'sealer' | 'clock'>,
-): Promise<AssertionSigningKey> {
-  const repos = repositoriesOn(ctx.db);
+export async function activeSigningKey(ctx: StoreContext): Promise<AssertionSigningKey> {
+  const repos = ctx.repos;
   const active = await repos.cis1SigningKeys.activeSigningKeyId();
   if (active) return (await signingKeyById(repos, ctx.sealer, active))!;
-  return createSigningKey(ctx.db, ctx.sealer, ctx.clock.now());
+  return createSigningKey(ctx, ctx.sealer, ctx.clock.now());
 }
 
-async function createSigningKey(db: Database, sealer: Sealer, now: Date): Promise<AssertionSigningKey> {
+async function createSigningKey(ctx: StoreContext, sealer: Sealer, now: Date): Promise<AssertionSigningKey> {
   // Generated outside the transaction (it takes a moment); a node that loses the race throws its key away.
   const prepared = await generate(now);
-  const keyId = await unitOfWork(db)(async (tx) => {
+  const keyId = await ctx.transaction(async (tx) => {
     await tx.cis1SigningKeys.lockSigningKeyCreation(KEY_LOCK);
     const existing = await tx.cis1SigningKeys.activeSigningKeyId();
     if (existing) return existing;
@@ -109,7 +107,7 @@ async function createSigningKey(db: Database, sealer: Sealer, now: Date): Promis
     );
     return id;
   });
-  return (await signingKeyById(db, sealer, keyId))!;
+  return (await signingKeyById(ctx.repos, sealer, keyId))!;
 }
 
 async function generate(now: Date): Promise<{ der: Buffer; pkcs8: Buffer; notAfter: Date }> {

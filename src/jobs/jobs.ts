@@ -16,7 +16,7 @@ export async function endRoleProfilesPastEndDate(ctx: ServiceContext): Promise<n
   return ctx.transaction(async (tx) => {
     const rows = await tx.jobs.endRoleProfilesBefore(ukDate(ctx.clock.now()), ctx.clock.now());
     for (const r of rows) {
-      await recordSessionEnd(tx.handle, r.userId, 'role_ended', ctx.clock.now());
+      await recordSessionEnd(tx, r.userId, 'role_ended', ctx.clock.now());
       await appendAudit(tx, ctx, {
         action: 'role_profile.ended_by_date',
         targetType: 'person',
@@ -42,14 +42,15 @@ export async function vacuumEmbeddedDatabase(db: Database): Promise<number> {
 
 /** Every scheduled job of a node (each runs once per period across the cluster). */
 export function standardJobs(
+  db: Database,
   ctx: ServiceContext,
   outbox: NotificationOutbox,
   publicUrl: string,
   options: { auditSealSink?: string } = {},
 ): Job[] {
   return [
-    ...(ctx.db.kind === 'pglite'
-      ? [{ name: 'embedded-vacuum', everySeconds: 3_600, run: () => vacuumEmbeddedDatabase(ctx.db) }]
+    ...(db.kind === 'pglite'
+      ? [{ name: 'embedded-vacuum', everySeconds: 3_600, run: () => vacuumEmbeddedDatabase(db) }]
       : []),
     { name: 'card-expiry-warnings', everySeconds: 6 * 3_600, run: () => sendExpiryWarnings(ctx, outbox) },
     { name: 'access-request-expiry', everySeconds: 3_600, run: () => expireRequests(ctx) },

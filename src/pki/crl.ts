@@ -2,8 +2,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
 import type { Sealer } from '../secrets/sealer.ts';
-import type { Database } from '../storage/database.ts';
-import { repositoriesOn } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import {
   authoritySigningKey,
   type LoadedAuthority,
@@ -34,17 +33,19 @@ interface CachedCrl {
 const cache = new Map<string, CachedCrl>();
 const inflight = new Map<string, Promise<CachedCrl>>();
 
+/** The repositories and unit of work of the CA's state (services/context.ts StoreContext has this shape). */
 export interface CrlContext {
-  db: Database;
+  repos: Repositories;
+  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
   clock: { now(): Date };
   sealer: Sealer;
 }
 
 /** The current DER CRL of the active CA; `publicUrl` is where its CA certificate is published (AIA caIssuers). */
 export async function currentCrl(ctx: CrlContext, publicUrl: string): Promise<Buffer> {
-  const authority = await requireActiveAuthority(ctx.db);
+  const authority = await requireActiveAuthority(ctx.repos);
   const now = wholeSeconds(ctx.clock.now());
-  const version = await repositoriesOn(ctx.db).certificates.revocationVersion();
+  const version = await ctx.repos.certificates.revocationVersion();
   const key = `${authority.id} ${publicUrl}`;
   const cached = cache.get(key);
   if (
@@ -75,8 +76,7 @@ interface RevokedRow {
 
 async function makeCrl(ctx: CrlContext, authority: LoadedAuthority, publicUrl: string, now: Date): Promise<CachedCrl> {
   // Reserving the number and reading the entries in one transaction ties the version to what the CRL lists.
-  const { number, revocationVersion, revoked } = await ctx.db.transaction(async (q) => {
-    const tx = repositoriesOn(q);
+  const { number, revocationVersion, revoked } = await ctx.transaction(async (tx) => {
     const state = await tx.certificates.nextCrlNumber();
     const entries = (await tx.certificates.revokedUnexpired(authority.id, now)) as RevokedRow[];
     return {

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../domain/errors.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { Database } from '../storage/database.ts';
+import { repositoriesOn, unitOfWork } from '../storage/repositories/index.ts';
 import { requireActiveAuthority } from './ca.ts';
 import { currentCrl } from './crl.ts';
 import { OCSP_MAX_REQUEST_BYTES, ocspErrorResponse, ocspRespond } from './ocsp.ts';
@@ -25,6 +26,12 @@ const MAX_GET_REQUEST_CHARS = 4_096;
 
 /** Adds GET /pki/ca.crt, GET /pki/crl, POST /pki/ocsp and GET /pki/ocsp/<request>, in a scope of their own. */
 export async function registerPkiRoutes(app: FastifyInstance, deps: PkiRouteDeps): Promise<void> {
+  const store = {
+    repos: repositoriesOn(deps.db),
+    transaction: unitOfWork(deps.db),
+    clock: deps.clock,
+    sealer: deps.sealer,
+  };
   await app.register(async (scope) => {
     // Scoped: only these routes take OCSP bodies, and only up to 64 KiB.
     scope.addContentTypeParser(
@@ -50,7 +57,7 @@ export async function registerPkiRoutes(app: FastifyInstance, deps: PkiRouteDeps
       '/pki/crl',
       { schema: { summary: 'The certificate revocation list of the OpenCIS CA (DER)', tags: ['pki'] } },
       async (_req, reply) => {
-        const crl = await currentCrl(deps, deps.publicUrl);
+        const crl = await currentCrl(store, deps.publicUrl);
         // A revocation must reach relying parties at once (DOMAIN §6): no HTTP caching; the CRL itself is cached here.
         return reply.type('application/pkix-crl').header('cache-control', 'no-cache').send(crl);
       },

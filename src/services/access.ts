@@ -143,7 +143,7 @@ export async function endRoleProfile(ctx: ServiceContext, personRoleId: string, 
     await tx.roleProfiles.markRoleProfileEnded(personRoleId, clampedEnd, ctx.clock.now());
     const after: RoleProfile = { ...before, status: 'ended', endDate: clampedEnd };
     // CIS2: removing a role ends the sessions (and refresh tokens) that may carry it.
-    await recordSessionEnd(tx.handle, before.userId, 'role_removed', ctx.clock.now());
+    await recordSessionEnd(tx, before.userId, 'role_removed', ctx.clock.now());
     await appendAudit(tx, ctx, {
       action: 'role_profile.ended',
       targetType: 'person',

@@ -1,11 +1,11 @@
 import { AUDIT_LANES, type AuditSeal, GENESIS_HASH, sealHash, signingKey } from '../domain/audit/chain.ts';
 import { AppError } from '../domain/errors.ts';
 import type { Queryable } from '../storage/database.ts';
-import { type Repositories, repositoriesOn, reposOf, unitOfWork } from '../storage/repositories/index.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { laneHeads, sealFromRow } from './audit.ts';
 import { appendToSink, lastSealIdInSink } from './audit-sink.ts';
 import { verifyAuditChain } from './audit-verify.ts';
-import type { ServiceContext } from './context.ts';
+import type { StoreContext } from './context.ts';
 
 export interface SealOptions {
   /**
@@ -29,15 +29,15 @@ export interface SealOptions {
  * verified — and, when there are unkeyed events, only with the operator's adoption.
  */
 export async function sealAudit(
-  ctx: Pick<ServiceContext, 'db' | 'clock' | 'sealer'>,
+  ctx: StoreContext,
   options: SealOptions = {},
 ): Promise<AuditSeal & { adopted: number }> {
   const ring = ctx.sealer.auditKeys;
   const key = signingKey(ring);
   let adopted = 0;
-  if (!(await repositoriesOn(ctx.db).audit.hasSignedSeal())) {
+  if (!(await ctx.repos.audit.hasSignedSeal())) {
     // Events appended meanwhile are keyed: only what this sees can be unkeyed.
-    const check = await verifyAuditChain(ctx.db, ring, { vouchUnkeyed: true });
+    const check = await verifyAuditChain(ctx.repos, ring, { vouchUnkeyed: true });
     if (!check.ok) {
       throw new AppError('audit.chain_broken', { problem: check.problem, lane: check.lane, position: check.position });
     }
@@ -46,7 +46,7 @@ export async function sealAudit(
     }
     adopted = check.unkeyedEvents;
   }
-  const sealed = await unitOfWork(ctx.db)(async (tx) => {
+  const sealed = await ctx.transaction(async (tx) => {
     // One sealer at a time (the job runs once across the cluster, but the CLI can run beside it).
     await tx.audit.lockSealing();
     const heads = await laneHeads(tx);
@@ -75,7 +75,7 @@ export async function sealAudit(
     return { ...seal, hash, adopted };
   });
   // After the commit: a seal in the sink is always one the database has (or had).
-  if (options.sinkFile) await shipSeals(ctx.db, options.sinkFile);
+  if (options.sinkFile) await shipSeals(ctx.repos, options.sinkFile);
   return sealed;
 }
 

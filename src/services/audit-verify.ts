@@ -14,8 +14,8 @@ import {
   verifyChainSegment,
   verifySeal,
 } from '../domain/audit/chain.ts';
-import type { Database } from '../storage/database.ts';
-import { type Repositories, repositoriesOn } from '../storage/repositories/index.ts';
+import type { Queryable } from '../storage/database.ts';
+import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { auditEventFromRow, laneHeads, sealFromRow } from './audit.ts';
 import { readSink } from './audit-sink.ts';
 
@@ -83,7 +83,7 @@ export interface VerifyOptions {
  * every keyed event and signed seal against the audit keys.
  */
 export async function verifyAuditChain(
-  db: Database,
+  db: Queryable | Repositories,
   ring: AuditKeyring,
   options: VerifyOptions = {},
 ): Promise<AuditVerification> {
@@ -96,7 +96,7 @@ export async function verifyAuditChain(
     ...b,
   });
 
-  const repos = repositoriesOn(db);
+  const repos = reposOf(db);
   // Seals first, heads second: every seal then saw heads no further on than the ones read below.
   const seals = await verifySeals(repos, ring, pageSize);
   if ('problem' in seals) return broken(seals.problem, 0);

@@ -86,7 +86,7 @@ async function searchFor(ctx: ServiceContext, filter: AuditFilter): Promise<Omit
   const scope = scopeOf(ctx);
   const search: Omit<AuditSearch, 'limit'> = { orgs: scope.orgs, newStarters: scope.newStarters };
   if (filter.organisation) {
-    const subtree = await subtreeOf(ctx.db, filter.organisation);
+    const subtree = await subtreeOf(ctx.repos, filter.organisation);
     if (subtree.length === 0) {
       throw new AppError('request.invalid', {
         problems: [{ field: 'organisation', message: 'no organisation has that ODS code' }],

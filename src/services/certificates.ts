@@ -89,7 +89,7 @@ export async function ensureCertificateAuthority(
 ): Promise<CertificateAuthority> {
   const imported = options.import ? prepareImport(options.import, options.name, ctx.clock.now()) : null;
   if (!imported) {
-    const current = await activeAuthority(ctx.db);
+    const current = await activeAuthority(ctx.repos);
     if (current) return publicView(current, 'active');
   }
   const id = await ctx.transaction(async (tx) => {
@@ -126,7 +126,7 @@ export async function ensureCertificateAuthority(
     });
     return target;
   });
-  return publicView(await authorityFromCache(ctx.db, id), 'active');
+  return publicView(await authorityFromCache(ctx.repos, id), 'active');
 }
 
 /**
@@ -158,7 +158,7 @@ export async function rotateCertificateAuthority(
     });
     return created;
   });
-  return publicView(await authorityFromCache(ctx.db, id), 'active');
+  return publicView(await authorityFromCache(ctx.repos, id), 'active');
 }
 
 // Issuing

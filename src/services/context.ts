@@ -15,8 +15,6 @@ export interface ServiceContext {
   repos: Repositories;
   /** One transaction with every repository bound to it (the unit of work): committed if `fn` resolves. */
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
-  /** TRANSITIONAL (issue 16): the raw handle, until every service reads and writes through the repositories. */
-  db: Database;
   clock: Clock;
   actor: Actor;
   requestId: string | null;
@@ -28,7 +26,16 @@ export interface ServiceContext {
   outbound?: OutboundPolicy;
 }
 
+/** What the services that keep the server's own state (keys, CRLs, seals) need: repositories and the unit of work. */
+export type StoreContext = Pick<ServiceContext, 'repos' | 'transaction' | 'clock' | 'sealer'>;
+
+/** A store context on `db`, for a door or job that holds the database (its repositories and unit of work). */
+export function storeContext(base: { db: Database; clock: Clock; sealer: Sealer }): StoreContext {
+  return { repos: repositoriesOn(base.db), transaction: unitOfWork(base.db), clock: base.clock, sealer: base.sealer };
+}
+
 /** A service context on `db`: its repositories and unit of work come from the database given. */
-export function serviceContext(base: Omit<ServiceContext, 'repos' | 'transaction'>): ServiceContext {
-  return { ...base, repos: repositoriesOn(base.db), transaction: unitOfWork(base.db) };
+export function serviceContext(base: Omit<ServiceContext, 'repos' | 'transaction'> & { db: Database }): ServiceContext {
+  const { db, ...rest } = base;
+  return { ...rest, repos: repositoriesOn(db), transaction: unitOfWork(db) };
 }

@@ -2,7 +2,6 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../domain/errors.ts';
 import { normaliseNiNumber } from '../domain/identity/ni-number.ts';
 import { authorize } from '../domain/policy.ts';
-import { findPersonByUserId } from '../storage/people.ts';
 import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -32,7 +31,7 @@ export async function startEnrolment(
   const rows = await ctx.repos.enrolment.activeUserIdsWithVerifiedEmail(email);
   // Same answer whether or not a code was sent: the page never reveals who is registered.
   if (rows.length !== 1) return;
-  const person = (await findPersonByUserId(ctx.db, rows[0]!.user_id))!;
+  const person = (await ctx.repos.people.findPersonByUserId(rows[0]!.user_id))!;
   await sendOneTimeCode(ctx, outbox, { ...person, mobile: null }, 'enrolment', null);
 }
 
@@ -80,7 +79,7 @@ export async function createEnrolmentInvitation(
   ctx: ServiceContext,
   input: { userId: string; maxAal: 2 | 3; ttlHours?: number },
 ): Promise<string> {
-  authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, input.userId));
+  authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.repos, ctx.clock, input.userId));
   const token = randomBytes(32).toString('base64url');
   const now = ctx.clock.now();
   await ctx.transaction(async (tx) => {

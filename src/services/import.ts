@@ -176,7 +176,7 @@ function saveOrganisationRow(ctx: ServiceContext, header: readonly string[]): (c
     let type = cells.type?.trim().toLowerCase() || undefined;
     let parentOdsCode = cells.parent_ods_code;
     if ((!type || !hasParent) && cells.ods_code) {
-      const recorded = await findOrganisation(ctx.db, normaliseOdsCode(cells.ods_code));
+      const recorded = await findOrganisation(ctx.repos, normaliseOdsCode(cells.ods_code));
       type ??= recorded?.type;
       if (!hasParent) parentOdsCode = recorded?.parentOdsCode ?? undefined;
     }

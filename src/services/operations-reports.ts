@@ -65,6 +65,6 @@ export async function expiryForecastReport(
 ): Promise<ExpiryForecast> {
   const { days } = parseInput(forecastSchema, query ?? {});
   return raAction(ctx, 'report.expiry_forecast', { targetType: 'report', targetId: 'expiry_forecast' }, async () =>
-    expiryForecast(ctx.db, ctx.clock.now(), { days, alertPercent, odsCodes: scopeOf(ctx) }),
+    expiryForecast(ctx.repos, ctx.clock.now(), { days, alertPercent, odsCodes: scopeOf(ctx) }),
   );
 }

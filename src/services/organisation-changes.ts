@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { type Organisation, organisationTypes } from '../domain/organisations/organisation.ts';
 import { isAllowed } from '../domain/policy.ts';
 import { text } from '../domain/text.ts';
-import { type OrganisationNode, subtreeRows } from '../storage/repositories/hierarchy.ts';
+import type { OrganisationNode } from '../storage/repositories/hierarchy.ts';
 import type { ServiceContext } from './context.ts';
 import { getOrganisation, saveOrganisation, type UpsertOutcome } from './organisations.ts';
 import { parseInput } from './validation.ts';
@@ -31,7 +31,7 @@ export async function organisationTree(
   odsCode: string,
 ): Promise<{ root: string; organisations: OrganisationNode[] }> {
   const org = await getOrganisation(ctx, odsCode);
-  const rows = await subtreeRows(ctx.db, org.odsCode);
+  const rows = await ctx.repos.hierarchy.subtreeRows(org.odsCode);
   const parent = org.parentOdsCode;
   const parentShown =
     parent !== null && isAllowed(ctx.actor, 'organisation:read', { kind: 'organisation', odsCode: parent });

@@ -10,9 +10,6 @@ import { ukDate } from '../domain/dates.ts';
 import { AppError } from '../domain/errors.ts';
 import { authorize } from '../domain/policy.ts';
 import { text } from '../domain/text.ts';
-import { positionFacts } from '../storage/repositories/access-facts.ts';
-import { lockPosition, positionHolders, writePosition } from '../storage/repositories/hierarchy.ts';
-import { findPosition, positionsOf } from '../storage/repositories/positions.ts';
 import { appendAudit } from './audit.ts';
 import { unknownCodes } from './catalogue.ts';
 import type { ServiceContext } from './context.ts';
@@ -44,9 +41,9 @@ const sortedSet = (codes: readonly string[]) => [...new Set(codes)].sort();
 export async function updatePosition(ctx: ServiceContext, positionId: string, input: unknown): Promise<Position> {
   if (!POSITION_ID.test(positionId)) throw new AppError('position.not_found');
   const change = parseInput(positionChangeSchema, input);
-  return ctx.db.transaction(async (tx) => {
-    if (!(await lockPosition(tx, positionId))) throw new AppError('position.not_found');
-    const before = (await findPosition(tx, positionId))!;
+  return ctx.transaction(async (tx) => {
+    if (!(await tx.hierarchy.lockPosition(positionId))) throw new AppError('position.not_found');
+    const before = (await tx.positions.findPosition(positionId))!;
     const after: Position = {
       ...before,
       name: change.name ?? before.name,
@@ -56,9 +53,9 @@ export async function updatePosition(ctx: ServiceContext, positionId: string, in
     };
     authorize(ctx.actor, 'position:update', {
       kind: 'position_change',
-      before: await positionFacts(tx, before),
-      after: await positionFacts(tx, after),
-      holders: await positionHolders(tx, positionId, ukDate(ctx.clock.now())),
+      before: await tx.accessFacts.positionFacts(before),
+      after: await tx.accessFacts.positionFacts(after),
+      holders: await tx.hierarchy.positionHolders(positionId, ukDate(ctx.clock.now())),
     });
     const unknown = [
       ...(await unknownCodes(tx, 'rbac_job_roles', after.jobRoles)),
@@ -71,7 +68,7 @@ export async function updatePosition(ctx: ServiceContext, positionId: string, in
       after.jobRoles.join() === before.jobRoles.join() &&
       after.activities.join() === before.activities.join();
     if (same) return before;
-    await writePosition(tx, positionId, after, ctx.clock.now());
+    await tx.hierarchy.writePosition(positionId, after, ctx.clock.now());
     await appendAudit(tx, ctx, {
       action: 'position.updated',
       targetType: 'position',
@@ -86,5 +83,5 @@ export async function updatePosition(ctx: ServiceContext, positionId: string, in
 /** An organisation's positions, for whoever may read the organisation (as the console's organisation page). */
 export async function listPositions(ctx: ServiceContext, odsCode: string): Promise<Position[]> {
   const org = await getOrganisation(ctx, odsCode);
-  return positionsOf(ctx.db, org.odsCode);
+  return ctx.repos.positions.positionsOf(org.odsCode);
 }

@@ -15,8 +15,8 @@ export async function startBanner(
   url: string,
   justSeeded: boolean,
 ): Promise<string[]> {
-  if (config.DEMO_DATA && (await isDemoInstallation(ctx.db))) {
-    const people = await demoPeopleOf(ctx.db);
+  if (config.DEMO_DATA && (await isDemoInstallation(ctx.repos))) {
+    const people = await demoPeopleOf(ctx.repos);
     const link = await demoConsoleLink(ctx, url);
     return [
       `DEMO MODE (DEMO_DATA=true, demo data ${justSeeded ? 'seeded now' : 'in this database'}): not for real use. Demo people:`,

@@ -47,9 +47,7 @@ export async function prepareDatabase(
     if (config.DEMO_DATA) {
       if ((await ctx.repos.operations.peopleCount()) === 0) {
         seededDemo = (
-          await seedDemo(
-            serviceContext({ ...ctx, actor: { kind: 'system', id: 'system:demo-seed' }, allowExampleNiPrefix: true }),
-          )
+          await seedDemo({ ...ctx, actor: { kind: 'system', id: 'system:demo-seed' }, allowExampleNiPrefix: true })
         ).people;
       }
     }

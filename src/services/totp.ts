@@ -4,7 +4,6 @@ import { codeSchema, matchingStep, totpFor } from '../authenticators/totp/code.t
 import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { authorize } from '../domain/policy.ts';
-import { findPersonByUserId } from '../storage/people.ts';
 import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -18,7 +17,7 @@ export async function startTotpEnrolment(
   ctx: ServiceContext,
   input: { userId: string; issuer: string; nickname?: string },
 ): Promise<{ totpId: string; uri: string; secret: string }> {
-  const person = await findPersonByUserId(ctx.db, input.userId);
+  const person = await ctx.repos.people.findPersonByUserId(input.userId);
   if (person?.status !== 'active') throw new AppError('person.not_found');
   const secret = new OTPAuth.Secret({ size: 20 });
   const totpId = `totp_${randomBytes(9).toString('base64url')}`;
@@ -91,7 +90,7 @@ export async function signInWithTotp(
     return new AppError('auth.failed');
   };
   if (!userId || !code.success) throw await fail('malformed user ID or code');
-  const person = await findPersonByUserId(ctx.db, userId);
+  const person = await ctx.repos.people.findPersonByUserId(userId);
   if (person?.status !== 'active') throw await fail('no active person');
   for (const row of await ctx.repos.totp.activeTotpSecrets(userId)) {
     const secret = OTPAuth.Secret.fromBase32(ctx.sealer.open(row.secret_sealed, SEALED_PURPOSE).toString());
@@ -114,7 +113,7 @@ export async function removeTotp(
 ): Promise<void> {
   // Holders manage their own authenticators; anyone else needs the RA power over that person (policy).
   if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
-    authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, userId));
+    authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.repos, ctx.clock, userId));
   }
   await ctx.transaction(async (tx) => {
     if (!(await tx.totp.removeTotpOf(totpId, userId))) throw new AppError('authenticator.not_found');

@@ -127,11 +127,11 @@ export async function listUpstreamIdps(q: Queryable | Repositories, only?: 'acti
 
 /** An active provider with its client secret, for the sign-in itself. */
 export async function activeUpstreamProvider(
-  ctx: Pick<ServiceContext, 'db' | 'sealer'>,
+  ctx: Pick<ServiceContext, 'repos' | 'sealer'>,
   idpId: string,
 ): Promise<UpstreamIdp & UpstreamProvider> {
   if (!/^[a-z0-9][a-z0-9-]{1,39}$/.test(idpId)) throw new AppError('upstream.idp_not_found');
-  const row = await reposOf(ctx.db).upstream.activeUpstreamIdp(idpId);
+  const row = await ctx.repos.upstream.activeUpstreamIdp(idpId);
   if (!row) throw new AppError('upstream.idp_not_found');
   return { ...fromRow(row), clientSecret: ctx.sealer.open(row.client_secret_sealed, SECRET_PURPOSE).toString() };
 }

@@ -4,7 +4,6 @@ import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { actorLabel, authorize } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
-import { findPersonByUserId } from '../storage/people.ts';
 import { type Repositories, reposOf } from '../storage/repositories/index.ts';
 import { effectiveRoles } from './access.ts';
 import { appendAudit } from './audit.ts';
@@ -35,7 +34,7 @@ const subjectSchema = z.string().trim().min(1).max(255);
 
 /** Whether the person works, today, in one of the provider's organisations (or below one). */
 export async function worksWhereProviderIsOffered(
-  q: Queryable,
+  q: Queryable | Repositories,
   idp: Pick<UpstreamIdp, 'allowedOdsCodes'>,
   userId: string,
   now: Date,
@@ -55,11 +54,11 @@ export async function linkUpstreamAccount(
   const subject = parseInput(subjectSchema, input.subject);
   const self = ctx.actor.kind === 'person' && ctx.actor.userId === input.userId;
   if (!self) {
-    authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, input.userId));
+    authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.repos, ctx.clock, input.userId));
   }
-  const person = await findPersonByUserId(ctx.db, input.userId);
+  const person = await ctx.repos.people.findPersonByUserId(input.userId);
   if (person?.status !== 'active') throw new AppError('person.not_found');
-  if (!(await worksWhereProviderIsOffered(ctx.db, idp, person.userId, ctx.clock.now()))) {
+  if (!(await worksWhereProviderIsOffered(ctx.repos, idp, person.userId, ctx.clock.now()))) {
     throw new AppError('upstream.organisation_not_allowed');
   }
   return ctx.transaction(async (tx) => {
@@ -100,7 +99,7 @@ export async function linkUpstreamAccount(
 /** Removes a link; the sessions signed in through it end (and with them the person's SSO at relying parties). */
 export async function unlinkUpstreamAccount(ctx: ServiceContext, userId: string, linkId: string): Promise<void> {
   if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
-    authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, userId));
+    authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.repos, ctx.clock, userId));
   }
   await ctx.transaction(async (tx) => {
     const removed = await tx.upstream.removeLink(linkId, userId, ctx.clock.now());
@@ -154,9 +153,9 @@ export async function signInWithUpstream(
     return new AppError(code);
   };
   if (!link) throw await refuse('not linked', 'upstream.not_linked');
-  const person = await findPersonByUserId(ctx.db, link.user_id);
+  const person = await ctx.repos.people.findPersonByUserId(link.user_id);
   if (person?.status !== 'active') throw await refuse('person not active', 'auth.failed');
-  if (!(await worksWhereProviderIsOffered(ctx.db, idp, person.userId, ctx.clock.now()))) {
+  if (!(await worksWhereProviderIsOffered(ctx.repos, idp, person.userId, ctx.clock.now()))) {
     throw await refuse('organisation not offered', 'upstream.organisation_not_allowed');
   }
   await ctx.repos.upstream.touchLink(link.link_id, ctx.clock.now());

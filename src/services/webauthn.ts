@@ -11,7 +11,6 @@ import { type Aal, authenticationMethods, webauthnCredentialAal } from '../domai
 import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
-import { findPersonByUserId } from '../storage/people.ts';
 import type { CredentialRow } from '../storage/repositories/webauthn-credentials.ts';
 import { appendAudit } from './audit.ts';
 import { consumeChallenge, createChallenge } from './challenges.ts';
@@ -61,7 +60,7 @@ export async function startWebauthnRegistration(
   rp: RelyingPartyConfig,
   input: { userId: string; kind: WebauthnKind },
 ) {
-  const person = await findPersonByUserId(ctx.db, input.userId);
+  const person = await ctx.repos.people.findPersonByUserId(input.userId);
   if (person?.status !== 'active') throw new AppError('person.not_found');
   const existing = await webauthnCredentialsOf(ctx, person.userId);
   const { challengeId, challenge } = await createChallenge(
@@ -111,7 +110,7 @@ export async function finishWebauthnRegistration(
   const ch = await consumeChallenge(ctx.repos, 'webauthn.register', input.challengeId, now);
   if (ch.userId !== input.userId) throw new AppError('webauthn.challenge_invalid');
   // The person may have been suspended (or have left) since the options were issued.
-  const person = await findPersonByUserId(ctx.db, input.userId);
+  const person = await ctx.repos.people.findPersonByUserId(input.userId);
   if (person?.status !== 'active') {
     throw await refuse(ctx, input.userId, 'webauthn.registration_refused', `person ${person?.status ?? 'missing'}`);
   }
@@ -212,7 +211,7 @@ export async function finishWebauthnAuthentication(
   if (response.response.userHandle && isoBase64URL.toUTF8String(response.response.userHandle) !== row.user_id) {
     throw await failSignIn(ctx, row.user_id, 'user handle does not match the credential');
   }
-  const person = await findPersonByUserId(ctx.db, row.user_id);
+  const person = await ctx.repos.people.findPersonByUserId(row.user_id);
   if (person?.status !== 'active') throw await failSignIn(ctx, row.user_id, `person ${person?.status ?? 'missing'}`);
   const checked = await checkAssertion(rp, response, ch.challenge, {
     id: row.credential_id,
@@ -283,7 +282,7 @@ export async function removeWebauthnCredential(
 ): Promise<void> {
   // Holders manage their own authenticators; anyone else needs the RA power over that person (policy).
   if (!(ctx.actor.kind === 'person' && ctx.actor.userId === userId)) {
-    authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.db, ctx.clock, userId));
+    authorize(ctx.actor, 'authenticator:enrol', await personTarget(ctx.repos, ctx.clock, userId));
   }
   await ctx.transaction(async (tx) => {
     if (!(await tx.webauthnCredentials.removeCredentialOf(credentialId, userId))) {

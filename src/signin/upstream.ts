@@ -66,7 +66,7 @@ export function registerUpstreamRoutes(app: FastifyInstance, deps: WebDeps): voi
     idpId: string,
     flow: Pick<Flow, 'purpose' | 'returnTo' | 'userId'>,
   ): Promise<FastifyReply> {
-    const idp = await activeUpstreamProvider(deps, idpId);
+    const idp = await activeUpstreamProvider(contextFor(deps, req), idpId);
     const { url, pending } = await upstream.start(idp, redirectUri);
     const sealed = deps.sealer.seal(
       JSON.stringify({ ...flow, ...pending, idpId: idp.idpId, exp: Math.floor(Date.now() / 1000) + FLOW_TTL_S }),
@@ -128,7 +128,7 @@ export function registerUpstreamRoutes(app: FastifyInstance, deps: WebDeps): voi
       flow = readFlow(sealed);
       const state = (req.query as Record<string, unknown>).state;
       if (typeof state !== 'string' || state !== flow.state) throw new AppError('upstream.flow_invalid');
-      const idp = await activeUpstreamProvider(deps, flow.idpId);
+      const idp = await activeUpstreamProvider(contextFor(deps, req), flow.idpId);
       const { subject } = await upstream.finish(idp, new URL(req.url, deps.config.PUBLIC_URL), flow);
       if (flow.purpose === 'link') {
         const session = await sessionOf(deps, req);

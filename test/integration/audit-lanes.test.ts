@@ -9,6 +9,7 @@ import { AUDIT_LANES, type AuditEvent, auditHash, auditLaneOf, GENESIS_HASH } fr
 import { appendAudit, auditTrailOf } from '../../src/services/audit.ts';
 import { sealAudit } from '../../src/services/audit-seal.ts';
 import { verifyAuditChain } from '../../src/services/audit-verify.ts';
+import { storeContext } from '../../src/services/context.ts';
 import type { Database, Queryable } from '../../src/storage/database.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
@@ -135,10 +136,10 @@ test(`[${backend}] the single chain written before lanes becomes lane 0 and stil
     0,
     1,
   ]);
-  await assert.rejects(sealAudit({ db, clock, sealer: testSealer }), { code: 'audit.adoption_required' });
+  await assert.rejects(sealAudit(storeContext({ db, clock, sealer: testSealer })), { code: 'audit.adoption_required' });
   assert.equal((await db.query('SELECT * FROM audit_seals')).rows.length, 0, 'no seal written');
   // The operator adopts them once (`opencis audit seal --adopt-unkeyed`); they then verify as they were written.
-  const adoption = await sealAudit({ db, clock, sealer: testSealer }, { adoptUnkeyed: true });
+  const adoption = await sealAudit(storeContext({ db, clock, sealer: testSealer }), { adoptUnkeyed: true });
   assert.equal(adoption.adopted, 6);
   const res = await verifyAuditChain(db, keys);
   assert.ok(res.ok, JSON.stringify(res));
@@ -225,7 +226,7 @@ test(`[${backend}] a transaction that audits several targets keeps to one lane (
 });
 
 test(`[${backend}] verify catches an altered pre-lane event, and events added past a lane's head`, async () => {
-  await sealAudit({ db, clock, sealer: testSealer });
+  await sealAudit(storeContext({ db, clock, sealer: testSealer }));
   const sealed = await verifyAuditChain(db, keys);
   assert.ok(sealed.ok && sealed.lastSeal?.id === 2, JSON.stringify(sealed));
 

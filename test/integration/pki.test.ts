@@ -661,7 +661,7 @@ test(`[${backend}] an RSA-2048 CA issues, verifies, and signs CRLs and OCSP resp
   assert.match(await openssl(['verify', '-CAfile', caPath, certPath]), /: OK/);
   const reqPath = join(dir, 'rsa-req.der');
   await openssl(['ocsp', '-sha256', '-issuer', caPath, '-cert', certPath, '-reqout', reqPath]);
-  const resp = await ocspRespond(ctx2, await readFile(reqPath), clock.now());
+  const resp = await ocspRespond({ db: t2.db, sealer: ctx2.sealer }, await readFile(reqPath), clock.now());
   const respPath = await file('rsa-resp.der', resp);
   const text = await openssl([
     'ocsp',

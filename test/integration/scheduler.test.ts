@@ -89,7 +89,9 @@ test(`[${backend}] role profiles past their end date are ended by the job and th
 });
 
 test(`[${backend}] the embedded database is vacuumed and analysed by a job (PGlite has no autovacuum); PostgreSQL has its own`, async () => {
-  const names = standardJobs(testContext(t.db), recordingOutbox(t.db).outbox, 'http://localhost').map((j) => j.name);
+  const names = standardJobs(t.db, testContext(t.db), recordingOutbox(t.db).outbox, 'http://localhost').map(
+    (j) => j.name,
+  );
   assert.equal(names.includes('embedded-vacuum'), backend === 'pglite');
   if (backend !== 'pglite') return;
   await t.db.exec(`CREATE TABLE churn (id int PRIMARY KEY, v text);

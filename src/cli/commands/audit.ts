@@ -1,7 +1,7 @@
 import { loadConfig } from '../../config.ts';
 import { sealAudit } from '../../services/audit-seal.ts';
 import { verifyAuditChain } from '../../services/audit-verify.ts';
-import { systemClock } from '../../services/context.ts';
+import { storeContext, systemClock } from '../../services/context.ts';
 import { openSealer } from '../../services/startup.ts';
 import { openAndMigrate } from '../../storage/open.ts';
 import type { Command } from '../command.ts';
@@ -37,10 +37,10 @@ seal    Records every lane's current tip together under one hash signed with the
     const db = await openAndMigrate(config, { throughRunningServer: true });
     try {
       if (action === 'seal') {
-        const seal = await sealAudit(
-          { db, clock: systemClock, sealer },
-          { adoptUnkeyed: values['adopt-unkeyed'], sinkFile: config.AUDIT_SEAL_SINK },
-        );
+        const seal = await sealAudit(storeContext({ db, clock: systemClock, sealer }), {
+          adoptUnkeyed: values['adopt-unkeyed'],
+          sinkFile: config.AUDIT_SEAL_SINK,
+        });
         io.out(`Audit sealed: seal ${seal.id} at ${seal.at}, hash ${seal.hash} (key ${seal.keyId})`);
         if (seal.adopted > 0) {
           io.out(`This first signed seal vouches for the ${seal.adopted} events written before audit keys.`);

@@ -51,7 +51,7 @@ Refused once an RA Manager exists: further RA staff are appointed by RA Managers
         if (!(err instanceof AppError) || err.code !== 'bootstrap.ra_manager_exists') throw err;
         // Say whom to ask, and how to get in on demo data, rather than a bare refusal.
         const managers = (await raManagers(ctx)).map((m) => `  ${m.userId}  ${m.name}, ${m.orgName} (${m.odsCode})`);
-        const demo = config.DEMO_DATA && (await isDemoInstallation(ctx.db));
+        const demo = config.DEMO_DATA && (await isDemoInstallation(ctx.repos));
         io.err(
           [
             `opencis bootstrap: ${err.message} [${err.code}]`,

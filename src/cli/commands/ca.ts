@@ -61,7 +61,7 @@ import   installs a CA made offline (certificate PEM; private key PEM: PKCS#8, S
     const [verb] = positionals;
     switch (verb) {
       case 'show': {
-        const all = await withOperatorContext((ctx) => listCertificateAuthorities(ctx.db));
+        const all = await withOperatorContext((ctx) => listCertificateAuthorities(ctx.repos));
         if (values.pem) io.out(all[0]!.certificatePem.trim());
         else io.out(all.map(describe).join('\n'));
         return 0;

@@ -84,7 +84,7 @@ forecast         certificates expiring per day over the next 365 days (or --days
       }
       case 'list': {
         if (!id) throw new UsageError('list needs a USER_ID');
-        const cards = await withOperatorContext((ctx) => cardsOf(ctx.db, id));
+        const cards = await withOperatorContext((ctx) => cardsOf(ctx.repos, id));
         if (cards.length === 0) io.out('no cards');
         for (const c of cards) {
           io.out(`${c.cardId}  ${c.kind.padEnd(8)}  ${c.status.padEnd(17)}  expires ${c.certificateNotAfter ?? '-'}`);
@@ -93,9 +93,9 @@ forecast         certificates expiring per day over the next 365 days (or --days
       }
       case 'expiry-warnings': {
         const transport = transportFromConfig(config);
-        const { queued, sent } = await withOperatorContext(async (ctx) => {
+        const { queued, sent } = await withOperatorContext(async (ctx, db) => {
           const outbox = createOutbox({
-            db: ctx.db,
+            db,
             sealer: ctx.sealer,
             transport,
             clock: ctx.clock,
@@ -127,7 +127,9 @@ forecast         certificates expiring per day over the next 365 days (or --days
         ) {
           throw new UsageError('--alert-percent is a percentage from 0.1 to 100');
         }
-        const f = await withOperatorContext((ctx) => expiryForecast(ctx.db, ctx.clock.now(), { days, alertPercent }));
+        const f = await withOperatorContext((ctx) =>
+          expiryForecast(ctx.repos, ctx.clock.now(), { days, alertPercent }),
+        );
         if (values.json) {
           io.out(JSON.stringify(f, null, 2));
           return 0;

@@ -95,7 +95,7 @@ error.`,
       }
       case 'list': {
         if (first) throw new UsageError(`unexpected argument "${first}"`);
-        const idps = await withOperatorContext((ctx) => listUpstreamIdps(ctx.db));
+        const idps = await withOperatorContext((ctx) => listUpstreamIdps(ctx.repos));
         if (idps.length === 0) io.out('no upstream identity providers');
         for (const i of idps) {
           io.out(
@@ -127,7 +127,7 @@ error.`,
       }
       case 'links': {
         if (!first) throw new UsageError('links needs a USER_ID');
-        const links = await withOperatorContext((ctx) => upstreamLinksOf(ctx.db, first));
+        const links = await withOperatorContext((ctx) => upstreamLinksOf(ctx.repos, first));
         if (links.length === 0) io.out('no linked accounts');
         for (const l of links) io.out(`${l.linkId}  ${l.idpId}  ${l.subject}  linked ${l.createdAt}`);
         return 0;

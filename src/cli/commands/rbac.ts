@@ -26,7 +26,7 @@ show  prints the loaded version and its job roles and activities.`,
       return 0;
     }
     if (verb === 'show' && !file) {
-      const cat = await withOperatorContext((ctx) => listCatalogue(ctx.db));
+      const cat = await withOperatorContext((ctx) => listCatalogue(ctx.repos));
       io.out(`RBAC catalogue ${cat.version ?? '(none loaded)'}`);
       for (const r of cat.jobRoles) io.out(`  ${r.roleCode}  ${r.name}`);
       for (const a of cat.activities)

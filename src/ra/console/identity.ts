@@ -10,7 +10,6 @@ import { isNationalId } from '../../domain/identity/user-id.ts';
 import { optionalText, text as textSchema } from '../../domain/text.ts';
 import type { ServiceContext } from '../../services/context.ts';
 import { validateNewPerson } from '../../services/people.ts';
-import { findPersonByUserId } from '../../storage/people.ts';
 import {
   dateField,
   type FieldMap,
@@ -91,7 +90,7 @@ export interface Candidate {
 export async function candidatesView(ctx: ServiceContext, ids: readonly string[], niNumber: string | null) {
   const out: Candidate[] = [];
   for (const id of ids.filter(isNationalId).slice(0, 20)) {
-    const p = await findPersonByUserId(ctx.db, id);
+    const p = await ctx.repos.people.findPersonByUserId(id);
     if (!p) continue;
     out.push({
       userId: p.userId,

@@ -33,8 +33,7 @@ export async function startCardIssue(
   if (!config.transportSoPin) throw new AppError('card.not_configured');
   if (!isNationalId(input.userId)) throw new AppError('person.invalid_user_id');
   return ctx.transaction(async (tx) => {
-    // TRANSITIONAL (issue 16): the people storage still takes a raw handle; this one is the transaction's.
-    const person = await findPersonByUserId(tx.handle, input.userId, true);
+    const person = await tx.people.findPersonByUserId(input.userId, true);
     if (!person) throw new AppError('person.not_found');
     authorize(ctx.actor, 'card:issue', await personTarget(tx, ctx.clock, person.userId));
     // A card is an AAL3 authenticator: its holder's identity must have been checked face to face (IAL3).

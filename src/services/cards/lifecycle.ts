@@ -4,7 +4,6 @@ import { AppError } from '../../domain/errors.ts';
 import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize } from '../../domain/policy.ts';
 import type { Queryable } from '../../storage/database.ts';
-import { findPersonByUserId } from '../../storage/people.ts';
 import { type Repositories, reposOf } from '../../storage/repositories/index.ts';
 import { appendAudit } from '../audit.ts';
 import { revokeCertificate } from '../certificates.ts';
@@ -48,7 +47,7 @@ export async function requestSelfServiceUnlock(
 ): Promise<void> {
   if (typeof input.userId !== 'string' || !isNationalId(input.userId)) throw new AppError('person.invalid_user_id');
   if (!(await mayRequestCode(ctx.repos, 'card_unlock', input.userId, input.ip, ctx.clock.now()))) return;
-  const person = await findPersonByUserId(ctx.db, input.userId);
+  const person = await ctx.repos.people.findPersonByUserId(input.userId);
   if (person?.status !== 'active') return;
   const card = await ctx.repos.cards.cardToUnlock(person.userId);
   if (!card) return;

@@ -2,7 +2,6 @@ import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { AppError } from '../../domain/errors.ts';
 import { authorize } from '../../domain/policy.ts';
-import { findPersonByUserId } from '../../storage/people.ts';
 import type { CardRow } from '../../storage/repositories/cards.ts';
 import { appendAudit } from '../audit.ts';
 import { issueAuthenticationCertificate, revokeCertificate } from '../certificates.ts';
@@ -58,7 +57,7 @@ export async function renewCardAtDesk(
   }
   const current = await ctx.repos.cards.findCard(cardId);
   if (!current) throw new AppError('card.not_found');
-  authorize(ctx.actor, 'card:renew', await personTarget(ctx.db, ctx.clock, current.user_id));
+  authorize(ctx.actor, 'card:renew', await personTarget(ctx.repos, ctx.clock, current.user_id));
   if (current.status !== 'active' || !current.certificate_serial) throw new AppError('card.invalid_state');
   const { card, certificateSerial } = await proveCard(ctx, config, 'renew', input, { allowExpired: true });
   if (card.card_id !== cardId) {
@@ -117,7 +116,7 @@ export async function sendExpiryWarnings(ctx: ServiceContext, outbox: Notificati
   const rows = await ctx.repos.cards.cardsExpiringBetween(now, new Date(now.getTime() + 90 * 86_400_000));
   let sent = 0;
   for (const card of rows) {
-    const person = await findPersonByUserId(ctx.db, card.user_id);
+    const person = await ctx.repos.people.findPersonByUserId(card.user_id);
     if (!person?.email) continue;
     const left = Math.ceil((new Date(card.not_after!).getTime() - now.getTime()) / 86_400_000);
     const threshold = [7, 30, 90].find((d) => left <= d)!;

@@ -3,7 +3,6 @@ import { cardSignatureVerifies } from '../../authenticators/smartcard/signature.
 import { authenticationMethods } from '../../domain/credentials/assurance.ts';
 import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../../domain/credentials/card-login.ts';
 import { AppError } from '../../domain/errors.ts';
-import { findPersonByUserId } from '../../storage/people.ts';
 import type { CardRow } from '../../storage/repositories/cards.ts';
 import { appendAudit } from '../audit.ts';
 import { verifyAuthenticationCertificate } from '../certificates.ts';
@@ -89,7 +88,7 @@ export async function proveCard(
   if (!card || card.certificate_serial !== verified.serial)
     throw await fail('certificate is not the card’s current one', verified.userId);
   if (card.status !== 'active') throw await fail(`card ${card.status}`, card.user_id);
-  const person = await findPersonByUserId(ctx.db, card.user_id);
+  const person = await ctx.repos.people.findPersonByUserId(card.user_id);
   if (person?.status !== 'active') throw await fail(`person ${person?.status ?? 'missing'}`, card.user_id);
   const expected = verified.algorithm === 'ES256' ? 'ES256' : 'RS256';
   const ok =

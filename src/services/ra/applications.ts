@@ -74,8 +74,8 @@ export async function submitApplication(
 ): Promise<{ applicationId: string; status: 'submitted' }> {
   const now = ctx.clock.now();
   const keys = client.ip ? [{ key: `apply:ip:${client.ip}`, policy: applicationAttemptPolicy }] : [];
-  await assertNotLocked(ctx.db, keys, now);
-  await recordFailure(ctx.db, keys, now);
+  await assertNotLocked(ctx.repos, keys, now);
+  await recordFailure(ctx.repos, keys, now);
   const form = parseInput(submissionSchema, input);
   const { identityAssuranceLevel: _l, photoRef: _p, ...applicant } = validateNewPerson(ctx, form.applicant);
   if (!applicant.email) {

@@ -40,7 +40,7 @@ async function changeStatus(
       }
       const now = ctx.clock.now();
       const after = await tx.people.updatePersonStatus(userId, change.to, now);
-      const ended = change.endSessions ? await endSessionsOf(tx.handle, userId, now, change.action) : 0;
+      const ended = change.endSessions ? await endSessionsOf(tx, userId, now, change.action) : 0;
       await appendAudit(tx, ctx, {
         action: 'person.status_changed',
         targetType: 'person',
@@ -192,7 +192,7 @@ async function organisationLeaver(
   const requests = (await lockPendingRequestsOf(tx, person.userId)).filter((r) => orgs.has(r.odsCode));
   const { ended, audit } = await endProfiles(tx, ctx, mine, 'leaver');
   // CIS2: removing a role ends the sessions (and refresh tokens) that may carry it.
-  await recordSessionEnd(tx.handle, person.userId, 'role_removed', now);
+  await recordSessionEnd(tx, person.userId, 'role_removed', now);
   for (const r of requests) await closeRequest(tx, ctx, r, 'withdrawn', 'the person has left this organisation');
   await audit();
   const keptIn = [...new Set(profiles.filter((p) => !mine.includes(p)).map((p) => p.odsCode))].sort();
@@ -241,11 +241,11 @@ async function nationalLeaver(
   await tx.leavers.useUpInvitationsAndCodesOf(userId, now);
   const { ended, audit } = await endProfiles(tx, ctx, profiles, 'leaver');
   const after = await tx.people.updatePersonStatus(userId, 'left', now);
-  const sessionsEnded = await endSessionsOf(tx.handle, userId, now, 'leaver');
+  const sessionsEnded = await endSessionsOf(tx, userId, now, 'leaver');
   // From here on, audit appends: the card service writes its own events.
-  for (const cardId of cards) await cancelCardIn(tx.handle, ctx, cardId, 'leaver');
+  for (const cardId of cards) await cancelCardIn(tx, ctx, cardId, 'leaver');
   // Certificates not on a card any more (or on none) are revoked too: a leaver keeps no valid certificate.
-  for (const serial of certificates) await revokeCertificate(tx.handle, ctx, serial, 'affiliationChanged');
+  for (const serial of certificates) await revokeCertificate(tx, ctx, serial, 'affiliationChanged');
   for (const r of requests) await closeRequest(tx, ctx, r, 'withdrawn', 'the person has left');
   await audit();
   const outcome: Omit<LeaverOutcome, 'person'> = {

@@ -23,6 +23,7 @@ import * as cis1Tickets from './cis1-tickets.ts';
 import * as clients from './clients.ts';
 import * as demo from './demo.ts';
 import * as enrolment from './enrolment.ts';
+import * as hierarchy from './hierarchy.ts';
 import * as identityChecks from './identity-checks.ts';
 import * as jobs from './jobs.ts';
 import * as leavers from './leavers.ts';
@@ -64,6 +65,7 @@ const modules = {
   clients,
   demo,
   enrolment,
+  hierarchy,
   identityChecks,
   jobs,
   leavers,

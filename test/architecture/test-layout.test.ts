@@ -87,3 +87,15 @@ test('each folder of test/ is named after an area of src/ (or is architecture, e
     [],
   );
 });
+
+test("README's project layout names every folder of test/, and none that is not there", () => {
+  const readme = readFileSync('README.md', 'utf8');
+  const start = readme.indexOf('## Project layout');
+  assert.ok(start >= 0, 'README has a Project layout section');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  const named = [...new Set([...section.matchAll(/`test\/([\w-]+)\/`/g)].map((m) => m[1]!))].sort();
+  const folders = readdirSync(TEST)
+    .filter((name) => statSync(join(TEST, name)).isDirectory())
+    .sort();
+  assert.deepEqual(named, folders);
+});

@@ -1,7 +1,7 @@
 /**
  * Prints the table docs/architecture.md keeps of every policy statement and the files that ask for it (issue 16,
- * acceptance 2). test/unit/architecture-doc.test.ts fails when the document and the tree disagree; this script prints
- * the table to paste: `node --import tsx scripts/architecture-table.ts`.
+ * acceptance 2). test/architecture/architecture-doc.test.ts fails when the document and the tree disagree; this script
+ * prints the table to paste: `node --import tsx scripts/architecture-table.ts`.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Issue 16, acceptance 6: no test depends on the day or hour it runs. Runs the unit and integration (PGlite) suites
+# Issue 16, acceptance 6: no test depends on the day or hour it runs. Runs the unit and database (PGlite) suites
 # with the clock a day, a month and a year ahead, under Debian's faketime (libfaketime preloaded into Node and every
 # child it starts). The monotonic clock is left alone so timers and timeouts behave. PostgreSQL's own clock cannot be
-# moved from here, so the integration suite runs on the embedded database, whose clock is Node's.
+# moved from here, so the database suite runs on the embedded database, whose clock is Node's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lib=""

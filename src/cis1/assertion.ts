@@ -113,7 +113,7 @@ const exclusiveC14n = new ExclusiveCanonicalization();
  * signature over the exclusive-c14n SignedInfo, and the signing certificate in KeyInfo.
  *
  * This is what xml-crypto's SignedXml.computeSignature produces for the same document and options, byte for byte
- * (test/integration/cis1.signing.test.ts signs the same documents both ways and compares), without its overheads:
+ * (test/cis1/cis1.signing.test.ts signs the same documents both ways and compares), without its overheads:
  * serialising the DOM to text and parsing it back, a deep clone of the document per canonicalisation, XPath
  * searches of the whole document, and parsing the Signature element from a string. Canonicalisation is
  * xml-crypto's ExclusiveCanonicalization; nothing here canonicalises by hand. The digest is computed before the

@@ -54,7 +54,7 @@ function json<T>(value: T | string | null): T | null {
 
 /**
  * Everything a validation needs about a ticket, in one call of cis1_ticket_state (migration 0009: the role profile is
- * read with the rules of effectiveRoles; test/integration/cis1.test.ts checks both give the same role data).
+ * read with the rules of effectiveRoles; test/cis1/cis1.test.ts checks both give the same role data).
  * Exported for bench/cis1.ts.
  */
 export async function readTicket(

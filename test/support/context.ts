@@ -38,7 +38,7 @@ export const testSealer = createSealer(Buffer.from(TEST_SECRETS_KEY, 'base64'));
 
 /**
  * Test relying parties listen on loopback over http: the test environment allows that for the server's own requests
- * (OUTBOUND_ALLOWED_RANGES / OUTBOUND_ALLOW_HTTP). test/integration/outbound.security.test.ts runs without it.
+ * (OUTBOUND_ALLOWED_RANGES / OUTBOUND_ALLOW_HTTP). test/net/outbound.security.test.ts runs without it.
  */
 export const TEST_OUTBOUND_ENV = { OUTBOUND_ALLOWED_RANGES: '127.0.0.0/8,::1', OUTBOUND_ALLOW_HTTP: 'true' };
 export const TEST_OUTBOUND = outboundPolicy(TEST_OUTBOUND_ENV.OUTBOUND_ALLOWED_RANGES, true);

@@ -8,8 +8,10 @@ import { dropPostgresSchema, openPostgres } from '../../src/storage/postgres.ts'
 import { testSealer } from './context.ts';
 
 /**
- * The storage backend the integration suite runs on: TEST_DATABASE=pglite (default) or postgres. `npm test` runs the
- * suite once with each. In CI a missing PostgreSQL fails the run (the connection error is not caught).
+ * The storage backend the database tests run on: TEST_DATABASE=pglite (default) or postgres. `npm test` runs them
+ * once with each (test:pglite, test:postgres). Importing this file is what makes a test file one of them
+ * (scripts/test-files.mjs); a file that does not is a unit test. In CI a missing PostgreSQL fails the run (the
+ * connection error is not caught).
  */
 export const backend: 'pglite' | 'postgres' = process.env.TEST_DATABASE === 'postgres' ? 'postgres' : 'pglite';
 export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -7,7 +7,7 @@ import { saveTestOrganisations } from '../support/organisations.ts';
 
 /*
  * The repositories (src/storage/repositories/): one suite, run unchanged on PGlite and PostgreSQL (npm test runs the
- * integration files on both). Each aggregate's own statements are tested in its file (repositories-*.test.ts); this
+ * database tests on both). Each aggregate's own statements are tested in its file (repositories-*.test.ts); this
  * file checks what they all stand on: binding to a handle, and the unit of work.
  */
 let t: TestDatabase;

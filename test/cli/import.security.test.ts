@@ -158,7 +158,7 @@ test(`[${backend}] formula and escape cells are data, and the report never echoe
 
 test('every CSV OpenCIS sends goes through its one formula-safe writer (src/http/csv.ts)', async () => {
   // Exports (reports, the audit view) are CSV: a cell starting =, +, -, @, tab or CR is written with a leading
-  // apostrophe (test/unit/csv.test.ts), so it cannot run in a spreadsheet. No other file may send CSV itself.
+  // apostrophe (test/http/csv.test.ts), so it cannot run in a spreadsheet. No other file may send CSV itself.
   const files = (d: string): string[] =>
     readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? files(join(d, n)) : [join(d, n)]));
   for (const path of files('src').filter((p) => p.endsWith('.ts') && !p.endsWith(join('http', 'csv.ts')))) {

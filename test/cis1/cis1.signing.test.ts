@@ -17,7 +17,7 @@ import type { AssertionSigningKey } from '../../src/cis1/signing-key.ts';
  * exclusive canonicalisation, without SignedXml.computeSignature's text round trips. These tests hold it to
  * xml-crypto's own signer: the same document signed both ways must be the same bytes (RSA PKCS#1 v1.5 signatures are
  * deterministic), including for text an XML parser would change (line ends, markup characters, control characters,
- * characters outside the BMP, empty values). No database: the file is named for the CIS1 suite it belongs to.
+ * characters outside the BMP, empty values). No database, so a unit test, beside the CIS1 tests it belongs with.
  */
 const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
 const EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';

@@ -126,7 +126,6 @@ test('SQL lives only in src/storage', () => {
 const LONG_FILES: Record<string, string> = {
   'card-agent/server.ts': 'issue 16: to split',
   'card-agent/token.ts': 'issue 16: to split',
-  'ra/console/clients.ts': 'issue 16: to split',
   'storage/admin-socket.ts': 'the admin socket protocol (framing, greeting, transactions) in one place',
 };
 

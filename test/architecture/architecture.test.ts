@@ -124,7 +124,6 @@ test('SQL lives only in src/storage', () => {
 
 /** Files over the size a reader takes in at once, each with the reason it is one piece. */
 const LONG_FILES: Record<string, string> = {
-  'card-agent/server.ts': 'issue 16: to split',
   'storage/admin-socket.ts': 'the admin socket protocol (framing, greeting, transactions) in one place',
 };
 

@@ -4,7 +4,7 @@
  * prints the table to paste: `node --import tsx scripts/architecture-table.ts`.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { statements } from '../src/domain/policy.ts';
 
@@ -20,9 +20,14 @@ function sourceFiles(dir = SRC): string[] {
   return out;
 }
 
-/** For each statement, the files outside the policy that name it (as a string literal): its callers. */
+/**
+ * For each statement, the files outside the policy (src/domain/policy.ts and its modules in src/domain/policy/) that
+ * name it (as a string literal): its callers.
+ */
 export function callersOfStatements(): Map<string, string[]> {
-  const files = sourceFiles().filter((f) => relative(SRC, f) !== join('domain', 'policy.ts'));
+  const inPolicy = (name: string) =>
+    name === join('domain', 'policy.ts') || name.startsWith(join('domain', 'policy') + sep);
+  const files = sourceFiles().filter((f) => !inPolicy(relative(SRC, f)));
   const texts = files.map((f) => [relative(SRC, f), readFileSync(f, 'utf8')] as const);
   return new Map(
     statements.map((s) => [s, texts.filter(([, text]) => text.includes(`'${s}'`)).map(([name]) => `src/${name}`)]),

@@ -124,10 +124,6 @@ test('SQL lives only in src/storage', () => {
 
 /** Files over the size a reader takes in at once, each with the reason it is one piece. */
 const LONG_FILES: Record<string, string> = {
-  'card-agent/server.ts': 'issue 16: to split',
-  'card-agent/token.ts': 'issue 16: to split',
-  'domain/policy.ts': 'issue 16: to split',
-  'ra/console/clients.ts': 'issue 16: to split',
   'storage/admin-socket.ts': 'the admin socket protocol (framing, greeting, transactions) in one place',
 };
 

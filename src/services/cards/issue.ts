@@ -5,7 +5,6 @@ import { cardLoginMessage } from '../../domain/credentials/card-login.ts';
 import { AppError } from '../../domain/errors.ts';
 import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize } from '../../domain/policy.ts';
-import { findPersonByUserId } from '../../storage/people.ts';
 import { appendAudit } from '../audit.ts';
 import { issueAuthenticationCertificate, revokeCertificate } from '../certificates.ts';
 import type { ServiceContext } from '../context.ts';

@@ -14,7 +14,7 @@ import type { Job } from './scheduler.ts';
 /** Role profiles whose end date has passed: marked ended, and the sessions that may carry them end (CIS2). */
 export async function endRoleProfilesPastEndDate(ctx: ServiceContext): Promise<number> {
   return ctx.transaction(async (tx) => {
-    const rows = await tx.jobs.endRoleProfilesBefore(ukDate(ctx.clock.now()), ctx.clock.now());
+    const rows = await tx.roleProfiles.endRoleProfilesBefore(ukDate(ctx.clock.now()), ctx.clock.now());
     for (const r of rows) {
       await recordSessionEnd(tx, r.userId, 'role_ended', ctx.clock.now());
       await appendAudit(tx, ctx, {

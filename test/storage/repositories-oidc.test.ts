@@ -182,7 +182,7 @@ test(`[${backend}] jobs: registered once, claimed by one node until its lease en
     "SELECT every_seconds, last_result, lease_until FROM scheduled_jobs WHERE name = 'repo-job'",
   );
   assert.deepEqual(rows[0], { every_seconds: 120, last_result: 'ok', lease_until: null });
-  assert.deepEqual(await j.endRoleProfilesBefore('2000-01-01', new Date()), []);
+  assert.deepEqual(await repos().roleProfiles.endRoleProfilesBefore('2000-01-01', new Date()), []);
 });
 
 test(`[${backend}] audit: lanes advance one at a time, events and seals read back in order`, async () => {

@@ -33,23 +33,6 @@ export async function finishJob(q: Queryable, name: string, result: string, node
   );
 }
 
-/**
- * Role profiles whose end date (a UK date) is before `today`: marked ended. (A role-profile statement, kept with the
- * job that runs it until role profiles have their repository.)
- */
-export async function endRoleProfilesBefore(
-  q: Queryable,
-  today: string,
-  at: Date,
-): Promise<{ userId: string; personRoleId: string; endDate: string }[]> {
-  const { rows } = await q.query<{ user_id: string; person_roleid: string; end_date: string }>(
-    `UPDATE role_profiles SET status = 'ended', updated_at = $2 WHERE status = 'active' AND end_date < $1
-       RETURNING user_id, person_roleid, end_date`,
-    [today, at],
-  );
-  return rows.map((r) => ({ userId: r.user_id, personRoleId: r.person_roleid, endDate: r.end_date }));
-}
-
 /** VACUUM (ANALYZE) of the whole database: the embedded PGlite's upkeep (it has no autovacuum). */
 export async function vacuumAnalyze(q: Queryable): Promise<void> {
   // VACUUM cannot run in a transaction: only the database itself, never a transaction's handle.

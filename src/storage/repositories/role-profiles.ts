@@ -110,6 +110,20 @@ export async function markRoleProfileEnded(
   ]);
 }
 
+/** Active role profiles whose end date (a UK date) is before `today`: marked ended (the scheduled job's statement). */
+export async function endRoleProfilesBefore(
+  q: Queryable,
+  today: string,
+  at: Date,
+): Promise<{ userId: string; personRoleId: string; endDate: string }[]> {
+  const { rows } = await q.query<{ user_id: string; person_roleid: string; end_date: string }>(
+    `UPDATE role_profiles SET status = 'ended', updated_at = $2 WHERE status = 'active' AND end_date < $1
+       RETURNING user_id, person_roleid, end_date`,
+    [today, at],
+  );
+  return rows.map((r) => ({ userId: r.user_id, personRoleId: r.person_roleid, endDate: r.end_date }));
+}
+
 async function roleProfilesWhere(q: Queryable, where: string, params: unknown[]): Promise<RoleProfile[]> {
   const { rows } = await q.query<{
     person_roleid: string;

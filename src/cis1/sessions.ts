@@ -124,8 +124,8 @@ export async function startCis1Session(
           reason: 'no role profile in effect',
         });
       }
-      const current = await tx.cis1Sessions.lockCard(cardId);
-      if (current?.status !== 'active' || current.certificateSerial?.toLowerCase() !== presentedSerial) {
+      const current = await tx.cards.lockCard(cardId);
+      if (current?.status !== 'active' || current.certificate_serial?.toLowerCase() !== presentedSerial) {
         throw new Refusal('auth.failed', {
           action: 'cis1.signin_refused',
           userId,
@@ -143,7 +143,7 @@ export async function startCis1Session(
         sessionId,
         userId,
         cardId,
-        certificateSerial: current.certificateSerial,
+        certificateSerial: current.certificate_serial,
         workstationId,
         amr: result.amr,
         agentSecretHash: hashToken(sessionSecret),

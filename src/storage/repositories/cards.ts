@@ -30,7 +30,7 @@ export async function findCard(q: Queryable, cardId: string): Promise<CardRow | 
   return (await cardsWhere(q, 'c.card_id = $1', [cardId]))[0];
 }
 
-/** The card, locked for the rest of the transaction. */
+/** The card, locked for the rest of the transaction (the card services; a CIS1 sign-in, until its session is written). */
 export async function lockCard(q: Queryable, cardId: string): Promise<CardRow | undefined> {
   return (await cardsWhere(q, 'c.card_id = $1 FOR UPDATE OF c', [cardId]))[0];
 }

@@ -68,19 +68,6 @@ export async function endSession(q: Queryable, sessionId: string, at: Date, reas
   return rowCount > 0;
 }
 
-/** The card a sign-in used, locked until the session is written: its status and current certificate. */
-export async function lockCard(
-  q: Queryable,
-  cardId: string,
-): Promise<{ status: string; certificateSerial: string | null } | undefined> {
-  const { rows } = await q.query<{ status: string; certificate_serial: string | null }>(
-    'SELECT status, certificate_serial FROM cards WHERE card_id = $1 FOR UPDATE',
-    [cardId],
-  );
-  const r = rows[0];
-  return r && { status: r.status, certificateSerial: r.certificate_serial };
-}
-
 /** The card's sessions not ended yet, locked. */
 export async function liveSessionsOfCard(q: Queryable, cardId: string): Promise<SessionHolder[]> {
   const { rows } = await q.query<SessionHolder>(

@@ -231,7 +231,7 @@ export async function registerClient(
   const now = ctx.clock.now();
   const client = await ctx.transaction(async (tx) => {
     if (odsCode !== null) {
-      if (!(await tx.clients.ownerOrganisationExists(odsCode))) throw new AppError('organisation.not_found');
+      if (!(await tx.organisations.findOrganisation(odsCode))) throw new AppError('organisation.not_found');
     }
     if (await tx.clients.clientExists(clientId))
       throw new AppError('request.invalid', { problems: [{ field: 'clientId', message: 'already registered' }] });

@@ -21,8 +21,8 @@ const repos = () => repositoriesOn(t.db);
 
 test(`[${backend}] clients: registered, found, listed by owner, re-keyed and switched off`, async () => {
   const r = repos();
-  assert.equal(await r.clients.ownerOrganisationExists('RR8'), true);
-  assert.equal(await r.clients.ownerOrganisationExists('ZZZ99'), false);
+  assert.equal((await r.organisations.findOrganisation('RR8'))?.odsCode, 'RR8', 'the owner a client is checked for');
+  assert.equal(await r.organisations.findOrganisation('ZZZ99'), undefined);
   assert.equal(await r.clients.clientExists('repo-client-1'), false);
   const at = new Date('2026-11-26T10:00:00Z');
   await r.clients.insertClient({

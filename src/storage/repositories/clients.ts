@@ -52,12 +52,6 @@ function recordOf(r: ClientRow): ClientRecord {
   };
 }
 
-/** Whether the organisation a new client is to belong to exists. */
-export async function ownerOrganisationExists(q: Queryable, odsCode: string): Promise<boolean> {
-  const org = await q.query('SELECT 1 FROM organisations WHERE ods_code = $1', [odsCode]);
-  return org.rows.length > 0;
-}
-
 export async function clientExists(q: Queryable, clientId: string): Promise<boolean> {
   const exists = await q.query('SELECT 1 FROM oidc_clients WHERE client_id = $1', [clientId]);
   return exists.rows.length > 0;

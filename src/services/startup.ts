@@ -45,7 +45,7 @@ export async function prepareDatabase(
     await ensureCertificateAuthority(ctx);
     let seededDemo: { userId: string; name: string; roles: number }[] | null = null;
     if (config.DEMO_DATA) {
-      if ((await ctx.repos.operations.peopleCount()) === 0) {
+      if ((await ctx.repos.people.peopleCount()) === 0) {
         seededDemo = (
           await seedDemo({ ...ctx, actor: { kind: 'system', id: 'system:demo-seed' }, allowExampleNiPrefix: true })
         ).people;

@@ -1,18 +1,12 @@
 /**
- * What operating the service reads: the health check's round trip, whether the database holds anyone yet (demo data
- * at first start), the notification outbox's counts for the metrics, and its failed messages for the RA report.
+ * What operating the service reads: the health check's round trip, the notification outbox's counts for the metrics,
+ * and its failed messages for the RA report.
  */
 import type { Queryable } from '../database.ts';
 
 /** One round trip: the database answers. */
 export async function ping(q: Queryable): Promise<void> {
   await q.query('SELECT 1');
-}
-
-/** How many people the database holds. */
-export async function peopleCount(q: Queryable): Promise<number> {
-  const { rows } = await q.query<{ n: string }>('SELECT count(*)::text AS n FROM people');
-  return Number(rows[0]?.n ?? 0);
 }
 
 /** Messages in the outbox that are queued (waiting or being retried) and failed, across the cluster. */

@@ -11,6 +11,12 @@ export async function markEmailVerified(q: Queryable, userId: string, at: Date):
   await q.query('UPDATE people SET email_verified_at = $2 WHERE user_id = $1', [userId, at]);
 }
 
+/** How many people the database holds (none yet: the demo data is loaded at first start). */
+export async function peopleCount(q: Queryable): Promise<number> {
+  const { rows } = await q.query<{ n: string }>('SELECT count(*)::text AS n FROM people');
+  return Number(rows[0]?.n ?? 0);
+}
+
 /** Takes the transaction-scoped advisory lock `key` (a bigint, as text): held until the transaction ends. */
 export async function lockForTransaction(q: Queryable, key: string): Promise<void> {
   await q.query('SELECT pg_advisory_xact_lock($1::bigint)', [key]);

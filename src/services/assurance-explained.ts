@@ -58,7 +58,7 @@ export async function explainBelowAal3(
   authenticatorId: string | null,
 ): Promise<AssuranceExplained> {
   if (authenticatorId?.startsWith('webauthn:')) {
-    const c = await reposOf(q).authenticatorLabels.webauthnCredentialSummary(authenticatorId.slice(9));
+    const c = await reposOf(q).webauthnCredentials.findCredential(authenticatorId.slice(9));
     if (c) {
       const reason = webauthnBelowAal3(rp, c);
       const what =

@@ -279,6 +279,6 @@ test(`[${backend}] CIS1 signing keys and operations: one active key, counts and 
   assert.equal(typeof (await repos().people.peopleCount()), 'number');
   assert.deepEqual(Object.keys(await o.outboxCounts()).sort(), ['failed', 'queued']);
   assert.deepEqual(await o.failedNotifications(['RR8'], new Date(0), 10), []);
-  assert.equal(await repos().authenticatorLabels.webauthnCredentialSummary('nope'), undefined);
+  assert.equal(await repos().webauthnCredentials.findCredential('nope'), undefined);
   assert.equal(await repos().oidcClaims.claimsState('555999999999', '2026-11-26', null, false), null);
 });

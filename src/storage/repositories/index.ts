@@ -11,7 +11,6 @@ import * as applications from './applications.ts';
 import * as attempts from './attempts.ts';
 import * as audit from './audit.ts';
 import * as auditSearch from './audit-search.ts';
-import * as authenticatorLabels from './authenticator-labels.ts';
 import * as authorities from './authorities.ts';
 import * as cards from './cards.ts';
 import * as catalogue from './catalogue.ts';
@@ -53,7 +52,6 @@ const modules = {
   attempts,
   audit,
   auditSearch,
-  authenticatorLabels,
   authorities,
   cards,
   catalogue,

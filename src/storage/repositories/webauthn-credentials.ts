@@ -8,6 +8,7 @@ export interface CredentialRow {
   sign_count: string;
   transports: string[];
   aaguid: string;
+  attestation_format: string;
   backup_eligible: boolean;
   kind: 'security_key' | 'platform' | 'passkey';
   aal: number;
@@ -80,6 +81,7 @@ export async function activeCredentialIdsOf(
   return rows;
 }
 
+/** The credential `credentialId` (also what a person is told about the key they signed in with). */
 export async function findCredential(q: Queryable, credentialId: string): Promise<CredentialRow | undefined> {
   const { rows } = await q.query<CredentialRow>('SELECT * FROM webauthn_credentials WHERE credential_id = $1', [
     credentialId,

@@ -105,8 +105,7 @@ let inclusions: { key: string; map: Map<string, string[]> } | undefined;
 
 async function activityInclusions(repos: Repositories, key: string): Promise<Map<string, string[]>> {
   if (inclusions?.key === key) return inclusions.map;
-  const rows = await repos.cis1Tickets.activityInclusionRows();
-  inclusions = { key, map: new Map(rows.map((r) => [r.code, r.includes])) };
+  inclusions = { key, map: await repos.accessFacts.activityInclusionsUncached() };
   return inclusions.map;
 }
 

@@ -23,6 +23,8 @@ test(`[${backend}] repositories bound to a handle run their statements on it`, a
   assert.deepEqual(await repos.positions.positionsOf('RR8'), []);
   assert.equal(await repos.positions.findPosition('999999'), undefined);
   assert.equal(await repos.accessFacts.loadPersonFacts('555000000001', '2026-11-26'), undefined);
+  // CIS1 validation (uncached, kept by catalogue version) and claims (cached a minute) read the same inclusions.
+  assert.deepEqual(await repos.accessFacts.activityInclusionsUncached(), await repos.accessFacts.activityInclusions());
 });
 
 test(`[${backend}] the unit of work commits what its function did, or nothing when it throws`, async () => {

@@ -15,15 +15,24 @@ import type { Queryable } from '../database.ts';
 const inclusionsCache = new WeakMap<Queryable, { at: number; value: Map<string, string[]> }>();
 const INCLUSIONS_TTL_MS = 60_000;
 
+/** The RBAC activities that include others (the national catalogue's inclusions), kept for a minute per database. */
 export async function activityInclusions(q: Queryable): Promise<Map<string, string[]>> {
   const cached = inclusionsCache.get(q);
   if (cached && Date.now() - cached.at < INCLUSIONS_TTL_MS) return cached.value;
+  const value = await activityInclusionsUncached(q);
+  inclusionsCache.set(q, { at: Date.now(), value });
+  return value;
+}
+
+/**
+ * The same inclusions read from the database now, with no cache: for a caller that keeps its own (CIS1 validation
+ * keeps them by catalogue version, so a new catalogue takes effect on the next validation).
+ */
+export async function activityInclusionsUncached(q: Queryable): Promise<Map<string, string[]>> {
   const { rows } = await q.query<{ code: string; includes: string[] }>(
     "SELECT code, includes FROM rbac_activities WHERE includes <> '{}'",
   );
-  const value = new Map(rows.map((r) => [r.code, r.includes]));
-  inclusionsCache.set(q, { at: Date.now(), value });
-  return value;
+  return new Map(rows.map((r) => [r.code, r.includes]));
 }
 
 function appointmentFrom(

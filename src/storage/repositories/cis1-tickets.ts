@@ -77,11 +77,3 @@ export async function ticketStateWithStamp(
   );
   return rows[0];
 }
-
-/** The RBAC activities that include others (the national catalogue's inclusions), for a role's effective activities. */
-export async function activityInclusionRows(q: Queryable): Promise<{ code: string; includes: string[] }[]> {
-  const { rows } = await q.query<{ code: string; includes: string[] }>(
-    "SELECT code, includes FROM rbac_activities WHERE includes <> '{}'",
-  );
-  return rows;
-}

@@ -64,7 +64,7 @@ export async function registerUpstreamIdp(ctx: ServiceContext, input: unknown): 
   authorize(ctx.actor, 'idp:register', { kind: 'national' });
   const i = parseInput(upstreamIdpInputSchema, input);
   return ctx.transaction(async (tx) => {
-    const known = await tx.upstream.knownOdsCodes(i.allowedOdsCodes);
+    const known = await tx.organisations.knownOdsCodes(i.allowedOdsCodes);
     const unknown = i.allowedOdsCodes.filter((c) => !known.includes(c));
     if (unknown.length > 0) throw new AppError('organisation.not_found', { odsCodes: unknown });
     if (await tx.upstream.upstreamIdpExists(i.idpId)) throw new AppError('upstream.idp_exists');

@@ -107,3 +107,11 @@ export async function organisationNames(q: Queryable, odsCodes: readonly string[
   );
   return new Map(rows.map((r) => [r.ods_code, r.name]));
 }
+
+/** Which of these ODS codes are organisations OpenCIS knows. */
+export async function knownOdsCodes(q: Queryable, odsCodes: readonly string[]): Promise<string[]> {
+  const { rows } = await q.query<{ ods_code: string }>('SELECT ods_code FROM organisations WHERE ods_code = ANY($1)', [
+    odsCodes,
+  ]);
+  return rows.map((r) => r.ods_code);
+}

@@ -12,14 +12,6 @@ export interface UpstreamIdpRow {
   status: 'active' | 'disabled';
 }
 
-/** Which of these ODS codes are organisations OpenCIS knows. */
-export async function knownOdsCodes(q: Queryable, odsCodes: readonly string[]): Promise<string[]> {
-  const { rows } = await q.query<{ ods_code: string }>('SELECT ods_code FROM organisations WHERE ods_code = ANY($1)', [
-    odsCodes,
-  ]);
-  return rows.map((r) => r.ods_code);
-}
-
 export async function upstreamIdpExists(q: Queryable, idpId: string): Promise<boolean> {
   const exists = await q.query('SELECT 1 FROM upstream_idps WHERE idp_id = $1', [idpId]);
   return exists.rows.length > 0;

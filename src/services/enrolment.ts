@@ -28,7 +28,7 @@ export async function startEnrolment(
     throw new AppError('request.invalid', { problems: [{ field: 'email', message: 'Enter an email address' }] });
   }
   if (!(await mayRequestCode(ctx.repos, 'enrolment', email, input.ip, ctx.clock.now()))) return;
-  const rows = await ctx.repos.enrolment.activeUserIdsWithVerifiedEmail(email);
+  const rows = await ctx.repos.people.activeUserIdsWithVerifiedEmail(email);
   // Same answer whether or not a code was sent: the page never reveals who is registered.
   if (rows.length !== 1) return;
   const person = (await ctx.repos.people.findPersonByUserId(rows[0]!.user_id))!;
@@ -40,7 +40,7 @@ export async function verifyEnrolment(
   input: { email: unknown; code: unknown; niNumber: unknown; ip: string | null },
 ): Promise<SignInResult> {
   const email = typeof input.email === 'string' ? input.email.trim().toLowerCase() : '';
-  const rows = await ctx.repos.enrolment.activePeopleWithVerifiedEmail(email);
+  const rows = await ctx.repos.people.activePeopleWithVerifiedEmail(email);
   if (rows.length !== 1) {
     // An unknown address costs the caller's IP a try, like a wrong code would.
     const keys = counterKeys('otc_enrolment', null, input.ip);

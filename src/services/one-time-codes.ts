@@ -30,7 +30,7 @@ export function verifiedContact(
 }
 
 export async function contactVerification(q: Queryable | Repositories, userId: string) {
-  const row = await reposOf(q).oneTimeCodes.contactVerifiedAt(userId);
+  const row = await reposOf(q).people.contactVerifiedAt(userId);
   return {
     emailVerifiedAt: row?.email_verified_at ? new Date(row.email_verified_at).toISOString() : null,
     mobileVerifiedAt: row?.mobile_verified_at ? new Date(row.mobile_verified_at).toISOString() : null,

@@ -1,26 +1,5 @@
-/** Self-service enrolment (services/enrolment.ts): who a verified address belongs to, and enrolment invitations. */
+/** Self-service enrolment (services/enrolment.ts): enrolment invitations. */
 import type { Queryable } from '../database.ts';
-
-/** Active people whose verified email is `email` (at most two: more than one means the address is ambiguous). */
-export async function activePeopleWithVerifiedEmail(
-  q: Queryable,
-  email: string,
-): Promise<{ user_id: string; ni_number: string | null }[]> {
-  const { rows } = await q.query<{ user_id: string; ni_number: string | null }>(
-    "SELECT user_id, ni_number FROM people WHERE email = $1 AND status = 'active' AND email_verified_at IS NOT NULL LIMIT 2",
-    [email],
-  );
-  return rows;
-}
-
-/** The user IDs only (the start of enrolment needs nothing more). */
-export async function activeUserIdsWithVerifiedEmail(q: Queryable, email: string): Promise<{ user_id: string }[]> {
-  const { rows } = await q.query<{ user_id: string }>(
-    "SELECT user_id FROM people WHERE email = $1 AND status = 'active' AND email_verified_at IS NOT NULL LIMIT 2",
-    [email],
-  );
-  return rows;
-}
 
 export async function insertInvitation(
   q: Queryable,

@@ -1,16 +1,5 @@
-/** One-time codes (services/one-time-codes.ts), kept by the hash of purpose and code; and the contacts they go to. */
+/** One-time codes (services/one-time-codes.ts), kept by the hash of purpose and code. */
 import type { Queryable } from '../database.ts';
-
-export async function contactVerifiedAt(
-  q: Queryable,
-  userId: string,
-): Promise<{ email_verified_at: Date | null; mobile_verified_at: Date | null } | undefined> {
-  const { rows } = await q.query<{ email_verified_at: Date | null; mobile_verified_at: Date | null }>(
-    'SELECT email_verified_at, mobile_verified_at FROM people WHERE user_id = $1',
-    [userId],
-  );
-  return rows[0];
-}
 
 /** Voids a person's unused codes for one purpose. */
 export async function voidUnusedCodes(q: Queryable, userId: string, purpose: string, now: Date): Promise<void> {

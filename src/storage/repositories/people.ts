@@ -78,3 +78,36 @@ export async function insertNameChange(
     ],
   );
 }
+
+/** When a person's email and mobile were verified (a one-time code goes only to a verified contact). */
+export async function contactVerifiedAt(
+  q: Queryable,
+  userId: string,
+): Promise<{ email_verified_at: Date | null; mobile_verified_at: Date | null } | undefined> {
+  const { rows } = await q.query<{ email_verified_at: Date | null; mobile_verified_at: Date | null }>(
+    'SELECT email_verified_at, mobile_verified_at FROM people WHERE user_id = $1',
+    [userId],
+  );
+  return rows[0];
+}
+
+/** Active people whose verified email is `email` (at most two: more than one means the address is ambiguous). */
+export async function activePeopleWithVerifiedEmail(
+  q: Queryable,
+  email: string,
+): Promise<{ user_id: string; ni_number: string | null }[]> {
+  const { rows } = await q.query<{ user_id: string; ni_number: string | null }>(
+    "SELECT user_id, ni_number FROM people WHERE email = $1 AND status = 'active' AND email_verified_at IS NOT NULL LIMIT 2",
+    [email],
+  );
+  return rows;
+}
+
+/** The user IDs only of active people with that verified email (the start of enrolment needs nothing more). */
+export async function activeUserIdsWithVerifiedEmail(q: Queryable, email: string): Promise<{ user_id: string }[]> {
+  const { rows } = await q.query<{ user_id: string }>(
+    "SELECT user_id FROM people WHERE email = $1 AND status = 'active' AND email_verified_at IS NOT NULL LIMIT 2",
+    [email],
+  );
+  return rows;
+}

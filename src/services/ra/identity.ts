@@ -116,9 +116,9 @@ export async function recordIdentityCheck(
   const newLevel = Math.max(person.identityAssuranceLevel, level) as IdentityAssuranceLevel;
   const photoRef = c.photoRef ?? person.photoRef;
   if (newLevel !== person.identityAssuranceLevel || photoRef !== person.photoRef) {
-    await tx.identityChecks.setAssurance(person.userId, newLevel, photoRef, ctx.clock.now());
+    await tx.people.setAssurance(person.userId, newLevel, photoRef, ctx.clock.now());
   }
-  if (c.photoRef) await tx.identityChecks.assignPhoto(c.photoRef, person.userId);
+  if (c.photoRef) await tx.photos.assignPhoto(c.photoRef, person.userId);
   const check: IdentityCheck = {
     checkId,
     userId: person.userId,
@@ -292,7 +292,7 @@ export async function personPhoto(
     if (!person) throw new AppError('person.not_found');
     authorize(ctx.actor, 'person:read', await personTarget(ctx.repos, ctx.clock, userId));
     if (!person.photoRef) throw new AppError('photo.not_found');
-    const photo = await ctx.repos.identityChecks.photoOf(person.photoRef, userId);
+    const photo = await ctx.repos.photos.photoOf(person.photoRef, userId);
     if (!photo) throw new AppError('photo.not_found');
     return photo;
   });

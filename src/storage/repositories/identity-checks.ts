@@ -1,9 +1,9 @@
 /**
  * Identity checks (DOMAIN §5.2): who checked whom, how, where, with which documents (types and last characters, never
- * whole numbers), the photo taken and the level it gives; and what a check changes on the person and their photo.
+ * whole numbers), the photo taken and the level it gives. What a check changes on the person and their photo is
+ * written through people.ts (setAssurance) and photos.ts (assignPhoto).
  */
 import type { IdentityDocument } from '../../domain/identity/documents.ts';
-import type { IdentityAssuranceLevel } from '../../domain/identity/person.ts';
 import type { Queryable } from '../database.ts';
 
 export type CheckMethod = 'face_to_face' | 'remote';
@@ -61,40 +61,6 @@ export async function insertIdentityCheck(
     ],
   );
   return rows[0]!.check_id;
-}
-
-/** A person's identity assurance level and photo after a check; the record's version moves on. */
-export async function setAssurance(
-  q: Queryable,
-  userId: string,
-  level: IdentityAssuranceLevel,
-  photoRef: string | null,
-  now: Date,
-): Promise<void> {
-  await q.query(
-    `UPDATE people SET identity_assurance_level = $2, photo_ref = $3, updated_at = $4, version = version + 1
-       WHERE user_id = $1`,
-    [userId, level, photoRef, now],
-  );
-}
-
-/** The photo `photoId` now belongs to `userId`. */
-export async function assignPhoto(q: Queryable, photoId: string, userId: string): Promise<void> {
-  await q.query('UPDATE photos SET user_id = $2 WHERE photo_id = $1', [photoId, userId]);
-}
-
-/** The photo `photoId` of `userId`, as stored (metadata stripped). */
-export async function photoOf(
-  q: Queryable,
-  photoId: string,
-  userId: string,
-): Promise<{ mediaType: 'image/jpeg' | 'image/png'; bytes: Buffer } | undefined> {
-  const { rows } = await q.query<{ media_type: 'image/jpeg' | 'image/png'; bytes: Uint8Array }>(
-    'SELECT media_type, bytes FROM photos WHERE photo_id = $1 AND user_id = $2',
-    [photoId, userId],
-  );
-  const row = rows[0];
-  return row && { mediaType: row.media_type, bytes: Buffer.from(row.bytes) };
 }
 
 /** The identity checks recorded for a person, newest first. */

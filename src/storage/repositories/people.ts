@@ -2,7 +2,7 @@
  * People (DOMAIN §2): the person record, search, duplicates and organisation links. The statements written first in
  * src/storage/people.ts are this module's too (re-exported here, so `repos.people` has them all).
  */
-import type { Person } from '../../domain/identity/person.ts';
+import type { IdentityAssuranceLevel, Person } from '../../domain/identity/person.ts';
 import type { Queryable } from '../database.ts';
 
 export * from '../people.ts';
@@ -110,4 +110,19 @@ export async function activeUserIdsWithVerifiedEmail(q: Queryable, email: string
     [email],
   );
   return rows;
+}
+
+/** A person's identity assurance level and photo after a check; the record's version moves on. */
+export async function setAssurance(
+  q: Queryable,
+  userId: string,
+  level: IdentityAssuranceLevel,
+  photoRef: string | null,
+  now: Date,
+): Promise<void> {
+  await q.query(
+    `UPDATE people SET identity_assurance_level = $2, photo_ref = $3, updated_at = $4, version = version + 1
+       WHERE user_id = $1`,
+    [userId, level, photoRef, now],
+  );
 }

@@ -46,3 +46,22 @@ export async function photoById(
 export async function deletePhotos(q: Queryable, photoIds: readonly string[]): Promise<void> {
   await q.query('DELETE FROM photos WHERE photo_id = ANY($1)', [photoIds]);
 }
+
+/** The photo `photoId` now belongs to `userId`. */
+export async function assignPhoto(q: Queryable, photoId: string, userId: string): Promise<void> {
+  await q.query('UPDATE photos SET user_id = $2 WHERE photo_id = $1', [photoId, userId]);
+}
+
+/** The photo `photoId` of `userId`, as stored (metadata stripped). */
+export async function photoOf(
+  q: Queryable,
+  photoId: string,
+  userId: string,
+): Promise<{ mediaType: 'image/jpeg' | 'image/png'; bytes: Buffer } | undefined> {
+  const { rows } = await q.query<{ media_type: 'image/jpeg' | 'image/png'; bytes: Uint8Array }>(
+    'SELECT media_type, bytes FROM photos WHERE photo_id = $1 AND user_id = $2',
+    [photoId, userId],
+  );
+  const row = rows[0];
+  return row && { mediaType: row.media_type, bytes: Buffer.from(row.bytes) };
+}

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { apiPlugin } from './api/index.ts';
 import { registerCis1Routes } from './cis1/routes.ts';
 import { type Config, trustProxyOption } from './config.ts';
-import { cardConfigFrom, relyingPartyFrom, type WebDeps } from './http/deps.ts';
+import { cardConfigFrom, recordDoorRefusal, relyingPartyFrom, type WebDeps } from './http/deps.ts';
 import { errorBody, installErrorHandling } from './http/errors.ts';
 import { feature } from './http/features.ts';
 import { installInputGuard } from './http/input-guard.ts';
@@ -106,7 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
 
-  installErrorHandling(app);
+  installErrorHandling(app, { recordRefusal: recordDoorRefusal });
   installInputGuard(app);
 
   await app.register(swagger, {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { mayAnywhere } from '../domain/policy.ts';
 import { apiActor, csrfCheck } from '../http/api-auth.ts';
-import { contextFor, requireApiSession, type WebDeps } from '../http/deps.ts';
+import { contextFor, rememberCaller, requireApiSession, type WebDeps } from '../http/deps.ts';
 import { jsonSchemaOf, security } from '../http/openapi.ts';
 import { SESSION_COOKIE } from '../http/web.ts';
 import { CIS2_SCOPES, clientInputSchema, listClients, registerClient, setClientStatus } from '../services/clients.ts';
@@ -69,7 +69,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
   async function managerContext(req: FastifyRequest) {
     if (req.headers.authorization !== undefined && req.cookies?.[SESSION_COOKIE] === undefined) {
       // An API client (its token checked: a bad one is told to authenticate) is a script, never an RA Manager.
-      await apiActor(app, deps, req);
+      rememberCaller(deps, req, await apiActor(app, deps, req));
       throw new AppError('auth.forbidden', { statement: 'client:register' });
     }
     const session = await requireApiSession(deps, req, 3);

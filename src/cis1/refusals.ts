@@ -1,7 +1,7 @@
 import { AppError, type ErrorCode } from '../domain/errors.ts';
 import type { Actor } from '../domain/policy.ts';
-import { appendAudit } from '../services/audit.ts';
 import type { ServiceContext } from '../services/context.ts';
+import { auditRefusal } from '../services/refusals.ts';
 import { type EndReason, endSessionRow, type SessionRow } from './session-store.ts';
 
 /**
@@ -40,28 +40,36 @@ export async function withRefusals<T>(ctx: ServiceContext, fn: () => Promise<T>)
     return await fn();
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
-    await recordRefusal(ctx, err);
-    throw new AppError(err.code);
+    const error = new AppError(err.code);
+    await recordRefusal(ctx, err, error);
+    throw error;
   }
 }
 
-export async function recordRefusal(ctx: ServiceContext, refusal: Refusal): Promise<void> {
-  await ctx.transaction(async (tx) => {
-    if (refusal.end) {
-      const holder = { ...ctx, actor: { kind: 'system' as const, id: 'system:cis1' } };
-      await endSessionRow(tx, holder, refusal.end.row, refusal.end.reason);
-    }
-    await appendAudit(
-      tx,
-      { ...ctx, actor: refusal.audit.actor ?? ctx.actor },
-      {
-        action: refusal.audit.action,
-        targetType: 'person',
-        targetId: refusal.audit.userId ?? null,
-        before: null,
-        after: { code: refusal.code, ...refusal.audit.after },
-        reason: refusal.audit.reason,
-      },
-    );
-  });
+export async function recordRefusal(ctx: ServiceContext, refusal: Refusal, error?: AppError): Promise<void> {
+  const end = refusal.end;
+  await auditRefusal(
+    ctx,
+    {
+      action: refusal.audit.action,
+      targetType: 'person',
+      targetId: refusal.audit.userId ?? null,
+      after: { code: refusal.code, ...refusal.audit.after },
+      reason: refusal.audit.reason,
+      ...(refusal.audit.actor ? { actor: refusal.audit.actor } : {}),
+    },
+    {
+      mustRecord: true,
+      ...(error ? { error } : {}),
+      // The session that was the problem ends in the same transaction as the record of its refusal.
+      ...(end
+        ? {
+            alongside: (tx) =>
+              endSessionRow(tx, { ...ctx, actor: { kind: 'system', id: 'system:cis1' } }, end.row, end.reason).then(
+                () => undefined,
+              ),
+          }
+        : {}),
+    },
+  );
 }

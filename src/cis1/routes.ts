@@ -2,8 +2,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { AppError } from '../domain/errors.ts';
 import { contextFor, type WebDeps } from '../http/deps.ts';
 import { limitWrongSecrets } from '../http/secret-limits.ts';
-import { appendAudit } from '../services/audit.ts';
 import { startCardChallenge } from '../services/cards.ts';
+import { auditRefusal } from '../services/refusals.ts';
 import { idpMetadata } from './assertion.ts';
 import { endCis1Session, recordAgentEvent, renewCis1Session, selectCis1Role, startCis1Session } from './sessions.ts';
 import { activeSigningKey } from './signing-key.ts';
@@ -73,16 +73,16 @@ function auditFrameworkRefusal(deps: WebDeps) {
   return async (req: FastifyRequest, reply: FastifyReply, error: FastifyError): Promise<void> => {
     if (error instanceof AppError) return;
     try {
-      const ctx = contextFor(deps, req);
-      await deps.db.transaction((tx) =>
-        appendAudit(tx, ctx, {
+      await auditRefusal(
+        contextFor(deps, req),
+        {
           action: 'cis1.request_refused',
           targetType: 'cis1_route',
           targetId: req.routeOptions.url ?? null,
-          before: null,
           after: { status: error.statusCode ?? reply.statusCode, error: error.code ?? error.name, ip: req.ip },
           reason: 'the request could not be read',
-        }),
+        },
+        { mustRecord: true },
       );
     } catch (err) {
       req.log.warn({ err: { message: (err as Error).message } }, 'cis1 refusal not audited');

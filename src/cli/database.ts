@@ -1,6 +1,7 @@
 import { loadConfig } from '../config.ts';
 import { outboundPolicyFrom } from '../net/outbound.ts';
 import { type ServiceContext, serviceContext, systemClock } from '../services/context.ts';
+import { recordUnaudited } from '../services/refusals.ts';
 import { prepareDatabase } from '../services/startup.ts';
 import type { Database } from '../storage/database.ts';
 import { operatorActor } from './io.ts';
@@ -16,19 +17,21 @@ export async function withOperatorContext<T>(fn: (ctx: ServiceContext, db: Datab
   const { db, sealer } = await prepareDatabase({ ...config, DEMO_DATA: false }, undefined, {
     throughRunningServer: true,
   });
+  const ctx = serviceContext({
+    db,
+    clock: systemClock,
+    actor: operatorActor(),
+    requestId: `cli-${process.pid}-${Date.now()}`,
+    allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
+    sealer,
+    outbound: outboundPolicyFrom(config),
+  });
   try {
-    return await fn(
-      serviceContext({
-        db,
-        clock: systemClock,
-        actor: operatorActor(),
-        requestId: `cli-${process.pid}-${Date.now()}`,
-        allowExampleNiPrefix: config.ALLOW_EXAMPLE_NI_PREFIX,
-        sealer,
-        outbound: outboundPolicyFrom(config),
-      }),
-      db,
-    );
+    return await fn(ctx, db);
+  } catch (err) {
+    // The CLI's part of the one refusal path (services/refusals.ts): a refusal no service recorded is recorded here.
+    await recordUnaudited(ctx, err, `opencis ${process.argv.slice(2, 4).join(' ')}`);
+    throw err;
   } finally {
     await db.close();
   }

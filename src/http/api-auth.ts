@@ -5,7 +5,7 @@ import { API_SCOPE, clientMetadataForProvider } from '../services/clients.ts';
 import { subtreeOf } from '../services/organisations.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
 import { registrarOfActor } from '../storage/repositories/access-facts.ts';
-import { requireApiSession, type WebDeps } from './deps.ts';
+import { rememberCaller, requireApiSession, type WebDeps } from './deps.ts';
 import { CSRF_HEADER } from './openapi.ts';
 import { CSRF_COOKIE, SESSION_COOKIE } from './web.ts';
 
@@ -53,6 +53,7 @@ export async function apiActor(app: FastifyInstance, deps: WebDeps, req: Fastify
       registrar: registrarId ? await personActorWithPowers(deps.db, registrarId, deps.clock.now()) : null,
     };
     if (!clientRegistrarEntitled(actor)) {
+      rememberCaller(deps, req, actor);
       throw new AppError('auth.forbidden', {
         reason: 'the person who registered this API client no longer holds the power to register it',
       });

@@ -10,6 +10,7 @@ import type { Sealer } from '../secrets/sealer.ts';
 import type { CardConfig } from '../services/cards.ts';
 import { type Clock, type ServiceContext, serviceContext } from '../services/context.ts';
 import type { NotificationOutbox } from '../services/notifications.ts';
+import { recordUnaudited } from '../services/refusals.ts';
 import { currentSession, type WebSession } from '../services/sessions.ts';
 import type { RelyingPartyConfig } from '../services/webauthn.ts';
 import type { Database } from '../storage/database.ts';
@@ -58,7 +59,7 @@ export function cardConfigFrom(config: Config): CardConfig {
 
 /** The service context for a request: who acts (the signed-in person, or the anonymous web client) and its request id. */
 export function contextFor(deps: WebDeps, req: FastifyRequest, actor?: Actor): ServiceContext {
-  return serviceContext({
+  const ctx = serviceContext({
     db: deps.db,
     clock: deps.clock,
     sealer: deps.sealer,
@@ -67,6 +68,27 @@ export function contextFor(deps: WebDeps, req: FastifyRequest, actor?: Actor): S
     allowExampleNiPrefix: deps.config.ALLOW_EXAMPLE_NI_PREFIX,
     outbound: outboundPolicyFrom(deps.config),
   });
+  // The last actor known for the request: its refusals are recorded as theirs (recordDoorRefusal).
+  if (actor) requestContexts.set(req, ctx);
+  return ctx;
+}
+
+const requestContexts = new WeakMap<FastifyRequest, ServiceContext>();
+
+/**
+ * The web doors' part of the one refusal path (services/refusals.ts): a 403 that reached the error handler without
+ * a record — an `authorize` denial outside an RA action, a door's guard — is recorded as `access.refused` against the
+ * caller the request had established (a 403 always follows one), naming the route.
+ */
+export async function recordDoorRefusal(req: FastifyRequest, err: unknown): Promise<void> {
+  const ctx = requestContexts.get(req);
+  if (!ctx) return;
+  await recordUnaudited(ctx, err, `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`);
+}
+
+/** Records `actor` as the caller of `req` for its refusals, where a door knows the caller but builds no context. */
+export function rememberCaller(deps: WebDeps, req: FastifyRequest, actor: Actor): void {
+  contextFor(deps, req, actor);
 }
 
 export async function sessionOf(deps: WebDeps, req: FastifyRequest): Promise<WebSession | null> {

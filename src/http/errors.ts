@@ -164,10 +164,15 @@ function send(req: FastifyRequest, reply: FastifyReply, code: ErrorCode, details
   return reply.status(status).send(errorBody(code, details, message));
 }
 
-export function installErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+export function installErrorHandling(
+  app: FastifyInstance,
+  options: { recordRefusal?: (req: FastifyRequest, err: AppError) => Promise<void> } = {},
+): void {
+  app.setErrorHandler(async (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof AppError) {
       if (err.status >= 500) req.log.error({ err: { code: err.code } }, 'request failed');
+      // The one refusal path: a refusal not yet in the audit trail is recorded before it is answered.
+      if (err.status === 403) await options.recordRefusal?.(req, err);
       return send(req, reply, err.code, err.details, err.message);
     }
     const code = codeForFrameworkError(err);

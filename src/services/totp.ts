@@ -7,6 +7,7 @@ import { authorize } from '../domain/policy.ts';
 import { assertNotLocked, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
+import { refuse } from './refusals.ts';
 import type { SignInResult } from './sessions.ts';
 import { personTarget } from './targets.ts';
 
@@ -77,17 +78,13 @@ export async function signInWithTotp(
   const code = codeSchema.safeParse(input.code);
   const fail = async (reason: string) => {
     await recordFailure(ctx.repos, keys, now);
-    await ctx.transaction((tx) =>
-      appendAudit(tx, ctx, {
-        action: 'signin.failed',
-        targetType: 'person',
-        targetId: userId,
-        before: null,
-        after: { method: 'totp' },
-        reason,
-      }),
-    );
-    return new AppError('auth.failed');
+    return refuse(ctx, 'auth.failed', {
+      action: 'signin.failed',
+      targetType: 'person',
+      targetId: userId,
+      after: { method: 'totp' },
+      reason,
+    });
   };
   if (!userId || !code.success) throw await fail('malformed user ID or code');
   const person = await ctx.repos.people.findPersonByUserId(userId);

@@ -9,6 +9,7 @@ import { effectiveRoles } from './access.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { subtreeOf } from './organisations.ts';
+import { refuse as refuseWith } from './refusals.ts';
 import type { SignInResult } from './sessions.ts';
 import { endSessionsOf } from './sessions.ts';
 import { personTarget } from './targets.ts';
@@ -139,19 +140,14 @@ export async function signInWithUpstream(
   const refuse = async (
     reason: string,
     code: 'upstream.not_linked' | 'upstream.organisation_not_allowed' | 'auth.failed',
-  ) => {
-    await ctx.transaction((tx) =>
-      appendAudit(tx, ctx, {
-        action: 'signin.failed',
-        targetType: 'person',
-        targetId: link?.user_id ?? null,
-        before: null,
-        after: { method: 'upstream', idpId: idp.idpId, subject },
-        reason,
-      }),
-    );
-    return new AppError(code);
-  };
+  ) =>
+    refuseWith(ctx, code, {
+      action: 'signin.failed',
+      targetType: 'person',
+      targetId: link?.user_id ?? null,
+      after: { method: 'upstream', idpId: idp.idpId, subject },
+      reason,
+    });
   if (!link) throw await refuse('not linked', 'upstream.not_linked');
   const person = await ctx.repos.people.findPersonByUserId(link.user_id);
   if (person?.status !== 'active') throw await refuse('person not active', 'auth.failed');

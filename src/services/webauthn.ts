@@ -15,6 +15,7 @@ import type { CredentialRow } from '../storage/repositories/webauthn-credentials
 import { appendAudit } from './audit.ts';
 import { consumeChallenge, createChallenge } from './challenges.ts';
 import type { ServiceContext } from './context.ts';
+import { refuse as refuseWith } from './refusals.ts';
 import type { SignInResult } from './sessions.ts';
 import { personTarget } from './targets.ts';
 
@@ -167,11 +168,8 @@ function defaultNickname(kind: WebauthnKind): string {
   return kind === 'security_key' ? 'Security key' : kind === 'platform' ? 'Windows Hello' : 'Passkey';
 }
 
-async function refuse(ctx: ServiceContext, userId: string | null, action: string, reason: string): Promise<AppError> {
-  await ctx.transaction((tx) =>
-    appendAudit(tx, ctx, { action, targetType: 'person', targetId: userId, before: null, after: null, reason }),
-  );
-  return new AppError('webauthn.verification_failed');
+function refuse(ctx: ServiceContext, userId: string | null, action: string, reason: string): Promise<AppError> {
+  return refuseWith(ctx, 'webauthn.verification_failed', { action, targetType: 'person', targetId: userId, reason });
 }
 
 /** Options for signing in. Without a user ID the browser offers any discoverable credential (usernameless). */
@@ -259,18 +257,14 @@ async function flagClone(ctx: ServiceContext, row: CredentialRow): Promise<AppEr
   return new AppError('auth.failed');
 }
 
-async function failSignIn(ctx: ServiceContext, userId: string | null, reason: string): Promise<AppError> {
-  await ctx.transaction((tx) =>
-    appendAudit(tx, ctx, {
-      action: 'signin.failed',
-      targetType: 'person',
-      targetId: userId,
-      before: null,
-      after: { method: 'webauthn' },
-      reason,
-    }),
-  );
-  return new AppError('auth.failed');
+function failSignIn(ctx: ServiceContext, userId: string | null, reason: string): Promise<AppError> {
+  return refuseWith(ctx, 'auth.failed', {
+    action: 'signin.failed',
+    targetType: 'person',
+    targetId: userId,
+    after: { method: 'webauthn' },
+    reason,
+  });
 }
 
 /** Removes a credential (its owner or an RA); sessions it opened end. `reason` is kept in the audit trail. */

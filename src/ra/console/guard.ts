@@ -6,7 +6,14 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../domain/errors.ts';
 import { type Actor, mayAnywhere, type RaRole, raRolesOf, type Target } from '../../domain/policy.ts';
-import { contextFor, requireApiSession, requirePageSession, type WebDeps } from '../../http/deps.ts';
+import {
+  contextFor,
+  recordDoorRefusal,
+  rememberCaller,
+  requireApiSession,
+  requirePageSession,
+  type WebDeps,
+} from '../../http/deps.ts';
 import type { ServiceContext } from '../../services/context.ts';
 import { personActorWithPowers } from '../../services/ra-powers.ts';
 import type { WebSession } from '../../services/sessions.ts';
@@ -30,6 +37,9 @@ export async function raPage(deps: WebDeps, req: FastifyRequest, reply: FastifyR
   const actor = await personActorWithPowers(deps.db, session.userId, deps.clock.now());
   const roles = raRolesOf(actor);
   if (roles.length === 0) {
+    // Answered with a page, not thrown: recorded here, by the same path as a thrown refusal.
+    rememberCaller(deps, req, actor);
+    await recordDoorRefusal(req, new AppError('auth.forbidden'));
     await reply.page(
       'ra/forbidden.njk',
       {
@@ -50,7 +60,10 @@ export async function raApi(deps: WebDeps, req: FastifyRequest): Promise<RaCalle
   const session = await requireApiSession(deps, req, 3);
   const actor = await personActorWithPowers(deps.db, session.userId, deps.clock.now());
   const roles = raRolesOf(actor);
-  if (roles.length === 0) throw new AppError('auth.forbidden');
+  if (roles.length === 0) {
+    rememberCaller(deps, req, actor);
+    throw new AppError('auth.forbidden');
+  }
   return { session, actor, roles, ctx: contextFor(deps, req, actor), header: { name: '' } };
 }
 

@@ -84,6 +84,7 @@ const actionNames: Record<string, string> = {
   'enrolment.invitation_created': 'Enrolment link created',
   'enrolment.checks_failed': 'Self-service enrolment checks failed',
   'ra.refused': 'RA action refused',
+  'access.refused': 'Access refused',
   'oidc.signed_in': 'Signed in to a service',
   'application.submitted': 'Apply for Care ID application sent',
   'application.verified': 'Application verified',
@@ -152,6 +153,10 @@ export function historyLine(e: AuditEvent): HistoryLine {
   if (e.action === 'ra.refused') {
     const action = pick(e.after, 'action');
     if (action) details.push(humanise(action));
+  }
+  if (e.action === 'access.refused') {
+    const what = pick(e.after, 'what');
+    if (what) details.push(what);
   }
   return {
     at: e.at,

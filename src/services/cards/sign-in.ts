@@ -4,10 +4,10 @@ import { authenticationMethods } from '../../domain/credentials/assurance.ts';
 import { CARD_CHALLENGE_PATTERN, cardLoginMessage } from '../../domain/credentials/card-login.ts';
 import { AppError } from '../../domain/errors.ts';
 import type { CardRow } from '../../storage/repositories/cards.ts';
-import { appendAudit } from '../audit.ts';
 import { verifyAuthenticationCertificate } from '../certificates.ts';
 import { consumeChallenge, createChallenge } from '../challenges.ts';
 import type { ServiceContext } from '../context.ts';
+import { refuse } from '../refusals.ts';
 import type { SignInResult } from '../sessions.ts';
 import type { CardConfig } from './card.ts';
 
@@ -51,19 +51,14 @@ export async function proveCard(
   options: { allowExpired?: boolean } = {},
 ): Promise<ProvenCard> {
   const parsed = signedChallengeSchema.safeParse(input);
-  const fail = async (reason: string, userId: string | null = null) => {
-    await ctx.transaction((tx) =>
-      appendAudit(tx, ctx, {
-        action: purpose === 'signin' ? 'signin.failed' : 'card.renewal_refused',
-        targetType: 'person',
-        targetId: userId,
-        before: null,
-        after: { method: 'smartcard' },
-        reason,
-      }),
-    );
-    return new AppError('auth.failed');
-  };
+  const fail = (reason: string, userId: string | null = null) =>
+    refuse(ctx, 'auth.failed', {
+      action: purpose === 'signin' ? 'signin.failed' : 'card.renewal_refused',
+      targetType: 'person',
+      targetId: userId,
+      after: { method: 'smartcard' },
+      reason,
+    });
   if (!parsed.success) throw await fail('malformed request');
   const now = ctx.clock.now();
   let challenge: string;

@@ -13,6 +13,7 @@ import type { Queryable } from '../../storage/database.ts';
 import { type Repositories, reposOf } from '../../storage/repositories/index.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
+import { auditRefusal, isRefusal, wasAudited } from '../refusals.ts';
 
 /** What an action is about, for the audit record of a refusal; filled in as the action learns it. */
 export interface About {
@@ -20,15 +21,10 @@ export interface About {
   targetId: string | null;
 }
 
-/** Refusals worth an audit record: permission (403) and the RA process's own rules (409: already decided, inactive). */
-function isRefusal(err: unknown): err is AppError {
-  return err instanceof AppError && (err.status === 403 || err.status === 409);
-}
-
 /**
- * Runs one RA action. A refusal is written to the audit trail — who tried what, on whom, and why it was refused — in a
- * small transaction of its own (the action's transaction has rolled back), then thrown on. DOMAIN §5: every RA action
- * is audited, refused ones included.
+ * Runs one RA action. A refusal is written to the audit trail — who tried what, on whom, and why it was refused — by
+ * the one refusal path (services/refusals.ts), after the action's transaction has rolled back, then thrown on.
+ * DOMAIN §5: every RA action is audited, refused ones included.
  */
 export async function raAction<T>(
   ctx: ServiceContext,
@@ -39,21 +35,18 @@ export async function raAction<T>(
   try {
     return await fn(about);
   } catch (err) {
-    if (isRefusal(err)) {
-      try {
-        await ctx.transaction((tx) =>
-          appendAudit(tx, ctx, {
-            action: 'ra.refused',
-            targetType: about.targetType,
-            targetId: about.targetId,
-            before: null,
-            after: { action, code: err.code, details: err.details ?? null },
-            reason: err.code,
-          }),
-        );
-      } catch {
-        // The refusal stands even when its record cannot be written (database gone): nothing was changed.
-      }
+    if (isRefusal(err) && !wasAudited(err)) {
+      await auditRefusal(
+        ctx,
+        {
+          action: 'ra.refused',
+          targetType: about.targetType,
+          targetId: about.targetId,
+          after: { action, code: err.code, details: err.details ?? null },
+          reason: err.code,
+        },
+        { error: err },
+      );
     }
     throw err;
   }

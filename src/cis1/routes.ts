@@ -74,7 +74,7 @@ function auditFrameworkRefusal(deps: WebDeps) {
     if (error instanceof AppError) return;
     try {
       const ctx = contextFor(deps, req);
-      await deps.db.transaction((tx) =>
+      await ctx.transaction((tx) =>
         appendAudit(tx, ctx, {
           action: 'cis1.request_refused',
           targetType: 'cis1_route',

@@ -20,6 +20,7 @@ import type { Database, Queryable } from '../src/storage/database.ts';
 import { migrate } from '../src/storage/migrate.ts';
 import { openPglite } from '../src/storage/pglite.ts';
 import { dropPostgresSchema, openPostgres } from '../src/storage/postgres.ts';
+import { repositoriesOn, unitOfWork } from '../src/storage/repositories/index.ts';
 
 const url = process.env.BENCH_DATABASE_URL || null;
 const concurrency = Number(process.env.BENCH_CONCURRENCY || 16);
@@ -47,9 +48,9 @@ async function write(tx: Queryable, target: string): Promise<void> {
 type Op = (i: number) => Promise<void>;
 const ops: Record<string, Op> = {
   'write + audit event, a different person each time': (i) =>
-    db.transaction(async (tx) => {
+    unitOfWork(db)(async (tx) => {
       const target = `${100_000_000_000 + i}`;
-      await write(tx, target);
+      await write(tx.handle, target);
       await appendAudit(tx, ctx, {
         action: 'bench.write',
         targetType: 'person',
@@ -59,8 +60,8 @@ const ops: Record<string, Op> = {
       });
     }),
   'write + audit event, always the same person (one chain)': (i) =>
-    db.transaction(async (tx) => {
-      await write(tx, 'same');
+    unitOfWork(db)(async (tx) => {
+      await write(tx.handle, 'same');
       await appendAudit(tx, ctx, {
         action: 'bench.write',
         targetType: 'person',
@@ -108,7 +109,7 @@ try {
   for (const callers of [1, concurrency]) {
     for (const [name, op] of Object.entries(ops)) await measure(name, op, callers);
   }
-  const res = await verifyAuditChain(db, sealer.auditKeys);
+  const res = await verifyAuditChain(repositoriesOn(db), sealer.auditKeys);
   console.log(res.ok ? `Audit trail verifies: ${res.events} events.` : `Audit trail BROKEN: ${JSON.stringify(res)}`);
   if (!res.ok) process.exitCode = 1;
 } finally {

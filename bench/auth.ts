@@ -59,6 +59,7 @@ import type { Database } from '../src/storage/database.ts';
 import { migrate } from '../src/storage/migrate.ts';
 import { openPglite } from '../src/storage/pglite.ts';
 import { dropPostgresSchema, openPostgres } from '../src/storage/postgres.ts';
+import { repositoriesOn, unitOfWork } from '../src/storage/repositories/index.ts';
 import { SoftwareCardKey } from '../test/support/card.ts';
 import { SoftwareAuthenticator } from '../test/support/webauthn-authenticator.ts';
 
@@ -599,7 +600,7 @@ async function main(): Promise<void> {
     // First sight of each certificate (what a cache of checked certificates cannot help with), then repeats.
     results.push(
       await measureEach('smartcard', 'certificate check, first use of each card', certificates.length, async (i) => {
-        await verifyAuthenticationCertificate(db, certificates[i]!, new Date());
+        await verifyAuthenticationCertificate(repositoriesOn(db), certificates[i]!, new Date());
       }),
     );
     results.push(
@@ -607,7 +608,7 @@ async function main(): Promise<void> {
         'smartcard',
         'certificate check (verifyAuthenticationCertificate)',
         async (_c, i) => {
-          await verifyAuthenticationCertificate(db, certificates[i % certificates.length]!, new Date());
+          await verifyAuthenticationCertificate(repositoriesOn(db), certificates[i % certificates.length]!, new Date());
         },
         1,
       ),
@@ -636,7 +637,7 @@ async function main(): Promise<void> {
     const sessionStart: Op = async (_caller, i) => {
       const card = cards[i % cards.length]!;
       const result = { ...signedIn, userId: card.userId, authenticatorId: `card:${card.cardId}` };
-      await db.transaction((tx) =>
+      await unitOfWork(db)((tx) =>
         startSession(tx, { ...ctx, actor: { kind: 'system', id: 'web:anonymous' } }, result, null, {
           ip: '127.0.0.1',
           userAgent: 'opencis-bench',

@@ -72,6 +72,7 @@ import type { Database } from '../src/storage/database.ts';
 import { migrate } from '../src/storage/migrate.ts';
 import { openPglite } from '../src/storage/pglite.ts';
 import { dropPostgresSchema, openPostgres } from '../src/storage/postgres.ts';
+import { repositoriesOn } from '../src/storage/repositories/index.ts';
 import { SoftwareCardKey } from '../test/support/card.ts';
 
 const settings = {
@@ -428,7 +429,7 @@ async function main(): Promise<void> {
       }),
     );
     // The very assertion a validation signs (same person, role and attributes), without the database.
-    const state = (await readTicket(bench.db, tickets[0]!, new Date()))!;
+    const state = (await readTicket(repositoriesOn(bench.db), tickets[0]!, new Date()))!;
     results.push(
       await measureSync('the signed SAML assertion alone (OpenCIS signer: DOM + xml-crypto exclusive c14n)', () => {
         roleAssertionFor(state, { issuer, audience: clientId, now: new Date(), key, includes: new Map() });
@@ -465,14 +466,14 @@ async function main(): Promise<void> {
     results.push(
       await measure(
         'client lookup (clientMetadataForProvider)',
-        async () => void (await clientMetadataForProvider(bench.db, sealer, clientId)),
+        async () => void (await clientMetadataForProvider(repositoriesOn(bench.db), sealer, clientId)),
         1,
       ),
     );
     results.push(
       await measure(
         'ticket state query (session, card, certificate, person, role)',
-        async (i) => void (await readTicket(bench.db, tickets[i % tickets.length]!, new Date())),
+        async (i) => void (await readTicket(repositoriesOn(bench.db), tickets[i % tickets.length]!, new Date())),
         1,
       ),
     );
@@ -480,7 +481,8 @@ async function main(): Promise<void> {
     results.push(
       await measure(
         'ticket liveness query (light: live state + stamp, no role data)',
-        async (i) => void (await readTicketLiveness(bench.db, tickets[i % tickets.length]!, new Date())),
+        async (i) =>
+          void (await readTicketLiveness(repositoriesOn(bench.db), tickets[i % tickets.length]!, new Date())),
         1,
       ),
     );
@@ -508,6 +510,7 @@ async function main(): Promise<void> {
       registerCis1Routes(app, {
         config,
         db: bench.db,
+        repos: repositoriesOn(bench.db),
         clock: systemClock,
         sealer,
         rp: relyingPartyFrom(config),

@@ -41,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import type { Configuration } from 'oidc-provider';
 import { serviceContext } from '../src/services/context.ts';
 import type { Database } from '../src/storage/database.ts';
+import { unitOfWork } from '../src/storage/repositories/index.ts';
 import { MapAdapter } from './support/map-adapter.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -311,7 +312,7 @@ async function serveOpencis(): Promise<void> {
       identityAssuranceLevel: 3,
     });
     await assignRoleProfile(ctx, { userId: p.userId, positionId: position.positionId, startDate: '2020-01-01' });
-    const { token } = await db.transaction((tx) =>
+    const { token } = await unitOfWork(db)((tx) =>
       startSession(tx, ctx, { userId: p.userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'card:bench' }, null, {
         ip: '127.0.0.1',
         userAgent: 'bench',

@@ -134,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   installRouteValidation(app);
 
   const registry = installMetrics(app);
+  const repos = repositoriesOn(deps.db);
   const outbox = createOutbox({
     db: deps.db,
     sealer: deps.sealer,
@@ -143,16 +144,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logger: deps.logger === false ? undefined : deps.logger,
   });
   app.decorate('outbox', outbox);
-  installOperationsMetrics(registry, { db: deps.db, clock: deps.clock, config: deps.config, outbox });
+  installOperationsMetrics(registry, { repos, clock: deps.clock, config: deps.config, outbox });
   app.addHook('onReady', async () => outbox.start());
   // Registered before the routes' hooks: the outbox stops (its pass in flight finished) before the database closes.
   app.addHook('onClose', async () => outbox.stop());
   await installWeb(app, { publicUrl: deps.config.PUBLIC_URL, cardAgentUrl: deps.config.CARD_AGENT_URL });
   // Demo mode (DEMO_DATA on and the demo data seeded) trusts Chromium's virtual security key too: the demo's way in.
-  const demo = deps.config.DEMO_DATA ? await isDemoInstallation(deps.db) : false;
+  const demo = deps.config.DEMO_DATA ? await isDemoInstallation(repos) : false;
   const web: WebDeps = {
     config: deps.config,
     db: deps.db,
+    repos,
     clock: deps.clock,
     sealer: deps.sealer,
     rp: relyingPartyFrom(deps.config, { demo }),
@@ -205,7 +207,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const health = async (_req: unknown, reply: FastifyReply) => {
     const started = performance.now();
     try {
-      await repositoriesOn(deps.db).operations.ping();
+      await repos.operations.ping();
       const migrations = await migrationStatus(deps.db);
       const ok = migrations.pending.length === 0;
       return reply.status(ok ? 200 : 503).send({
@@ -281,7 +283,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         security: security.none,
       },
     },
-    async () => listCatalogue(deps.db),
+    async () => listCatalogue(repos),
   );
 
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -31,6 +31,7 @@ import { createSealer } from '../../src/secrets/sealer.ts';
 import { systemClock } from '../../src/services/context.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { openPostgres } from '../../src/storage/postgres.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { COLORS, PALETTE, type Panel, renderChart, type Series } from './chart.ts';
 import { drive, type NodeInfo, type OpSpec, type RunResult } from './driver.ts';
 import { Flows, type Method } from './flows.ts';
@@ -560,7 +561,7 @@ async function sessions(target: Target): Promise<void> {
         const holder = population.cards[(i + c) % population.cards.length]!;
         try {
           // The smartcard sign-in itself is measured elsewhere; here the web session is started as it would end.
-          const { token } = await db.transaction((tx) =>
+          const { token } = await unitOfWork(db)((tx) =>
             startSession(
               tx,
               ctx,

@@ -30,6 +30,7 @@ import { createSealer } from '../../src/secrets/sealer.ts';
 import { systemClock } from '../../src/services/context.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { openPostgres } from '../../src/storage/postgres.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { drive, type NodeInfo, type RunResult } from '../load/driver.ts';
 import { Flows } from '../load/flows.ts';
 import { HttpClient, HttpError, Jar } from '../load/http.ts';
@@ -226,7 +227,7 @@ async function main(): Promise<void> {
     const sessions: string[] = [];
     try {
       for (const c of population.cards) {
-        const { token } = await db.transaction((tx) =>
+        const { token } = await unitOfWork(db)((tx) =>
           startSession(
             tx,
             {

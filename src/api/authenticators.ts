@@ -97,9 +97,9 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     async (req) => {
       const ctx = await raContext(req);
       const userId = userIdParam(req);
-      authorize(ctx.actor, 'person:read', await personTarget(deps.db, deps.clock, userId));
+      authorize(ctx.actor, 'person:read', await personTarget(deps.repos, deps.clock, userId));
       return {
-        cards: await cardsOf(deps.db, userId),
+        cards: await cardsOf(deps.repos, userId),
         webauthn: await webauthnCredentialsOf(ctx, userId),
         totp: await totpAuthenticatorsOf(ctx, userId),
       };
@@ -129,8 +129,8 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     { schema: { tags, security: security.raRead, summary: 'A smartcard and its status' } },
     async (req) => {
       const ctx = await raContext(req);
-      const card = await getCard(deps.db, cardIdParam(req));
-      authorize(ctx.actor, 'person:read', await personTarget(deps.db, deps.clock, card.userId));
+      const card = await getCard(deps.repos, cardIdParam(req));
+      authorize(ctx.actor, 'person:read', await personTarget(deps.repos, deps.clock, card.userId));
       return card;
     },
   );
@@ -173,8 +173,8 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     },
     async (req) => {
       const ctx = await raContext(req);
-      const card = await getCard(deps.db, cardIdParam(req));
-      authorize(ctx.actor, 'card:renew', await personTarget(deps.db, deps.clock, card.userId));
+      const card = await getCard(deps.repos, cardIdParam(req));
+      authorize(ctx.actor, 'card:renew', await personTarget(deps.repos, deps.clock, card.userId));
       return startCardChallenge(ctx, 'renew');
     },
   );
@@ -240,7 +240,7 @@ export function registerAuthenticatorApi(app: FastifyInstance, deps: WebDeps): v
     async (req, reply) => {
       const ctx = await raContext(req);
       const userId = userIdParam(req);
-      authorize(ctx.actor, 'authenticator:enrol', await personTarget(deps.db, deps.clock, userId));
+      authorize(ctx.actor, 'authenticator:enrol', await personTarget(deps.repos, deps.clock, userId));
       const id = String((req.params as { authenticatorId?: string }).authenticatorId ?? '');
       if (id.startsWith('webauthn:')) await removeWebauthnCredential(ctx, userId, id.slice(9));
       else if (id.startsWith('totp:')) await removeTotp(ctx, userId, id.slice(5));

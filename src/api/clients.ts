@@ -73,7 +73,7 @@ export function registerClientApi(app: FastifyInstance, deps: WebDeps): void {
       throw new AppError('auth.forbidden', { statement: 'client:register' });
     }
     const session = await requireApiSession(deps, req, 3);
-    const ctx = contextFor(deps, req, await personActorWithPowers(deps.db, session.userId, deps.clock.now()));
+    const ctx = contextFor(deps, req, await personActorWithPowers(deps.repos, session.userId, deps.clock.now()));
     if (!mayAnywhere(ctx.actor, 'client:register'))
       throw new AppError('auth.forbidden', { statement: 'client:register' });
     return ctx;

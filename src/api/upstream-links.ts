@@ -40,8 +40,8 @@ export function registerUpstreamLinkApi(app: FastifyInstance, deps: WebDeps): vo
     async (req) => {
       const ctx = contextFor(deps, req, await raActorOf(app, deps, req));
       const userId = userIdParam(req);
-      authorize(ctx.actor, 'person:read', await personTarget(deps.db, deps.clock, userId));
-      return { links: await upstreamLinksOf(deps.db, userId) };
+      authorize(ctx.actor, 'person:read', await personTarget(deps.repos, deps.clock, userId));
+      return { links: await upstreamLinksOf(deps.repos, userId) };
     },
   );
 
@@ -60,7 +60,7 @@ export function registerUpstreamLinkApi(app: FastifyInstance, deps: WebDeps): vo
       const userId = userIdParam(req);
       const body = parseInput(linkBody, req.body ?? {});
       // Policy first: who may not link for this person learns nothing about the providers.
-      authorize(ctx.actor, 'authenticator:enrol', await personTarget(deps.db, deps.clock, userId));
+      authorize(ctx.actor, 'authenticator:enrol', await personTarget(deps.repos, deps.clock, userId));
       const idp = await activeUpstreamProvider(ctx, body.idpId);
       const link = await linkUpstreamAccount(ctx, idp, { userId, subject: body.subject });
       return reply.status(201).send({ link });

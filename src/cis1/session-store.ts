@@ -2,9 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { sessionExpiry, sessionLimits } from '../domain/credentials/assurance.ts';
 import { appendAudit } from '../services/audit.ts';
 import type { ServiceContext } from '../services/context.ts';
-import type { Queryable } from '../storage/database.ts';
 import type { EndReason, SessionHolder, SessionRow } from '../storage/repositories/cis1-sessions.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 
 export type { EndReason, SessionRow } from '../storage/repositories/cis1-sessions.ts';
 
@@ -60,13 +59,13 @@ export function newSessionId(): string {
 
 /** Ends a session (once: a second caller changes nothing) and records why, in the caller's transaction. */
 export async function endSessionRow(
-  tx: Queryable | Repositories,
+  tx: Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   row: SessionHolder,
   reason: EndReason,
 ): Promise<boolean> {
   const now = ctx.clock.now();
-  if (!(await reposOf(tx).cis1Sessions.endSession(row.session_id, now, reason))) return false;
+  if (!(await tx.cis1Sessions.endSession(row.session_id, now, reason))) return false;
   await appendAudit(tx, ctx, {
     action: 'cis1.session_ended',
     targetType: 'person',

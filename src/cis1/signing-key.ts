@@ -6,9 +6,8 @@ import { newSerial, pemOf, wholeSeconds } from '../pki/ca.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { appendAudit } from '../services/audit.ts';
 import type { StoreContext } from '../services/context.ts';
-import type { Queryable } from '../storage/database.ts';
 import type { StoredSigningKey } from '../storage/repositories/cis1-signing-keys.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 
 /**
  * The key that signs CIS1 role assertions: RSA-2048 with RSA-SHA256, generated at first use and kept sealed in the
@@ -58,13 +57,13 @@ function fromRow(row: StoredSigningKey, sealer: Sealer): AssertionSigningKey {
 
 /** The key with this id (cached), or undefined when there is no such key. */
 export async function signingKeyById(
-  q: Queryable | Repositories,
+  repos: Repositories,
   sealer: Sealer,
   keyId: string,
 ): Promise<AssertionSigningKey | undefined> {
   const cached = loaded.get(keyId);
   if (cached) return cached;
-  const row = await reposOf(q).cis1SigningKeys.findSigningKey(keyId);
+  const row = await repos.cis1SigningKeys.findSigningKey(keyId);
   if (!row) return undefined;
   const key = fromRow(row, sealer);
   loaded.set(keyId, key);

@@ -4,9 +4,8 @@ import type { Actor } from '../domain/policy.ts';
 import { clientMetadataForProvider } from '../services/clients.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { hashToken } from '../services/sessions.ts';
-import type { Queryable } from '../storage/database.ts';
 import type { LivenessRow, ValidationRow } from '../storage/repositories/cis1-tickets.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { type RoleAssertionInput, signedRoleAssertion } from './assertion.ts';
 import { assertionContent } from './assertion-content.ts';
 import { Refusal, withRefusals } from './refusals.ts';
@@ -57,22 +56,18 @@ function json<T>(value: T | string | null): T | null {
  * read with the rules of effectiveRoles; test/cis1/cis1.test.ts checks both give the same role data).
  * Exported for bench/cis1.ts.
  */
-export async function readTicket(
-  q: Queryable | Repositories,
-  ticket: string,
-  now: Date,
-): Promise<ValidationRow | undefined> {
-  const state = await reposOf(q).cis1Tickets.ticketState(hashToken(ticket), ukDay(now));
+export async function readTicket(repos: Repositories, ticket: string, now: Date): Promise<ValidationRow | undefined> {
+  const state = await repos.cis1Tickets.ticketState(hashToken(ticket), ukDay(now));
   return json(state ?? null) ?? undefined;
 }
 
 /** The light read of a ticket, for validations that hold a signed assertion (exported for bench/cis1.ts and tests). */
 export async function readTicketLiveness(
-  q: Queryable | Repositories,
+  repos: Repositories,
   ticket: string,
   now: Date,
 ): Promise<LivenessRow | undefined> {
-  return liveness(reposOf(q), hashToken(ticket), ukDay(now));
+  return liveness(repos, hashToken(ticket), ukDay(now));
 }
 
 async function liveness(repos: Repositories, ticketHash: string, day: string): Promise<LivenessRow | undefined> {

@@ -4,7 +4,6 @@ import { type Actor, type ClientActor, clientRegistrarEntitled } from '../domain
 import { API_SCOPE, clientMetadataForProvider } from '../services/clients.ts';
 import { subtreeOf } from '../services/organisations.ts';
 import { personActorWithPowers } from '../services/ra-powers.ts';
-import { registrarOfActor } from '../storage/repositories/access-facts.ts';
 import { rememberCaller, requireApiSession, type WebDeps } from './deps.ts';
 import { CSRF_HEADER } from './openapi.ts';
 import { CSRF_COOKIE, SESSION_COOKIE } from './web.ts';
@@ -38,19 +37,19 @@ export async function apiActor(app: FastifyInstance, deps: WebDeps, req: Fastify
     ) {
       throw new AppError('auth.required');
     }
-    const client = await clientMetadataForProvider(deps.db, deps.sealer, found.clientId);
+    const client = await clientMetadataForProvider(deps.repos, deps.sealer, found.clientId);
     const ods = client?.['urn:opencis:api_ods'];
     const activities = client?.['urn:opencis:api_activities'];
     if (typeof ods !== 'string' || !Array.isArray(activities)) throw new AppError('auth.required');
     const id = `client:${found.clientId}`;
     // Never more than its registrar holds now: the policy checks every action against the registrar's powers too.
-    const registrarId = await registrarOfActor(deps.db, id);
+    const registrarId = await deps.repos.accessFacts.registrarOfActor(id);
     const actor: ClientActor = {
       kind: 'client',
       id,
       odsCode: ods,
-      powers: [{ activities: activities.map(String), odsCode: ods, odsCodes: await subtreeOf(deps.db, ods) }],
-      registrar: registrarId ? await personActorWithPowers(deps.db, registrarId, deps.clock.now()) : null,
+      powers: [{ activities: activities.map(String), odsCode: ods, odsCodes: await subtreeOf(deps.repos, ods) }],
+      registrar: registrarId ? await personActorWithPowers(deps.repos, registrarId, deps.clock.now()) : null,
     };
     if (!clientRegistrarEntitled(actor)) {
       rememberCaller(deps, req, actor);
@@ -61,7 +60,7 @@ export async function apiActor(app: FastifyInstance, deps: WebDeps, req: Fastify
     return actor;
   }
   const session = await requireApiSession(deps, req, 3);
-  return personActorWithPowers(deps.db, session.userId, deps.clock.now());
+  return personActorWithPowers(deps.repos, session.userId, deps.clock.now());
 }
 
 /**

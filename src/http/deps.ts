@@ -14,12 +14,19 @@ import { recordUnaudited } from '../services/refusals.ts';
 import { currentSession, type WebSession } from '../services/sessions.ts';
 import type { RelyingPartyConfig } from '../services/webauthn.ts';
 import type { Database } from '../storage/database.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { SESSION_COOKIE } from './web.ts';
 
 /** Everything route handlers need, built once per app from the configuration. */
 export interface WebDeps {
   config: Config;
+  /**
+   * The database itself: only for what needs the handle (a request's service context, the OpenID Connect adapter,
+   * migrations, its kind). Doors read and write through `repos` and `contextFor(…).transaction`.
+   */
   db: Database;
+  /** The repositories on `db`: what doors pass to services that read (or that run in the caller's statement). */
+  repos: Repositories;
   clock: Clock;
   sealer: Sealer;
   rp: RelyingPartyConfig;
@@ -92,7 +99,7 @@ export function rememberCaller(deps: WebDeps, req: FastifyRequest, actor: Actor)
 }
 
 export async function sessionOf(deps: WebDeps, req: FastifyRequest): Promise<WebSession | null> {
-  return currentSession(deps.db, req.cookies[SESSION_COOKIE], deps.clock.now());
+  return currentSession(deps.repos, req.cookies[SESSION_COOKIE], deps.clock.now());
 }
 
 export function personActor(session: WebSession): Actor {

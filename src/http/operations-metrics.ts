@@ -3,8 +3,7 @@ import type { Config } from '../config.ts';
 import type { Clock } from '../services/context.ts';
 import { type ExpiryForecast, expiryForecast } from '../services/expiry-forecast.ts';
 import type { OutboxSender } from '../services/notifications.ts';
-import type { Database } from '../storage/database.ts';
-import { repositoriesOn } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 
 /** How long one node reuses the expiry forecast it read for a scrape (Prometheus scrapes every 15–60 s). */
 const READ_EVERY_MS = 30_000;
@@ -16,7 +15,7 @@ const READ_EVERY_MS = 30_000;
  */
 export function installOperationsMetrics(
   registry: Registry,
-  deps: { db: Database; clock: Clock; config: Config; outbox: OutboxSender },
+  deps: { repos: Repositories; clock: Clock; config: Config; outbox: OutboxSender },
 ): void {
   const sent = new Counter({
     name: 'opencis_notifications_sent_total',
@@ -46,7 +45,7 @@ export function installOperationsMetrics(
     registers: [registry],
     async collect() {
       try {
-        outboxRead = await repositoriesOn(deps.db).operations.outboxCounts();
+        outboxRead = await deps.repos.operations.outboxCounts();
       } catch {
         // the last values stand
       }
@@ -63,7 +62,7 @@ export function installOperationsMetrics(
       try {
         forecastRead = {
           at: Date.now(),
-          forecast: await expiryForecast(deps.db, deps.clock.now(), {
+          forecast: await expiryForecast(deps.repos, deps.clock.now(), {
             days: 365,
             alertPercent: deps.config.CARD_EXPIRY_ALERT_PERCENT,
           }),

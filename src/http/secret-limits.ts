@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorCode } from '../domain/errors.ts';
 import { assertSecretNotLocked, attemptPolicies, recordWrongSecret, secretKey } from '../services/attempts.ts';
 import type { Clock } from '../services/context.ts';
-import type { Database } from '../storage/database.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 
 /**
  * The addresses that gave a wrong secret of one kind on this node lately: only they are looked up on the way in, so a
@@ -33,20 +33,20 @@ export class RecentFailures {
 }
 
 /** Checks, then counts, wrong secrets of one kind per client address (services/attempts.ts), as described above. */
-export function secretGuard(deps: { db: Database; clock: Clock }, kind: string) {
+export function secretGuard(deps: { repos: Repositories; clock: Clock }, kind: string) {
   const recent = new RecentFailures();
   return {
     async assertNotLocked(ip: string | null): Promise<void> {
       const counter = secretKey(kind, ip);
       if (counter && recent.has(counter.key, deps.clock.now().getTime())) {
-        await assertSecretNotLocked(deps.db, counter, deps.clock.now());
+        await assertSecretNotLocked(deps.repos, counter, deps.clock.now());
       }
     },
     async recordWrong(ip: string | null): Promise<void> {
       const counter = secretKey(kind, ip);
       if (!counter) return;
       recent.add(counter.key, deps.clock.now().getTime());
-      await recordWrongSecret(deps.db, counter, deps.clock.now());
+      await recordWrongSecret(deps.repos, counter, deps.clock.now());
     },
   };
 }
@@ -56,7 +56,11 @@ export function secretGuard(deps: { db: Database; clock: Clock }, kind: string) 
  * body is read, and an answer with one of `wrong` codes counts one failure. Put on every route that takes a secret a
  * caller could try to guess: enrolment links, card grants, CIS1 tickets and agent session secrets.
  */
-export function limitWrongSecrets(deps: { db: Database; clock: Clock }, kind: string, wrong: readonly ErrorCode[]) {
+export function limitWrongSecrets(
+  deps: { repos: Repositories; clock: Clock },
+  kind: string,
+  wrong: readonly ErrorCode[],
+) {
   const guard = secretGuard(deps, kind);
   return {
     onRequest: async (req: FastifyRequest) => {

@@ -1,8 +1,7 @@
 import { ukDate } from '../domain/dates.ts';
 import { type EffectiveRole, type EffectiveRoleRow, effectiveRolesFrom } from '../services/access.ts';
 import { type CatalogueLabels, catalogueLabels } from '../services/catalogue.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 
 /**
  * CIS2 claims (DOMAIN §7), built from the person's record and the role profiles in effect at this moment — an ended
@@ -57,12 +56,12 @@ export interface GrantContext {
 }
 
 export async function saveGrantContext(
-  q: Queryable | Repositories,
+  repos: Repositories,
   grantId: string,
   userId: string,
   ctx: GrantContext,
 ): Promise<void> {
-  await reposOf(q).oidcClaims.saveGrantContext(grantId, userId, ctx.aal, ctx.personRoleId);
+  await repos.oidcClaims.saveGrantContext(grantId, userId, ctx.aal, ctx.personRoleId);
 }
 
 /** What `oidc_claims_state` (migration 0012) returns: one statement for every claim of a token. */
@@ -87,13 +86,13 @@ interface ClaimsState {
 }
 
 async function claimsState(
-  q: Queryable,
+  repos: Repositories,
   userId: string,
   day: string,
   grantId: string | null,
   use: 'id_token' | 'userinfo',
 ): Promise<ClaimsState | null> {
-  const state = await reposOf(q).oidcClaims.claimsState(userId, day, grantId, use === 'userinfo');
+  const state = await repos.oidcClaims.claimsState(userId, day, grantId, use === 'userinfo');
   return parsedState(state as ClaimsState | string | null);
 }
 
@@ -133,7 +132,7 @@ function nrbacRoles(roles: EffectiveRole[], labels: CatalogueLabels, workgroupNa
  * statement's answer, already read in this request with the token (read-together.ts).
  */
 export async function cis2ClaimsForGrant(
-  q: Queryable,
+  repos: Repositories,
   userId: string,
   at: Date,
   use: 'id_token' | 'userinfo',
@@ -143,25 +142,25 @@ export async function cis2ClaimsForGrant(
   const day = ukDate(at);
   const state = known
     ? parsedState(known.state as ClaimsState | string | null)
-    : await claimsState(q, userId, day, grantId ?? null, use);
+    : await claimsState(repos, userId, day, grantId ?? null, use);
   const grant = state?.grant ? { aal: Number(state.grant.aal), personRoleId: state.grant.person_roleid } : null;
-  return claimsFrom(q, userId, day, use, state, grant);
+  return claimsFrom(repos, userId, day, use, state, grant);
 }
 
 /** Every CIS2 claim for a person, with a grant context the caller already has. */
 export async function cis2Claims(
-  q: Queryable,
+  repos: Repositories,
   userId: string,
   at: Date,
   use: 'id_token' | 'userinfo',
   grant: GrantContext | null,
 ): Promise<Record<string, unknown>> {
   const day = ukDate(at);
-  return claimsFrom(q, userId, day, use, await claimsState(q, userId, day, null, use), grant);
+  return claimsFrom(repos, userId, day, use, await claimsState(repos, userId, day, null, use), grant);
 }
 
 async function claimsFrom(
-  q: Queryable,
+  repos: Repositories,
   userId: string,
   day: string,
   use: 'id_token' | 'userinfo',
@@ -185,7 +184,7 @@ async function claimsFrom(
     ...(person.email ? { email: person.email } : {}),
   };
   if (use === 'id_token') return idTokenClaims;
-  const labels = await catalogueLabels(q, state.catalogue_version ?? null);
+  const labels = await catalogueLabels(repos, state.catalogue_version ?? null);
   const roles = effectiveRolesFrom(state.roles ?? [], day, labels.inclusions);
   const orgs = state.orgs ?? [];
   return {

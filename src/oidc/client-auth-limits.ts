@@ -2,7 +2,7 @@ import type Provider from 'oidc-provider';
 import { AppError } from '../domain/errors.ts';
 import { secretGuard } from '../http/secret-limits.ts';
 import type { Clock } from '../services/context.ts';
-import type { Database } from '../storage/database.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 
 /** Where relying parties authenticate with their client secret or key (paths under the issuer). */
 const CLIENT_AUTH_PATHS = new Set(['/access_token', '/introspect', '/token/revoke']);
@@ -14,7 +14,7 @@ const CLIENT_AUTH_PATHS = new Set(['/access_token', '/introspect', '/token/revok
  * Counted per address only: a client ID is public, so a per-client lock
  * would let anyone shut a relying party out. A documented provider middleware, installed before the library's routes.
  */
-export function limitClientAuthentication(provider: Provider, deps: { db: Database; clock: Clock }): void {
+export function limitClientAuthentication(provider: Provider, deps: { repos: Repositories; clock: Clock }): void {
   const guard = secretGuard(deps, 'client_secret');
   provider.use(async (ctx, next) => {
     if (ctx.method !== 'POST' || !CLIENT_AUTH_PATHS.has(ctx.path)) return next();

@@ -141,7 +141,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     const grantId = await grant.save();
     // The sign-in itself is in the audit trail (session.started); which relying party it was used for is logged, off
     // the audit chain's lock, so sign-ins at relying parties do not queue behind each other.
-    await saveGrantContext(deps.db, grantId, session.userId, { aal: session.aal, personRoleId });
+    await saveGrantContext(deps.repos, grantId, session.userId, { aal: session.aal, personRoleId });
     req.log.info(
       {
         event: 'oidc.signed_in',
@@ -195,7 +195,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       return reply.redirect(`/signin?return=${encodeURIComponent(req.url)}${query}`, 303);
     }
     if (!asksForRole(d.params.scope)) return complete(req, reply, d, session, acr, null);
-    const roles = await effectiveRoles(deps.db, session.userId, deps.clock.now());
+    const roles = await effectiveRoles(deps.repos, session.userId, deps.clock.now());
     if (roles.length === 0) {
       return reply.page(
         'oidc-no-role.njk',
@@ -248,7 +248,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       q: term,
       clientName,
       signedIn: true,
-      signedInAs: await signedInAs(deps.db, userId),
+      signedInAs: await signedInAs(deps.repos, userId),
     });
   }
 
@@ -260,7 +260,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     const { acr } = assess(d, session, client, reauthAskedAt(req, d));
     if (!session || !acr) return reply.redirect(`${deps.mountPath}/interaction/${d.uid}`, 303);
     const chosen = String(((req.body ?? {}) as Record<string, unknown>).personRoleId ?? '');
-    const roles = await effectiveRoles(deps.db, session.userId, deps.clock.now());
+    const roles = await effectiveRoles(deps.repos, session.userId, deps.clock.now());
     if (!roles.some((r) => r.personRoleId === chosen)) {
       return reply.page(
         'oidc-select-role.njk',
@@ -273,7 +273,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
           searchable: roles.length > SEARCH_ABOVE,
           clientName: clientNameOf(client),
           signedIn: true,
-          signedInAs: await signedInAs(deps.db, session.userId),
+          signedInAs: await signedInAs(deps.repos, session.userId),
           errors: [{ field: 'role-list', message: 'Choose one of your roles' }],
         },
         400,

@@ -1,6 +1,9 @@
 import type Provider from 'oidc-provider';
-import type { Database } from '../storage/database.ts';
-import { repositoriesOn, unitOfWork } from '../storage/repositories/index.ts';
+import type { StoreContext } from '../services/context.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
+
+/** What the logout machinery needs of the store: the repositories, and the unit of work for claiming its rows. */
+export type LogoutStore = Pick<StoreContext, 'repos' | 'transaction'>;
 
 /**
  * Ending a person's single sign-on at relying parties (DOMAIN §7): for each session_end_events row, every OpenID
@@ -15,10 +18,10 @@ export interface SessionIndex {
   ): Promise<{ id: string; uid?: string; authorizations: Record<string, { sid?: string; grantId?: string }> }[]>;
 }
 
-export function postgresSessionIndex(db: Database): SessionIndex {
+export function postgresSessionIndex(repos: Repositories): SessionIndex {
   return {
     async sessionsOf(accountId) {
-      const rows = await repositoriesOn(db).oidcArtefacts.liveSessionsOf(accountId);
+      const rows = await repos.oidcArtefacts.liveSessionsOf(accountId);
       return rows.map((r) => {
         const p = (typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload) as {
           uid?: string;
@@ -43,7 +46,7 @@ async function findClient(provider: Provider, clientId: string): Promise<LogoutC
 
 async function deliver(
   provider: Provider,
-  db: Database,
+  store: LogoutStore,
   clientId: string,
   accountId: string,
   sid: string,
@@ -54,7 +57,7 @@ async function deliver(
   try {
     await client.backchannelLogout(accountId, sid);
   } catch (err) {
-    await repositoriesOn(db).oidcLogout.queueDelivery({
+    await store.repos.oidcLogout.queueDelivery({
       clientId,
       accountId,
       sid,
@@ -67,20 +70,20 @@ async function deliver(
 /** Ends every OpenID Connect session of a person now. Returns how many sessions were ended. */
 export async function endOidcSessionsOf(
   provider: Provider,
-  db: Database,
+  store: LogoutStore,
   index: SessionIndex,
   accountId: string,
   reason: string,
 ): Promise<number> {
   const sessions = await index.sessionsOf(accountId);
-  for (const session of sessions) await endOne(provider, db, session, accountId, reason);
+  for (const session of sessions) await endOne(provider, store, session, accountId, reason);
   return sessions.length;
 }
 
 /** Ends one browser's OpenID Connect session (the person signed out of OpenCIS in that browser). */
 export async function endOidcSessionById(
   provider: Provider,
-  db: Database,
+  store: LogoutStore,
   sessionId: string,
   reason: string,
 ): Promise<boolean> {
@@ -88,14 +91,14 @@ export async function endOidcSessionById(
     | { accountId?: string; authorizations?: Record<string, { sid?: string; grantId?: string }> }
     | undefined;
   if (!s?.accountId) return false;
-  await endOne(provider, db, { id: sessionId, authorizations: s.authorizations ?? {} }, s.accountId, reason);
+  await endOne(provider, store, { id: sessionId, authorizations: s.authorizations ?? {} }, s.accountId, reason);
   return true;
 }
 
 /** Revokes the session's grants and tokens, tells each relying party (back-channel), destroys the session. */
 async function endOne(
   provider: Provider,
-  db: Database,
+  store: LogoutStore,
   session: { id: string; authorizations: Record<string, { sid?: string; grantId?: string }> },
   accountId: string,
   reason: string,
@@ -108,7 +111,7 @@ async function endOne(
         await (model as unknown as { revokeByGrantId(id: string): Promise<void> }).revokeByGrantId(auth.grantId);
       }
     }
-    if (auth.sid) await deliver(provider, db, clientId, accountId, auth.sid, reason);
+    if (auth.sid) await deliver(provider, store, clientId, accountId, auth.sid, reason);
   }
   const s = await provider.Session.find(session.id);
   await s?.destroy();
@@ -117,11 +120,11 @@ async function endOne(
 /** Processes pending session-end events, each exactly once across the cluster. */
 export async function processSessionEndEvents(
   provider: Provider,
-  db: Database,
+  store: LogoutStore,
   index: SessionIndex,
   batch = 50,
 ): Promise<number> {
-  const events = await unitOfWork(db)(async (tx) => {
+  const events = await store.transaction(async (tx) => {
     const rows = await tx.oidcLogout.lockPendingSessionEnds(batch);
     if (rows.length > 0) await tx.oidcLogout.markSessionEndsProcessed(rows.map((r) => r.eventId));
     return rows;
@@ -130,30 +133,29 @@ export async function processSessionEndEvents(
   for (const e of events) {
     if (done.has(e.userId)) continue;
     done.add(e.userId);
-    await endOidcSessionsOf(provider, db, index, e.userId, e.reason);
+    await endOidcSessionsOf(provider, store, index, e.userId, e.reason);
   }
   return events.length;
 }
 
 /** Retries failed back-channel deliveries that are due, with exponential back-off; gives up after a day. */
-export async function retryLogoutDeliveries(provider: Provider, db: Database): Promise<number> {
-  const due = await unitOfWork(db)(async (tx) => {
+export async function retryLogoutDeliveries(provider: Provider, store: LogoutStore): Promise<number> {
+  const due = await store.transaction(async (tx) => {
     const rows = await tx.oidcLogout.lockDueDeliveries();
     for (const r of rows) {
       await tx.oidcLogout.postponeDelivery(r.deliveryId, Math.min(3_600, 5 * 2 ** Number(r.attempts)));
     }
     return rows;
   });
-  const repos = repositoriesOn(db);
   for (const d of due) {
     const client = await findClient(provider, d.clientId);
     try {
       if (!client?.backchannelLogoutUri) throw new Error('client has no back-channel logout URI any more');
       await client.backchannelLogout(d.accountId, d.sid);
-      await repos.oidcLogout.markDelivered(d.deliveryId);
+      await store.repos.oidcLogout.markDelivered(d.deliveryId);
     } catch (err) {
       const giveUp = Date.now() - new Date(d.createdAt).getTime() > RETRY_FOR_MS;
-      await repos.oidcLogout.recordFailedDelivery(d.deliveryId, (err as Error).message.slice(0, 300), giveUp);
+      await store.repos.oidcLogout.recordFailedDelivery(d.deliveryId, (err as Error).message.slice(0, 300), giveUp);
     }
   }
   return due.length;
@@ -161,13 +163,13 @@ export async function retryLogoutDeliveries(provider: Provider, db: Database): P
 
 /** Records a delivery the library itself failed to make (RP-initiated logout), so it is retried. */
 export async function queueFailedDelivery(
-  db: Database,
+  store: LogoutStore,
   clientId: string,
   accountId: string,
   sid: string,
   error: string,
 ): Promise<void> {
-  await repositoriesOn(db).oidcLogout.queueRpInitiatedDelivery({
+  await store.repos.oidcLogout.queueRpInitiatedDelivery({
     clientId,
     accountId,
     sid,

@@ -62,13 +62,13 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
   const adapter = options.redis
     ? redisAdapterFactory(options.redis)
     : postgresAdapterFactory(deps.db, () => ukDate(deps.clock.now()));
-  const sessionIndex = options.redis ? redisSessionIndex(options.redis) : postgresSessionIndex(deps.db);
+  const sessionIndex = options.redis ? redisSessionIndex(options.redis) : postgresSessionIndex(deps.repos);
   let keys = await loadSigningKeys(ctx);
   const fetch = outboundFetch(outboundPolicyFrom(deps.config));
   let provider = createProvider({
     issuer,
     mountPath: options.mountPath,
-    db: deps.db,
+    repos: deps.repos,
     clock: deps.clock,
     sealer: deps.sealer,
     keys,
@@ -88,7 +88,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
     p.on(
       'backchannel.error',
       (_ctx: unknown, err: Error, client: { clientId: string }, accountId: string, sid: string) => {
-        queueFailedDelivery(deps.db, client.clientId, accountId, sid, err.message).catch(() => {});
+        queueFailedDelivery(ctx, client.clientId, accountId, sid, err.message).catch(() => {});
       },
     );
   };
@@ -104,7 +104,7 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
       provider = createProvider({
         issuer,
         mountPath: options.mountPath,
-        db: deps.db,
+        repos: deps.repos,
         clock: deps.clock,
         sealer: deps.sealer,
         keys,
@@ -115,10 +115,10 @@ export async function mountOidc(app: FastifyInstance, deps: WebDeps, options: Oi
       callback = provider.callback();
       return true;
     },
-    endBrowserSession: (sessionId, reason) => endOidcSessionById(provider, deps.db, sessionId, reason),
+    endBrowserSession: (sessionId, reason) => endOidcSessionById(provider, ctx, sessionId, reason),
     async processLogouts() {
-      const n = await processSessionEndEvents(provider, deps.db, sessionIndex);
-      await retryLogoutDeliveries(provider, deps.db);
+      const n = await processSessionEndEvents(provider, ctx, sessionIndex);
+      await retryLogoutDeliveries(provider, ctx);
       return n;
     },
     close() {

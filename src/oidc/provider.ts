@@ -10,7 +10,7 @@ import { CLIENT_AUTH_ALGS } from '../services/client-keys.ts';
 import { API_SCOPE, CIS2_SCOPES, clientMetadataForProvider } from '../services/clients.ts';
 import type { Clock } from '../services/context.ts';
 import { currentSession, endSession } from '../services/sessions.ts';
-import type { Database } from '../storage/database.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { asksForRole, cis2ClaimsForGrant, scopeClaims } from './claims.ts';
 import { limitClientAuthentication } from './client-auth-limits.ts';
 import { keepingCodeState, stateOfRedeemedCode } from './code-state.ts';
@@ -31,7 +31,7 @@ export interface ProviderDeps {
   issuer: string;
   /** Path prefix the provider is mounted at (the issuer's path), e.g. /oidc. */
   mountPath: string;
-  db: Database;
+  repos: Repositories;
   clock: Clock;
   sealer: Sealer;
   keys: SigningKeys;
@@ -81,7 +81,7 @@ function policy(deps: ProviderDeps) {
       const { oidc } = ctx;
       const accountId = oidc.session!.accountId;
       if (!accountId || oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
-      const web = await currentSession(deps.db, ctx.cookies.get(SESSION_COOKIE) ?? undefined, deps.clock.now());
+      const web = await currentSession(deps.repos, ctx.cookies.get(SESSION_COOKIE) ?? undefined, deps.clock.now());
       return web?.userId === accountId ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
     }),
   );
@@ -142,7 +142,8 @@ export function createProvider(deps: ProviderDeps): Provider {
   // Clients live in the relying-party registry (oidc_clients): the library asks the 'Client' adapter for them by ID.
   // A client ID no client can have (NUL, a lone surrogate) is simply not found: invalid_client, never a database error.
   const clientAdapter = {
-    find: async (id: string) => (isStorableText(id) ? clientMetadataForProvider(deps.db, deps.sealer, id) : undefined),
+    find: async (id: string) =>
+      isStorableText(id) ? clientMetadataForProvider(deps.repos, deps.sealer, id) : undefined,
   };
   const artefacts = refusingUnstorableText(keepingCodeState(deps.adapter as (name: string) => Adapter)) as (
     name: string,
@@ -158,7 +159,7 @@ export function createProvider(deps: ProviderDeps): Provider {
         const now = deps.clock.now();
         // Read with the token, in the same request, when the adapter could (read-together.ts); otherwise read now.
         const known = takeClaims(ctx, sub, ukDate(now), grantId ?? null, kind);
-        const claims = await cis2ClaimsForGrant(deps.db, sub, now, kind, grantId, known);
+        const claims = await cis2ClaimsForGrant(deps.repos, sub, now, kind, grantId, known);
         return (kind === 'id_token' ? { ...claims, ...idTokenBindings(ctx) } : claims) as never;
       },
     }),
@@ -329,7 +330,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     await next();
     if (ctx.oidc?.route !== 'end_session_confirm' || ctx.status !== 303 || !ctx.oidc.params?.logout) return;
     const token = ctx.cookies.get(SESSION_COOKIE);
-    if (token) await endSession(deps.db, token, deps.clock.now(), 'signed_out');
+    if (token) await endSession(deps.repos, token, deps.clock.now(), 'signed_out');
     ctx.cookies.set(SESSION_COOKIE, null, { path: '/', httpOnly: true, sameSite: 'lax', signed: false });
   });
   return provider;

@@ -5,9 +5,8 @@ import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
 import { AppError } from '../domain/errors.ts';
 import type { Sealer } from '../secrets/sealer.ts';
-import type { Queryable } from '../storage/database.ts';
 import type { AuthorityRow } from '../storage/repositories/authorities.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { type CaKeyAlgorithm, KEY_PARAMS, KEY_PURPOSE, pemOf } from './keys.ts';
 
 /**
@@ -110,10 +109,10 @@ export function parseAuthority(row: AuthorityRow): LoadedAuthority {
   };
 }
 
-export async function authorityFromCache(q: Queryable | Repositories, id: string): Promise<LoadedAuthority> {
+export async function authorityFromCache(repos: Repositories, id: string): Promise<LoadedAuthority> {
   const cached = loaded.get(id);
   if (cached) return cached;
-  const row = await reposOf(q).authorities.findAuthority(id);
+  const row = await repos.authorities.findAuthority(id);
   if (!row) throw new Error(`certificate authority ${id} disappeared`);
   const authority = parseAuthority(row);
   loaded.set(id, authority);
@@ -136,9 +135,8 @@ export function publicView(authority: LoadedAuthority, status: 'active' | 'retir
 
 /** Every CA, active first: the ones whose certificates may still be presented, checked by CRL and OCSP. */
 export async function loadAuthorities(
-  q: Queryable | Repositories,
+  repos: Repositories,
 ): Promise<{ authority: LoadedAuthority; status: 'active' | 'retired' }[]> {
-  const repos = reposOf(q);
   const rows = await repos.authorities.authorityIds();
   const out: { authority: LoadedAuthority; status: 'active' | 'retired' }[] = [];
   for (const r of rows) out.push({ authority: await authorityFromCache(repos, r.id), status: r.status });
@@ -146,14 +144,13 @@ export async function loadAuthorities(
 }
 
 /** The active CA, or null before the first ensureCertificateAuthority. */
-export async function activeAuthority(q: Queryable | Repositories): Promise<LoadedAuthority | null> {
-  const repos = reposOf(q);
+export async function activeAuthority(repos: Repositories): Promise<LoadedAuthority | null> {
   const id = await repos.authorities.activeAuthorityId();
   return id ? authorityFromCache(repos, id) : null;
 }
 
-export async function requireActiveAuthority(q: Queryable | Repositories): Promise<LoadedAuthority> {
-  const authority = await activeAuthority(q);
+export async function requireActiveAuthority(repos: Repositories): Promise<LoadedAuthority> {
+  const authority = await activeAuthority(repos);
   if (!authority) throw new AppError('pki.ca_unavailable');
   return authority;
 }
@@ -176,6 +173,6 @@ export function authoritySigningKey(authority: LoadedAuthority, sealer: Sealer):
 }
 
 /** Every CA this database knows, active first, as shown to operators. */
-export async function listCertificateAuthorities(q: Queryable | Repositories): Promise<CertificateAuthority[]> {
-  return (await loadAuthorities(q)).map(({ authority, status }) => publicView(authority, status));
+export async function listCertificateAuthorities(repos: Repositories): Promise<CertificateAuthority[]> {
+  return (await loadAuthorities(repos)).map(({ authority, status }) => publicView(authority, status));
 }

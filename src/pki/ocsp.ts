@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import type { Sealer } from '../secrets/sealer.ts';
-import type { Queryable } from '../storage/database.ts';
-import { repositoriesOn } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import {
   authoritySigningKey,
   type LoadedAuthority,
@@ -40,7 +39,7 @@ const STATUS = { successful: 0, malformedRequest: 1, internalError: 2, tryLater:
 export type OcspResponseStatus = keyof typeof STATUS;
 
 export interface OcspSource {
-  db: Queryable;
+  repos: Repositories;
   sealer: Sealer;
 }
 
@@ -143,7 +142,7 @@ export async function ocspRespond(source: OcspSource, requestDer: Buffer, now: D
     return ocspErrorResponse('malformedRequest');
   }
 
-  const authorities = await loadAuthorities(source.db);
+  const authorities = await loadAuthorities(source.repos);
   if (authorities.length === 0) return ocspErrorResponse('unauthorized');
 
   const questions: Question[] = request.tbsRequest.requestList.map((r) => {
@@ -166,7 +165,7 @@ export async function ocspRespond(source: OcspSource, requestDer: Buffer, now: D
   const asked = questions.filter((q) => q.authority === responder && /^[0-9a-f]{1,40}$/.test(q.serial));
   const statuses = new Map<string, StatusRow>();
   if (asked.length > 0) {
-    const rows = (await repositoriesOn(source.db).certificates.statusesOf(
+    const rows = (await source.repos.certificates.statusesOf(
       responder.id,
       asked.map((q) => q.serial),
     )) as StatusRow[];

@@ -26,6 +26,7 @@ const MAX_GET_REQUEST_CHARS = 4_096;
 
 /** Adds GET /pki/ca.crt, GET /pki/crl, POST /pki/ocsp and GET /pki/ocsp/<request>, in a scope of their own. */
 export async function registerPkiRoutes(app: FastifyInstance, deps: PkiRouteDeps): Promise<void> {
+  // The store context (services/context.ts storeContext), built here: pki does not import the services.
   const store = {
     repos: repositoriesOn(deps.db),
     transaction: unitOfWork(deps.db),
@@ -44,7 +45,7 @@ export async function registerPkiRoutes(app: FastifyInstance, deps: PkiRouteDeps
       '/pki/ca.crt',
       { schema: { summary: 'The OpenCIS issuing CA certificate (DER)', tags: ['pki'] } },
       async (_req, reply) => {
-        const authority = await requireActiveAuthority(deps.db);
+        const authority = await requireActiveAuthority(store.repos);
         return reply
           .type('application/pkix-cert')
           .header('cache-control', 'public, max-age=3600')
@@ -90,7 +91,7 @@ export async function registerPkiRoutes(app: FastifyInstance, deps: PkiRouteDeps
   async function answerOcsp(req: FastifyRequest, reply: FastifyReply, der: Buffer): Promise<FastifyReply> {
     let body: Buffer;
     try {
-      body = await ocspRespond(deps, der, deps.clock.now());
+      body = await ocspRespond(store, der, deps.clock.now());
     } catch (err) {
       // RFC 6960 §2.3: the responder reports its own failures as internalError, still as an OCSP response.
       req.log.error({ err }, 'OCSP responder failed');

@@ -6,9 +6,7 @@ import { AppError } from '../domain/errors.ts';
 import { requirePageSession, type WebDeps } from '../http/deps.ts';
 import { signedInAs } from '../http/signed-in.ts';
 import { type Card, cardsOf, SELF_RENEWAL_WINDOW_DAYS } from '../services/cards.ts';
-import type { Queryable } from '../storage/database.ts';
-import { findPersonByUserId } from '../storage/people.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 
 const ASSETS = join(dirname(fileURLToPath(import.meta.url)), '..', 'views', 'assets');
 const DAY_MS = 86_400_000;
@@ -48,11 +46,10 @@ function longDate(at: Date | string): string {
  * card-renew.js, which writes the current one when the card in the reader still holds the superseded one.
  */
 export async function unwrittenCertificate(
-  db: Queryable | Repositories,
+  repos: Repositories,
   card: Card,
 ): Promise<{ current: string | null; previous: string | null }> {
   if (!card.certificateSerial) return { current: null, previous: null };
-  const repos = reposOf(db);
   const row = await repos.certificates.certificateWithKey(card.certificateSerial);
   if (!row) return { current: null, previous: null };
   const replaced = await repos.certificates.supersededWithSameKey(
@@ -86,10 +83,10 @@ export function registerCardRenewalPages(app: FastifyInstance, deps: WebDeps): v
   app.get('/account/card/renew', { schema: { hide: true } }, async (req, reply) => {
     const session = await requirePageSession(deps, req, reply, 2);
     if (!session) return reply;
-    const person = await findPersonByUserId(deps.db, session.userId);
+    const person = await deps.repos.people.findPersonByUserId(session.userId);
     if (!person) throw new AppError('person.not_found');
     const now = deps.clock.now();
-    const cards = await cardsOf(deps.db, session.userId);
+    const cards = await cardsOf(deps.repos, session.userId);
     const asked = (req.query as Record<string, unknown>).card;
     // The card asked for (a link from the account page), else the holder's newest card that is not cancelled.
     const card =
@@ -98,14 +95,14 @@ export function registerCardRenewalPages(app: FastifyInstance, deps: WebDeps): v
 
     const { current, previous } =
       card && (renewal === 'open' || renewal === 'too_early')
-        ? await unwrittenCertificate(deps.db, card)
+        ? await unwrittenCertificate(deps.repos, card)
         : { current: null, previous: null };
 
     const notAfter = card?.certificateNotAfter ?? null;
     return reply.page('card-renew.njk', {
       title: 'Renew your smartcard',
       signedIn: true,
-      signedInAs: await signedInAs(deps.db, session.userId),
+      signedInAs: await signedInAs(deps.repos, session.userId),
       person,
       card,
       renewal,

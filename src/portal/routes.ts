@@ -22,7 +22,6 @@ import {
   webauthnCredentialsOf,
 } from '../services/webauthn.ts';
 import { upstreamOrigins } from '../signin/upstream.ts';
-import { findPersonByUserId } from '../storage/people.ts';
 import { withRenewal } from './renew.ts';
 
 /**
@@ -38,16 +37,16 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
     const session = await requirePageSession(deps, req, reply, 1);
     if (!session) return reply;
     const ctx = contextFor(deps, req, personActor(session));
-    const person = await findPersonByUserId(deps.db, session.userId);
+    const person = await deps.repos.people.findPersonByUserId(session.userId);
     if (!person) throw new AppError('person.not_found');
-    const idps = await listUpstreamIdps(deps.db, 'active');
-    const links = await upstreamLinksOf(deps.db, session.userId);
+    const idps = await listUpstreamIdps(deps.repos, 'active');
+    const links = await upstreamLinksOf(deps.repos, session.userId);
     const linkable = [];
     for (const idp of idps) {
       if (links.some((l) => l.idpId === idp.idpId)) continue;
-      if (await worksWhereProviderIsOffered(deps.db, idp, session.userId, deps.clock.now())) linkable.push(idp);
+      if (await worksWhereProviderIsOffered(deps.repos, idp, session.userId, deps.clock.now())) linkable.push(idp);
     }
-    const roles = session.aal >= 2 ? await effectiveRoles(deps.db, session.userId, deps.clock.now()) : [];
+    const roles = session.aal >= 2 ? await effectiveRoles(deps.repos, session.userId, deps.clock.now()) : [];
     return reply.page('account.njk', {
       upstreamLinks: links.map((l) => ({ ...l, idpName: idps.find((i) => i.idpId === l.idpId)?.name ?? l.idpId })),
       linkableIdps: linkable,
@@ -55,7 +54,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
       formActionOrigins: upstreamOrigins(linkable),
       title: 'Your account',
       signedIn: true,
-      signedInAs: await signedInAs(deps.db, session.userId),
+      signedInAs: await signedInAs(deps.repos, session.userId),
       done:
         (req.query as Record<string, unknown>).done === 'removed'
           ? 'Removed. Sessions opened with it have ended.'
@@ -63,12 +62,12 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
       session,
       person,
       roles: roles.map((r) => ({ ...r, jobRoles: r.jobRoles.map((j) => ({ ...j, title: jobRoleTitle(j.roleName) })) })),
-      cards: session.aal >= 2 ? withRenewal(await cardsOf(deps.db, session.userId), deps.clock.now()) : [],
+      cards: session.aal >= 2 ? withRenewal(await cardsOf(deps.repos, session.userId), deps.clock.now()) : [],
       // A key at AAL2 says why (its maker is not trusted, it is a synced passkey…): issue #14.
       credentials: await Promise.all(
         (await webauthnCredentialsOf(ctx, session.userId)).map(async (c) => ({
           ...c,
-          why: c.aal < 3 ? (await explainBelowAal3(deps.db, deps.rp, `webauthn:${c.credentialId}`)).why : null,
+          why: c.aal < 3 ? (await explainBelowAal3(deps.repos, deps.rp, `webauthn:${c.credentialId}`)).why : null,
         })),
       ),
       totps: await totpAuthenticatorsOf(ctx, session.userId),
@@ -108,7 +107,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
     return reply.page('totp-setup.njk', {
       title: 'Add an authenticator app',
       signedIn: true,
-      signedInAs: await signedInAs(deps.db, session.userId),
+      signedInAs: await signedInAs(deps.repos, session.userId),
       ...started,
     });
   });
@@ -132,7 +131,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
         {
           title: 'Add an authenticator app',
           signedIn: true,
-          signedInAs: await signedInAs(deps.db, session.userId),
+          signedInAs: await signedInAs(deps.repos, session.userId),
           totpId,
           secret: '(as before)',
           uri: '',
@@ -189,8 +188,9 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
         niNumber: body.niNumber,
         ip: req.ip,
       });
-      const { token } = await deps.db.transaction((tx) =>
-        startSession(tx, contextFor(deps, req), result, req.cookies[SESSION_COOKIE] ?? null, clientInfo(req)),
+      const ctx = contextFor(deps, req);
+      const { token } = await ctx.transaction((tx) =>
+        startSession(tx, ctx, result, req.cookies[SESSION_COOKIE] ?? null, clientInfo(req)),
       );
       setSessionCookie(reply, token, deps.config.PUBLIC_URL);
       return reply.redirect('/account', 303);
@@ -215,7 +215,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
   app.get('/enrol/invite', { ...hidden, ...invitation }, async (req, reply) => {
     const token = (req.query as Record<string, unknown>).t;
     const invite = await peekInvitation(contextFor(deps, req), token);
-    const person = await findPersonByUserId(deps.db, invite.userId);
+    const person = await deps.repos.people.findPersonByUserId(invite.userId);
     return reply.page('invite.njk', { title: 'Set up your security key', token, person, maxAal: invite.maxAal });
   });
 
@@ -243,7 +243,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: WebDeps): void 
       await removeWebauthnCredential(invitee, invite.userId, credential.credentialId);
       throw err;
     }
-    const { token } = await deps.db.transaction((tx) =>
+    const { token } = await ctx.transaction((tx) =>
       startSession(
         tx,
         ctx,

@@ -11,9 +11,7 @@ import { laterDate, ukDate } from '../domain/dates.ts';
 import { AppError } from '../domain/errors.ts';
 import { isNationalId, nationalIdFromSequence } from '../domain/identity/user-id.ts';
 import { authorize } from '../domain/policy.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
-import { findPosition } from '../storage/repositories/positions.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import type { EffectiveRoleRow } from '../storage/repositories/role-profiles.ts';
 import { appendAudit } from './audit.ts';
 import { unknownCodes } from './catalogue.ts';
@@ -69,8 +67,6 @@ export async function createPosition(ctx: ServiceContext, odsCode: string, input
     return position;
   });
 }
-
-export { findPosition };
 
 /** Gives a person a position (a role profile), creating their person-organisation link on first use. */
 export async function assignRoleProfile(ctx: ServiceContext, input: unknown): Promise<RoleProfile> {
@@ -189,14 +185,13 @@ export type { EffectiveRoleRow };
  * the SQL function `effective_role_rows` (migration 0012), whose plan the database keeps.
  */
 export async function effectiveRoles(
-  q: Queryable | Repositories,
+  repos: Repositories,
   userId: string,
   at: Date,
   knownPerson?: { status: string },
 ): Promise<EffectiveRole[]> {
   if (knownPerson && knownPerson.status !== 'active') return [];
   const day = ukDate(at);
-  const repos = reposOf(q);
   const roleRows = await repos.roleProfiles.effectiveRoleRows(userId, day);
   return effectiveRolesFrom(roleRows, day, await repos.accessFacts.activityInclusions());
 }

@@ -1,5 +1,4 @@
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import type { RelyingPartyConfig } from './webauthn.ts';
 
 /**
@@ -53,12 +52,12 @@ export function whyText(reason: BelowAal3): string {
 
 /** For a session's authenticator (`webauthn:<id>`, `totp:<id>`, `enrolment`): why it is below AAL3. */
 export async function explainBelowAal3(
-  q: Queryable | Repositories,
+  repos: Repositories,
   rp: Pick<RelyingPartyConfig, 'aal3Aaguids'>,
   authenticatorId: string | null,
 ): Promise<AssuranceExplained> {
   if (authenticatorId?.startsWith('webauthn:')) {
-    const c = await reposOf(q).webauthnCredentials.findCredential(authenticatorId.slice(9));
+    const c = await repos.webauthnCredentials.findCredential(authenticatorId.slice(9));
     if (c) {
       const reason = webauthnBelowAal3(rp, c);
       const what =

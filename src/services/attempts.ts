@@ -1,6 +1,5 @@
 import { AppError } from '../domain/errors.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 
 /**
  * Brute-force limits for anything guessable (TOTP codes, one-time codes, sign-in attempts), kept in the database so
@@ -37,19 +36,19 @@ export function counterKeys(
  * locks. A right answer gives the person's tries back (recordSuccess); a wrong one keeps them (recordFailure).
  */
 export async function assertNotLocked(
-  q: Queryable | Repositories,
+  repos: Repositories,
   keys: { key: string; policy?: AttemptPolicy }[],
   now: Date,
 ): Promise<void> {
   let lockedUntil = 0;
   for (const { key, policy } of keys) {
     const p = policy ?? (key.includes(':ip:') ? attemptPolicies.ip : attemptPolicies.person);
-    const row = await reposOf(q).attempts.takeTry(key, now, new Date(now.getTime() - p.windowMs));
+    const row = await repos.attempts.takeTry(key, now, new Date(now.getTime() - p.windowMs));
     if (row.locked_until && new Date(row.locked_until) > now) {
       lockedUntil = Math.max(lockedUntil, new Date(row.locked_until).getTime());
     } else if (row.failures > p.limit) {
       const until = new Date(now.getTime() + p.lockMs);
-      await reposOf(q).attempts.lockCounter(key, until, now);
+      await repos.attempts.lockCounter(key, until, now);
       lockedUntil = Math.max(lockedUntil, until.getTime());
     }
   }
@@ -60,13 +59,13 @@ export async function assertNotLocked(
 
 /** A wrong answer: the try taken by assertNotLocked stays counted; at the limit the counter locks now. */
 export async function recordFailure(
-  q: Queryable | Repositories,
+  repos: Repositories,
   keys: { key: string; policy: AttemptPolicy }[],
   now: Date,
 ): Promise<boolean> {
   let locked = false;
   for (const { key, policy } of keys) {
-    if (await reposOf(q).attempts.lockAtLimit(key, new Date(now.getTime() + policy.lockMs), now, policy.limit)) {
+    if (await repos.attempts.lockAtLimit(key, new Date(now.getTime() + policy.lockMs), now, policy.limit)) {
       locked = true;
     }
   }
@@ -77,10 +76,9 @@ export async function recordFailure(
  * A right answer: the person's counter is cleared; the IP address's try is given back (one success must not reset the
  * count of a spraying attack from that address).
  */
-export async function recordSuccess(q: Queryable | Repositories, keys: { key: string }[]): Promise<void> {
+export async function recordSuccess(repos: Repositories, keys: { key: string }[]): Promise<void> {
   const personal = keys.filter((k) => k.key.includes(':user:')).map((k) => k.key);
   const addresses = keys.filter((k) => k.key.includes(':ip:')).map((k) => k.key);
-  const repos = reposOf(q);
   if (personal.length > 0) await repos.attempts.clearCounters(personal);
   if (addresses.length > 0) await repos.attempts.giveTryBack(addresses);
 }
@@ -104,12 +102,12 @@ export function secretKey(kind: string, ip: string | null): { key: string; polic
 
 /** Refuses (auth.rate_limited) while the address is locked out for this kind of secret; writes nothing. */
 export async function assertSecretNotLocked(
-  q: Queryable | Repositories,
+  repos: Repositories,
   counter: { key: string } | null,
   now: Date,
 ): Promise<void> {
   if (!counter) return;
-  const until = await reposOf(q).attempts.lockedUntil(counter.key);
+  const until = await repos.attempts.lockedUntil(counter.key);
   if (until && until > now) {
     throw new AppError('auth.rate_limited', { retryAfterSeconds: Math.ceil((until.getTime() - now.getTime()) / 1000) });
   }
@@ -117,13 +115,12 @@ export async function assertSecretNotLocked(
 
 /** A wrong secret: one more failure in the window; at the limit the address locks. */
 export async function recordWrongSecret(
-  q: Queryable | Repositories,
+  repos: Repositories,
   counter: { key: string; policy: AttemptPolicy } | null,
   now: Date,
 ): Promise<void> {
   if (!counter) return;
   const { policy } = counter;
-  const repos = reposOf(q);
   await repos.attempts.countFailure(counter.key, now, new Date(now.getTime() - policy.windowMs));
   await repos.attempts.lockAtLimit(counter.key, new Date(now.getTime() + policy.lockMs), now, policy.limit);
 }

@@ -1,7 +1,6 @@
 import { AUDIT_LANES, type AuditSeal, GENESIS_HASH, sealHash, signingKey } from '../domain/audit/chain.ts';
 import { AppError } from '../domain/errors.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { laneHeads, sealFromRow } from './audit.ts';
 import { appendToSink, lastSealIdInSink } from './audit-sink.ts';
 import { verifyAuditChain } from './audit-verify.ts';
@@ -83,9 +82,9 @@ export async function sealAudit(
  * Appends to the sink every seal the database has past the sink's last one (so a seal whose shipping failed goes with
  * the next). Returns how many were shipped.
  */
-export async function shipSeals(db: Queryable | Repositories, file: string): Promise<number> {
+export async function shipSeals(repos: Repositories, file: string): Promise<number> {
   const last = await lastSealIdInSink(file);
-  const rows = await reposOf(db).audit.sealsAfter(last);
+  const rows = await repos.audit.sealsAfter(last);
   await appendToSink(file, rows.map(sealFromRow));
   return rows.length;
 }

@@ -14,8 +14,7 @@ import {
   verifyChainSegment,
   verifySeal,
 } from '../domain/audit/chain.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { auditEventFromRow, laneHeads, sealFromRow } from './audit.ts';
 import { readSink } from './audit-sink.ts';
 
@@ -83,7 +82,7 @@ export interface VerifyOptions {
  * every keyed event and signed seal against the audit keys.
  */
 export async function verifyAuditChain(
-  db: Queryable | Repositories,
+  repos: Repositories,
   ring: AuditKeyring,
   options: VerifyOptions = {},
 ): Promise<AuditVerification> {
@@ -95,8 +94,6 @@ export async function verifyAuditChain(
     event: null,
     ...b,
   });
-
-  const repos = reposOf(db);
   // Seals first, heads second: every seal then saw heads no further on than the ones read below.
   const seals = await verifySeals(repos, ring, pageSize);
   if ('problem' in seals) return broken(seals.problem, 0);

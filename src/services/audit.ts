@@ -12,7 +12,7 @@ import {
 import { actorLabel } from '../domain/policy.ts';
 import type { Queryable } from '../storage/database.ts';
 import type { AuditRow, SealRow } from '../storage/repositories/audit.ts';
-import { type Repositories, repositoriesOn, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import type { ServiceContext } from './context.ts';
 
 /**
@@ -36,13 +36,12 @@ function laneFor(event: Pick<AuditEventInput, 'targetType' | 'targetId'>, reques
  * is keyed with the signing audit key (ctx.sealer), so no one without it can re-hash the lane after an edit.
  */
 export async function appendAudit(
-  into: Queryable | Repositories,
+  repos: Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   event: Omit<AuditEventInput, 'actor' | 'requestId'>,
 ): Promise<AuditEvent> {
   // The transaction itself (repositories are bound to it): one lane per transaction, however it is reached.
-  const tx = 'handle' in into ? into.handle : into;
-  const repos = 'handle' in into ? into : repositoriesOn(tx);
+  const tx = repos.handle;
   const lane = laneOfTransaction.get(tx) ?? laneFor(event, ctx.requestId);
   // (A whole Database is not a transaction: pinning it would send every later event to one lane.)
   if (!('transaction' in tx)) laneOfTransaction.set(tx, lane);
@@ -109,17 +108,13 @@ export function auditEventFromRow(r: AuditRow): AuditEvent {
 }
 
 /** A target's history, oldest first. */
-export async function auditTrailOf(
-  db: Queryable | Repositories,
-  targetType: string,
-  targetId: string,
-): Promise<AuditEvent[]> {
-  return (await reposOf(db).audit.trailOf(targetType, targetId)).map(auditEventFromRow);
+export async function auditTrailOf(repos: Repositories, targetType: string, targetId: string): Promise<AuditEvent[]> {
+  return (await repos.audit.trailOf(targetType, targetId)).map(auditEventFromRow);
 }
 
 /** Every lane's committed head, in lane order. */
-export async function laneHeads(db: Queryable | Repositories): Promise<Map<number, LaneTip>> {
-  const rows = await reposOf(db).audit.laneHeads();
+export async function laneHeads(repos: Repositories): Promise<Map<number, LaneTip>> {
+  const rows = await repos.audit.laneHeads();
   return new Map(rows.map((r) => [r.lane, { position: r.position, hash: r.hash }]));
 }
 

@@ -5,9 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { type CatalogueFile, catalogueFileSchema } from '../domain/access/catalogue.ts';
 import { AppError } from '../domain/errors.ts';
 import { authorize } from '../domain/policy.ts';
-import type { Queryable } from '../storage/database.ts';
 import type { CatalogueEntry, CatalogueLabels } from '../storage/repositories/catalogue.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { parseInput } from './validation.ts';
@@ -39,8 +38,8 @@ export async function readCatalogueFile(path: string): Promise<{ catalogue: Cata
   return { catalogue, checksum: createHash('sha256').update(raw).digest('hex') };
 }
 
-export function loadedCatalogueVersion(q: Queryable | Repositories): Promise<string | null> {
-  return reposOf(q).catalogue.loadedCatalogueVersion();
+export function loadedCatalogueVersion(repos: Repositories): Promise<string | null> {
+  return repos.catalogue.loadedCatalogueVersion();
 }
 
 /**
@@ -92,11 +91,11 @@ export async function loadCatalogue(
 
 /** Codes in `codes` that are not current (unknown or retired) in the catalogue table. */
 export function unknownCodes(
-  q: Queryable | Repositories,
+  repos: Repositories,
   table: 'rbac_job_roles' | 'rbac_activities' | 'rbac_areas_of_work',
   codes: readonly string[],
 ): Promise<string[]> {
-  return reposOf(q).catalogue.unknownCodes(table, codes);
+  return repos.catalogue.unknownCodes(table, codes);
 }
 
 export type { CatalogueEntry, CatalogueLabels };
@@ -105,12 +104,12 @@ export type { CatalogueEntry, CatalogueLabels };
  * The names of the catalogue's codes as of version `version` (kept per database and version, see
  * src/storage/repositories/catalogue.ts).
  */
-export function catalogueLabels(q: Queryable | Repositories, version: string | null): Promise<CatalogueLabels> {
-  return reposOf(q).catalogue.catalogueLabels(version);
+export function catalogueLabels(repos: Repositories, version: string | null): Promise<CatalogueLabels> {
+  return repos.catalogue.catalogueLabels(version);
 }
 
 export function listCatalogue(
-  q: Queryable | Repositories,
+  repos: Repositories,
 ): Promise<{ version: string | null; jobRoles: CatalogueEntry[]; activities: CatalogueEntry[] }> {
-  return reposOf(q).catalogue.listCatalogue();
+  return repos.catalogue.listCatalogue();
 }

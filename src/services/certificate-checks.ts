@@ -11,9 +11,8 @@ import {
 } from '../authenticators/smartcard/certificate.ts';
 import { AppError } from '../domain/errors.ts';
 import { authorityFromCache } from '../pki/authority.ts';
-import type { Queryable } from '../storage/database.ts';
 import type { VerificationRow } from '../storage/repositories/certificates.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 
 export interface VerifiedAuthenticationCertificate {
   userId: string;
@@ -51,22 +50,21 @@ async function checkNewCertificate(
  * card costs the one indexed status query.
  */
 export async function verifyAuthenticationCertificate(
-  handle: Queryable | Repositories,
+  repos: Repositories,
   der: Buffer,
   at: Date,
   options: { allowExpired?: boolean } = {},
 ): Promise<VerifiedAuthenticationCertificate> {
   const fingerprint = presentedFingerprint(der);
-  const q = reposOf(handle);
   let checked = rememberedCertificate(fingerprint);
   let row: VerificationRow | undefined;
   if (checked) {
-    row = await q.certificates.verificationRow(checked.serial, checked.authorityId);
+    row = await repos.certificates.verificationRow(checked.serial, checked.authorityId);
     if (!row) forgetCertificate(fingerprint);
   }
   if (!checked || !row) {
     // Not seen before — or its CA is not in this database (one process on several databases: tests): check it all.
-    ({ checked, row } = await checkNewCertificate(q, der));
+    ({ checked, row } = await checkNewCertificate(repos, der));
   }
   rememberCertificate(fingerprint, checked);
   if (!row.user_id || !row.not_before || !row.not_after) throw new AppError('pki.certificate_unknown');

@@ -29,8 +29,7 @@ import {
   prepareImport,
   wholeSeconds,
 } from '../pki/keys.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 
@@ -198,16 +197,16 @@ export function issueAuthenticationCertificate(
   input: IssueAuthenticationCertificateInput,
 ): Promise<IssuedCertificate>;
 export function issueAuthenticationCertificate(
-  tx: Queryable | Repositories,
+  tx: Repositories,
   ctx: ServiceContext,
   input: IssueAuthenticationCertificateInput,
 ): Promise<IssuedCertificate>;
 export function issueAuthenticationCertificate(
-  first: ServiceContext | Queryable | Repositories,
+  first: ServiceContext | Repositories,
   second: ServiceContext | IssueAuthenticationCertificateInput,
   third?: IssueAuthenticationCertificateInput,
 ): Promise<IssuedCertificate> {
-  if (third) return issueIn(reposOf(first as Queryable | Repositories), second as ServiceContext, third);
+  if (third) return issueIn(first as Repositories, second as ServiceContext, third);
   const ctx = first as ServiceContext;
   return ctx.transaction((tx) => issueIn(tx, ctx, second as IssueAuthenticationCertificateInput));
 }
@@ -347,20 +346,20 @@ async function revokeIn(
  */
 export function revokeCertificate(ctx: ServiceContext, serial: string, reason: RevocationReason): Promise<boolean>;
 export function revokeCertificate(
-  tx: Queryable | Repositories,
+  tx: Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   serial: string,
   reason: RevocationReason,
 ): Promise<boolean>;
 export function revokeCertificate(
-  first: ServiceContext | Queryable | Repositories,
+  first: ServiceContext | Repositories,
   second: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'> | string,
   third: string,
   fourth?: RevocationReason,
 ): Promise<boolean> {
   if (fourth !== undefined) {
     return revokeIn(
-      reposOf(first as Queryable | Repositories),
+      first as Repositories,
       second as Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
       third,
       fourth,
@@ -375,14 +374,13 @@ export function revokeCertificate(
  * or returned card). Returns the serials it revoked; none is not an error.
  */
 export async function revokeCertificatesOfCard(
-  q: Queryable | Repositories,
+  tx: Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   cardId: string,
   reason: RevocationReason,
 ): Promise<string[]> {
   const why = checkedReason(reason);
   const at = wholeSeconds(ctx.clock.now());
-  const tx = reposOf(q);
   const rows = await tx.certificates.revokeValidCertificatesOfCard(cardId, at, why);
   rows.sort((a, b) => (a.serial < b.serial ? -1 : 1));
   await recordRevocations(tx, ctx, rows, why, at);

@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../domain/errors.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { hashToken } from './sessions.ts';
 
 /** Server challenges live 5 minutes and are consumed by their first use, successful or not. */
 export const CHALLENGE_TTL_MS = 5 * 60_000;
 
 export async function createChallenge(
-  q: Queryable | Repositories,
+  repos: Repositories,
   kind: string,
   userId: string | null,
   now: Date,
@@ -16,7 +15,7 @@ export async function createChallenge(
   challenge = randomBytes(32).toString('base64url'),
 ): Promise<{ challengeId: string; challenge: string }> {
   const challengeId = randomBytes(16).toString('base64url');
-  await reposOf(q).challenges.insertChallenge({
+  await repos.challenges.insertChallenge({
     challengeHash: hashToken(challengeId),
     kind,
     userId,
@@ -29,7 +28,7 @@ export async function createChallenge(
 
 /** Takes a challenge for use: exactly one caller gets it, once, before it expires. */
 export async function consumeChallenge(
-  q: Queryable | Repositories,
+  repos: Repositories,
   kind: string,
   challengeId: unknown,
   now: Date,
@@ -37,7 +36,7 @@ export async function consumeChallenge(
   if (typeof challengeId !== 'string' || !/^[A-Za-z0-9_-]{10,64}$/.test(challengeId)) {
     throw new AppError('webauthn.challenge_invalid');
   }
-  const row = await reposOf(q).challenges.takeChallenge(hashToken(challengeId), kind, now);
+  const row = await repos.challenges.takeChallenge(hashToken(challengeId), kind, now);
   if (!row) throw new AppError('webauthn.challenge_invalid');
   const data = typeof row.data === 'string' ? (JSON.parse(row.data) as Record<string, unknown>) : (row.data ?? {});
   return { challenge: row.challenge, userId: row.user_id, data };

@@ -12,9 +12,8 @@ import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize, type Target } from '../domain/policy.ts';
 import { text } from '../domain/text.ts';
-import type { Queryable } from '../storage/database.ts';
 import type { ClientRecord } from '../storage/repositories/clients.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
 import { clientInputFields, forgetCachedClient, type RegisteredClient } from './clients.ts';
 import type { ServiceContext } from './context.ts';
@@ -58,9 +57,9 @@ export function clientTarget(c: Pick<ClientDetails, 'odsCode' | 'lockedByOperato
   return { kind: 'client', client: { odsCode: c.odsCode, lockedByOperator: c.lockedByOperator } };
 }
 
-async function loadClient(q: Queryable | Repositories, clientId: string, lock = false): Promise<ClientDetails> {
+async function loadClient(repos: Repositories, clientId: string, lock = false): Promise<ClientDetails> {
   if (!/^[A-Za-z0-9._-]{3,100}$/.test(clientId)) throw new AppError('oidc.client_not_found');
-  const row = await reposOf(q).clients.findClient(clientId, lock);
+  const row = await repos.clients.findClient(clientId, lock);
   if (!row) throw new AppError('oidc.client_not_found');
   return detailsOf(row);
 }

@@ -5,8 +5,7 @@ import { AppError } from '../domain/errors.ts';
 import { isNationalId } from '../domain/identity/user-id.ts';
 import { authorize, homeOrganisationsWhere, organisationsWhere, type Target } from '../domain/policy.ts';
 import { assertOutboundUris, STRICT_OUTBOUND } from '../net/outbound.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
 import { CLIENT_AUTH_ALGS, publicJwkSetSchema } from './client-keys.ts';
 import type { ServiceContext } from './context.ts';
@@ -276,11 +275,8 @@ function ownerOf(ctx: ServiceContext, c: z.output<typeof clientInputSchema>): st
 }
 
 /** A client's owner and who last changed its status, as the policy sees them. */
-export async function clientTarget(
-  q: Queryable | Repositories,
-  clientId: string,
-): Promise<Target & { kind: 'client' }> {
-  const row = await reposOf(q).clients.clientOwnership(clientId);
+export async function clientTarget(repos: Repositories, clientId: string): Promise<Target & { kind: 'client' }> {
+  const row = await repos.clients.clientOwnership(clientId);
   if (!row) throw new AppError('oidc.client_not_found');
   // Disabled by the operator (or the system): not a person's to switch back on.
   const byOperator = row.statusChangedBy !== null && !isNationalId(row.statusChangedBy);
@@ -331,24 +327,24 @@ export function forgetCachedClient(clientId: string): void {
 }
 
 export async function clientMetadataForProvider(
-  q: Queryable | Repositories,
+  repos: Repositories,
   sealer: ServiceContext['sealer'],
   clientId: string,
 ): Promise<Record<string, unknown> | undefined> {
   const cached = clientCache.get(clientId);
   if (cached && Date.now() - cached.at < CLIENT_CACHE_MS) return cached.value;
-  const value = await loadClientMetadata(q, sealer, clientId);
+  const value = await loadClientMetadata(repos, sealer, clientId);
   if (clientCache.size > 5_000) clientCache.clear();
   clientCache.set(clientId, { at: Date.now(), value });
   return value;
 }
 
 async function loadClientMetadata(
-  q: Queryable | Repositories,
+  repos: Repositories,
   sealer: ServiceContext['sealer'],
   clientId: string,
 ): Promise<Record<string, unknown> | undefined> {
-  const row = await reposOf(q).clients.clientForProvider(clientId);
+  const row = await repos.clients.clientForProvider(clientId);
   if (row?.status !== 'active') return undefined;
   return {
     ...row.metadata,

@@ -1,6 +1,5 @@
 import { ukDate } from '../domain/dates.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { assignRoleProfile, createPosition } from './access.ts';
 import type { ServiceContext } from './context.ts';
 import { createEnrolmentInvitation } from './enrolment.ts';
@@ -122,8 +121,8 @@ export async function seedDemo(
  * Demo mode: DEMO_DATA on and this database seeded with the demo data. Only then does the demo's short way into the
  * RA console exist (a trusted virtual security key, a printed one-time link); a production database never has the row.
  */
-export function isDemoInstallation(q: Queryable | Repositories): Promise<boolean> {
-  return reposOf(q).demo.isDemoInstallation();
+export function isDemoInstallation(repos: Repositories): Promise<boolean> {
+  return repos.demo.isDemoInstallation();
 }
 
 export interface DemoPerson {
@@ -133,8 +132,8 @@ export interface DemoPerson {
 }
 
 /** The demo people, as the start banner and README list them. */
-export async function demoPeopleOf(q: Queryable | Repositories): Promise<DemoPerson[]> {
-  const rows = await reposOf(q).demo.peopleWithNiNumbers(demoPeople.map((p) => p.ni));
+export async function demoPeopleOf(repos: Repositories): Promise<DemoPerson[]> {
+  const rows = await repos.demo.peopleWithNiNumbers(demoPeople.map((p) => p.ni));
   return demoPeople.flatMap((d) => {
     const r = rows.find((x) => x.niNumber === d.ni);
     return r ? [{ userId: r.userId, name: `${r.givenName} ${r.familyName}`, what: d.what }] : [];

@@ -1,7 +1,6 @@
 import { alertThreshold, DAY_MS } from '../domain/credentials/expiry-spread.ts';
 import { ukDate } from '../domain/dates.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 
 /**
  * The expiry forecast: how many valid card certificates expire on each day of the coming months, and the days that
@@ -37,16 +36,12 @@ export interface ExpiryForecastOptions {
 }
 
 export async function expiryForecast(
-  q: Queryable | Repositories,
+  repos: Repositories,
   now: Date,
   options: ExpiryForecastOptions,
 ): Promise<ExpiryForecast> {
   const until = new Date(now.getTime() + options.days * DAY_MS);
-  const rows = await reposOf(q).certificates.expiriesPerDay(
-    now,
-    until,
-    options.odsCodes ? [...options.odsCodes] : null,
-  );
+  const rows = await repos.certificates.expiriesPerDay(now, until, options.odsCodes ? [...options.odsCodes] : null);
   const counts = new Map(rows.map((r) => [r.day, Number(r.n)]));
   const total = [...counts.values()].reduce((a, b) => a + b, 0);
   const threshold = alertThreshold(total, options.alertPercent);

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Sealer } from '../secrets/sealer.ts';
-import type { Database, Queryable } from '../storage/database.ts';
-import { type Repositories, repositoriesOn, reposOf } from '../storage/repositories/index.ts';
+import type { Database } from '../storage/database.ts';
+import { type Repositories, repositoriesOn, unitOfWork } from '../storage/repositories/index.ts';
 import type { ClaimedNotificationRow } from '../storage/repositories/notifications.ts';
 import { appendAudit } from './audit.ts';
 import type { Clock } from './context.ts';
@@ -62,7 +62,7 @@ export interface QueueOptions {
 /** What services see of the outbox: queue a message inside their transaction, then wake the sender once committed. */
 export interface NotificationOutbox {
   readonly channels: ReadonlySet<Channel>;
-  queue(q: Queryable | Repositories, message: OutgoingMessage, at: Date, options?: QueueOptions): Promise<boolean>;
+  queue(repos: Repositories, message: OutgoingMessage, at: Date, options?: QueueOptions): Promise<boolean>;
   wake(): void;
 }
 
@@ -107,7 +107,7 @@ export function retryDelayMs(attempts: number, random: () => number = Math.rando
 
 /** Queues one message (in the caller's transaction when q is one). Returns false when its dedupe key was used. */
 export async function queueNotification(
-  q: Queryable | Repositories,
+  repos: Repositories,
   sealer: Sealer,
   message: OutgoingMessage,
   at: Date,
@@ -117,7 +117,7 @@ export async function queueNotification(
     JSON.stringify({ to: message.to, subject: message.subject, text: message.text }),
     PAYLOAD_PURPOSE,
   );
-  return reposOf(q).notifications.insertNotification({
+  return repos.notifications.insertNotification({
     userId: message.userId,
     channel: message.channel,
     template: message.template,
@@ -144,6 +144,7 @@ export interface OutboxOptions {
 export function createOutbox(options: OutboxOptions): OutboxSender {
   const { db, sealer, transport, clock } = options;
   const repos = repositoriesOn(db);
+  const transaction = unitOfWork(db);
   const channels = transport.channels ?? ALL_CHANNELS;
   const events: OutboxEvents = {};
   let pass: Promise<DeliveryCounts> | undefined;
@@ -163,8 +164,7 @@ export function createOutbox(options: OutboxOptions): OutboxSender {
   }
 
   async function giveUp(row: ClaimedRow, reason: string): Promise<void> {
-    await db.transaction(async (q) => {
-      const tx = repositoriesOn(q);
+    await transaction(async (tx) => {
       await tx.notifications.markNotificationFailed(row.notification_id, clock.now(), reason);
       await appendAudit(tx, system, {
         action: 'notification.failed',

@@ -1,8 +1,7 @@
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../domain/errors.ts';
 import type { Person } from '../domain/identity/person.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { assertNotLocked, codeSendPolicy, counterKeys, recordFailure, recordSuccess } from './attempts.ts';
 import type { ServiceContext } from './context.ts';
 import type { Channel, NotificationOutbox } from './notifications.ts';
@@ -29,8 +28,8 @@ export function verifiedContact(
   return null;
 }
 
-export async function contactVerification(q: Queryable | Repositories, userId: string) {
-  const row = await reposOf(q).people.contactVerifiedAt(userId);
+export async function contactVerification(repos: Repositories, userId: string) {
+  const row = await repos.people.contactVerifiedAt(userId);
   return {
     emailVerifiedAt: row?.email_verified_at ? new Date(row.email_verified_at).toISOString() : null,
     mobileVerifiedAt: row?.mobile_verified_at ? new Date(row.mobile_verified_at).toISOString() : null,
@@ -44,15 +43,15 @@ export async function contactVerification(q: Queryable | Repositories, userId: s
  * or mailbox is not flooded, and the code they already have is not voided by someone else's request.
  */
 export async function mayRequestCode(
-  q: Queryable | Repositories,
+  repos: Repositories,
   purpose: CodePurpose,
   subject: string,
   ip: string | null | undefined,
   now: Date,
 ): Promise<boolean> {
-  await assertNotLocked(q, counterKeys(`otc_send_${purpose}`, null, ip ?? null), now);
+  await assertNotLocked(repos, counterKeys(`otc_send_${purpose}`, null, ip ?? null), now);
   try {
-    await assertNotLocked(q, [{ key: `otc_send_${purpose}:for:${subject}`, policy: codeSendPolicy }], now);
+    await assertNotLocked(repos, [{ key: `otc_send_${purpose}:for:${subject}`, policy: codeSendPolicy }], now);
     return true;
   } catch (err) {
     if (err instanceof AppError && err.code === 'auth.rate_limited') return false;

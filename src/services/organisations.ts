@@ -7,8 +7,7 @@ import {
   type Organisation,
 } from '../domain/organisations/organisation.ts';
 import { authorize, type Target } from '../domain/policy.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { inputSchema, parseInput } from './validation.ts';
@@ -24,11 +23,11 @@ export function validateNewOrganisation(input: unknown): NewOrganisation {
 
 /** The organisation with ODS code `odsCode` (`lock`: its row, for the rest of the transaction). */
 export function findOrganisation(
-  q: Queryable | Repositories,
+  repos: Repositories,
   odsCode: string,
   lock = false,
 ): Promise<Organisation | undefined> {
-  return reposOf(q).organisations.findOrganisation(odsCode, lock);
+  return repos.organisations.findOrganisation(odsCode, lock);
 }
 
 export type UpsertOutcome = 'created' | 'updated' | 'unchanged';
@@ -103,11 +102,11 @@ export async function getOrganisation(ctx: ServiceContext, odsCode: string): Pro
 }
 
 /** Is `candidate` the organisation `root` or below it? (An RA's powers reach its organisation's subtree.) */
-export function isInSubtree(q: Queryable | Repositories, root: string, candidate: string): Promise<boolean> {
-  return reposOf(q).organisations.isInSubtree(root, candidate);
+export function isInSubtree(repos: Repositories, root: string, candidate: string): Promise<boolean> {
+  return repos.organisations.isInSubtree(root, candidate);
 }
 
 /** Every organisation in the subtree under `root`, root included (ODS codes, sorted). */
-export function subtreeOf(q: Queryable | Repositories, root: string): Promise<string[]> {
-  return reposOf(q).organisations.subtreeOf(root);
+export function subtreeOf(repos: Repositories, root: string): Promise<string[]> {
+  return repos.organisations.subtreeOf(root);
 }

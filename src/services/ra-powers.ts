@@ -1,5 +1,5 @@
 import { type PersonActor, type RaPower, raRolesOfPower } from '../domain/policy.ts';
-import type { Queryable } from '../storage/database.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { effectiveRoles } from './access.ts';
 import { subtreeOf } from './organisations.ts';
 
@@ -9,14 +9,14 @@ import { subtreeOf } from './organisations.ts';
  * roles' baseline expanded), its job roles, activities and the subtree of its organisation. Computed per request, so
  * an ended profile or a suspended person stops granting at once.
  */
-export async function personActorWithPowers(q: Queryable, userId: string, at: Date): Promise<PersonActor> {
-  const roles = await effectiveRoles(q, userId, at);
+export async function personActorWithPowers(repos: Repositories, userId: string, at: Date): Promise<PersonActor> {
+  const roles = await effectiveRoles(repos, userId, at);
   const powers: RaPower[] = [];
   for (const role of roles) {
     const jobRoles = role.jobRoles.map((j) => j.code);
     const activities = role.effectiveActivities;
     if (raRolesOfPower({ jobRoles, activities }).length === 0) continue;
-    powers.push({ jobRoles, activities, odsCode: role.odsCode, odsCodes: await subtreeOf(q, role.odsCode) });
+    powers.push({ jobRoles, activities, odsCode: role.odsCode, odsCodes: await subtreeOf(repos, role.odsCode) });
   }
   return { kind: 'person', id: userId, userId, powers };
 }

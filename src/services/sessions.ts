@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type Aal, sessionExpiry } from '../domain/credentials/assurance.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import type { WebSessionRow } from '../storage/repositories/sessions.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -57,17 +56,16 @@ export interface SignInResult {
  * change of privilege (session fixation).
  */
 export async function startSession(
-  tx: Queryable | Repositories,
+  tx: Repositories,
   ctx: Pick<ServiceContext, 'clock' | 'actor' | 'requestId' | 'sealer'>,
   result: SignInResult,
   previousToken: string | null,
   client: { ip: string | null; userAgent: string | null },
 ): Promise<{ token: string; session: WebSession }> {
   const now = ctx.clock.now();
-  const repos = reposOf(tx);
-  if (previousToken) await repos.sessions.endReplacedSession(hashToken(previousToken), now);
+  if (previousToken) await tx.sessions.endReplacedSession(hashToken(previousToken), now);
   const token = newToken();
-  const row = await repos.sessions.insertSession({
+  const row = await tx.sessions.insertSession({
     sessionHash: hashToken(token),
     userId: result.userId,
     aal: result.aal,
@@ -96,13 +94,12 @@ export async function startSession(
  * records activity (at most once a minute, so reads stay cheap).
  */
 export async function currentSession(
-  q: Queryable | Repositories,
+  repos: Repositories,
   token: string | undefined,
   now: Date,
 ): Promise<WebSession | null> {
   if (!token || token.length > 100) return null;
   const hash = hashToken(token);
-  const repos = reposOf(q);
   const row = await repos.sessions.liveSession(hash);
   if (!row) return null;
   const session = fromRow(row);
@@ -118,24 +115,18 @@ export async function currentSession(
   return session;
 }
 
-export async function endSession(
-  q: Queryable | Repositories,
-  token: string,
-  now: Date,
-  reason = 'signed_out',
-): Promise<void> {
-  await reposOf(q).sessions.endSessionByHash(hashToken(token), now, reason);
+export async function endSession(repos: Repositories, token: string, now: Date, reason = 'signed_out'): Promise<void> {
+  await repos.sessions.endSessionByHash(hashToken(token), now, reason);
 }
 
 /** Ends every session of a person, or only those signed in with one authenticator (card cancelled, key removed). */
 export async function endSessionsOf(
-  q: Queryable | Repositories,
+  repos: Repositories,
   userId: string,
   now: Date,
   reason: string,
   authenticatorId?: string,
 ): Promise<number> {
-  const repos = reposOf(q);
   const rowCount = await repos.sessions.endSessionsOfPerson(userId, now, reason, authenticatorId ?? null);
   await recordSessionEnd(repos, userId, reason, now);
   return rowCount;
@@ -145,11 +136,6 @@ export async function endSessionsOf(
  * Asks for the person's single sign-on sessions at relying parties to end (back-channel logout). Written in the caller's
  * transaction; the OpenID Connect module acts on it once that commits.
  */
-export async function recordSessionEnd(
-  q: Queryable | Repositories,
-  userId: string,
-  reason: string,
-  now: Date,
-): Promise<void> {
-  await reposOf(q).sessions.insertSessionEndEvent(userId, reason, now);
+export async function recordSessionEnd(repos: Repositories, userId: string, reason: string, now: Date): Promise<void> {
+  await repos.sessions.insertSessionEndEvent(userId, reason, now);
 }

@@ -8,19 +8,14 @@ import { ukDate } from '../domain/dates.ts';
 import { AppError } from '../domain/errors.ts';
 import type { PersonStatus } from '../domain/identity/person.ts';
 import type { PersonFacts, Target } from '../domain/policy.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import type { Clock } from './context.ts';
 
 export type PersonTargetFacts = PersonFacts & { status: PersonStatus };
 
 /** The person `userId` as a policy target; `person.not_found` when there is none. */
-export async function personFacts(
-  q: Queryable | Repositories,
-  clock: Clock,
-  userId: string,
-): Promise<PersonTargetFacts> {
-  const person = await reposOf(q).accessFacts.loadPersonFacts(userId, ukDate(clock.now()));
+export async function personFacts(repos: Repositories, clock: Clock, userId: string): Promise<PersonTargetFacts> {
+  const person = await repos.accessFacts.loadPersonFacts(userId, ukDate(clock.now()));
   if (!person) throw new AppError('person.not_found');
   return person;
 }
@@ -29,55 +24,55 @@ export async function personFacts(
  * The person `userId` as a policy target. For a user ID nobody has, a national target: the policy then refuses
  * whoever may not act nationally (so the answer reveals nothing to them), and the action itself says "not found".
  */
-export async function personTarget(q: Queryable | Repositories, clock: Clock, userId: string): Promise<Target> {
-  const person = await reposOf(q).accessFacts.loadPersonFacts(userId, ukDate(clock.now()));
+export async function personTarget(repos: Repositories, clock: Clock, userId: string): Promise<Target> {
+  const person = await repos.accessFacts.loadPersonFacts(userId, ukDate(clock.now()));
   return person ? { kind: 'person', person } : { kind: 'national' };
 }
 
 /** Giving (or asking for) `position` for the person `userId`. */
 export async function positionTarget(
-  q: Queryable | Repositories,
+  repos: Repositories,
   clock: Clock,
   userId: string,
   position: Position,
 ): Promise<Target & { kind: 'position' }> {
   return {
     kind: 'position',
-    person: await personFacts(q, clock, userId),
-    position: await reposOf(q).accessFacts.positionFacts(position),
+    person: await personFacts(repos, clock, userId),
+    position: await repos.accessFacts.positionFacts(position),
   };
 }
 
 /** A role profile: the person who holds it and what its position appoints; `extendsAccess` for a change of dates. */
 export async function profileTarget(
-  q: Queryable | Repositories,
+  repos: Repositories,
   clock: Clock,
   profile: Pick<RoleProfile, 'userId' | 'positionId'>,
   extendsAccess?: boolean,
 ): Promise<Target> {
-  const position = await reposOf(q).positions.findPosition(profile.positionId);
+  const position = await repos.positions.findPosition(profile.positionId);
   if (!position) throw new AppError('role_profile.not_found');
   return {
     kind: 'role_profile',
-    person: await personFacts(q, clock, profile.userId),
-    profile: await reposOf(q).accessFacts.positionFacts(position),
+    person: await personFacts(repos, clock, profile.userId),
+    profile: await repos.accessFacts.positionFacts(position),
     ...(extendsAccess === undefined ? {} : { extendsAccess }),
   };
 }
 
 /** A pending request: the assignment it asks for, who asked, and on whose behalf (an API client's registrar). */
 export async function requestTarget(
-  q: Queryable | Repositories,
+  repos: Repositories,
   clock: Clock,
   request: { userId: string; requestedBy: string },
   position: Position,
 ): Promise<Target> {
-  const { person, position: facts } = await positionTarget(q, clock, request.userId, position);
+  const { person, position: facts } = await positionTarget(repos, clock, request.userId, position);
   return {
     kind: 'request',
     person,
     position: facts,
     requestedBy: request.requestedBy,
-    requestedOnBehalfOf: await reposOf(q).accessFacts.registrarOfActor(request.requestedBy),
+    requestedOnBehalfOf: await repos.accessFacts.registrarOfActor(request.requestedBy),
   };
 }

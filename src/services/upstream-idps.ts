@@ -2,8 +2,7 @@ import { z } from 'zod';
 import { isLoopbackHttp, type UpstreamProvider } from '../authenticators/upstream/openid.ts';
 import { AppError } from '../domain/errors.ts';
 import { actorLabel, authorize } from '../domain/policy.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import type { UpstreamIdpRow } from '../storage/repositories/upstream.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -120,8 +119,8 @@ export async function setUpstreamIdpStatus(
   });
 }
 
-export async function listUpstreamIdps(q: Queryable | Repositories, only?: 'active'): Promise<UpstreamIdp[]> {
-  const rows = await reposOf(q).upstream.upstreamIdps(only !== undefined);
+export async function listUpstreamIdps(repos: Repositories, only?: 'active'): Promise<UpstreamIdp[]> {
+  const rows = await repos.upstream.upstreamIdps(only !== undefined);
   return rows.map(fromRow);
 }
 

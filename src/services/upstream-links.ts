@@ -3,8 +3,7 @@ import { z } from 'zod';
 import { authenticationMethods } from '../domain/credentials/assurance.ts';
 import { AppError } from '../domain/errors.ts';
 import { actorLabel, authorize } from '../domain/policy.ts';
-import type { Queryable } from '../storage/database.ts';
-import { type Repositories, reposOf } from '../storage/repositories/index.ts';
+import type { Repositories } from '../storage/repositories/index.ts';
 import { effectiveRoles } from './access.ts';
 import { appendAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -35,15 +34,15 @@ const subjectSchema = z.string().trim().min(1).max(255);
 
 /** Whether the person works, today, in one of the provider's organisations (or below one). */
 export async function worksWhereProviderIsOffered(
-  q: Queryable | Repositories,
+  repos: Repositories,
   idp: Pick<UpstreamIdp, 'allowedOdsCodes'>,
   userId: string,
   now: Date,
 ): Promise<boolean> {
-  const roles = await effectiveRoles(q, userId, now);
+  const roles = await effectiveRoles(repos, userId, now);
   if (roles.length === 0) return false;
   const offered = new Set<string>();
-  for (const root of idp.allowedOdsCodes) for (const c of await subtreeOf(q, root)) offered.add(c);
+  for (const root of idp.allowedOdsCodes) for (const c of await subtreeOf(repos, root)) offered.add(c);
   return roles.some((r) => offered.has(r.odsCode));
 }
 
@@ -116,8 +115,8 @@ export async function unlinkUpstreamAccount(ctx: ServiceContext, userId: string,
   });
 }
 
-export async function upstreamLinksOf(q: Queryable | Repositories, userId: string): Promise<UpstreamLink[]> {
-  const rows = await reposOf(q).upstream.liveLinksOf(userId);
+export async function upstreamLinksOf(repos: Repositories, userId: string): Promise<UpstreamLink[]> {
+  const rows = await repos.upstream.liveLinksOf(userId);
   return rows.map((r) => ({
     linkId: r.link_id,
     idpId: r.idp_id,

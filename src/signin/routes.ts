@@ -61,7 +61,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void 
         ? {
             reached: session.aal,
             needed: requiredAal,
-            ...(await explainBelowAal3(deps.db, deps.rp, session.authenticatorId)),
+            ...(await explainBelowAal3(deps.repos, deps.rp, session.authenticatorId)),
             demo: deps.rp.demo === true,
           }
         : null;
@@ -74,7 +74,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void 
       onlyUpstream: q.via === 'upstream',
       upstreamIdps,
       signedIn: session !== null,
-      signedInAs: session ? await signedInAs(deps.db, session.userId) : undefined,
+      signedInAs: session ? await signedInAs(deps.repos, session.userId) : undefined,
       relyingParty: await relyingPartyName(returnTo),
       // The upstream sign-in buttons are forms whose redirects end at the provider.
       formActionOrigins: [...(await relyingPartyOrigins(returnTo)), ...upstreamOrigins(upstreamIdps)],
@@ -83,7 +83,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void 
 
   async function complete(req: FastifyRequest, reply: FastifyReply, result: SignInResult, returnTo: unknown) {
     const ctx = contextFor(deps, req);
-    const { token } = await deps.db.transaction((tx) =>
+    const { token } = await ctx.transaction((tx) =>
       startSession(tx, ctx, result, req.cookies[SESSION_COOKIE] ?? null, clientInfo(req)),
     );
     setSessionCookie(reply, token, deps.config.PUBLIC_URL);
@@ -134,7 +134,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: WebDeps): void 
 
   app.post('/signout', csrf, async (req, reply) => {
     const token = req.cookies[SESSION_COOKIE];
-    if (token) await endSession(deps.db, token, deps.clock.now());
+    if (token) await endSession(deps.repos, token, deps.clock.now());
     // Signing out of OpenCIS signs this browser out of the relying parties too (their single sign-on session ends and
     // they get back-channel logout tokens).
     const oidcSession = req.cookies._session;

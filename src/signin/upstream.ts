@@ -141,7 +141,7 @@ export function registerUpstreamRoutes(app: FastifyInstance, deps: WebDeps): voi
       }
       const ctx = contextFor(deps, req);
       const result = await signInWithUpstream(ctx, idp, subject);
-      const { token } = await deps.db.transaction((tx) =>
+      const { token } = await ctx.transaction((tx) =>
         startSession(tx, ctx, result, req.cookies[SESSION_COOKIE] ?? null, clientInfo(req)),
       );
       setSessionCookie(reply, token, deps.config.PUBLIC_URL);
@@ -171,5 +171,5 @@ export function registerUpstreamRoutes(app: FastifyInstance, deps: WebDeps): voi
 
 /** The providers to offer on the sign-in page. */
 export async function upstreamChoices(deps: WebDeps): Promise<UpstreamIdp[]> {
-  return listUpstreamIdps(deps.db, 'active');
+  return listUpstreamIdps(deps.repos, 'active');
 }

@@ -120,7 +120,7 @@ test(`[${backend}] asking for unlock codes again and again: 3 go out per 15 minu
   // The last code sent is the one that works: later requests did not void it.
   const { grant } = await completeSelfServiceUnlock(ctx(), { userId: p.userId, code: codeIn(mine.at(-1)), ip: null });
   assert.ok(grant);
-  assert.equal((await getCard(t.db, cardId)).status, 'locked', 'the card waits for the agent to redeem the grant');
+  assert.equal((await getCard(t.repos, cardId)).status, 'locked', 'the card waits for the agent to redeem the grant');
   // 15 minutes later the holder may ask again.
   clock.advanceDays(16 / 1440);
   await requestSelfServiceUnlock(ctx(), transport, { userId: p.userId, ip: '10.9.1.1' });
@@ -171,7 +171,7 @@ test(`[${backend}] a code works only for its person and its purpose; nothing cha
     await codeOf(completeSelfServiceUnlock(ctx(), { userId: bob.userId, code: bobEnrolmentCode, ip: '10.7.0.1' })),
     'one_time_code.invalid',
   );
-  assert.equal((await getCard(t.db, b.cardId)).status, 'locked');
+  assert.equal((await getCard(t.repos, b.cardId)).status, 'locked');
   assert.equal(await databaseDigest(t.db, [...REFUSAL_TABLES, 'one_time_codes']), digest);
   // Alice's code still unlocks Alice's card, and the grant it gives cannot be used with Bob's card.
   const { grant, cardId } = await completeSelfServiceUnlock(ctx(), { userId: alice.userId, code: aliceCode, ip: null });
@@ -273,7 +273,7 @@ test(`[${backend}] smartcard sign-in: a revoked certificate on an active card, a
     [c.cardId],
   );
   await revokeCertificate(ctx(), rows[0]!.certificate_serial, 'keyCompromise');
-  assert.equal((await getCard(t.db, c.cardId)).status, 'active');
+  assert.equal((await getCard(t.repos, c.cardId)).status, 'active');
   // A refused sign-in writes nothing but its audit record (and spends its challenge).
   const refusal = [...REFUSAL_TABLES, 'auth_challenges'];
   const after = await databaseDigest(t.db, refusal);
@@ -319,7 +319,7 @@ test(`[${backend}] smartcard sign-in: a copy of a holder's certificate from a ro
   // user ID and extensions — for a key of their own, with which they sign the challenge.
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const ours = new x509.X509Certificate((await activeAuthority(t.db))!.certificateDer);
+  const ours = new x509.X509Certificate((await activeAuthority(t.repos))!.certificateDer);
   const rogue = await x509.X509CertificateGenerator.createSelfSigned({
     name: ours.subjectName,
     keys,

@@ -24,6 +24,7 @@ import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { currentSession, startSession } from '../../src/services/sessions.ts';
 import { confirmTotpEnrolment, signInWithTotp, startTotpEnrolment } from '../../src/services/totp.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { SoftwareCardKey } from '../support/card.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -95,7 +96,7 @@ async function issueCard(userId: string, tokenSerial = `TOKEN-${userId}`) {
   const g2 = await passcodeGrant(ctx(), card.cardId);
   const r2 = await redeemCardGrant(ctx(), cardConfig, { grant: g2, tokenSerial });
   assert.equal(r2.unblockSecret, redeemed.unblockSecret);
-  return { card: await getCard(t.db, card.cardId), key, certificate: certificate.toString('base64'), tokenSerial };
+  return { card: await getCard(t.repos, card.cardId), key, certificate: certificate.toString('base64'), tokenSerial };
 }
 
 async function cardSignIn(key: SoftwareCardKey, certificate: string, origin = cardConfig.origin) {
@@ -189,12 +190,12 @@ test(`[${backend}] cancelling a card revokes its certificate at once, ends its s
   const p = await newPerson();
   const { card, key, certificate } = await issueCard(p.userId);
   const result = await cardSignIn(key, certificate);
-  const { token } = await t.db.transaction((tx) =>
+  const { token } = await unitOfWork(t.db)((tx) =>
     startSession(tx, ctx(), result, null, { ip: null, userAgent: null }),
   );
-  assert.ok(await currentSession(t.db, token, clock.now()));
+  assert.ok(await currentSession(t.repos, token, clock.now()));
   await cancelCard(ctx(), card.cardId, 'lost');
-  assert.equal(await currentSession(t.db, token, clock.now()), null);
+  assert.equal(await currentSession(t.repos, token, clock.now()), null);
   const { rows } = await t.db.query<{ status: string; revocation_reason: string }>(
     'SELECT status, revocation_reason FROM pki_certificates WHERE card_id = $1',
     [card.cardId],
@@ -207,9 +208,9 @@ test(`[${backend}] a card agent's lock report locks the card only when it names 
   const p = await newPerson();
   const { card, certificate, tokenSerial, key } = await issueCard(p.userId);
   await reportCardEvent(ctx(), { tokenSerial, event: 'locked', certificate: null });
-  assert.equal((await getCard(t.db, card.cardId)).status, 'active');
+  assert.equal((await getCard(t.repos, card.cardId)).status, 'active');
   await reportCardEvent(ctx(), { tokenSerial, event: 'locked', certificate });
-  assert.equal((await getCard(t.db, card.cardId)).status, 'locked');
+  assert.equal((await getCard(t.repos, card.cardId)).status, 'locked');
   assert.equal(await codeOf(cardSignIn(key, certificate)), 'auth.failed');
   assert.equal(
     await codeOf(reportCardEvent(ctx(), { tokenSerial, event: 'exploded', certificate })),
@@ -239,7 +240,7 @@ test(`[${backend}] self-service unlock: a code to the verified contact, valid 15
   );
   const redeemed = await redeemCardGrant(ctx(), cardConfig, { grant, tokenSerial });
   assert.equal(redeemed.action, 'unlock');
-  assert.equal((await getCard(t.db, card.cardId)).status, 'active');
+  assert.equal((await getCard(t.repos, card.cardId)).status, 'active');
   // an expired code
   await reportCardEvent(ctx(), { tokenSerial, event: 'locked', certificate });
   sent.length = 0;
@@ -377,21 +378,21 @@ test(`[${backend}] TOTP guessing locks the person (not everyone on the IP) after
 
 test(`[${backend}] sessions end after the NIST limits of their level`, async () => {
   const p = await newPerson();
-  const { token } = await t.db.transaction((tx) =>
+  const { token } = await unitOfWork(t.db)((tx) =>
     startSession(tx, ctx(), { userId: p.userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'card:x' }, null, {
       ip: null,
       userAgent: null,
     }),
   );
   clock.advanceDays(14 / 1440);
-  assert.ok(await currentSession(t.db, token, clock.now()));
+  assert.ok(await currentSession(t.repos, token, clock.now()));
   clock.advanceDays(14 / 1440);
-  assert.ok(await currentSession(t.db, token, clock.now()), 'activity 14 minutes ago');
+  assert.ok(await currentSession(t.repos, token, clock.now()), 'activity 14 minutes ago');
   clock.advanceDays(16 / 1440);
-  assert.equal(await currentSession(t.db, token, clock.now()), null, '16 minutes idle at AAL3');
+  assert.equal(await currentSession(t.repos, token, clock.now()), null, '16 minutes idle at AAL3');
 });
 
 test(`[${backend}] the audit chain verifies after all of it`, async () => {
-  const res = await verifyAuditChain(t.db, testSealer.auditKeys);
+  const res = await verifyAuditChain(t.repos, testSealer.auditKeys);
   assert.ok(res.ok, JSON.stringify(res));
 });

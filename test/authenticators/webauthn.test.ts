@@ -25,6 +25,7 @@ import {
   type WebauthnKind,
   webauthnCredentialsOf,
 } from '../../src/services/webauthn.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 import {
@@ -1024,7 +1025,7 @@ test(`[${backend}] HTTP: a signed-in person adds a passkey at AAL2; an AAL3 key 
   assert.equal(noSession.statusCode, 401);
   assert.equal(errorCode(noSession), 'auth.required');
 
-  const { token } = await t.db.transaction((tx) =>
+  const { token } = await unitOfWork(t.db)((tx) =>
     startSession(tx, ctx(), { userId: p.userId, aal: 2, amr: ['TOTP'], authenticatorId: 'totp:test' }, null, {
       ip: null,
       userAgent: null,
@@ -1129,6 +1130,6 @@ test(`[${backend}] HTTP: an AAL2 invitation cannot be used to register an AAL3 k
 });
 
 test(`[${backend}] the audit chain verifies after all of it`, async () => {
-  const result = await verifyAuditChain(t.db, testSealer.auditKeys);
+  const result = await verifyAuditChain(t.repos, testSealer.auditKeys);
   assert.equal(result.ok, true, JSON.stringify(result));
 });

@@ -57,6 +57,7 @@ before(async () => {
     const deps: WebDeps = {
       config,
       db: t.db,
+      repos: t.repos,
       clock,
       sealer: testSealer,
       rp: relyingPartyFrom(config),

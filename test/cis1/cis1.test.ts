@@ -30,6 +30,7 @@ import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { markLeaver, suspend } from '../../src/services/ra.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { SoftwareCardKey } from '../support/card.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -75,6 +76,7 @@ before(async () => {
     const deps: WebDeps = {
       config,
       db: t.db,
+      repos: t.repos,
       clock,
       sealer: testSealer,
       rp: relyingPartyFrom(config),
@@ -342,7 +344,7 @@ test(`[${backend}] card sign-in with two role profiles: the user picks one, then
   );
 
   // The same role data as CIS2's nhsid_nrbac_roles entry for that role profile, at this moment.
-  const claims = await cis2Claims(t.db, holder.userId, clock.now(), 'userinfo', null);
+  const claims = await cis2Claims(t.repos, holder.userId, clock.now(), 'userinfo', null);
   const role = (claims.nhsid_nrbac_roles as Record<string, unknown>[]).find(
     (r) => r.person_roleid === holder.profiles[0],
   )!;
@@ -402,7 +404,7 @@ test(`[${backend}] switching role without removing the card changes the assertio
 test(`[${backend}] card removal ends the session at once: the ticket is refused, and CIS2 sessions signed in with that card end too`, async () => {
   const holder = await personWithRoles(['admin']);
   const a = await agentSignIn(holder);
-  const web = await t.db.transaction((tx) =>
+  const web = await unitOfWork(t.db)((tx) =>
     startSession(
       tx,
       ctx(),
@@ -584,8 +586,8 @@ const LIVE_FIELDS = [
 ] as const;
 
 async function sameLiveness(ticket: string): Promise<void> {
-  const full = await readTicket(t.db, ticket, clock.now());
-  const light = await readTicketLiveness(t.db, ticket, clock.now());
+  const full = await readTicket(t.repos, ticket, clock.now());
+  const light = await readTicketLiveness(t.repos, ticket, clock.now());
   assert.ok(full && light, 'both reads find the ticket');
   for (const field of LIVE_FIELDS) assert.deepEqual(light[field], full[field], field);
 }

@@ -181,6 +181,6 @@ test('a second run adds more people and organisations without colliding, and the
   );
   // One event for each run's organisations, and one for each batch of people: (1 + 3) + (1 + 2).
   assert.equal(Number(audit.rows[0]?.n), 7);
-  const chain = await verifyAuditChain(t.db, testSealer.auditKeys);
+  const chain = await verifyAuditChain(t.repos, testSealer.auditKeys);
   assert.ok(chain.ok, JSON.stringify(chain));
 });

@@ -14,6 +14,7 @@ import type { Database, Queryable } from '../../src/storage/database.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
 import { dropPostgresSchema, openPostgres } from '../../src/storage/postgres.ts';
+import { repositoriesOn, unitOfWork } from '../../src/storage/repositories/index.ts';
 import { testSealer } from '../support/context.ts';
 import { backend, POSTGRES_URL } from '../support/db.ts';
 
@@ -118,19 +119,19 @@ test(`[${backend}] the single chain written before lanes becomes lane 0 and stil
 
   // One new event lands in lane 0 and carries on from the old chain's tip; others go elsewhere.
   const inLane0 = targetInLane(0);
-  const e = await db.transaction((tx) =>
+  const e = await unitOfWork(db)((tx) =>
     appendAudit(tx, ctx, { action: 'new.event', targetType: 'person', targetId: inLane0, before: null, after: null }),
   );
   assert.deepEqual([e.lane, e.laneSeq, e.seq, e.prevHash], [0, 7, 7, legacy.at(-1)!.hash]);
   const inLane5 = targetInLane(5);
-  const f = await db.transaction((tx) =>
+  const f = await unitOfWork(db)((tx) =>
     appendAudit(tx, ctx, { action: 'new.event', targetType: 'person', targetId: inLane5, before: null, after: null }),
   );
   assert.deepEqual([f.lane, f.laneSeq, f.seq, f.prevHash], [5, 1, 8, GENESIS_HASH]);
 
   // Anyone could have computed those unkeyed hashes: until a signed seal vouches for them, they do not verify, and
   // the hourly seal does not vouch for them on its own.
-  const unvouched = await verifyAuditChain(db, keys);
+  const unvouched = await verifyAuditChain(repositoriesOn(db), keys);
   assert.deepEqual(unvouched.ok ? unvouched : [unvouched.problem, unvouched.lane, unvouched.position], [
     'unkeyed_not_sealed',
     0,
@@ -141,14 +142,14 @@ test(`[${backend}] the single chain written before lanes becomes lane 0 and stil
   // The operator adopts them once (`opencis audit seal --adopt-unkeyed`); they then verify as they were written.
   const adoption = await sealAudit(storeContext({ db, clock, sealer: testSealer }), { adoptUnkeyed: true });
   assert.equal(adoption.adopted, 6);
-  const res = await verifyAuditChain(db, keys);
+  const res = await verifyAuditChain(repositoriesOn(db), keys);
   assert.ok(res.ok, JSON.stringify(res));
   assert.equal(res.events, 8);
   assert.equal(res.unkeyedEvents, 6);
 });
 
 test(`[${backend}] a person's history lists old and new events in order`, async () => {
-  await db.transaction((tx) =>
+  await unitOfWork(db)((tx) =>
     appendAudit(tx, ctx, {
       action: 'new.event',
       targetType: 'person',
@@ -157,7 +158,7 @@ test(`[${backend}] a person's history lists old and new events in order`, async 
       after: null,
     }),
   );
-  const trail = await auditTrailOf(db, 'person', '900000000001');
+  const trail = await auditTrailOf(repositoriesOn(db), 'person', '900000000001');
   assert.deepEqual(
     trail.map((e) => e.action),
     ['old.event', 'old.event', 'old.event', 'new.event'],
@@ -173,14 +174,14 @@ test(`[${backend}] concurrent writers about different people all commit, each pe
   await Promise.all(
     people.flatMap((p) =>
       [1, 2, 3].map(() =>
-        db.transaction(async (tx) => {
+        unitOfWork(db)(async (tx) => {
           await appendAudit(tx, ctx, { action: 'burst', targetType: 'person', targetId: p, before: null, after: null });
         }),
       ),
     ),
   );
   for (const p of people) {
-    const trail = await auditTrailOf(db, 'person', p);
+    const trail = await auditTrailOf(repositoriesOn(db), 'person', p);
     assert.equal(trail.length, 3);
     assert.equal(new Set(trail.map((e) => e.lane)).size, 1, 'one lane per person');
     // Listed by seq, they are also in lane order: seq is drawn while the lane is held.
@@ -190,14 +191,14 @@ test(`[${backend}] concurrent writers about different people all commit, each pe
     "SELECT count(DISTINCT lane)::text AS n FROM audit_events WHERE action = 'burst'",
   );
   assert.ok(Number(lanes.rows[0]!.n) > 10, 'forty people spread over many lanes');
-  const res = await verifyAuditChain(db, keys);
+  const res = await verifyAuditChain(repositoriesOn(db), keys);
   assert.ok(res.ok, JSON.stringify(res));
 });
 
 test(`[${backend}] a transaction that audits several targets keeps to one lane (two lane locks could deadlock)`, async () => {
   const a = targetInLane(3);
   const b = targetInLane(9);
-  const events = await db.transaction(async (tx) => [
+  const events = await unitOfWork(db)(async (tx) => [
     await appendAudit(tx, ctx, { action: 'pair', targetType: 'person', targetId: a, before: null, after: null }),
     await appendAudit(tx, ctx, { action: 'pair', targetType: 'person', targetId: b, before: null, after: null }),
   ]);
@@ -209,7 +210,7 @@ test(`[${backend}] a transaction that audits several targets keeps to one lane (
   assert.equal(events[1]!.prevHash, events[0]!.hash);
   // A rolled-back transaction leaves its lane as it was.
   await assert.rejects(
-    db.transaction(async (tx) => {
+    unitOfWork(db)(async (tx) => {
       await appendAudit(tx, ctx, {
         action: 'rolled.back',
         targetType: 'person',
@@ -221,24 +222,24 @@ test(`[${backend}] a transaction that audits several targets keeps to one lane (
     }),
     /abort/,
   );
-  const res = await verifyAuditChain(db, keys);
+  const res = await verifyAuditChain(repositoriesOn(db), keys);
   assert.ok(res.ok, JSON.stringify(res));
 });
 
 test(`[${backend}] verify catches an altered pre-lane event, and events added past a lane's head`, async () => {
   await sealAudit(storeContext({ db, clock, sealer: testSealer }));
-  const sealed = await verifyAuditChain(db, keys);
+  const sealed = await verifyAuditChain(repositoriesOn(db), keys);
   assert.ok(sealed.ok && sealed.lastSeal?.id === 2, JSON.stringify(sealed));
 
   await db.exec('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update');
   await db.query("UPDATE audit_events SET actor = 'someone else' WHERE seq = 2");
-  const res = await verifyAuditChain(db, keys);
+  const res = await verifyAuditChain(repositoriesOn(db), keys);
   assert.deepEqual(
     res.ok ? res : { problem: res.problem, lane: res.lane, position: res.position, seq: res.seq, events: res.events },
     { problem: 'hash_mismatch', lane: 0, position: 2, seq: 2, events: 1 },
   );
   await db.query("UPDATE audit_events SET actor = 'system:test' WHERE seq = 2");
-  assert.ok((await verifyAuditChain(db, keys)).ok);
+  assert.ok((await verifyAuditChain(repositoriesOn(db), keys)).ok);
 
   // An event slipped in at the end of lane 7 without moving its head.
   const head = await db.query<{ lane_seq: string; hash: string }>(
@@ -276,7 +277,7 @@ test(`[${backend}] verify catches an altered pre-lane event, and events added pa
       auditHash(forged),
     ],
   );
-  const beyond = await verifyAuditChain(db, keys);
+  const beyond = await verifyAuditChain(repositoriesOn(db), keys);
   assert.equal(beyond.ok, false);
   assert.equal(!beyond.ok && beyond.problem, 'events_beyond_head');
   assert.equal(!beyond.ok && beyond.lane, 7);

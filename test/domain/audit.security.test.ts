@@ -12,6 +12,7 @@ import { verifyAuditChain } from '../../src/services/audit-verify.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
 import { dropPostgresSchema, openPostgres } from '../../src/storage/postgres.ts';
+import { repositoriesOn, unitOfWork } from '../../src/storage/repositories/index.ts';
 import { cliEnvFor, runOpencis } from '../support/cli.ts';
 import { testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, POSTGRES_URL, type TestDatabase } from '../support/db.ts';
@@ -143,7 +144,7 @@ async function rewriteHistory(
 async function audited(targetId: string, n: number): Promise<number[]> {
   const seqs: number[] = [];
   for (let i = 0; i < n; i++) {
-    const e = await db.transaction((tx) =>
+    const e = await unitOfWork(db)((tx) =>
       appendAudit(tx, ctx(), {
         action: 'person.details_changed',
         targetType: 'person',
@@ -164,10 +165,10 @@ test(`[${backend}] editing a sealed event and re-hashing its lane, the lane head
   await sealAudit(ctx());
   await audited(victim, 2);
   await sealAudit(ctx());
-  assert.ok((await verifyAuditChain(db, testSealer.auditKeys)).ok);
+  assert.ok((await verifyAuditChain(repositoriesOn(db), testSealer.auditKeys)).ok);
 
   await rewriteHistory(db, first!, (after) => ({ ...after, familyName: 'Someone else' }));
-  const res = await verifyAuditChain(db, testSealer.auditKeys);
+  const res = await verifyAuditChain(repositoriesOn(db), testSealer.auditKeys);
   assert.equal(res.ok, false, 'the rewritten trail must not verify');
   assert.equal(!res.ok && res.lane, auditLaneOf(`person\u0000${victim}`));
   assert.equal(!res.ok && res.seq, first);
@@ -183,7 +184,7 @@ test(`[${backend}] editing an event written after the last seal and re-hashing i
   await sealAudit(ctx());
   const [later] = await audited(victim, 2);
   await rewriteHistory(db, later!, (after) => ({ ...after, familyName: 'Rewritten after the seal' }));
-  const res = await verifyAuditChain(db, testSealer.auditKeys);
+  const res = await verifyAuditChain(repositoriesOn(db), testSealer.auditKeys);
   assert.equal(res.ok, false, 'a lane re-hashed after the last seal must not verify');
   assert.equal(!res.ok && res.lane, auditLaneOf(`person\u0000${victim}`));
   assert.equal(!res.ok && res.seq, later);
@@ -196,11 +197,11 @@ test(`[${backend}] re-hashing without the key but keeping the seals' key ids is 
   const [after] = await audited(victim, 2);
   // Events after the last seal only (no seal to re-compute): unkeyed after keyed events in the lane.
   await rewriteHistory(db, after!, (a) => ({ ...a, familyName: 'X' }), { keepKeyIds: true, seals: false });
-  const events = await verifyAuditChain(db, testSealer.auditKeys);
+  const events = await verifyAuditChain(repositoriesOn(db), testSealer.auditKeys);
   assert.deepEqual(events.ok ? events : [events.problem, events.seq], ['key_downgrade', after]);
   // A sealed event, and the seals re-computed as well: the seal's signature no longer verifies.
   await rewriteHistory(db, first!, (a) => ({ ...a, familyName: 'Y' }), { keepKeyIds: true });
-  const sealed = await verifyAuditChain(db, testSealer.auditKeys);
+  const sealed = await verifyAuditChain(repositoriesOn(db), testSealer.auditKeys);
   assert.deepEqual(sealed.ok ? sealed : [sealed.problem, sealed.lane, sealed.position], [
     'seal_hash_mismatch',
     null,
@@ -221,7 +222,7 @@ test(`[${backend}] forging with a key of one's own: matches no key of the ring`,
     hash,
   ]);
   await db.query('UPDATE audit_lanes SET hash = $2 WHERE lane = $1', [forged.lane, hash]);
-  const res = await verifyAuditChain(db, testSealer.auditKeys);
+  const res = await verifyAuditChain(repositoriesOn(db), testSealer.auditKeys);
   assert.deepEqual(res.ok ? res : [res.problem, res.seq], ['hash_mismatch', seq]);
 });
 
@@ -235,7 +236,7 @@ test(`[${backend}] cutting the newest seals and events off the trail is caught a
   const lines = readFileSync(sink, 'utf8').trim().split('\n');
   assert.equal(lines.length, 2);
   assert.equal(JSON.parse(lines[1]!).hash, last.hash);
-  const ok = await verifyAuditChain(db, testSealer.auditKeys, { sinkFile: sink });
+  const ok = await verifyAuditChain(repositoriesOn(db), testSealer.auditKeys, { sinkFile: sink });
   assert.ok(ok.ok && ok.sink?.seals === 2 && ok.sink.notShipped.length === 0, JSON.stringify(ok));
 
   // The attacker deletes the newest seal and the two events after the first one, and rewinds the lane's head.
@@ -248,9 +249,9 @@ test(`[${backend}] cutting the newest seals and events off the trail is caught a
   await db.query('DELETE FROM audit_events WHERE lane = $1 AND lane_seq > $2', [lane, position]);
   await db.query('UPDATE audit_lanes SET lane_seq = $2, hash = $3 WHERE lane = $1', [lane, position, hash]);
   // From inside the database the cut cannot be seen …
-  assert.ok((await verifyAuditChain(db, testSealer.auditKeys)).ok);
+  assert.ok((await verifyAuditChain(repositoriesOn(db), testSealer.auditKeys)).ok);
   // … but the sink still holds the seal that saw the lost events.
-  const res = await verifyAuditChain(db, testSealer.auditKeys, { sinkFile: sink });
+  const res = await verifyAuditChain(repositoriesOn(db), testSealer.auditKeys, { sinkFile: sink });
   assert.deepEqual(res.ok ? res : [res.problem, res.position], ['sink_seal_missing', last.id]);
 });
 
@@ -265,7 +266,7 @@ test(`[${backend}] a key rotation: what the old key signed still verifies with i
   await db.query('DELETE FROM audit_seals');
   await db.query(`UPDATE audit_lanes SET lane_seq = 0, hash = '${'0'.repeat(64)}'`);
   const write = (sealer: typeof before, targetId: string) =>
-    db.transaction((tx) =>
+    unitOfWork(db)((tx) =>
       appendAudit(tx, testContext(db, { sealer }), {
         action: 'x',
         targetType: 'person',
@@ -276,15 +277,15 @@ test(`[${backend}] a key rotation: what the old key signed still verifies with i
     );
   await write(before, '555073103164');
   await sealAudit(testContext(db, { sealer: before }));
-  assert.ok((await verifyAuditChain(db, before.auditKeys)).ok);
+  assert.ok((await verifyAuditChain(repositoriesOn(db), before.auditKeys)).ok);
   await write(rotated, '555073103164');
   const seal = await sealAudit(testContext(db, { sealer: rotated }));
   assert.equal(seal.keyId, rotated.auditKeys.keys[0]!.id);
-  const res = await verifyAuditChain(db, rotated.auditKeys);
+  const res = await verifyAuditChain(repositoriesOn(db), rotated.auditKeys);
   assert.ok(res.ok, JSON.stringify(res));
   assert.deepEqual(res.keyIdsSeen, rotated.auditKeys.keys.map((k) => k.id).sort());
   // Dropping the old key from the ring: what it signed can no longer be checked.
-  const dropped = await verifyAuditChain(db, auditKeyring([newSecret]));
+  const dropped = await verifyAuditChain(repositoriesOn(db), auditKeyring([newSecret]));
   assert.deepEqual(dropped.ok ? dropped : [dropped.problem, dropped.position], ['seal_unknown_key', 1]);
 });
 

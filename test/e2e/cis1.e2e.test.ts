@@ -20,6 +20,7 @@ import { registerClient } from '../../src/services/clients.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { freePort } from '../support/server.ts';
@@ -182,6 +183,7 @@ before(async () => {
     registerCis1Routes(app, {
       config,
       db: t.db,
+      repos: t.repos,
       clock,
       sealer: testSealer,
       rp: relyingPartyFrom(config),
@@ -358,7 +360,7 @@ test('the agent refuses other origins, browsers without an Origin, forged page c
 test('pulling the card (deleting the SoftHSM2 token) ends the session: the ticket is refused within 2 seconds, CIS2 sessions with the card end', async (context) => {
   const ticket = String((await agentCall('GET', '/v1/cis1/ticket')).json.ticket);
   assert.equal((await validate(ticket)).status, 200);
-  const web = await t.db.transaction((tx) =>
+  const web = await unitOfWork(t.db)((tx) =>
     startSession(tx, ctx(), { userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: `card:${cardId}` }, null, {
       ip: null,
       userAgent: null,

@@ -82,6 +82,7 @@ before(async () => {
   const deps = {
     config,
     db: t.db,
+    repos: t.repos,
     clock,
     sealer: testSealer,
     rp: relyingPartyFrom(config),
@@ -147,7 +148,7 @@ before(async () => {
   });
   const sponsorCtx = testContext(t.db, {
     clock,
-    actor: await personActorWithPowers(t.db, sponsor.userId, clock.now()),
+    actor: await personActorWithPowers(t.repos, sponsor.userId, clock.now()),
   });
   await requestAccess(sponsorCtx, {
     userId: newStarter.userId,
@@ -354,7 +355,7 @@ test('at the RA desk: issue a smartcard through the card agent, the holder sets 
   await visit(page, 'card issued');
   const faceHref = (await page.getAttribute('#card-face-link', 'href'))!;
   const cardId = faceHref.split('/')[3]!;
-  assert.equal((await getCard(t.db, cardId)).status, 'active');
+  assert.equal((await getCard(t.repos, cardId)).status, 'active');
   await page.click('#card-face-link');
   await expectUrl(page, `${url}${faceHref}`);
   assert.equal(await page.textContent('#card-face-user-id'), subjectId);
@@ -369,7 +370,7 @@ test('at the RA desk: issue a smartcard through the card agent, the holder sets 
   await page.click('#unlock-submit');
   await page.waitForSelector('#card-done:not([hidden])', { timeout: 30_000 });
   await visit(page, 'card unlocked');
-  assert.equal((await getCard(t.db, cardId)).status, 'active');
+  assert.equal((await getCard(t.repos, cardId)).status, 'active');
 });
 
 test("register a person with the photo taken at the check, and Apply for Care ID, through the pages' scripts", async () => {
@@ -432,7 +433,7 @@ test("register a person with the photo taken at the check, and Apply for Care ID
 
 test('at the RA desk: renew an expired certificate with the holder and their card present', async () => {
   // The card issued and unlocked above (passcode 8642097), two years and a day later: its certificate has expired.
-  const [card] = (await cardsOf(t.db, subjectId)).filter((c) => c.status === 'active');
+  const [card] = (await cardsOf(t.repos, subjectId)).filter((c) => c.status === 'active');
   assert.ok(card?.certificateSerial);
   const status = async () => {
     const res = await fetch(`${agent.url}/v1/status`, { headers: { origin: url } });
@@ -461,7 +462,7 @@ test('at the RA desk: renew an expired certificate with the holder and their car
     assert.equal(await page.getAttribute('#js-error-message', 'href'), '#renew-holder-seen');
     await visit(page, 'card renewal at the desk with an error');
     assert.equal(
-      (await cardsOf(t.db, subjectId)).find((c) => c.cardId === card.cardId)?.certificateSerial,
+      (await cardsOf(t.repos, subjectId)).find((c) => c.cardId === card.cardId)?.certificateSerial,
       card.certificateSerial,
     );
 
@@ -482,7 +483,7 @@ test('at the RA desk: renew an expired certificate with the holder and their car
     await visit(page, 'card renewed at the desk');
 
     // The server: a new certificate for the same key, valid two more years; the old one superseded; the card holds it.
-    const renewed = (await cardsOf(t.db, subjectId)).find((c) => c.cardId === card.cardId)!;
+    const renewed = (await cardsOf(t.repos, subjectId)).find((c) => c.cardId === card.cardId)!;
     assert.notEqual(renewed.certificateSerial, card.certificateSerial);
     assert.ok(new Date(renewed.certificateNotAfter!).getTime() > clock.now().getTime() + 700 * 86_400_000);
     const now = (await status()).certificate;

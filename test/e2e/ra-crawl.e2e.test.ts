@@ -13,6 +13,7 @@ import { registerPerson } from '../../src/services/people.ts';
 import { requestAccess, submitApplication } from '../../src/services/ra.ts';
 import { personActorWithPowers } from '../../src/services/ra-powers.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { assertAccessible, launchBrowser } from '../support/browser.ts';
 import { testContext } from '../support/context.ts';
 import { tinyPng } from '../support/images.ts';
@@ -65,7 +66,7 @@ before(async () => {
   who.starter = (await hire({ givenName: 'Noah', familyName: 'Raman' })).userId;
   const sponsorCtx = testContext(server.t.db, {
     clock: server.clock,
-    actor: await personActorWithPowers(server.t.db, who.sponsor, server.clock.now()),
+    actor: await personActorWithPowers(server.t.repos, who.sponsor, server.clock.now()),
   });
   const { request } = await requestAccess(sponsorCtx, {
     userId: who.starter,
@@ -120,7 +121,7 @@ after(async () => {
 /** A browser signed in as `userId` at `aal` (the sign-in itself is tested elsewhere: here, the pages). */
 async function signedInPage(userId: string, aal: 2 | 3): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const { token } = await server.t.db.transaction((tx) =>
+  const { token } = await unitOfWork(server.t.db)((tx) =>
     startSession(
       tx,
       server.operator(),

@@ -8,6 +8,7 @@ import { assignRoleProfile, createPosition } from '../../src/services/access.ts'
 import { registerClient } from '../../src/services/clients.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase } from '../support/db.ts';
 import { databaseDigest as digestOf, REFUSAL_TABLES } from '../support/digest.ts';
@@ -43,7 +44,7 @@ before(async () => {
   await assignRoleProfile(op, { userId: managerId, positionId: manager.positionId, startDate: '2020-01-01' });
   // An RA Manager at AAL3 with a CSRF token: every request below gets past sign-in and CSRF, so nothing but the value
   // itself can be the reason it is refused.
-  const { token } = await s.t.db.transaction((tx) =>
+  const { token } = await unitOfWork(s.t.db)((tx) =>
     startSession(tx, op, { userId: managerId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'card:test' }, null, {
       ip: null,
       userAgent: null,
@@ -489,7 +490,7 @@ test(`[${backend}] errors from JSON routes are JSON with a dotted code whatever 
 
 test(`[${backend}] HTML pages stay HTML: a browser gets an error page, a script on the same page area gets JSON`, async () => {
   const browser = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
-  const { token } = await s.t.db.transaction((tx) =>
+  const { token } = await unitOfWork(s.t.db)((tx) =>
     startSession(tx, s.operator(), { userId: managerId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'card:t' }, null, {
       ip: null,
       userAgent: null,

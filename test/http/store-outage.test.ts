@@ -15,6 +15,7 @@ import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import type { Database, Queryable } from '../../src/storage/database.ts';
 import { openPostgres } from '../../src/storage/postgres.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { browse, CookieJar, client } from '../support/oidc.ts';
@@ -195,7 +196,7 @@ async function signIn(
 
 async function signedInBrowser(): Promise<CookieJar> {
   const jar = new CookieJar();
-  const { token } = await t.db.transaction((tx) =>
+  const { token } = await unitOfWork(t.db)((tx) =>
     startSession(tx, op(), { userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'test' }, null, {
       ip: null,
       userAgent: null,

@@ -77,7 +77,7 @@ test(`[${backend}] role profiles past their end date are ended by the job and th
   });
   assert.equal(await endRoleProfilesPastEndDate(ctx), 0);
   clock.set('2026-11-27T09:00:00Z');
-  assert.equal((await effectiveRoles(t.db, p.userId, clock.now())).length, 0, 'already not effective by date');
+  assert.equal((await effectiveRoles(t.repos, p.userId, clock.now())).length, 0, 'already not effective by date');
   assert.equal(await endRoleProfilesPastEndDate(ctx), 1);
   const { rows } = await t.db.query<{ reason: string }>('SELECT reason FROM session_end_events WHERE user_id = $1', [
     p.userId,

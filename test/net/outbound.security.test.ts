@@ -10,6 +10,7 @@ import { registerClient } from '../../src/services/clients.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { cliEnvFor, runOpencis } from '../support/cli.ts';
 import { testContext } from '../support/context.ts';
 import { backend } from '../support/db.ts';
@@ -132,7 +133,7 @@ test(`[${backend}] POST /api/v1/clients with a private back-channel logout URI: 
   const page = await server.app.inject({ method: 'GET', url: '/signin' });
   const csrfCookie = page.cookies.find((c) => c.name === 'opencis_csrf')!;
   const csrf = /data-csrf="([^"]+)"/.exec(page.body)![1]!;
-  const { token } = await server.t.db.transaction((tx) =>
+  const { token } = await unitOfWork(server.t.db)((tx) =>
     startSession(
       tx,
       server.operator(),

@@ -35,7 +35,7 @@ async function tryToSend(transport: ReturnType<typeof smtpTransport>) {
   const { outbox } = recordingOutbox(t.db, clock, { transport, maxAttempts: 1 });
   try {
     await outbox.queue(
-      t.db,
+      t.repos,
       {
         userId,
         channel: 'email',

@@ -5,6 +5,7 @@ import { verifyEnrolment } from '../../src/services/enrolment.ts';
 import { sendOneTimeCode } from '../../src/services/one-time-codes.ts';
 import { failedNotificationsReport } from '../../src/services/operations-reports.ts';
 import { registerPerson } from '../../src/services/people.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { testContext } from '../support/context.ts';
 import { backend } from '../support/db.ts';
 import { startNotifyApi, type TestNotifyApi } from '../support/notify-api.ts';
@@ -208,7 +209,7 @@ test(`[${backend}] a message is never retried for ever: after NOTIFICATIONS_MAX_
     }),
   });
   try {
-    await server.t.db.transaction((tx) =>
+    await unitOfWork(server.t.db)((tx) =>
       outbox.queue(
         tx,
         { userId: p.userId, channel: 'email', to: p.email!, template: 'test.message', subject: 'Hello', text: 'Hi' },
@@ -281,7 +282,7 @@ test(`[${backend}] GOV.UK Notify: the official client's email and text message r
     // With a text message template, a code goes to the verified mobile.
     assert.equal((await sendOneTimeCode(ctx, outbox, p, 'card_unlock', null)).channel, 'mobile');
     await outbox.queue(
-      server.t.db,
+      server.t.repos,
       {
         userId: p.userId,
         channel: 'email',
@@ -337,7 +338,7 @@ test(`[${backend}] GOV.UK Notify: 500 and 429 are retried, a 400 (not a mobile n
       }).outbox;
     const outbox = make(api.apiKey);
     const message = { userId: p.userId, template: 'test.message', subject: 'Hello', text: 'Hi' };
-    await outbox.queue(server.t.db, { ...message, channel: 'email', to: p.email! }, server.clock.now());
+    await outbox.queue(server.t.repos, { ...message, channel: 'email', to: p.email! }, server.clock.now());
     api.failNext(1, 500);
     assert.equal((await outbox.drain()).retried, 1);
     server.clock.advanceDays(1 / 24);
@@ -347,7 +348,7 @@ test(`[${backend}] GOV.UK Notify: 500 and 429 are retried, a 400 (not a mobile n
     assert.equal(rows[0]!.status, 'failed');
     assert.match(rows[0]!.last_error ?? '', /429.*RateLimitError.*after 2 attempts/);
 
-    await outbox.queue(server.t.db, { ...message, channel: 'mobile', to: '0123' }, server.clock.now());
+    await outbox.queue(server.t.repos, { ...message, channel: 'mobile', to: '0123' }, server.clock.now());
     assert.equal((await outbox.drain()).failed, 1);
     rows = await rowsOf(p.userId);
     assert.equal(rows[1]!.status, 'failed');
@@ -355,7 +356,7 @@ test(`[${backend}] GOV.UK Notify: 500 and 429 are retried, a 400 (not a mobile n
     assert.match(rows[1]!.last_error ?? '', /400.*ValidationError/);
 
     const wrongKey = make(api.apiKey.replace(/.{36}$/, '00000000-0000-4000-8000-000000000000'));
-    await wrongKey.queue(server.t.db, { ...message, channel: 'email', to: p.email! }, server.clock.now());
+    await wrongKey.queue(server.t.repos, { ...message, channel: 'email', to: p.email! }, server.clock.now());
     await wrongKey.drain();
     server.clock.advanceDays(1 / 24);
     await wrongKey.drain();

@@ -20,6 +20,7 @@ import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
 import { openPostgres } from '../../src/storage/postgres.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, POSTGRES_URL, type TestDatabase } from '../support/db.ts';
 import { browse, CookieJar, client, discover } from '../support/oidc.ts';
@@ -76,6 +77,7 @@ before(async () => {
     registerClientApi(app, {
       config,
       db: t.db,
+      repos: t.repos,
       clock,
       sealer: testSealer,
       rp: relyingPartyFrom(config),
@@ -99,7 +101,7 @@ async function signedIn(userId: string, aal: 2 | 3 = 3): Promise<Browser> {
   const page = await app.inject({ method: 'GET', url: '/signin' });
   const csrfCookie = page.cookies.find((c) => c.name === 'opencis_csrf')!;
   const csrf = /data-csrf="([^"]+)"/.exec(page.body)![1]!;
-  const { token } = await t.db.transaction((tx) =>
+  const { token } = await unitOfWork(t.db)((tx) =>
     startSession(
       tx,
       op(),

@@ -19,6 +19,7 @@ import { registerClient } from '../../src/services/clients.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { endSession, endSessionsOf, startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock } from '../support/context.ts';
 import { backend } from '../support/db.ts';
 import { CookieJar, client } from '../support/oidc.ts';
@@ -299,7 +300,7 @@ async function signIn(
   at?: Date,
 ): Promise<CookieJar> {
   const ctx = at ? { ...server.operator(), clock: new TestClock(at) } : server.operator();
-  const { token } = await server.t.db.transaction((tx) =>
+  const { token } = await unitOfWork(server.t.db)((tx) =>
     startSession(tx, ctx, { userId: person.userId, aal, amr, authenticatorId: 'test' }, null, {
       ip: null,
       userAgent: null,
@@ -845,7 +846,7 @@ test(`[${backend}] back-channel logout: a leaver's sessions end → logout token
   assert.ok(sid);
   const before = receiver.tokens.length;
   const started = Date.now();
-  await server.t.db.transaction((tx) => endSessionsOf(tx, leaver.userId, server.clock.now(), 'leaver'));
+  await unitOfWork(server.t.db)((tx) => endSessionsOf(tx, leaver.userId, server.clock.now(), 'leaver'));
   const token = await waitFor('a logout token', () => receiver.tokens[before]);
   assert.ok(Date.now() - started < 3_000);
   const payload = await verifyLogoutToken(token, offline);
@@ -866,7 +867,7 @@ test(`[${backend}] back-channel logout to a relying party that fails first is re
   const { tokens } = await signInAt(config, jar);
   flakyReceiver.failures = 1;
   const calls = flakyReceiver.calls;
-  await server.t.db.transaction((tx) => endSessionsOf(tx, retried.userId, server.clock.now(), 'card_cancelled'));
+  await unitOfWork(server.t.db)((tx) => endSessionsOf(tx, retried.userId, server.clock.now(), 'card_cancelled'));
   await waitFor('the failed delivery', () => flakyReceiver.calls > calls);
   await waitFor('the delivery to be queued', async () => {
     const { rows } = await server.t.db.query('SELECT 1 FROM oidc_logout_deliveries WHERE client_id = $1', [
@@ -924,7 +925,7 @@ test(`[${backend}] single sign-on: a second relying party gets a code without a 
   const jar = await signIn(one, 3, ['FIDO2']);
   await signInAt(first, jar);
   const token = jar.header().match(/opencis_session=([^;]+)/)![1]!;
-  await endSession(server.t.db, token, server.clock.now(), 'idle_timeout');
+  await endSession(server.t.repos, token, server.clock.now(), 'idle_timeout');
   assert.ok(isSignIn((await follow((await start(second)).url, jar)).url));
 });
 

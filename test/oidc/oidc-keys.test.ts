@@ -18,6 +18,7 @@ import { systemClock } from '../../src/services/context.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, POSTGRES_URL } from '../support/db.ts';
 import { browse, CookieJar, client } from '../support/oidc.ts';
@@ -142,7 +143,7 @@ async function signIn(nodeUrl: string, which: 'rs' | 'es' = 'rs'): Promise<strin
     state,
   });
   const jar = new CookieJar();
-  const { token } = await server.t.db.transaction((tx) =>
+  const { token } = await unitOfWork(server.t.db)((tx) =>
     startSession(tx, server.operator(), { userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'test' }, null, {
       ip: null,
       userAgent: null,

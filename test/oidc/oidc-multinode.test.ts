@@ -12,6 +12,7 @@ import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerClient } from '../../src/services/clients.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { CookieJar, client } from '../support/oidc.ts';
@@ -170,7 +171,7 @@ async function crossNodeSignIn(c: Cluster, storage: () => Promise<void>): Promis
     state,
   });
   const jar = new CookieJar();
-  const { token } = await t.db.transaction((tx) =>
+  const { token } = await unitOfWork(t.db)((tx) =>
     startSession(tx, op(), { userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'test' }, null, {
       ip: null,
       userAgent: null,

@@ -11,6 +11,7 @@ import { BUNDLED_CATALOGUE, loadCatalogue, readCatalogueFile } from '../../src/s
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import type { Database } from '../../src/storage/database.ts';
+import { repositoriesOn } from '../../src/storage/repositories/index.ts';
 import { testContext } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 
@@ -177,10 +178,16 @@ test(`[${backend}] claims: one statement each; ended role profiles never appear;
     startDate: '2020-01-01',
   });
   await endRoleProfile(ctx, ended.personRoleId, 'moved on');
-  await saveGrantContext(t.db, 'grant-claims', person.userId, { aal: 3, personRoleId: kept.personRoleId });
+  await saveGrantContext(t.repos, 'grant-claims', person.userId, { aal: 3, personRoleId: kept.personRoleId });
 
   counted.statements.length = 0;
-  const idToken = await cis2ClaimsForGrant(counted.db, person.userId, clock.now(), 'id_token', 'grant-claims');
+  const idToken = await cis2ClaimsForGrant(
+    repositoriesOn(counted.db),
+    person.userId,
+    clock.now(),
+    'id_token',
+    'grant-claims',
+  );
   // The ID token's set: identity and assurance, and the profile and email claims (the library keeps those only with
   // their scopes).
   assert.deepEqual(idToken, {
@@ -195,9 +202,15 @@ test(`[${backend}] claims: one statement each; ended role profiles never appear;
   });
   assert.equal(counted.statements.length, 1);
 
-  await cis2ClaimsForGrant(counted.db, person.userId, clock.now(), 'userinfo', 'grant-claims'); // catalogue names kept
+  await cis2ClaimsForGrant(repositoriesOn(counted.db), person.userId, clock.now(), 'userinfo', 'grant-claims'); // catalogue names kept
   counted.statements.length = 0;
-  const info = await cis2ClaimsForGrant(counted.db, person.userId, clock.now(), 'userinfo', 'grant-claims');
+  const info = await cis2ClaimsForGrant(
+    repositoriesOn(counted.db),
+    person.userId,
+    clock.now(),
+    'userinfo',
+    'grant-claims',
+  );
   assert.equal(counted.statements.length, 1, 'userinfo claims in one statement');
   assert.equal(info.initials, 'ABK');
   assert.equal(info.selected_roleid, kept.personRoleId);
@@ -213,7 +226,7 @@ test(`[${backend}] claims: one statement each; ended role profiles never appear;
   assert.deepEqual(info.nhsid_user_orgs, [{ org_code: 'RX1', org_name: 'Claims Trust' }]);
   // With a grant context the caller already has (none here): the same claims without the grant's two.
   const { authentication_assurance_level: _aal, selected_roleid: _role, ...withoutGrant } = info;
-  assert.deepEqual(await cis2Claims(t.db, person.userId, clock.now(), 'userinfo', null), withoutGrant);
+  assert.deepEqual(await cis2Claims(t.repos, person.userId, clock.now(), 'userinfo', null), withoutGrant);
 
   // A new national release renames B0825: the next claims use the new name, with no restart or wait.
   const { catalogue } = await readCatalogueFile(BUNDLED_CATALOGUE);
@@ -225,7 +238,7 @@ test(`[${backend}] claims: one statement each; ended role profiles never appear;
   // (Loaded after the one the test database was made with, which was loaded at the real time of that: a clock ahead.)
   const later = { now: () => new Date(Date.now() + 60_000) };
   await loadCatalogue({ ...ctx, clock: later }, { catalogue: renamed, checksum: 'test-release' });
-  const after = await cis2ClaimsForGrant(t.db, person.userId, clock.now(), 'userinfo', 'grant-claims');
+  const after = await cis2ClaimsForGrant(t.repos, person.userId, clock.now(), 'userinfo', 'grant-claims');
   const renamedRoles = after.nhsid_nrbac_roles as { activities: string[] }[];
   assert.deepEqual(renamedRoles[0]!.activities, ['Renamed in test']);
 });

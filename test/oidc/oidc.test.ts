@@ -5,6 +5,7 @@ import { registerClient } from '../../src/services/clients.ts';
 import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { backend } from '../support/db.ts';
 import { browse, CookieJar, client, discover } from '../support/oidc.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
@@ -51,7 +52,7 @@ after(() => server.close());
 
 async function signedInJar(aal: 2 | 3, amr: string[]): Promise<CookieJar> {
   const jar = new CookieJar();
-  const { token } = await server.t.db.transaction((tx) =>
+  const { token } = await unitOfWork(server.t.db)((tx) =>
     startSession(tx, server.operator(), { userId, aal, amr, authenticatorId: 'test' }, null, {
       ip: null,
       userAgent: null,

@@ -77,10 +77,10 @@ async function signIn(h: { key: SoftwareCardKey; certificate: Buffer }) {
 
 test(`[${backend}] rotating the CA: old cards keep signing in, new cards chain to the new CA`, async () => {
   const before = await cardHolder();
-  const [oldCa] = await listCertificateAuthorities(t.db);
+  const [oldCa] = await listCertificateAuthorities(t.repos);
   const rotated = await rotateCertificateAuthority(ctx(), { algorithm: 'RSA-2048', name: 'OpenCIS Issuing CA 2' });
   assert.notEqual(rotated.id, oldCa!.id);
-  const all = await listCertificateAuthorities(t.db);
+  const all = await listCertificateAuthorities(t.repos);
   assert.deepEqual(
     all.map((c) => [c.id, c.status]),
     [
@@ -90,7 +90,7 @@ test(`[${backend}] rotating the CA: old cards keep signing in, new cards chain t
   );
   // The card issued before the rotation still signs in; its certificate still verifies.
   assert.equal((await signIn(before)).userId, before.userId);
-  await verifyAuthenticationCertificate(t.db, before.certificate, clock.now());
+  await verifyAuthenticationCertificate(t.repos, before.certificate, clock.now());
 
   // A card issued now chains to the new CA, not the old one.
   const after = await cardHolder();
@@ -189,5 +189,5 @@ test(`[${backend}] opencis ca show / rotate / import, and what it refuses`, asyn
 });
 
 test(`[${backend}] the audit chain verifies after all of it`, async () => {
-  assert.equal((await verifyAuditChain(t.db, testSealer.auditKeys)).ok, true);
+  assert.equal((await verifyAuditChain(t.repos, testSealer.auditKeys)).ok, true);
 });

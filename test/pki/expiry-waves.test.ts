@@ -75,7 +75,7 @@ const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+
 test(`[${backend}] ${COUNT.toLocaleString('en-GB')} certificates issued on one simulated day expire over 29 days, at most ⌈${COUNT} / 29⌉ a day: no wave`, async (tc) => {
   assert.equal(cardConfigFrom(loadConfig({})).expirySpreadDays, 14, 'cards spread ± 14 days by default');
   await issue(COUNT, 14);
-  const f = await expiryForecast(t.db, clock.now(), { days: 1_095, alertPercent: 5 });
+  const f = await expiryForecast(t.repos, clock.now(), { days: 1_095, alertPercent: 5 });
   const busy = f.days.filter((d) => d.expiring > 0);
   tc.diagnostic(`expiries per day: ${busy.map((d) => `${d.date} ${d.expiring}`).join(', ')}`);
   assert.equal(f.total, COUNT);
@@ -100,9 +100,9 @@ test(`[${backend}] a batch issued with no spread makes a wave: the forecast mark
   clock.set('2028-01-10T09:00:00Z');
   await issue(600, 0);
   clock.set('2028-02-01T09:00:00Z');
-  const f = await expiryForecast(t.db, clock.now(), { days: 365, alertPercent: 5 });
+  const f = await expiryForecast(t.repos, clock.now(), { days: 365, alertPercent: 5 });
   assert.equal(f.total, COUNT, 'the 600 expire after the next 12 months');
-  const later = await expiryForecast(t.db, new Date('2029-10-01T09:00:00Z'), { days: 365, alertPercent: 5 });
+  const later = await expiryForecast(t.repos, new Date('2029-10-01T09:00:00Z'), { days: 365, alertPercent: 5 });
   assert.deepEqual(later.waveDays, ['2030-01-09']);
   assert.equal(later.peak?.expiring, 600);
   clock.set('2029-10-01T09:00:00Z');

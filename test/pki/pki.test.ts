@@ -29,6 +29,7 @@ import {
 } from '../../src/services/certificates.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import type { Database } from '../../src/storage/database.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 
@@ -331,14 +332,14 @@ test(`[${backend}] an RSA-2048 key is certified too; other keys, user IDs and va
 // verifying
 
 test(`[${backend}] verifyAuthenticationCertificate accepts our certificates and returns the user, card and key`, async () => {
-  const ec = await verifyAuthenticationCertificate(t.db, ecCert.der, clock.now());
+  const ec = await verifyAuthenticationCertificate(t.repos, ecCert.der, clock.now());
   assert.equal(ec.userId, alice);
   assert.equal(ec.serial, ecCert.serial);
   assert.equal(ec.cardId, 'card-alice-1');
   assert.equal(ec.algorithm, 'ES256');
   assert.ok(ec.publicKey.equals(ecKeyPair.publicKey));
 
-  const rsa = await verifyAuthenticationCertificate(t.db, rsaCert.der, clock.now());
+  const rsa = await verifyAuthenticationCertificate(t.repos, rsaCert.der, clock.now());
   assert.equal(rsa.userId, bob);
   assert.equal(rsa.cardId, null);
   assert.equal(rsa.algorithm, 'RS256');
@@ -346,27 +347,33 @@ test(`[${backend}] verifyAuthenticationCertificate accepts our certificates and 
 
 test(`[${backend}] a certificate from another CA with the same name, or garbage, is refused`, async () => {
   const forged = await foreignCertificate(ecCert, alice);
-  await rejectsWith(verifyAuthenticationCertificate(t.db, forged, clock.now()), 'pki.certificate_untrusted');
+  await rejectsWith(verifyAuthenticationCertificate(t.repos, forged, clock.now()), 'pki.certificate_untrusted');
   await rejectsWith(
-    verifyAuthenticationCertificate(t.db, Buffer.from('garbage'), clock.now()),
+    verifyAuthenticationCertificate(t.repos, Buffer.from('garbage'), clock.now()),
     'pki.certificate_unreadable',
   );
   await rejectsWith(
-    verifyAuthenticationCertificate(t.db, Buffer.from([0x30, 0x82, 0xff, 0xff, 0x01]), clock.now()),
+    verifyAuthenticationCertificate(t.repos, Buffer.from([0x30, 0x82, 0xff, 0xff, 0x01]), clock.now()),
     'pki.certificate_unreadable',
   );
-  await rejectsWith(verifyAuthenticationCertificate(t.db, Buffer.alloc(0), clock.now()), 'pki.certificate_unreadable');
+  await rejectsWith(
+    verifyAuthenticationCertificate(t.repos, Buffer.alloc(0), clock.now()),
+    'pki.certificate_unreadable',
+  );
   // A CA certificate is not an authentication certificate.
-  await rejectsWith(verifyAuthenticationCertificate(t.db, ca.certificateDer, clock.now()), 'pki.certificate_unknown');
+  await rejectsWith(
+    verifyAuthenticationCertificate(t.repos, ca.certificateDer, clock.now()),
+    'pki.certificate_unknown',
+  );
 });
 
 test(`[${backend}] expired, not yet valid and unrecorded certificates are refused`, async () => {
   await rejectsWith(
-    verifyAuthenticationCertificate(t.db, ecCert.der, new Date(ecCert.notAfter.getTime() + 1000)),
+    verifyAuthenticationCertificate(t.repos, ecCert.der, new Date(ecCert.notAfter.getTime() + 1000)),
     'pki.certificate_expired',
   );
   await rejectsWith(
-    verifyAuthenticationCertificate(t.db, ecCert.der, new Date(ecCert.notBefore.getTime() - 1000)),
+    verifyAuthenticationCertificate(t.repos, ecCert.der, new Date(ecCert.notBefore.getTime() - 1000)),
     'pki.certificate_not_yet_valid',
   );
   const short = await issueAuthenticationCertificate(ctx, {
@@ -377,7 +384,7 @@ test(`[${backend}] expired, not yet valid and unrecorded certificates are refuse
     notBefore: new Date(clock.now().getTime() - 3 * 86_400_000),
     publicUrl: PUBLIC_URL,
   });
-  await rejectsWith(verifyAuthenticationCertificate(t.db, short.der, clock.now()), 'pki.certificate_expired');
+  await rejectsWith(verifyAuthenticationCertificate(t.repos, short.der, clock.now()), 'pki.certificate_expired');
 
   // Signed by our CA but not in the database (say, restored from an older backup): unknown.
   const lost = await issueAuthenticationCertificate(ctx, {
@@ -387,7 +394,7 @@ test(`[${backend}] expired, not yet valid and unrecorded certificates are refuse
     publicUrl: PUBLIC_URL,
   });
   await t.db.query('DELETE FROM pki_certificates WHERE serial = $1', [lost.serial]);
-  await rejectsWith(verifyAuthenticationCertificate(t.db, lost.der, clock.now()), 'pki.certificate_unknown');
+  await rejectsWith(verifyAuthenticationCertificate(t.repos, lost.der, clock.now()), 'pki.certificate_unknown');
   await file('lost.pem', lost.pem);
 });
 
@@ -403,9 +410,9 @@ test(`[${backend}] a revoked certificate is refused at once; revoking twice is a
     publicKeySpki: ecKey().spki,
     publicUrl: PUBLIC_URL,
   });
-  await verifyAuthenticationCertificate(t.db, revokedCert.der, clock.now());
+  await verifyAuthenticationCertificate(t.repos, revokedCert.der, clock.now());
   assert.equal(await revokeCertificate(ctx, revokedCert.serial, 'keyCompromise'), true);
-  await rejectsWith(verifyAuthenticationCertificate(t.db, revokedCert.der, clock.now()), 'pki.certificate_revoked');
+  await rejectsWith(verifyAuthenticationCertificate(t.repos, revokedCert.der, clock.now()), 'pki.certificate_revoked');
   assert.equal(await revokeCertificate(ctx, revokedCert.serial, 'superseded'), false);
   assert.equal(await auditCount(t.db, 'pki.certificate_revoked'), 1);
   const { rows } = await t.db.query<{ revocation_reason: string; revoked_at: Date }>(
@@ -430,7 +437,7 @@ test(`[${backend}] a card's certificates are revoked inside the card service's t
     publicKeySpki: ecKey().spki,
     publicUrl: PUBLIC_URL,
   });
-  const second = await t.db.transaction((tx) =>
+  const second = await unitOfWork(t.db)((tx) =>
     issueAuthenticationCertificate(tx, ctx, {
       userId: carol,
       cardId: 'card-carol-2',
@@ -440,28 +447,28 @@ test(`[${backend}] a card's certificates are revoked inside the card service's t
   );
   // A rolled-back card change leaves its certificates valid.
   await assert.rejects(
-    t.db.transaction(async (tx) => {
+    unitOfWork(t.db)(async (tx) => {
       await revokeCertificatesOfCard(tx, ctx, 'card-carol-2', 'cessationOfOperation');
       throw new Error('card service failed');
     }),
     /card service failed/,
   );
-  await verifyAuthenticationCertificate(t.db, first.der, clock.now());
-  const serials = await t.db.transaction((tx) =>
+  await verifyAuthenticationCertificate(t.repos, first.der, clock.now());
+  const serials = await unitOfWork(t.db)((tx) =>
     revokeCertificatesOfCard(tx, ctx, 'card-carol-2', 'affiliationChanged'),
   );
   assert.deepEqual(serials, [first.serial, second.serial].sort());
-  await rejectsWith(verifyAuthenticationCertificate(t.db, second.der, clock.now()), 'pki.certificate_revoked');
+  await rejectsWith(verifyAuthenticationCertificate(t.repos, second.der, clock.now()), 'pki.certificate_revoked');
   assert.deepEqual(
-    await t.db.transaction((tx) => revokeCertificatesOfCard(tx, ctx, 'card-carol-2', 'affiliationChanged')),
+    await unitOfWork(t.db)((tx) => revokeCertificatesOfCard(tx, ctx, 'card-carol-2', 'affiliationChanged')),
     [],
   );
   assert.deepEqual(
-    await t.db.transaction((tx) => revokeCertificatesOfCard(tx, ctx, 'no-such-card', 'unspecified')),
+    await unitOfWork(t.db)((tx) => revokeCertificatesOfCard(tx, ctx, 'no-such-card', 'unspecified')),
     [],
   );
   // cards.ts style: revoke inside the caller's transaction
-  await t.db.transaction((tx) => revokeCertificate(tx, ctx, second.serial, 'superseded'));
+  await unitOfWork(t.db)((tx) => revokeCertificate(tx, ctx, second.serial, 'superseded'));
   assert.equal(await auditCount(t.db, 'pki.certificate_revoked'), 3);
 });
 
@@ -652,16 +659,16 @@ test(`[${backend}] an RSA-2048 CA issues, verifies, and signs CRLs and OCSP resp
     publicKeySpki: ecKey().spki,
     publicUrl: PUBLIC_URL,
   });
-  assert.equal((await verifyAuthenticationCertificate(t2.db, issued.der, clock.now())).userId, alice);
+  assert.equal((await verifyAuthenticationCertificate(t2.repos, issued.der, clock.now())).userId, alice);
   // A certificate from the first database's CA is foreign here.
-  await rejectsWith(verifyAuthenticationCertificate(t2.db, ecCert.der, clock.now()), 'pki.certificate_untrusted');
+  await rejectsWith(verifyAuthenticationCertificate(t2.repos, ecCert.der, clock.now()), 'pki.certificate_untrusted');
 
   const caPath = await file('rsa-ca.pem', rsaCa.certificatePem);
   const certPath = await file('rsa-issued.pem', issued.pem);
   assert.match(await openssl(['verify', '-CAfile', caPath, certPath]), /: OK/);
   const reqPath = join(dir, 'rsa-req.der');
   await openssl(['ocsp', '-sha256', '-issuer', caPath, '-cert', certPath, '-reqout', reqPath]);
-  const resp = await ocspRespond({ db: t2.db, sealer: ctx2.sealer }, await readFile(reqPath), clock.now());
+  const resp = await ocspRespond({ repos: t2.repos, sealer: ctx2.sealer }, await readFile(reqPath), clock.now());
   const respPath = await file('rsa-resp.der', resp);
   const text = await openssl([
     'ocsp',
@@ -784,9 +791,9 @@ test(`[${backend}] importing a CA: a mismatched key or a non-CA certificate is r
   });
   const issuedPath = await file('imported-issued.pem', issued.pem);
   assert.match(await openssl(['verify', '-CAfile', certPath, '-purpose', 'sslclient', issuedPath]), /: OK/);
-  assert.equal((await verifyAuthenticationCertificate(t2.db, issued.der, clock.now())).userId, carol);
+  assert.equal((await verifyAuthenticationCertificate(t2.repos, issued.der, clock.now())).userId, carol);
   // Certificates of the retired CA still verify until they expire.
-  assert.equal((await verifyAuthenticationCertificate(t2.db, oldCert.der, clock.now())).userId, bob);
+  assert.equal((await verifyAuthenticationCertificate(t2.repos, oldCert.der, clock.now())).userId, bob);
   // The imported CA's CRL verifies with openssl.
   const crl = await currentCrl(ctx2, PUBLIC_URL);
   const crlText = await openssl([
@@ -803,6 +810,6 @@ test(`[${backend}] importing a CA: a mismatched key or a non-CA certificate is r
 });
 
 test(`[${backend}] the audit chain still verifies after all of this`, async () => {
-  assert.deepEqual((await verifyAuditChain(t.db, testSealer.auditKeys)).ok, true);
-  assert.deepEqual((await verifyAuditChain(t2.db, testSealer.auditKeys)).ok, true);
+  assert.deepEqual((await verifyAuditChain(t.repos, testSealer.auditKeys)).ok, true);
+  assert.deepEqual((await verifyAuditChain(t2.repos, testSealer.auditKeys)).ok, true);
 });

@@ -22,6 +22,7 @@ import {
 import { ensureCertificateAuthority } from '../../src/services/certificates.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { SoftwareCardKey } from '../support/card.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -84,7 +85,7 @@ async function signedIn(userId: string): Promise<Browser> {
   const page = await app.inject({ method: 'GET', url: '/signin' });
   const csrfCookie = page.cookies.find((c) => c.name === 'opencis_csrf')!;
   const csrf = /data-csrf="([^"]+)"/.exec(page.body)![1]!;
-  const { token } = await t.db.transaction((tx) =>
+  const { token } = await unitOfWork(t.db)((tx) =>
     startSession(tx, op(), { userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'card:test' }, null, {
       ip: null,
       userAgent: null,
@@ -211,7 +212,7 @@ test(`[${backend}] an RA Agent renews an in-date certificate at the desk, long b
       [false, 'valid', null],
     ],
   );
-  assert.equal((await getCard(t.db, h.cardId)).certificateSerial, rows[1]!.serial);
+  assert.equal((await getCard(t.repos, h.cardId)).certificateSerial, rows[1]!.serial);
   // The old certificate no longer signs in; the new one, for the same key, does.
   assert.equal(await codeOf(cardSignIn(h.key, h.certificate)), 'auth.failed');
   assert.equal((await cardSignIn(h.key, renewed)).userId, h.userId);
@@ -340,6 +341,6 @@ test(`[${backend}] a locked or cancelled card is not renewed (unlock it first, o
 });
 
 test(`[${backend}] the audit chain verifies after all of it`, async () => {
-  const result = await verifyAuditChain(t.db, testSealer.auditKeys);
+  const result = await verifyAuditChain(t.repos, testSealer.auditKeys);
   assert.equal(result.ok, true, JSON.stringify(result));
 });

@@ -69,7 +69,7 @@ test(`[${backend}] registering a person gives a new valid 12-digit user ID and a
   assert.ok(isNationalId(p.userId));
   assert.equal(p.status, 'active');
   assert.equal(p.familyName, "O'Brien");
-  const trail = await auditTrailOf(t.db, 'person', p.userId);
+  const trail = await auditTrailOf(t.repos, 'person', p.userId);
   assert.equal(trail.length, 1);
   assert.equal(trail[0]!.action, 'person.registered');
   assert.equal(trail[0]!.actor, 'cli:test@host');
@@ -127,7 +127,7 @@ test(`[${backend}] the same normalised name and date of birth is a duplicate unt
     { confirmedDifferentFrom: [first.userId] },
   );
   assert.notEqual(second.userId, first.userId);
-  const trail = await auditTrailOf(t.db, 'person', second.userId);
+  const trail = await auditTrailOf(t.repos, 'person', second.userId);
   assert.match(trail[0]!.reason ?? '', new RegExp(`confirmed different from ${first.userId}`));
 });
 
@@ -211,10 +211,10 @@ test(`[${backend}] person search by user ID, NI number, email and name prefix + 
 });
 
 test(`[${backend}] organisations form a hierarchy and an RA's scope is its subtree`, async () => {
-  assert.deepEqual(await subtreeOf(t.db, 'QWO'), ['A81001', 'QWO', 'RR8', 'RR813']);
-  assert.ok(await isInSubtree(t.db, 'QWO', 'RR813'));
-  assert.ok(!(await isInSubtree(t.db, 'RR8', 'A81001')));
-  assert.ok(!(await isInSubtree(t.db, 'Y51', 'RR8')));
+  assert.deepEqual(await subtreeOf(t.repos, 'QWO'), ['A81001', 'QWO', 'RR8', 'RR813']);
+  assert.ok(await isInSubtree(t.repos, 'QWO', 'RR813'));
+  assert.ok(!(await isInSubtree(t.repos, 'RR8', 'A81001')));
+  assert.ok(!(await isInSubtree(t.repos, 'Y51', 'RR8')));
   await rejectsWith(
     saveOrganisation(ctx(), { odsCode: 'QWO', name: 'Loop', type: 'icb', parentOdsCode: 'RR813' }, { upsert: true }),
     'organisation.hierarchy_cycle',
@@ -279,7 +279,7 @@ test(`[${backend}] a role profile is effective only between its dates, by the cl
   assert.ok(isNationalId(rp1.personRoleId) && isNationalId(rp1.personOrgId));
   assert.notEqual(rp1.personOrgId, rp2.personOrgId);
 
-  let eff = await effectiveRoles(t.db, p.userId, c.now());
+  let eff = await effectiveRoles(t.repos, p.userId, c.now());
   assert.deepEqual(
     eff.map((r) => r.personRoleId),
     [rp1.personRoleId],
@@ -291,20 +291,20 @@ test(`[${backend}] a role profile is effective only between its dates, by the cl
   assert.ok(nurseRole.effectiveActivities.includes('B0820'), 'B0825 includes B0820');
 
   c.set('2026-11-30T23:59:00Z'); // still 30 Nov in London
-  eff = await effectiveRoles(t.db, p.userId, c.now());
+  eff = await effectiveRoles(t.repos, p.userId, c.now());
   assert.deepEqual(
     eff.map((r) => r.personRoleId),
     [rp1.personRoleId],
   );
   c.set('2026-12-01T00:00:01Z');
-  eff = await effectiveRoles(t.db, p.userId, c.now());
+  eff = await effectiveRoles(t.repos, p.userId, c.now());
   assert.deepEqual(
     eff.map((r) => r.personRoleId),
     [rp2.personRoleId],
   );
 
   await endRoleProfile(local, rp2.personRoleId, 'moved on');
-  assert.deepEqual(await effectiveRoles(t.db, p.userId, c.now()), []);
+  assert.deepEqual(await effectiveRoles(t.repos, p.userId, c.now()), []);
   await rejectsWith(endRoleProfile(local, rp2.personRoleId, 'again'), 'role_profile.already_ended');
   assert.equal((await roleProfilesOf(local, p.userId)).length, 2);
 });
@@ -313,9 +313,9 @@ test(`[${backend}] a suspended or departed person has no effective roles and get
   const p = await registerPerson(ctx(), person());
   const pos = await createPosition(ctx(), 'RR8', { name: 'Clerk', jobRoles: ['R8010'] });
   await assignRoleProfile(ctx(), { userId: p.userId, positionId: pos.positionId, startDate: '2026-01-01' });
-  assert.equal((await effectiveRoles(t.db, p.userId, clock.now())).length, 1);
+  assert.equal((await effectiveRoles(t.repos, p.userId, clock.now())).length, 1);
   await changePersonStatus(ctx(), p.userId, 'suspended', 'investigation');
-  assert.equal((await effectiveRoles(t.db, p.userId, clock.now())).length, 0);
+  assert.equal((await effectiveRoles(t.repos, p.userId, clock.now())).length, 0);
   await rejectsWith(
     assignRoleProfile(ctx(), { userId: p.userId, positionId: pos.positionId, startDate: '2026-01-01' }),
     'role_profile.person_inactive',
@@ -338,7 +338,7 @@ test(`[${backend}] a suspended or departed person has no effective roles and get
 });
 
 test(`[${backend}] every change above is in an audit chain that verifies`, async () => {
-  const res = await verifyAuditChain(t.db, testSealer.auditKeys);
+  const res = await verifyAuditChain(t.repos, testSealer.auditKeys);
   assert.ok(res.ok, JSON.stringify(res));
   assert.ok(res.events > 20);
 });

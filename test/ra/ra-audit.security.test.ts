@@ -30,7 +30,7 @@ before(async () => {
   // The other trust's RA Manager marks their person as a leaver, with a reason only RX1 may read.
   const ctx = testContext(h.t.db, {
     clock: h.clock,
-    actor: await personActorWithPowers(h.t.db, who.otherManager, h.clock.now()),
+    actor: await personActorWithPowers(h.t.repos, who.otherManager, h.clock.now()),
   });
   await markLeaver(ctx, who.outside, { reason: 'confidential RX1 reason' });
 });

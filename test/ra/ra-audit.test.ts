@@ -32,7 +32,7 @@ before(async () => {
   h.clock.set('2026-11-27T10:00:00Z');
   const ctx = testContext(h.t.db, {
     clock: h.clock,
-    actor: await personActorWithPowers(h.t.db, who.manager, h.clock.now()),
+    actor: await personActorWithPowers(h.t.repos, who.manager, h.clock.now()),
   });
   await suspend(ctx, who.inside, { reason: '=HYPERLINK("http://evil.example","click")' });
   await saveOrganisation(h.op(), { odsCode: 'RR814', name: 'Test Site Two', type: 'site', parentOdsCode: 'RR8' });

@@ -201,7 +201,7 @@ test(`[${backend}] the person page: status changes look like what they do; names
   // A pending request names who asked.
   const sponsorCtx = testContext(h.t.db, {
     clock: h.clock,
-    actor: await personActorWithPowers(h.t.db, who.sponsor, h.clock.now()),
+    actor: await personActorWithPowers(h.t.repos, who.sponsor, h.clock.now()),
   });
   const { request } = await requestAccess(sponsorCtx, {
     userId: who.newStarter,
@@ -335,10 +335,10 @@ test(`[${backend}] cancelling a card asks why and what happened; both are kept i
   assert.match(noNote.body, /href="#reason"/);
   const noChoice = await h.postForm(manager, href, { choice: 'eaten', reason: 'x' });
   assert.equal(noChoice.statusCode, 400);
-  assert.equal((await getCard(h.t.db, card.cardId)).status, 'issuing');
+  assert.equal((await getCard(h.t.repos, card.cardId)).status, 'issuing');
   const done = await h.postForm(manager, href, { choice: 'lost', reason: 'Left on the bus, reported by phone' });
   assert.equal(done.headers.location, `/ra/people/${who.nurse}?done=card_cancelled`);
-  assert.equal((await getCard(h.t.db, card.cardId)).status, 'cancelled');
+  assert.equal((await getCard(h.t.repos, card.cardId)).status, 'cancelled');
   const { rows } = await h.t.db.query<{ reason: string; after: { reason: string } }>(
     "SELECT reason, after FROM audit_events WHERE action = 'card.cancelled' AND target_id = $1",
     [who.nurse],

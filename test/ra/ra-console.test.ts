@@ -12,6 +12,7 @@ import { getPerson, registerPerson } from '../../src/services/people.ts';
 import { getRequest, requestAccess, submitApplication } from '../../src/services/ra.ts';
 import { personActorWithPowers } from '../../src/services/ra-powers.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { tinyPng } from '../support/images.ts';
@@ -78,7 +79,10 @@ before(async () => {
   ).userId;
 
   // A pending request (a sponsor asks for a non-assignable position), an application, a card being issued.
-  const sponsorCtx = testContext(t.db, { clock, actor: await personActorWithPowers(t.db, who.sponsor, clock.now()) });
+  const sponsorCtx = testContext(t.db, {
+    clock,
+    actor: await personActorWithPowers(t.repos, who.sponsor, clock.now()),
+  });
   requestId = (
     await requestAccess(sponsorCtx, {
       userId: who.subject,
@@ -125,6 +129,7 @@ before(async () => {
   const deps: WebDeps = {
     config,
     db: t.db,
+    repos: t.repos,
     clock,
     sealer: testSealer,
     rp: relyingPartyFrom(config),
@@ -150,7 +155,7 @@ async function signedIn(userId: string, aal: 1 | 2 | 3 = 3): Promise<Browser> {
   const page = await app.inject({ method: 'GET', url: '/signin' });
   const csrfCookie = page.cookies.find((c) => c.name === 'opencis_csrf')!;
   const csrf = /data-csrf="([^"]+)"/.exec(page.body)![1]!;
-  const { token } = await t.db.transaction((tx) =>
+  const { token } = await unitOfWork(t.db)((tx) =>
     startSession(
       tx,
       op(),
@@ -425,7 +430,7 @@ test(`[${backend}] an RA Agent outside the person's organisation gets 403 on the
   const start = await postJson(other, `/ra/people/${who.subject}/cards`, { kind: 'physical' });
   assert.equal(start.statusCode, 403);
   assert.equal((await getPerson(op(), who.subject)).status, 'active');
-  assert.equal((await getCard(t.db, cardId)).status, 'issuing');
+  assert.equal((await getCard(t.repos, cardId)).status, 'issuing');
   // and the request in RR8's subtree shows no decision buttons to them (they cannot even see it)
   assert.equal((await get(other, `/ra/requests/${requestId}`)).statusCode, 403);
 });
@@ -728,7 +733,7 @@ test(`[${backend}] organisations, positions, access requests and card issue from
   assert.equal(issue.statusCode, 200, issue.body);
   const started = issue.json() as { cardId: string; grant: string };
   assert.match(started.grant, /^[A-Za-z0-9_-]{43}$/);
-  assert.equal((await getCard(t.db, started.cardId)).kind, 'virtual');
+  assert.equal((await getCard(t.repos, started.cardId)).kind, 'virtual');
   const early = await postJson(b, `/ra/cards/${started.cardId}/passcode-grant`, {});
   assert.equal(early.statusCode, 409);
   const face = await get(b, `/ra/cards/${started.cardId}/face`);

@@ -30,7 +30,7 @@ import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts
 let t: TestDatabase;
 const clock = new TestClock(new Date('2026-11-26T09:00:00Z'));
 const ctx = () => testContext(t.db, { clock });
-const actorOf = (userId: string): Promise<Actor> => personActorWithPowers(t.db, userId, clock.now());
+const actorOf = (userId: string): Promise<Actor> => personActorWithPowers(t.repos, userId, clock.now());
 
 let n = 0;
 async function newPerson(): Promise<string> {
@@ -53,7 +53,7 @@ async function personIn(position: Position, dates: { startDate?: string; endDate
 
 /** A person as RA services load them for the policy: who they are, where they work, what access they hold. */
 async function facts(userId: string): Promise<PersonFacts> {
-  return personFacts(t.db, clock, userId);
+  return personFacts(t.repos, clock, userId);
 }
 async function personTarget(userId: string): Promise<Target & { kind: 'person' }> {
   return { kind: 'person', person: await facts(userId) };
@@ -343,18 +343,18 @@ test(`[${backend}] a role profile past its end date, or ended, stops granting at
   const site = await personTarget(ids.siteNurse!);
   const on = async (at: string) => {
     c.set(at);
-    return isAllowed(await personActorWithPowers(t.db, temp, c.now()), 'card:unlock', site);
+    return isAllowed(await personActorWithPowers(t.repos, temp, c.now()), 'card:unlock', site);
   };
   assert.equal(await on('2026-11-30T23:59:00Z'), true, 'still 30 November in London');
   assert.equal(await on('2026-12-01T00:00:01Z'), false);
   const agent = await personIn(positions.agent!);
-  const before = await personActorWithPowers(t.db, agent, clock.now());
+  const before = await personActorWithPowers(t.repos, agent, clock.now());
   assert.equal(isAllowed(before, 'card:issue', site), true);
   const [profile] = (
     await t.db.query<{ person_roleid: string }>('SELECT person_roleid FROM role_profiles WHERE user_id = $1', [agent])
   ).rows;
   await endRoleProfile(ctx(), profile!.person_roleid, 'left the RA team');
-  assert.deepEqual(raRolesOf(await personActorWithPowers(t.db, agent, clock.now())), []);
+  assert.deepEqual(raRolesOf(await personActorWithPowers(t.repos, agent, clock.now())), []);
 });
 
 test(`[${backend}] a suspended RA has no powers until restored`, async () => {

@@ -26,7 +26,7 @@ before(async () => {
   who.siteStarter = await h.person({ givenName: 'Sita', familyName: 'Site' });
   who.trustStarter = await h.person({ givenName: 'Trudy', familyName: 'Trust' });
   const sponsorCtx = async () =>
-    testContext(h.t.db, { clock: h.clock, actor: await personActorWithPowers(h.t.db, sponsor, h.clock.now()) });
+    testContext(h.t.db, { clock: h.clock, actor: await personActorWithPowers(h.t.repos, sponsor, h.clock.now()) });
   h.clock.set('2026-11-26T10:00:00Z');
   await requestAccess(await sponsorCtx(), {
     userId: who.siteStarter,

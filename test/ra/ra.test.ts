@@ -52,6 +52,7 @@ import {
 } from '../../src/services/ra.ts';
 import { personActorWithPowers } from '../../src/services/ra-powers.ts';
 import { currentSession, startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { SoftwareCardKey } from '../support/card.ts';
 import { TestClock, testContext, testSealer } from '../support/context.ts';
 import { backend, createTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -93,7 +94,7 @@ async function newPerson(extra: Record<string, unknown> = {}) {
 }
 
 async function as(userId: string, c: TestClock = clock): Promise<ServiceContext> {
-  return testContext(t.db, { clock: c, actor: await personActorWithPowers(t.db, userId, c.now()) });
+  return testContext(t.db, { clock: c, actor: await personActorWithPowers(t.repos, userId, c.now()) });
 }
 
 async function give(userId: string, positionId: string): Promise<string> {
@@ -249,9 +250,9 @@ test(`[${backend}] an RA agent registers a person face to face: level 3, documen
   const checks = await identityChecksOf(ctx, res.person.userId);
   assert.equal(checks.length, 1);
   assert.equal(checks[0]!.place, 'RR8 RA office');
-  const trail = (await auditTrailOf(t.db, 'person', res.person.userId)).map((e) => e.action);
+  const trail = (await auditTrailOf(t.repos, 'person', res.person.userId)).map((e) => e.action);
   assert.deepEqual(trail, ['person.registered', 'person.identity_verified']);
-  assert.equal(JSON.stringify(await auditTrailOf(t.db, 'person', res.person.userId)).includes('123A'), false);
+  assert.equal(JSON.stringify(await auditTrailOf(t.repos, 'person', res.person.userId)).includes('123A'), false);
 
   const remote = await registerWithIdentityCheck(ctx, {
     person: newDetails(),
@@ -323,7 +324,7 @@ test(`[${backend}] duplicates must be resolved: use the existing record, or conf
   });
   assert.equal(other.created, true);
   assert.notEqual(other.person.userId, first.person.userId);
-  const trail = await auditTrailOf(t.db, 'person', other.person.userId);
+  const trail = await auditTrailOf(t.repos, 'person', other.person.userId);
   assert.match(trail[0]!.reason ?? '', new RegExp(first.person.userId));
   // the same NI number is never someone else
   const withNi = await registerWithIdentityCheck(ctx, {
@@ -484,11 +485,11 @@ test(`[${backend}] a sponsor requests a position, an RA approves, and the role p
   assert.equal(roleProfile, null);
   assert.equal(request.status, 'pending');
   assert.equal(request.expiresAt, new Date(clock.now().getTime() + 30 * 86_400_000).toISOString());
-  assert.deepEqual(await effectiveRoles(t.db, p.userId, clock.now()), []);
+  assert.deepEqual(await effectiveRoles(t.repos, p.userId, clock.now()), []);
   const approved = await approveRequest(await as(staff.agent), request.requestId);
   assert.equal(approved.request.status, 'approved');
   assert.equal(approved.request.decidedBy, staff.agent);
-  const roles = await effectiveRoles(t.db, p.userId, clock.now());
+  const roles = await effectiveRoles(t.repos, p.userId, clock.now());
   assert.deepEqual(
     roles.map((r) => r.positionId),
     [pos.clerk],
@@ -535,7 +536,7 @@ test(`[${backend}] a sponsor gives an assignable position at once; a non-assigna
   assert.equal(res.request.decisionReason, 'assignable position given directly');
   assert.ok(res.roleProfile);
   assert.equal(res.roleProfile.endDate, '2027-02-28');
-  const actions = (await auditTrailOf(t.db, 'person', p.userId)).map((e) => e.action);
+  const actions = (await auditTrailOf(t.repos, 'person', p.userId)).map((e) => e.action);
   assert.deepEqual(actions.slice(-3), ['access_request.created', 'role_profile.assigned', 'access_request.approved']);
   // an RA agent's own request is applied at once too
   const direct = await requestAccess(await as(staff.agent), {
@@ -678,9 +679,9 @@ test(`[${backend}] a request for someone who has left (or is suspended) is refus
     requestAccess(await as(staff.sponsor), { userId: p.userId, positionId: pos.nurse, startDate: TODAY, reason: 'x' }),
     'role_profile.person_inactive',
   );
-  assert.deepEqual(await effectiveRoles(t.db, p.userId, clock.now()), [], 'suspended: no access');
+  assert.deepEqual(await effectiveRoles(t.repos, p.userId, clock.now()), [], 'suspended: no access');
   await restore(await as(staff.agent), p.userId, { reason: 'cleared' });
-  assert.equal((await effectiveRoles(t.db, p.userId, clock.now())).length, 1);
+  assert.equal((await effectiveRoles(t.repos, p.userId, clock.now())).length, 1);
   await markLeaver(await as(staff.agent), p.userId, { reason: 'moved away' });
   await rejects(
     requestAccess(await as(staff.agent), { userId: p.userId, positionId: pos.nurse, startDate: TODAY, reason: 'x' }),
@@ -705,7 +706,7 @@ async function issueCard(userId: string) {
   });
   const g2 = await passcodeGrant(op(), card.cardId);
   await redeemCardGrant(op(), cardConfig, { grant: g2, tokenSerial });
-  return { card: await getCard(t.db, card.cardId), certificate: certificate.toString('base64'), tokenSerial };
+  return { card: await getCard(t.repos, card.cardId), certificate: certificate.toString('base64'), tokenSerial };
 }
 
 async function addAuthenticators(userId: string) {
@@ -728,7 +729,7 @@ test(`[${backend}] a leaver: every profile ended, card cancelled and certificate
   const roleB = await give(p.userId, pos.nurse);
   const { card } = await issueCard(p.userId);
   await addAuthenticators(p.userId);
-  const { token } = await t.db.transaction((tx) =>
+  const { token } = await unitOfWork(t.db)((tx) =>
     startSession(
       tx,
       op(),
@@ -759,8 +760,8 @@ test(`[${backend}] a leaver: every profile ended, card cancelled and certificate
   assert.deepEqual(out.requestsWithdrawn, [pending.request.requestId]);
   assert.equal(out.sessionsEnded, 1);
 
-  assert.equal(await currentSession(t.db, token, clock.now()), null);
-  const cardNow = await getCard(t.db, card.cardId);
+  assert.equal(await currentSession(t.repos, token, clock.now()), null);
+  const cardNow = await getCard(t.repos, card.cardId);
   assert.deepEqual([cardNow.status, cardNow.cancelReason], ['cancelled', 'leaver']);
   const { rows: certs } = await t.db.query<{ status: string; revocation_reason: string }>(
     'SELECT status, revocation_reason FROM pki_certificates WHERE user_id = $1',
@@ -781,11 +782,11 @@ test(`[${backend}] a leaver: every profile ended, card cancelled and certificate
   );
   assert.ok(profiles.every((r) => r.status === 'ended' && r.end_date === TODAY));
   assert.equal((await getRequest(op(), pending.request.requestId)).status, 'withdrawn');
-  const trail = (await auditTrailOf(t.db, 'person', p.userId)).map((e) => e.action);
+  const trail = (await auditTrailOf(t.repos, 'person', p.userId)).map((e) => e.action);
   assert.equal(trail.at(-1), 'person.left');
   assert.ok(trail.includes('card.cancelled'));
   await rejects(markLeaver(await as(staff.agent), p.userId, { reason: 'twice' }), 'person.invalid_status_change');
-  const chain = await verifyAuditChain(t.db, testSealer.auditKeys);
+  const chain = await verifyAuditChain(t.repos, testSealer.auditKeys);
   assert.equal(chain.ok, true);
 });
 
@@ -796,7 +797,7 @@ test(`[${backend}] a re-joiner comes back under the same user ID, with no access
   const back = await rejoin(await as(staff.agent), p.userId, { reason: 'Re-joined as bank staff' });
   assert.equal(back.userId, p.userId);
   assert.equal(back.status, 'active');
-  assert.deepEqual(await effectiveRoles(t.db, p.userId, clock.now()), []);
+  assert.deepEqual(await effectiveRoles(t.repos, p.userId, clock.now()), []);
   const res = await requestAccess(await as(staff.sponsor), {
     userId: p.userId,
     positionId: pos.nurse,
@@ -845,7 +846,7 @@ test(`[${backend}] a name change keeps the user ID, needs evidence, is audited b
     rows.map((r) => [r.evidence_type, r.evidence_last_chars, r.before.familyName]),
     [['marriage_certificate', '2345', 'Smith']],
   );
-  const event = (await auditTrailOf(t.db, 'person', p.userId)).at(-1)!;
+  const event = (await auditTrailOf(t.repos, 'person', p.userId)).at(-1)!;
   assert.equal(event.action, 'person.name_changed');
   assert.equal((event.before as { familyName: string }).familyName, 'Smith');
   assert.equal((event.after as { familyName: string }).familyName, 'Jones-Ó Briain');
@@ -975,7 +976,7 @@ test(`[${backend}] reports cover only the actor's organisations`, async () => {
   assert.ok(ids(await leaversReport(agent), 'userId').includes(gone.userId));
   assert.equal(ids(await leaversReport(other), 'userId').includes(gone.userId), false);
   // cards expiring: the certificate's end seen from a clock 20 days before it
-  const notAfter = (await getCard(t.db, card.cardId)).certificateNotAfter!;
+  const notAfter = (await getCard(t.repos, card.cardId)).certificateNotAfter!;
   const nearEnd = new TestClock(new Date(Date.parse(notAfter) - 20 * 86_400_000));
   const agentThen = await as(staff.agent, nearEnd);
   assert.ok(ids(await cardsExpiringReport(agentThen, { withinDays: 30 }), 'cardId').includes(card.cardId));
@@ -1019,7 +1020,7 @@ async function signedIn(userId: string): Promise<Browser> {
   const page = await a.inject({ method: 'GET', url: '/signin' });
   const csrfCookie = page.cookies.find((c) => c.name === 'opencis_csrf')!;
   const csrf = /data-csrf="([^"]+)"/.exec(page.body)![1]!;
-  const { token } = await t.db.transaction((tx) =>
+  const { token } = await unitOfWork(t.db)((tx) =>
     startSession(tx, op(), { userId, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'card:test' }, null, {
       ip: null,
       userAgent: null,

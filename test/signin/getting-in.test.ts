@@ -10,6 +10,7 @@ import { bootstrapRaManager } from '../../src/services/bootstrap.ts';
 import { isDemoInstallation, seedDemo } from '../../src/services/demo.ts';
 import { peekInvitation } from '../../src/services/enrolment.ts';
 import { startBanner } from '../../src/services/start-banner.ts';
+import { repositoriesOn } from '../../src/storage/repositories/index.ts';
 import { cliEnvFor, runOpencis } from '../support/cli.ts';
 import { type ConsoleHarness, consoleHarness } from '../support/console.ts';
 import { testContext } from '../support/context.ts';
@@ -190,7 +191,7 @@ test(`[${backend}] demo mode prints a one-time link for the demo RA Manager and 
   try {
     const ctx = testContext(seeded.db, { clock: h.clock });
     await seedDemo({ ...ctx, actor: { kind: 'system', id: 'system:demo-seed' } });
-    assert.equal(await isDemoInstallation(seeded.db), true);
+    assert.equal(await isDemoInstallation(repositoriesOn(seeded.db)), true);
     const invitations = async () =>
       Number(
         (await seeded.db.query<{ n: string }>('SELECT count(*)::text AS n FROM enrolment_invitations')).rows[0]!.n,
@@ -223,7 +224,7 @@ test(`[${backend}] demo mode prints a one-time link for the demo RA Manager and 
 
     // DEMO_DATA on but a database that was never seeded with the demo: not demo mode.
     const bareCtx = testContext(bare.db, { clock: h.clock });
-    assert.equal(await isDemoInstallation(bare.db), false);
+    assert.equal(await isDemoInstallation(repositoriesOn(bare.db)), false);
     const bareText = (await startBanner(bareCtx, demoConfig, 'http://localhost:3000', false)).join('\n');
     assert.doesNotMatch(bareText, /DEMO MODE|enrol\/invite/);
     assert.match(

@@ -7,6 +7,7 @@ import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { activeUpstreamProvider, registerUpstreamIdp, setUpstreamIdpStatus } from '../../src/services/upstream-idps.ts';
 import { linkUpstreamAccount } from '../../src/services/upstream-links.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { testContext } from '../support/context.ts';
 import { backend } from '../support/db.ts';
 import { field } from '../support/oidc-flow.ts';
@@ -285,7 +286,7 @@ test(`[${backend}] linking: only for a person signed in, into their own record; 
   assert.ok(!(res.headers.get('location') ?? '').startsWith(good.issuer));
   // A link flow started by A, finished in a browser where B is signed in: refused (the flow names A).
   const jarA = new HostCookieJar();
-  const a = await server.t.db.transaction((tx) =>
+  const a = await unitOfWork(server.t.db)((tx) =>
     startSession(tx, server.operator(), { userId: linked, aal: 2, amr: ['TOTP'], authenticatorId: 'test' }, null, {
       ip: null,
       userAgent: null,
@@ -302,7 +303,7 @@ test(`[${backend}] linking: only for a person signed in, into their own record; 
     form: { _csrf: field(form[2]!, '_csrf') },
   });
   const callback = await untilCallback(atTwin, jarA, 'someone.else');
-  const b = await server.t.db.transaction((tx) =>
+  const b = await unitOfWork(server.t.db)((tx) =>
     startSession(tx, server.operator(), { userId: mover, aal: 2, amr: ['TOTP'], authenticatorId: 'test' }, null, {
       ip: null,
       userAgent: null,
@@ -328,7 +329,7 @@ test(`[${backend}] linking: only for a person signed in, into their own record; 
   const page = await server.app.inject({ method: 'GET', url: '/signin' });
   const csrfCookie = page.cookies.find((c) => c.name === 'opencis_csrf')!;
   const csrf = /data-csrf="([^"]+)"/.exec(page.body)![1]!;
-  const s = await server.t.db.transaction((tx) =>
+  const s = await unitOfWork(server.t.db)((tx) =>
     startSession(
       tx,
       server.operator(),

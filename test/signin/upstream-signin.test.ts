@@ -7,6 +7,7 @@ import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
 import { activeUpstreamProvider, registerUpstreamIdp } from '../../src/services/upstream-idps.ts';
 import { linkUpstreamAccount } from '../../src/services/upstream-links.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { backend } from '../support/db.ts';
 import { CALLBACK, client, exchange, field, query, RP, type Started, start } from '../support/oidc-flow.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
@@ -162,7 +163,7 @@ test(`[${backend}] an NHSmail session meets AAL2_OR_AAL3_ANY, not AAL3_ANY (step
 
 test(`[${backend}] the person links their own NHSmail account from their account page, then signs in with it`, async () => {
   const jar = new HostCookieJar();
-  const { token } = await server.t.db.transaction((tx) =>
+  const { token } = await unitOfWork(server.t.db)((tx) =>
     startSession(tx, server.operator(), { userId: selfLinker, aal: 2, amr: ['TOTP'], authenticatorId: 'test' }, null, {
       ip: null,
       userAgent: null,
@@ -199,7 +200,7 @@ test(`[${backend}] the RA API: an RA Agent links and unlinks within their organi
   const page = await server.app.inject({ method: 'GET', url: '/signin' });
   const csrfCookie = page.cookies.find((c) => c.name === 'opencis_csrf')!;
   const csrf = /data-csrf="([^"]+)"/.exec(page.body)![1]!;
-  const { token } = await server.t.db.transaction((tx) =>
+  const { token } = await unitOfWork(server.t.db)((tx) =>
     startSession(tx, server.operator(), { userId: agent, aal: 3, amr: ['SMARTCARD'], authenticatorId: 'test' }, null, {
       ip: null,
       userAgent: null,

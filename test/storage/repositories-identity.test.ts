@@ -99,7 +99,7 @@ test(`[${backend}] claims, reports and bootstrap see the same profiles in effect
   // Claims (effective_role_rows, through effectiveRoles).
   const claims: string[] = [];
   for (const [key, userId] of Object.entries(who)) {
-    if ((await effectiveRoles(t.db, userId, now)).length > 0) claims.push(key);
+    if ((await effectiveRoles(t.repos, userId, now)).length > 0) claims.push(key);
   }
   assert.deepEqual(claims.sort(), IN_EFFECT);
   // Reports: active people with no role profile in effect.
@@ -145,9 +145,9 @@ test(`[${backend}] claims, reports and bootstrap see the same profiles in effect
 test(`[${backend}] organisations: find, subtree and hierarchy through the repository`, async () => {
   const repos = repositoriesOn(t.db);
   assert.equal((await repos.organisations.findOrganisation('RR813'))?.parentOdsCode, 'RR8');
-  assert.equal(await findOrganisation(t.db, 'NOPE1'), undefined);
+  assert.equal(await findOrganisation(t.repos, 'NOPE1'), undefined);
   assert.deepEqual(await subtreeOf(repos, 'QWO'), ['QWO', 'RR8', 'RR813']);
-  assert.equal(await isInSubtree(t.db, 'QWO', 'RR813'), true);
+  assert.equal(await isInSubtree(t.repos, 'QWO', 'RR813'), true);
   assert.equal(await repos.organisations.isInSubtree('RR8', 'RX1'), false);
 });
 

@@ -7,6 +7,7 @@ import type { ServiceContext } from '../../src/services/context.ts';
 import type { OutgoingMessage } from '../../src/services/notifications.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock, testContext, testSealer } from './context.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { saveTestOrganisations } from './organisations.ts';
@@ -96,7 +97,7 @@ export async function consoleHarness(env: Record<string, string> = {}): Promise<
       const page = await app.inject({ method: 'GET', url: '/signin' });
       const csrfCookie = page.cookies.find((c) => c.name === 'opencis_csrf')!;
       const csrf = /data-csrf="([^"]+)"/.exec(page.body)![1]!;
-      const { token } = await t.db.transaction((tx) =>
+      const { token } = await unitOfWork(t.db)((tx) =>
         startSession(
           tx,
           op(),

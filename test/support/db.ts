@@ -5,6 +5,7 @@ import type { Database } from '../../src/storage/database.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { openPglite } from '../../src/storage/pglite.ts';
 import { dropPostgresSchema, openPostgres } from '../../src/storage/postgres.ts';
+import { type Repositories, repositoriesOn } from '../../src/storage/repositories/index.ts';
 import { testSealer } from './context.ts';
 
 /**
@@ -18,6 +19,8 @@ export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgre
 
 export interface TestDatabase {
   db: Database;
+  /** The repositories on `db`: what tests give the services that read. */
+  repos: Repositories;
   /** For PostgreSQL: the schema this test database lives in (give it to a child process as DATABASE_SCHEMA). */
   schema?: string;
   close(): Promise<void>;
@@ -48,6 +51,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await prepare(db);
     return {
       db,
+      repos: repositoriesOn(db),
       schema,
       async close() {
         await db.close();
@@ -64,5 +68,5 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     return dump;
   })();
   const db = await openPglite({ loadDataDir: await template });
-  return { db, close: () => db.close() };
+  return { db, repos: repositoriesOn(db), close: () => db.close() };
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { TestClock } from './context.ts';
 import { CookieJar, client } from './oidc.ts';
 import type { TestServer } from './server.ts';
@@ -63,7 +64,7 @@ export async function signIn(
   at?: Date,
 ): Promise<CookieJar> {
   const ctx = at ? { ...server.operator(), clock: new TestClock(at) } : server.operator();
-  const { token } = await server.t.db.transaction((tx) =>
+  const { token } = await unitOfWork(server.t.db)((tx) =>
     startSession(tx, ctx, { userId, aal, amr, authenticatorId: 'test' }, null, { ip: null, userAgent: null }),
   );
   jar.set('opencis_session', token);

@@ -16,6 +16,7 @@ import { saveOrganisation } from '../../src/services/organisations.ts';
 import { registerPerson } from '../../src/services/people.ts';
 import { personActorWithPowers } from '../../src/services/ra-powers.ts';
 import { startSession } from '../../src/services/sessions.ts';
+import { unitOfWork } from '../../src/storage/repositories/index.ts';
 import { client, discover } from './oidc.ts';
 import { startTestServer, type TestServer } from './server.ts';
 
@@ -136,7 +137,7 @@ export async function startRaWorld(env: Record<string, string> = {}): Promise<Ra
   people.nonRa = (await personIn('nurse')).userId;
   const as = async (userId: string): Promise<ServiceContext> => ({
     ...op(),
-    actor: await personActorWithPowers(server.t.db, userId, server.clock.now()),
+    actor: await personActorWithPowers(server.t.repos, userId, server.clock.now()),
   });
   const api = await registerClient(await as(people.registrar), {
     name: 'RR8 RA scripts',
@@ -150,7 +151,7 @@ export async function startRaWorld(env: Record<string, string> = {}): Promise<Ra
   if (!csrfCookie || !csrf) throw new Error('no CSRF token from /signin');
 
   const signIn = async (userId: string, aal: 2 | 3 = 3): Promise<Caller> => {
-    const { token } = await server.t.db.transaction((tx) =>
+    const { token } = await unitOfWork(server.t.db)((tx) =>
       startSession(
         tx,
         op(),

@@ -36,8 +36,9 @@ seal    Records every lane's current tip together under one hash signed with the
     const sealer = openSealer(config);
     const db = await openAndMigrate(config, { throughRunningServer: true });
     try {
+      const store = storeContext({ db, clock: systemClock, sealer });
       if (action === 'seal') {
-        const seal = await sealAudit(storeContext({ db, clock: systemClock, sealer }), {
+        const seal = await sealAudit(store, {
           adoptUnkeyed: values['adopt-unkeyed'],
           sinkFile: config.AUDIT_SEAL_SINK,
         });
@@ -47,7 +48,7 @@ seal    Records every lane's current tip together under one hash signed with the
         }
         return 0;
       }
-      return report(await verifyAuditChain(db, sealer.auditKeys, { sinkFile: config.AUDIT_SEAL_SINK }), io);
+      return report(await verifyAuditChain(store.repos, sealer.auditKeys, { sinkFile: config.AUDIT_SEAL_SINK }), io);
     } finally {
       await db.close();
     }

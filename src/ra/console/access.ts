@@ -20,7 +20,6 @@ import {
 } from './forms.ts';
 import { param, type RaCaller, raPage, renderRa } from './guard.ts';
 import { accessOrganisations, personFor, personSummary } from './people.ts';
-import { positionsOf } from './queries.ts';
 
 const fields: FieldMap = (path) =>
   (
@@ -51,12 +50,15 @@ export function registerRaAccess(app: FastifyInstance, deps: WebDeps): void {
     if (reach.length === 0) throw new AppError('auth.forbidden', { statement: 'request:create' });
     const organisations = [];
     for (const code of reach)
-      organisations.push({ value: code, text: `${(await findOrganisation(deps.db, code))?.name ?? code} (${code})` });
+      organisations.push({
+        value: code,
+        text: `${(await findOrganisation(deps.repos, code))?.name ?? code} (${code})`,
+      });
     const chosen = reach.includes(odsCode) ? odsCode : '';
     const positions = [];
-    for (const p of chosen ? await positionsOf(deps.db, chosen) : []) {
+    for (const p of chosen ? await deps.repos.positions.positionsOf(chosen) : []) {
       if (p.status !== 'active') continue;
-      const target = await positionTarget(deps.db, deps.clock, person.userId, p);
+      const target = await positionTarget(deps.repos, deps.clock, person.userId, p);
       const direct = isAllowed(caller.actor, 'role_profile:assign', target);
       if (!direct && !isAllowed(caller.actor, 'request:create', target)) continue;
       positions.push({ positionId: p.positionId, name: p.name, jobRoles: p.jobRoles.join(', '), direct });

@@ -172,7 +172,7 @@ export function registerRaApplications(app: FastifyInstance, deps: WebDeps): voi
   ) {
     const a = await getApplication(caller.ctx, param(req, 'applicationId'));
     const now = deps.clock.now();
-    const org = await findOrganisation(deps.db, a.odsCode);
+    const org = await findOrganisation(deps.repos, a.odsCode);
     return renderRa(
       reply,
       caller,

@@ -85,7 +85,7 @@ function targetOf(e: AuditLine, names: Names): Named {
 
 async function namesFor(deps: WebDeps, events: readonly AuditLine[]): Promise<Names> {
   return NameBook.load(
-    deps.db,
+    deps.repos,
     [
       ...userIdsIn(events.map((e) => e.actor)),
       ...events.filter((e) => e.targetType === 'person' && e.targetId).map((e) => e.targetId!),

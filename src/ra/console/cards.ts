@@ -42,7 +42,7 @@ const cancelReasons: { value: CancelReason; text: string }[] = [
 /** A card of the person in the URL, or 404 (a card ID alone never reaches someone else's card). */
 async function cardOfPerson(deps: WebDeps, req: FastifyRequest, caller: RaCaller) {
   const { person, target } = await personFor(deps, caller, param(req, 'userId'));
-  const card = (await cardsOf(deps.db, person.userId)).find((c) => c.cardId === param(req, 'cardId'));
+  const card = (await cardsOf(deps.repos, person.userId)).find((c) => c.cardId === param(req, 'cardId'));
   if (!card) throw new AppError('card.not_found');
   return { person, target, card };
 }
@@ -145,7 +145,7 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
     authorize(caller.actor, 'card:renew', target);
     if (card.status !== 'active' || !card.certificateNotAfter) throw new AppError('card.invalid_state');
     const who = personSummary(person);
-    const { current, previous } = await unwrittenCertificate(deps.db, card);
+    const { current, previous } = await unwrittenCertificate(deps.repos, card);
     return renderRa(reply, caller, 'ra/card-renew.njk', {
       title: `Renew a smartcard: ${who.name}`,
       person: who,
@@ -168,7 +168,7 @@ export function registerRaCards(app: FastifyInstance, deps: WebDeps): void {
     if (!caller) return reply;
     const cardId = param(req, 'cardId');
     if (!CARD_ID.test(cardId)) throw new AppError('card.not_found');
-    const card: Card = await getCard(deps.db, cardId);
+    const card: Card = await getCard(deps.repos, cardId);
     const target = await personTarget(deps, card.userId);
     authorize(caller.actor, 'person:read', target);
     const person = await getPerson(caller.ctx, card.userId);

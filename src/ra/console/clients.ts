@@ -16,7 +16,6 @@ import { FormErrors, type FormValues, formErrorsFrom, formValues, text } from '.
 import { type RaCaller, raPage, renderRa } from './guard.ts';
 import { dateTime } from './labels.ts';
 import { NameBook, userIdsIn } from './names.ts';
-import { organisationNames } from './queries.ts';
 
 export function registerRaClients(app: FastifyInstance, deps: WebDeps): void {
   const hidden = { schema: { hide: true } };
@@ -25,7 +24,7 @@ export function registerRaClients(app: FastifyInstance, deps: WebDeps): void {
   async function organisationOptions(caller: RaCaller) {
     const orgs = organisationsWhere(caller.actor, 'client:register');
     const codes = orgs === 'all' ? [] : [...orgs].sort();
-    const names = await organisationNames(deps.db, codes);
+    const names = await deps.repos.organisations.organisationNames(codes);
     return [
       { value: '', text: 'Choose the organisation it belongs to' },
       ...codes.map((o) => ({ value: o, text: `${names.get(o) ?? o} (${o})` })),
@@ -125,7 +124,7 @@ export function registerRaClients(app: FastifyInstance, deps: WebDeps): void {
     if (!caller) return reply;
     allowed(caller);
     const c = await clientFor(req, caller);
-    const names = await NameBook.load(deps.db, userIdsIn([c.createdBy]), c.odsCode ? [c.odsCode] : []);
+    const names = await NameBook.load(deps.repos, userIdsIn([c.createdBy]), c.odsCode ? [c.odsCode] : []);
     const m = c.metadata;
     return renderRa(reply, caller, 'ra/client.njk', {
       title: c.name,

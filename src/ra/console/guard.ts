@@ -34,7 +34,7 @@ export interface RaCaller {
 export async function raPage(deps: WebDeps, req: FastifyRequest, reply: FastifyReply): Promise<RaCaller | null> {
   const session = await requirePageSession(deps, req, reply, 3);
   if (!session) return null;
-  const actor = await personActorWithPowers(deps.db, session.userId, deps.clock.now());
+  const actor = await personActorWithPowers(deps.repos, session.userId, deps.clock.now());
   const roles = raRolesOf(actor);
   if (roles.length === 0) {
     // Answered with a page, not thrown: recorded here, by the same path as a thrown refusal.
@@ -45,20 +45,20 @@ export async function raPage(deps: WebDeps, req: FastifyRequest, reply: FastifyR
       {
         title: 'You do not have Registration Authority access',
         signedIn: true,
-        signedInAs: await signedInAsRa(deps.db, session.userId, deps.clock.now()),
+        signedInAs: await signedInAsRa(deps.repos, session.userId, deps.clock.now()),
       },
       403,
     );
     return null;
   }
-  const header = await signedInAsRa(deps.db, session.userId, deps.clock.now());
+  const header = await signedInAsRa(deps.repos, session.userId, deps.clock.now());
   return { session, actor, roles, ctx: contextFor(deps, req, actor), header };
 }
 
 /** For the console's JSON endpoints (called by its scripts): the RA caller, or a catalogued 401/403. */
 export async function raApi(deps: WebDeps, req: FastifyRequest): Promise<RaCaller> {
   const session = await requireApiSession(deps, req, 3);
-  const actor = await personActorWithPowers(deps.db, session.userId, deps.clock.now());
+  const actor = await personActorWithPowers(deps.repos, session.userId, deps.clock.now());
   const roles = raRolesOf(actor);
   if (roles.length === 0) {
     rememberCaller(deps, req, actor);
@@ -71,7 +71,7 @@ export { mayAnywhere };
 
 /** A person as a policy target: who they are, where they work, what access they hold (services/targets.ts). */
 export function personTarget(deps: WebDeps, userId: string): Promise<Target> {
-  return loadPersonTarget(deps.db, deps.clock, userId);
+  return loadPersonTarget(deps.repos, deps.clock, userId);
 }
 
 export interface NavItem {

@@ -10,7 +10,7 @@ export function registerRaHome(app: FastifyInstance, deps: WebDeps): void {
   app.get('/ra', { schema: { hide: true } }, async (req, reply) => {
     const caller = await raPage(deps, req, reply);
     if (!caller) return reply;
-    const profiles = (await effectiveRoles(deps.db, caller.session.userId, deps.clock.now()))
+    const profiles = (await effectiveRoles(deps.repos, caller.session.userId, deps.clock.now()))
       .map((r) => ({
         odsCode: r.odsCode,
         orgName: r.orgName,

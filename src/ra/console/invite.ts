@@ -80,7 +80,7 @@ export function registerRaInvitations(app: FastifyInstance, deps: WebDeps): void
     const link = `${deps.config.PUBLIC_URL}/enrol/invite?t=${token}`;
     if (delivery === 'email' && person.email) {
       await deps.outbox.queue(
-        deps.db,
+        deps.repos,
         {
           userId: person.userId,
           channel: 'email',

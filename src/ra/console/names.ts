@@ -2,9 +2,7 @@
  * Names beside IDs: the console shows people and organisations by name, with the ID after it, wherever it would
  * otherwise show a bare 12-digit user ID, an ODS code or an audit actor label (`person:…`, `cli:root@host`).
  */
-import type { Queryable } from '../../storage/database.ts';
-import { displayNames } from '../../storage/people.ts';
-import { organisationNames } from './queries.ts';
+import type { Repositories } from '../../storage/repositories/index.ts';
 
 export interface Named {
   /** What to show: "Alex Morgan", "Operator (command line, root@vm)". */
@@ -20,10 +18,14 @@ export class NameBook {
   private orgs = new Map<string, string>();
 
   /** Loads, in two queries, the names of every user ID and ODS code given. */
-  static async load(q: Queryable, userIds: readonly string[], odsCodes: readonly string[] = []): Promise<NameBook> {
+  static async load(
+    repos: Repositories,
+    userIds: readonly string[],
+    odsCodes: readonly string[] = [],
+  ): Promise<NameBook> {
     const book = new NameBook();
-    book.people = await displayNames(q, userIds);
-    book.orgs = await organisationNames(q, odsCodes);
+    book.people = await repos.people.displayNames(userIds);
+    book.orgs = await repos.organisations.organisationNames(odsCodes);
     return book;
   }
 

@@ -10,7 +10,6 @@ import { getOrganisation, saveOrganisation } from '../../services/organisations.
 import { withDone } from './banners.ts';
 import { type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, list, text } from './forms.ts';
 import { param, type RaCaller, raPage, renderRa } from './guard.ts';
-import { childrenOf, positionsOf } from './queries.ts';
 
 const positionFields: FieldMap = (path) =>
   path === 'name'
@@ -65,7 +64,7 @@ export function registerRaOrganisations(app: FastifyInstance, deps: WebDeps): vo
     const mayCreate = isAllowed(caller.actor, 'position:create', { kind: 'organisation', odsCode: org.odsCode });
     // Adding an organisation within this one (a site, a ward, a practice): the policy's organisation:create here.
     const mayAddChild = isAllowed(caller.actor, 'organisation:create', { kind: 'organisation', odsCode: org.odsCode });
-    const catalogue = mayCreate ? await listCatalogue(deps.db) : null;
+    const catalogue = mayCreate ? await listCatalogue(deps.repos) : null;
     const chosenRoles = new Set(list(values, 'jobRoles'));
     const chosenActivities = new Set(list(values, 'activities'));
     return renderRa(
@@ -76,9 +75,9 @@ export function registerRaOrganisations(app: FastifyInstance, deps: WebDeps): vo
         title: `${org.name} (${org.odsCode})`,
         org: { ...org, type: org.type.replaceAll('_', ' ') },
         parent,
-        children: await childrenOf(deps.db, org.odsCode),
+        children: await deps.repos.organisations.childrenOf(org.odsCode),
         childValues: childValues ?? {},
-        positions: (await positionsOf(deps.db, org.odsCode)).map((p) => ({
+        positions: (await deps.repos.positions.positionsOf(org.odsCode)).map((p) => ({
           ...p,
           jobRoles: p.jobRoles.join(', '),
           activities: p.activities.join(', '),

@@ -6,7 +6,7 @@ import { type Person, type PersonStatus, personStatuses } from '../../domain/ide
 import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize, isAllowed, organisationsWhere, type Statement, type Target } from '../../domain/policy.ts';
 import type { WebDeps } from '../../http/deps.ts';
-import { findPosition, roleProfilesOf } from '../../services/access.ts';
+import { roleProfilesOf } from '../../services/access.ts';
 import { auditTrailOf } from '../../services/audit.ts';
 import { cardsOf } from '../../services/cards.ts';
 import { getPerson, type SearchQuery, type SearchSort, searchPeople, searchSorts } from '../../services/people.ts';
@@ -14,7 +14,6 @@ import { identityChecksOf, listRequests, personPhoto } from '../../services/ra.t
 import { profileTarget } from '../../services/targets.ts';
 import { totpAuthenticatorsOf } from '../../services/totp.ts';
 import { webauthnCredentialsOf } from '../../services/webauthn.ts';
-import { organisationsOfPeople } from '../../storage/people.ts';
 import { documentsView } from './documents.ts';
 import { dateField, type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, text } from './forms.ts';
 import { mayAnywhere, param, personTarget, type RaCaller, raPage, renderRa } from './guard.ts';
@@ -180,11 +179,8 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
         sort,
         withTotal: true,
       });
-      const orgsOf = await organisationsOfPeople(
-        deps.db,
-        page.people.map((p) => p.userId),
-      );
-      const names = await NameBook.load(deps.db, [], [...orgsOf.values()].flat());
+      const orgsOf = await deps.repos.people.organisationsOfPeople(page.people.map((p) => p.userId));
+      const names = await NameBook.load(deps.repos, [], [...orgsOf.values()].flat());
       const sortLink = (column: 'name' | 'dob') => {
         const next = sort === column ? `${column}_desc` : column;
         return {
@@ -232,10 +228,10 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
       (x) => x.userId === userId,
     );
     const rawHistory = may('audit:read')
-      ? (await auditTrailOf(deps.db, 'person', userId)).reverse().slice(0, 100)
+      ? (await auditTrailOf(deps.repos, 'person', userId)).reverse().slice(0, 100)
       : null;
     const names = await NameBook.load(
-      deps.db,
+      deps.repos,
       [
         ...rawChecks.map((c) => c.checkedBy),
         ...rawPending.map((r) => r.requestedBy),
@@ -255,10 +251,10 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
 
     const profiles = [];
     for (const rp of rawProfiles) {
-      const position = await findPosition(deps.db, rp.positionId);
+      const position = await deps.repos.positions.findPosition(rp.positionId);
       const live = rp.status === 'active' && (rp.endDate === null || rp.endDate >= today);
-      const t = live ? await profileTarget(deps.db, deps.clock, rp) : null;
-      const tDates = live ? await profileTarget(deps.db, deps.clock, rp, true) : null;
+      const t = live ? await profileTarget(deps.repos, deps.clock, rp) : null;
+      const tDates = live ? await profileTarget(deps.repos, deps.clock, rp, true) : null;
       profiles.push({
         personRoleId: rp.personRoleId,
         positionName: position?.name ?? rp.positionId,
@@ -280,7 +276,7 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
       });
     }
 
-    const cards = (await cardsOf(deps.db, userId)).map((c) => ({
+    const cards = (await cardsOf(deps.repos, userId)).map((c) => ({
       cardId: c.cardId,
       kind: c.kind === 'virtual' ? 'Virtual smartcard' : 'Smartcard',
       status: c.status,
@@ -318,7 +314,7 @@ export function registerRaPeople(app: FastifyInstance, deps: WebDeps): void {
 
     const pending = [];
     for (const r of rawPending) {
-      const position = await findPosition(deps.db, r.positionId);
+      const position = await deps.repos.positions.findPosition(r.positionId);
       pending.push({
         requestId: r.requestId,
         positionName: position?.name ?? r.positionId,

@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../domain/errors.ts';
 import type { WebDeps } from '../../http/deps.ts';
-import { findPosition, roleProfilesOf } from '../../services/access.ts';
+import { roleProfilesOf } from '../../services/access.ts';
 import { changeRoleDates, endPosition } from '../../services/ra.ts';
 import { withDone } from './banners.ts';
 import { confirmPage, reasonField } from './confirm.ts';
@@ -30,7 +30,7 @@ export function registerRaProfiles(app: FastifyInstance, deps: WebDeps): void {
       (p) => p.personRoleId === param(req, 'personRoleId'),
     );
     if (!profile) throw new AppError('role_profile.not_found');
-    const position = await findPosition(deps.db, profile.positionId);
+    const position = await deps.repos.positions.findPosition(profile.positionId);
     return { person, profile, positionName: position?.name ?? profile.positionId };
   }
 

@@ -22,7 +22,6 @@ import {
 import { dateField, type FieldMap, FormErrors, type FormValues, formErrorsFrom, formValues, text } from './forms.ts';
 import { mayAnywhere, type RaCaller, raPage, renderRa } from './guard.ts';
 import { dateTime, dayName, statusColours } from './labels.ts';
-import { organisationNames } from './queries.ts';
 
 /** At most this many rows in one report export; the file's last line says when it was cut. */
 export const REPORT_EXPORT_LIMIT = 50_000;
@@ -131,7 +130,7 @@ export function registerRaReports(app: FastifyInstance, deps: WebDeps): void {
   async function organisationOptions(caller: RaCaller) {
     const orgs = organisationsWhere(caller.actor, 'report:view');
     if (orgs === 'all') return null;
-    const names = await organisationNames(deps.db, orgs);
+    const names = await deps.repos.organisations.organisationNames(orgs);
     return [
       { value: '', text: 'All your organisations' },
       ...[...orgs].sort().map((o) => ({ value: o, text: `${names.get(o) ?? o} (${o})` })),

@@ -9,7 +9,6 @@ import type { Position } from '../../domain/access/role-profile.ts';
 import { AppError } from '../../domain/errors.ts';
 import { isAllowed, type Target } from '../../domain/policy.ts';
 import type { WebDeps } from '../../http/deps.ts';
-import { findPosition } from '../../services/access.ts';
 import { findOrganisation } from '../../services/organisations.ts';
 import {
   type AccessRequest,
@@ -20,7 +19,6 @@ import {
   withdrawRequest,
 } from '../../services/ra.ts';
 import { positionTarget, requestTarget } from '../../services/targets.ts';
-import { findPersonByUserId } from '../../storage/people.ts';
 import { withDone } from './banners.ts';
 import { FormErrors, type FormValues, formErrorsFrom, formValues, optional, text } from './forms.ts';
 import { mayAnywhere, param, type RaCaller, raPage, renderRa } from './guard.ts';
@@ -34,13 +32,14 @@ export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
   async function rows(requests: AccessRequest[]) {
     const positions = new Map<string, Position | undefined>();
     const names = await NameBook.load(
-      deps.db,
+      deps.repos,
       requests.flatMap((r) => [r.userId, r.requestedBy]),
       requests.map((r) => r.odsCode),
     );
     const out = [];
     for (const r of requests) {
-      if (!positions.has(r.positionId)) positions.set(r.positionId, await findPosition(deps.db, r.positionId));
+      if (!positions.has(r.positionId))
+        positions.set(r.positionId, await deps.repos.positions.findPosition(r.positionId));
       out.push({
         requestId: r.requestId,
         userId: r.userId,
@@ -86,12 +85,12 @@ export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
     errors?: FormErrors,
   ) {
     const r = await getRequest(caller.ctx, param(req, 'requestId'));
-    const position = await findPosition(deps.db, r.positionId);
-    const person = await findPersonByUserId(deps.db, r.userId);
-    const org = await findOrganisation(deps.db, r.odsCode);
+    const position = await deps.repos.positions.findPosition(r.positionId);
+    const person = await deps.repos.people.findPersonByUserId(r.userId);
+    const org = await findOrganisation(deps.repos, r.odsCode);
     const pending = r.status === 'pending' && r.expiresAt > deps.clock.now().toISOString() && position !== undefined;
-    const decision: Target | null = pending ? await requestTarget(deps.db, deps.clock, r, position) : null;
-    const asking: Target | null = pending ? await positionTarget(deps.db, deps.clock, r.userId, position) : null;
+    const decision: Target | null = pending ? await requestTarget(deps.repos, deps.clock, r, position) : null;
+    const asking: Target | null = pending ? await positionTarget(deps.repos, deps.clock, r.userId, position) : null;
     const mayDecide = decision !== null && isAllowed(caller.actor, 'request:approve', decision);
     const mayWithdraw =
       decision !== null &&
@@ -99,7 +98,7 @@ export function registerRaRequests(app: FastifyInstance, deps: WebDeps): void {
         ? isAllowed(caller.actor, 'request:create', asking!)
         : isAllowed(caller.actor, 'request:approve', decision));
     const names = await NameBook.load(
-      deps.db,
+      deps.repos,
       [r.requestedBy, ...(r.decidedBy ? [r.decidedBy] : []), ...r.history.map((h) => h.changedBy)],
       [],
     );

@@ -1,7 +1,7 @@
 import { raRolesOf } from '../../domain/policy.ts';
 import { type SignedInAs, signedInAs } from '../../http/signed-in.ts';
 import { effectiveRoles } from '../../services/access.ts';
-import type { Queryable } from '../../storage/database.ts';
+import type { Repositories } from '../../storage/repositories/index.ts';
 import { roleNames } from './labels.ts';
 
 export type { SignedInAs } from '../../http/signed-in.ts';
@@ -10,10 +10,10 @@ export type { SignedInAs } from '../../http/signed-in.ts';
  * The console header's "who and as what": the RA's name, and the RA role of their first role profile that gives one,
  * with its organisation ("RA Manager, Demo Teaching Hospitals NHS Trust (RR8)"), plus how many more they hold.
  */
-export async function signedInAsRa(q: Queryable, userId: string, at: Date): Promise<SignedInAs> {
-  const who = await signedInAs(q, userId);
+export async function signedInAsRa(repos: Repositories, userId: string, at: Date): Promise<SignedInAs> {
+  const who = await signedInAs(repos, userId);
   const acting: string[] = [];
-  for (const r of await effectiveRoles(q, userId, at)) {
+  for (const r of await effectiveRoles(repos, userId, at)) {
     const roles = raRolesOf({
       kind: 'person',
       id: userId,

@@ -1,8 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { AppError } from '../../domain/errors.ts';
-import type { Queryable } from '../../storage/database.ts';
 import type { CardRow } from '../../storage/repositories/cards.ts';
-import { type Repositories, reposOf } from '../../storage/repositories/index.ts';
+import type { Repositories } from '../../storage/repositories/index.ts';
 import type { ServiceContext } from '../context.ts';
 import { hashToken } from '../sessions.ts';
 
@@ -58,14 +57,14 @@ export function fromRow(r: CardRow): Card {
   };
 }
 
-export async function getCard(q: Queryable | Repositories, cardId: string): Promise<Card> {
-  const row = await reposOf(q).cards.findCard(cardId);
+export async function getCard(repos: Repositories, cardId: string): Promise<Card> {
+  const row = await repos.cards.findCard(cardId);
   if (!row) throw new AppError('card.not_found');
   return fromRow(row);
 }
 
-export async function cardsOf(q: Queryable | Repositories, userId: string): Promise<Card[]> {
-  return (await reposOf(q).cards.cardsOfPerson(userId)).map(fromRow);
+export async function cardsOf(repos: Repositories, userId: string): Promise<Card[]> {
+  return (await repos.cards.cardsOfPerson(userId)).map(fromRow);
 }
 
 export function newCardId(): string {

@@ -3,8 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../../domain/errors.ts';
 import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize } from '../../domain/policy.ts';
-import type { Queryable } from '../../storage/database.ts';
-import { type Repositories, reposOf } from '../../storage/repositories/index.ts';
+import type { Repositories } from '../../storage/repositories/index.ts';
 import { appendAudit } from '../audit.ts';
 import { revokeCertificate } from '../certificates.ts';
 import type { ServiceContext } from '../context.ts';
@@ -147,13 +146,12 @@ export async function cancelCard(
 }
 
 export async function cancelCardIn(
-  q: Queryable | Repositories,
+  tx: Repositories,
   ctx: ServiceContext,
   cardId: string,
   reason: CancelReason,
   note: string | null = null,
 ): Promise<Card> {
-  const tx = reposOf(q);
   const card = await tx.cards.lockCard(cardId);
   if (!card) throw new AppError('card.not_found');
   authorize(ctx.actor, 'card:cancel', await personTarget(tx, ctx.clock, card.user_id));

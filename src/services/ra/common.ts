@@ -9,8 +9,7 @@ import { duplicateNameKey, normaliseName } from '../../domain/identity/names.ts'
 import type { IdentityAssuranceLevel, NewPerson, Person } from '../../domain/identity/person.ts';
 import type { CheckedPhoto } from '../../domain/identity/photo.ts';
 import { isNationalId, nationalIdFromSequence } from '../../domain/identity/user-id.ts';
-import type { Queryable } from '../../storage/database.ts';
-import { type Repositories, reposOf } from '../../storage/repositories/index.ts';
+import type { Repositories } from '../../storage/repositories/index.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
 import { auditRefusal, isRefusal, wasAudited } from '../refusals.ts';
@@ -57,21 +56,21 @@ export function requireUserId(value: unknown): string {
   return value;
 }
 
-export async function lockPerson(tx: Queryable | Repositories, userId: string): Promise<Person> {
-  const person = await reposOf(tx).people.findPersonByUserId(userId, true);
+export async function lockPerson(tx: Repositories, userId: string): Promise<Person> {
+  const person = await tx.people.findPersonByUserId(userId, true);
   if (!person) throw new AppError('person.not_found');
   return person;
 }
 
 export async function storePhoto(
-  tx: Queryable | Repositories,
+  tx: Repositories,
   ctx: Pick<ServiceContext, 'clock'>,
   photo: CheckedPhoto,
   purpose: 'portrait' | 'selfie' | 'document',
   userId: string | null,
 ): Promise<string> {
   const photoId = randomUUID();
-  await reposOf(tx).photos.insertPhoto({ photoId, userId, purpose, photo }, ctx.clock.now());
+  await tx.photos.insertPhoto({ photoId, userId, purpose, photo }, ctx.clock.now());
   return photoId;
 }
 
@@ -84,11 +83,10 @@ export function identityKeys(p: Pick<NewPerson, 'niNumber' | 'familyName' | 'giv
  * Takes the same transaction-scoped advisory locks as people.registerPerson, so a registration here and one there of
  * the same person serialise, and the duplicate check that follows sees the other's row.
  */
-export async function lockIdentity(tx: Queryable | Repositories, keys: ReturnType<typeof identityKeys>): Promise<void> {
-  const repos = reposOf(tx);
+export async function lockIdentity(tx: Repositories, keys: ReturnType<typeof identityKeys>): Promise<void> {
   const lock = async (key: string) => {
     const digest = createHash('sha256').update(key).digest();
-    await repos.people.lockForTransaction(digest.readBigInt64BE(0).toString());
+    await tx.people.lockForTransaction(digest.readBigInt64BE(0).toString());
   };
   await lock(`${keys.familyKey}|${keys.givenKey}|${keys.dateOfBirth}`);
   if (keys.niNumber) await lock(`ni|${keys.niNumber}`);
@@ -96,7 +94,7 @@ export async function lockIdentity(tx: Queryable | Repositories, keys: ReturnTyp
 
 /** Inserts a new person (after the caller's duplicate check, under lockIdentity) and audits it. */
 export async function insertNewPerson(
-  tx: Queryable | Repositories,
+  tx: Repositories,
   ctx: ServiceContext,
   p: NewPerson,
   level: IdentityAssuranceLevel,
@@ -104,9 +102,8 @@ export async function insertNewPerson(
   confirmedDifferentFrom: readonly string[],
 ): Promise<Person> {
   const keys = identityKeys(p);
-  const repos = reposOf(tx);
-  const userId = nationalIdFromSequence(await repos.people.nextNationalIdSequence('user_id_seq'));
-  const person = await repos.people.insertPerson({
+  const userId = nationalIdFromSequence(await tx.people.nextNationalIdSequence('user_id_seq'));
+  const person = await tx.people.insertPerson({
     ...p,
     identityAssuranceLevel: level,
     photoRef,
@@ -117,7 +114,7 @@ export async function insertNewPerson(
     at: ctx.clock.now(),
   });
   const { createdAt: _c, updatedAt: _u, ...view } = person;
-  await appendAudit(repos, ctx, {
+  await appendAudit(tx, ctx, {
     action: 'person.registered',
     targetType: 'person',
     targetId: userId,
@@ -133,7 +130,7 @@ export async function insertNewPerson(
  * their person-organisation link on first use. The caller has locked the person and checked the policy.
  */
 export async function insertRoleProfile(
-  tx: Queryable | Repositories,
+  tx: Repositories,
   ctx: ServiceContext,
   person: Person,
   position: Position,
@@ -141,14 +138,13 @@ export async function insertRoleProfile(
 ): Promise<RoleProfile> {
   if (person.status !== 'active') throw new AppError('role_profile.person_inactive', { status: person.status });
   const now = ctx.clock.now();
-  const repos = reposOf(tx);
-  let personOrgId = await repos.roleProfiles.personOrgIdOf(person.userId, position.odsCode);
+  let personOrgId = await tx.roleProfiles.personOrgIdOf(person.userId, position.odsCode);
   if (!personOrgId) {
-    personOrgId = nationalIdFromSequence(await repos.people.nextNationalIdSequence('person_orgid_seq'));
-    await repos.roleProfiles.insertPersonOrg({ personOrgId, userId: person.userId, odsCode: position.odsCode }, now);
+    personOrgId = nationalIdFromSequence(await tx.people.nextNationalIdSequence('person_orgid_seq'));
+    await tx.roleProfiles.insertPersonOrg({ personOrgId, userId: person.userId, odsCode: position.odsCode }, now);
   }
-  const personRoleId = nationalIdFromSequence(await repos.people.nextNationalIdSequence('person_roleid_seq'));
-  await repos.roleProfiles.insertRoleProfile(
+  const personRoleId = nationalIdFromSequence(await tx.people.nextNationalIdSequence('person_roleid_seq'));
+  await tx.roleProfiles.insertRoleProfile(
     {
       personRoleId,
       userId: person.userId,
@@ -169,7 +165,7 @@ export async function insertRoleProfile(
     endDate: dates.endDate,
     status: 'active',
   };
-  await appendAudit(repos, ctx, {
+  await appendAudit(tx, ctx, {
     action: 'role_profile.assigned',
     targetType: 'person',
     targetId: person.userId,

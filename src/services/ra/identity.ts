@@ -16,9 +16,9 @@ import { type CheckedPhoto, checkPhoto, photoBytesFromBase64 } from '../../domai
 import { isNationalId } from '../../domain/identity/user-id.ts';
 import { authorize } from '../../domain/policy.ts';
 import { optionalText } from '../../domain/text.ts';
-import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode, type Queryable } from '../../storage/database.ts';
+import { PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode } from '../../storage/database.ts';
 import type { CheckMethod, IdentityCheck } from '../../storage/repositories/identity-checks.ts';
-import { type Repositories, reposOf } from '../../storage/repositories/index.ts';
+import type { Repositories } from '../../storage/repositories/index.ts';
 import { appendAudit } from '../audit.ts';
 import type { ServiceContext } from '../context.ts';
 import { validateNewPerson } from '../people.ts';
@@ -90,12 +90,11 @@ interface CheckRecord {
  * remote check after a face-to-face one leaves level 3). Audited with the documents' types, never their numbers.
  */
 export async function recordIdentityCheck(
-  into: Queryable | Repositories,
+  tx: Repositories,
   ctx: ServiceContext,
   person: Person,
   c: CheckRecord,
 ): Promise<{ person: Person; check: IdentityCheck }> {
-  const tx = reposOf(into);
   const level: 2 | 3 = c.method === 'face_to_face' ? 3 : 2;
   const checkId = await tx.identityChecks.insertIdentityCheck(
     {
@@ -162,7 +161,7 @@ export interface Resolution {
  * created. The same NI number is never "someone else": NI numbers are unique.
  */
 export async function resolveDuplicates(
-  tx: Queryable | Repositories,
+  tx: Repositories,
   ctx: ServiceContext,
   p: NewPerson,
   resolution: Resolution,
@@ -182,7 +181,7 @@ export async function resolveDuplicates(
     }
     return { existing };
   }
-  const candidates = await reposOf(tx).people.findDuplicateCandidates(keys);
+  const candidates = await tx.people.findDuplicateCandidates(keys);
   const sameNi = candidates.filter((c) => p.niNumber && c.niNumber === p.niNumber);
   if (sameNi.length > 0) {
     throw new AppError('person.duplicate', { reason: 'ni_number', candidates: sameNi.map((c) => c.userId) });

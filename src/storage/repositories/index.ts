@@ -134,11 +134,3 @@ export function repositoriesOn(q: Queryable): Repositories {
 export function unitOfWork(db: Database): <T>(fn: (tx: Repositories) => Promise<T>) => Promise<T> {
   return (fn) => db.transaction((tx) => fn(repositoriesOn(tx)));
 }
-
-/**
- * TRANSITIONAL (issue 16): a function that is given either a raw handle (callers not moved yet) or repositories
- * (moved ones) gets repositories. Removed once no caller passes a handle.
- */
-export function reposOf(q: Queryable | Repositories): Repositories {
-  return 'handle' in q ? q : repositoriesOn(q);
-}

@@ -17,14 +17,24 @@
  * when it uses PostgreSQL), and as a ratio to OpenCIS's smartcard sign-in. Prints tables; writes
  * bench/results/side-by-side-<time>.json.
  *
+ * After each measurement, SBS_STEP_FLOWS flows (default 200) run with one caller, and the server CPU of each of their
+ * HTTP requests is read from /proc (bench/side-by-side/profile.ts): the per-step tables, and the token + userinfo
+ * ratio to the bare provider. Ratios to the bare provider are printed against issue 20's floors.
+ *
+ * BENCH_PROFILE=1: each server runs with the V8 inspector on loopback and each measurement is CPU-profiled; the kinds
+ * of work are printed, and everything goes to bench/results/profile-<time>.json — a profiled run is slower, so its
+ * figures never go where the side-by-side figures are read.
+ *
  * Settings: SBS_SECONDS (per measurement, default 15, ≤ 60), SBS_CONCURRENCY (callers, 8), SBS_MAX_OPS (5000),
- * SBS_PORT (3400: OpenCIS on 3401, the bare provider on 3410, Glewlwyd on 3420).
+ * SBS_STEP_FLOWS (200), SBS_PORT (3400: OpenCIS on 3401, the bare provider on 3410, Glewlwyd on 3420; inspectors on
+ * 3450 and 3451).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { DEFAULT_DATABASE_URL, startCluster } from '../../scripts/cluster/cluster.ts';
 import { createSealer } from '../../src/secrets/sealer.ts';
 import { systemClock } from '../../src/services/context.ts';
@@ -40,6 +50,7 @@ import { save } from '../load/run.ts';
 import { wholeNumber } from '../load/target.ts';
 import { BARE_REDIRECT_URI } from './bare-provider.ts';
 import { glewlwydMissing, glewlwydSignIn, startGlewlwyd } from './glewlwyd.ts';
+import { Inspector, KINDS, type KindTable, kindsOf, StepMeter } from './profile.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const out = (line = '') => process.stdout.write(`${line}\n`);
@@ -49,7 +60,12 @@ const settings = {
   concurrency: wholeNumber('SBS_CONCURRENCY', 8, 1, 256),
   maxOps: wholeNumber('SBS_MAX_OPS', 5_000, 10, 100_000),
   port: wholeNumber('SBS_PORT', 3400, 1024, 65_000),
+  stepFlows: wholeNumber('SBS_STEP_FLOWS', 200, 0, 10_000),
+  profile: process.env.BENCH_PROFILE === '1',
 };
+
+/** Issue 20's floors, as flows per server CPU-second relative to the bare provider in the same run. */
+const FLOORS = { smartcard: 0.4, sso: 0.6, tokenUserinfo: 0.5 };
 
 interface Row {
   server: string;
@@ -62,6 +78,10 @@ interface Row {
   cpuMsPerFlow: number;
   rssMiB: number | null;
   detail: string;
+  /** Server CPU ms per HTTP request of the flow, one caller. */
+  steps: { step: string; count: number; cpuMs: number }[];
+  /** Where the CPU went (BENCH_PROFILE=1). */
+  kinds: KindTable | null;
 }
 
 async function measure(
@@ -70,28 +90,57 @@ async function measure(
   requests: number,
   node: NodeInfo,
   run: () => Promise<void>,
-  options: { databaseUrl?: string; detail: string; callers?: number },
+  options: {
+    databaseUrl?: string;
+    detail: string;
+    callers?: number;
+    inspector?: Inspector | null;
+    /** Meters each step of `run` (the flow's HTTP requests go through it while set). */
+    meterSteps?: (meter: StepMeter | null) => void;
+    backendPids?: () => Promise<number[]>;
+  },
 ): Promise<Row> {
   const callers = options.callers ?? settings.concurrency;
   for (let i = 0; i < 10; i++) await run(); // warm-up
-  const result = await drive({
-    mode: 'closed',
-    seconds: settings.seconds,
-    maxOps: settings.maxOps,
-    concurrency: callers,
-    ops: [
-      {
-        kind: flow,
-        rate: () => 1,
-        run: async () => {
-          await run();
-          return flow;
+  const driven = () =>
+    drive({
+      mode: 'closed',
+      seconds: settings.seconds,
+      maxOps: settings.maxOps,
+      concurrency: callers,
+      ops: [
+        {
+          kind: flow,
+          rate: () => 1,
+          run: async () => {
+            await run();
+            return flow;
+          },
         },
-      },
-    ],
-    nodes: [node],
-    databaseUrl: options.databaseUrl,
-  });
+      ],
+      nodes: [node],
+      databaseUrl: options.databaseUrl,
+    });
+  let kinds: KindTable | null = null;
+  let result: RunResult;
+  if (options.inspector) {
+    const profiled = await options.inspector.profile(driven);
+    result = profiled.out;
+    kinds = kindsOf(profiled.profile);
+  } else {
+    result = await driven();
+  }
+  let steps: Row['steps'] = [];
+  if (options.meterSteps && settings.stepFlows > 0) {
+    const meter = new StepMeter(node.pid, (await options.backendPids?.()) ?? []);
+    options.meterSteps(meter);
+    try {
+      for (let i = 0; i < settings.stepFlows; i++) await run();
+    } finally {
+      options.meterSteps(null);
+    }
+    steps = meter.table();
+  }
   const ok = result.recorder.totalOk;
   const cpu = (result.cpu.nodes[node.name] ?? 0) + (result.cpu.postgres ?? 0);
   const s = result.recorder.summary(result.seconds).find((x) => x.op === flow);
@@ -106,6 +155,8 @@ async function measure(
     cpuMsPerFlow: (cpu * 1000) / Math.max(ok, 1),
     rssMiB: result.rss[node.name]?.end ?? null,
     detail: options.detail,
+    steps,
+    kinds,
   };
   out(
     `  ${server} — ${flow}: ${ok} flows in ${result.seconds.toFixed(1)} s, ${fmt(row.flowsPerSecond)}/s, ` +
@@ -116,7 +167,16 @@ async function measure(
 }
 
 /** A relying party's code flow on a provider whose interaction finishes by itself (follows redirects to the code). */
-async function bareSignIn(http: HttpClient, base: string, clientId: string, basic: string): Promise<void> {
+type Around = <T>(step: string, run: () => Promise<T>) => Promise<T>;
+const direct: Around = (_step, run) => run();
+
+async function bareSignIn(
+  http: HttpClient,
+  base: string,
+  clientId: string,
+  basic: string,
+  around: Around = direct,
+): Promise<void> {
   const jar = new Jar();
   const verifier = randomBytes(32).toString('base64url');
   const query = new URLSearchParams({
@@ -131,7 +191,9 @@ async function bareSignIn(http: HttpClient, base: string, clientId: string, basi
   });
   let url = `${base}/auth?${query}`;
   for (let hops = 0; hops < 6 && !url.startsWith(BARE_REDIRECT_URI); hops++) {
-    const res = await http.request(url, 'GET', { cookie: jar.header() });
+    const path = new URL(url).pathname;
+    const step = path === '/auth' ? 'authorize' : path.startsWith('/interaction/') ? 'interaction' : 'resume';
+    const res = await around(step, () => http.request(url, 'GET', { cookie: jar.header() }));
     jar.absorb(res);
     if (res.status < 300 || res.status >= 400 || !res.headers.location)
       throw new HttpError('bare', res.status, res.body);
@@ -140,25 +202,28 @@ async function bareSignIn(http: HttpClient, base: string, clientId: string, basi
   }
   const code = new URL(url).searchParams.get('code');
   if (!code) throw new Error(`bare: no code (${url})`);
-  const token = await http.request(
-    `${base}/token`,
-    'POST',
-    { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
-    new URLSearchParams({
-      grant_type: 'authorization_code',
-      code,
-      redirect_uri: BARE_REDIRECT_URI,
-      code_verifier: verifier,
-    }).toString(),
+  const token = await around('token (code)', () =>
+    http.request(
+      `${base}/token`,
+      'POST',
+      { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+      new URLSearchParams({
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: BARE_REDIRECT_URI,
+        code_verifier: verifier,
+      }).toString(),
+    ),
   );
   if (token.status !== 200) throw new HttpError('bare token', token.status, token.body);
   const { access_token: access } = JSON.parse(token.body) as { access_token: string };
-  const info = await http.request(`${base}/me`, 'GET', { authorization: `Bearer ${access}` });
+  const info = await around('userinfo', () => http.request(`${base}/me`, 'GET', { authorization: `Bearer ${access}` }));
   if (info.status !== 200) throw new HttpError('bare userinfo', info.status, info.body);
 }
 
 async function startBare(port: number): Promise<{ proc: ChildProcess; base: string; clientId: string; basic: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'bare-provider.ts'), String(port)], {
+  const inspect = settings.profile ? [`--inspect=127.0.0.1:${settings.port + 51}`] : [];
+  const proc = spawn(process.execPath, [...inspect, '--import', 'tsx', join(HERE, 'bare-provider.ts'), String(port)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const ready = await new Promise<{ issuer: string; clientId: string; clientSecret: string }>((resolve, reject) => {
@@ -178,6 +243,21 @@ async function startBare(port: number): Promise<{ proc: ChildProcess; base: stri
   };
 }
 
+/** The PostgreSQL backends of a node's pool (by application_name), whose CPU counts as the server's. */
+async function backendsOf(databaseUrl: string, applicationName: string): Promise<number[]> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+      [applicationName],
+    );
+    return rows.map((r) => r.pid);
+  } finally {
+    await client.end();
+  }
+}
+
 async function main(): Promise<void> {
   out(
     `Side by side: ${settings.concurrency} callers, ≤ ${settings.seconds} s and ≤ ${settings.maxOps} flows per measurement; ` +
@@ -189,6 +269,10 @@ async function main(): Promise<void> {
 
   // ---- OpenCIS: one node on PostgreSQL + Redis
   out('\nOpenCIS (one node, PostgreSQL + Redis)…');
+  if (settings.profile) {
+    out('BENCH_PROFILE=1: servers run with the V8 inspector and are profiled; these figures are not the benchmark.');
+    process.env.CLUSTER_NODE_ARGS = `${process.env.CLUSTER_NODE_ARGS ?? ''} --inspect=127.0.0.1:${settings.port + 50}`;
+  }
   const cluster = await startCluster({
     nodes: 1,
     basePort: settings.port,
@@ -210,6 +294,14 @@ async function main(): Promise<void> {
       raStaff: 1,
     });
     const flows = new Flows(http, await Flows.discover(http, node.url, population), population);
+    const inspector = settings.profile ? await Inspector.connect(settings.port + 50) : null;
+    const metering = {
+      inspector,
+      meterSteps: (meter: StepMeter | null) => {
+        flows.around = meter ? (step, run) => meter.around(step, run) : (_step, run) => run();
+      },
+      backendPids: () => backendsOf(cluster.databaseUrl, node.applicationName),
+    };
     rows.push(
       await measure(
         'OpenCIS',
@@ -219,7 +311,7 @@ async function main(): Promise<void> {
         async () => {
           await flows.signIn('card');
         },
-        { databaseUrl: cluster.databaseUrl, detail: 'one node, PostgreSQL 15 + Redis 7' },
+        { databaseUrl: cluster.databaseUrl, detail: 'one node, PostgreSQL 15 + Redis 7', ...metering },
       ),
     );
     // Web sessions made beforehand (as a smartcard sign-in ends), for the protocol-only flow.
@@ -257,9 +349,10 @@ async function main(): Promise<void> {
           const t = await flows.withWebSession(sessions[n++ % sessions.length]!);
           await flows.userinfo(t.accessToken);
         },
-        { databaseUrl: cluster.databaseUrl, detail: 'one node, PostgreSQL 15 + Redis 7' },
+        { databaseUrl: cluster.databaseUrl, detail: 'one node, PostgreSQL 15 + Redis 7', ...metering },
       ),
     );
+    inspector?.close();
   } finally {
     await cluster.stop();
   }
@@ -268,16 +361,25 @@ async function main(): Promise<void> {
   out('\nBare oidc-provider…');
   const bare = await startBare(settings.port + 10);
   try {
+    const inspector = settings.profile ? await Inspector.connect(settings.port + 51) : null;
+    let around: Around = direct;
     rows.push(
       await measure(
         'bare oidc-provider',
         'no authentication (interaction finishes at once) + code + token + userinfo',
         5,
         { name: 'bare', pid: bare.proc.pid ?? null, applicationName: 'none' },
-        () => bareSignIn(http, bare.base, bare.clientId, bare.basic),
-        { detail: 'oidc-provider 9, in-process Map store' },
+        () => bareSignIn(http, bare.base, bare.clientId, bare.basic, around),
+        {
+          detail: 'oidc-provider 9, in-process Map store',
+          inspector,
+          meterSteps: (meter) => {
+            around = meter ? (step, run) => meter.around(step, run) : direct;
+          },
+        },
       ),
     );
+    inspector?.close();
   } finally {
     const exited = new Promise<void>((r) => bare.proc.once('exit', () => r()));
     bare.proc.kill('SIGTERM');
@@ -346,6 +448,8 @@ async function main(): Promise<void> {
   http.close();
 
   const reference = rows[0]!;
+  const bareRow = rows.find((r) => r.server === 'bare oidc-provider') ?? null;
+  const xBare = (r: Row) => (bareRow ? r.perCpuSecond / bareRow.perCpuSecond : Number.NaN);
   out('\n');
   out(
     table(
@@ -363,6 +467,7 @@ async function main(): Promise<void> {
         'p95 ms',
         'RSS MiB',
         '× OpenCIS (CPU-s)',
+        '× bare (CPU-s)',
       ],
       rows.map((r) => {
         const s = r.result.recorder.summary(r.result.seconds).find((x) => x.op === r.flow);
@@ -380,6 +485,7 @@ async function main(): Promise<void> {
           fmt(s?.p95 ?? Number.NaN),
           r.rssMiB === null ? '-' : fmt(r.rssMiB, 0),
           fmt(r.perCpuSecond / reference.perCpuSecond, 2),
+          fmt(xBare(r), 2),
         ];
       }),
       3,
@@ -392,7 +498,91 @@ async function main(): Promise<void> {
       `machine one after the other, the load generator beside them.`,
   );
   for (const n of notes) out(n);
-  const file = save('side-by-side', {
+
+  // ---- ratios to the bare provider (issue 20's floors), per step, and (profiled) per kind of work
+  const stepMs = (r: Row | null | undefined, names: string[]) =>
+    r ? names.reduce((sum, n) => sum + (r.steps.find((s) => s.step === n)?.cpuMs ?? Number.NaN), 0) : Number.NaN;
+  const sso = rows.find((r) => r.flow.startsWith('web session'));
+  const tokenUserinfo = ['token (code)', 'userinfo'];
+  const ratios = [
+    { what: 'smartcard sign-in (AAL3) + code + token + userinfo', ratio: xBare(reference), floor: FLOORS.smartcard },
+    {
+      what: 'web session already there (SSO) + code + token + userinfo',
+      ratio: sso ? xBare(sso) : Number.NaN,
+      floor: FLOORS.sso,
+    },
+    {
+      what: 'token + userinfo (server CPU per step, one caller)',
+      ratio: stepMs(bareRow, tokenUserinfo) / stepMs(sso, tokenUserinfo),
+      floor: FLOORS.tokenUserinfo,
+    },
+  ];
+  out('\nRatios to the bare oidc-provider in this run (flows per server CPU-second; issue 20):');
+  out(
+    table(
+      ['flow', '× bare', 'floor', 'errors'],
+      ratios.map((x, i) => [
+        x.what,
+        fmt(x.ratio, 3),
+        `≥ ${x.floor}`,
+        i === 2 ? '-' : String((i === 0 ? reference : sso)?.result.recorder.totalErrors ?? '-'),
+      ]),
+      1,
+    ),
+  );
+  const stepped = rows.filter((r) => r.steps.length > 0);
+  if (stepped.length > 0) {
+    out(
+      `\nServer CPU per step, ms (mean of ${settings.stepFlows} flows, one caller; process threads + PostgreSQL backends):`,
+    );
+    for (const r of stepped) {
+      const total = r.steps.reduce((s, x) => s + x.cpuMs, 0);
+      out(`\n${r.server} — ${r.flow}: ${fmt(total, 2)} ms per flow`);
+      out(
+        table(
+          ['step', 'CPU ms', 'share'],
+          r.steps.map((s) => [s.step, fmt(s.cpuMs, 2), `${fmt((100 * s.cpuMs) / total, 0)}%`]),
+          1,
+        ),
+      );
+    }
+  }
+  const profiled = rows.filter((r) => r.kinds);
+  if (profiled.length > 0) {
+    out(
+      '\nWhere the CPU goes, by kind of work (V8 samples of the server process; its PostgreSQL backends not included):',
+    );
+    out(
+      table(
+        ['kind', ...profiled.map((r) => `${r.server}: ${r.flow.split(' + ')[0]}`)],
+        [
+          ...KINDS.map((k) => [
+            k,
+            ...profiled.map((r) => {
+              const all = Object.values(r.kinds!.ms).reduce((a, b) => a + b, 0);
+              return `${fmt((100 * r.kinds!.ms[k]) / all, 1)}%`;
+            }),
+          ]),
+          [
+            'audit writer on the stack (in the kinds above)',
+            ...profiled.map((r) => {
+              const all = Object.values(r.kinds!.ms).reduce((a, b) => a + b, 0);
+              return `${fmt((100 * r.kinds!.auditMs) / all, 1)}%`;
+            }),
+          ],
+        ],
+        1,
+      ),
+    );
+    for (const r of profiled) {
+      out(`\nMost self time — ${r.server}, ${r.flow}:`);
+      for (const t of r.kinds!.top.slice(0, 10)) out(`  ${fmt(t.ms, 0).padStart(7)} ms  ${t.frame}`);
+    }
+  }
+
+  const file = save(settings.profile ? 'profile' : 'side-by-side', {
+    profiled: settings.profile,
+    ratiosToBare: ratios,
     settings,
     notes,
     rows: rows.map((r) => ({
@@ -405,6 +595,9 @@ async function main(): Promise<void> {
       flowsPerServerCpuSecond: r.perCpuSecond,
       cpuMsPerFlow: r.cpuMsPerFlow,
       ratioToOpencis: r.perCpuSecond / reference.perCpuSecond,
+      ratioToBare: xBare(r),
+      steps: r.steps,
+      kinds: r.kinds,
       rssMiB: r.rssMiB,
       operations: r.result.recorder.summary(r.result.seconds),
       errors: r.result.recorder.errorReasons(),

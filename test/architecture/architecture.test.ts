@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { test } from 'node:test';
+import { sourceFiles } from '../support/sources.ts';
 
 /*
  * The shape of the tree (issue 16, docs/architecture.md), checked on every run: layers point one way, SQL lives only
@@ -9,16 +10,6 @@ import { test } from 'node:test';
  * what still breaks it, with the reason; a list only ever shrinks.
  */
 const SRC = resolve('src');
-
-function sourceFiles(dir = SRC): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...sourceFiles(path));
-    else if (name.endsWith('.ts')) out.push(path);
-  }
-  return out;
-}
 
 const files = sourceFiles();
 const rel = (path: string) => relative(SRC, path);

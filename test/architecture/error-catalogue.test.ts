@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { documentedTable, ERRORS_DOC, errorTable } from '../../scripts/error-table.ts';
@@ -11,18 +11,12 @@ import {
   raisedBy,
   serverErrorCodes,
 } from '../../src/domain/errors.ts';
+import { sourceFiles } from '../support/sources.ts';
 
 /*
  * One catalogue (src/domain/errors.ts) for the server and the card agent: every code raised anywhere in src/ is in
  * it, every code in it is in docs/errors.md, and who raises a code is who the catalogue says.
  */
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? sourceFiles(path) : path.endsWith('.ts') ? [path] : [];
-  });
-}
 
 const CODE = /^[a-z0-9_]+\.[a-z0-9_.]+$/;
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
 import { test } from 'node:test';
+import { sourceFiles } from '../support/sources.ts';
 
 /*
  * Issue 16, acceptance 4: one refusal path (deny → audit → error). A refusal is written to the audit trail by
@@ -10,14 +11,6 @@ import { test } from 'node:test';
  * hand-made "is this a refusal" test beside the one in refusals.ts.
  */
 const SRC = resolve('src');
-
-function sourceFiles(dir = SRC): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) return sourceFiles(path);
-    return name.endsWith('.ts') ? [path] : [];
-  });
-}
 
 const files = sourceFiles().map((f) => ({ path: relative(SRC, f), text: readFileSync(f, 'utf8') }));
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
 import { test } from 'node:test';
+import { sourceFiles } from '../support/sources.ts';
 
 /*
  * Services receive repositories (and a unit of work for transactions), never a raw handle (issue 16, acceptance 1).
@@ -10,16 +11,6 @@ import { test } from 'node:test';
  * database only to what builds a context or a unit of work from it. Each allow-list states its reason.
  */
 const SRC = resolve('src');
-
-function sourceFiles(dir = SRC): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...sourceFiles(path));
-    else if (name.endsWith('.ts')) out.push(path);
-  }
-  return out;
-}
 
 const rel = (path: string) => relative(SRC, path);
 const files = sourceFiles().map((f) => ({ file: rel(f), text: readFileSync(f, 'utf8') }));
